@@ -1,0 +1,162 @@
+# dualstack: plain GNU Makefile.
+#
+#   make              build the library (build/)
+#   make check        build, then run unit tests and shell suites
+#   make check SANITIZE=address,undefined
+#                     the same tests, built with sanitizers into build-san/
+#   make deps         install the Debian packages the build and tests need
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make V=1          show commands
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+
+SOMAJOR := 0
+SOVERSION := 0.1.0
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+# A sanitizer build never shares objects with the normal one.
+ifneq ($(strip $(SANITIZE)),)
+B := build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+else
+B := build
+SANFLAGS :=
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CARES_CFLAGS := $(shell pkg-config --cflags libcares 2>/dev/null)
+CARES_LIBS := $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
+              -fvisibility=hidden -fPIC -MMD -MP -Ilib $(CARES_CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
+
+# Each tests/lab/NAME.c is a standalone helper program (the test DNS server
+# and its query tool): $(B)/lab/NAME.
+LAB_SRCS := $(sort $(wildcard tests/lab/*.c))
+LAB_BINS := $(LAB_SRCS:tests/lab/%.c=$(B)/lab/%)
+
+SHARED := $(B)/libdualstack.so.$(SOVERSION)
+STATIC := $(B)/libdualstack.a
+PCFILE := $(B)/dualstack.pc
+
+DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
+             nftables clang libclang-rt-14-dev
+
+.PHONY: all check deps install uninstall clean fuzz
+.DEFAULT_GOAL := all
+
+all: $(SHARED) $(STATIC) $(PCFILE) $(LAB_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(SHARED): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libdualstack.so.$(SOMAJOR) -Wl,-z,defs \
+	  -o $@ $(LIB_OBJS) $(ALL_LDFLAGS) $(CARES_LIBS)
+	$(Q)ln -sf libdualstack.so.$(SOVERSION) $(B)/libdualstack.so.$(SOMAJOR)
+	$(Q)ln -sf libdualstack.so.$(SOMAJOR) $(B)/libdualstack.so
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS)
+
+$(PCFILE): Makefile
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+	  'includedir=$(INCDIR)' '' 'Name: dualstack' \
+	  'Description: dual-stack reactor, endpoints and Happy Eyeballs' \
+	  'Version: $(SOVERSION)' 'Libs: -L$${libdir} -ldualstack' \
+	  'Libs.private: $(CARES_LIBS)' 'Requires.private: libcares' \
+	  'Cflags: -I$${includedir}' > $@
+
+$(B)/lab/%: tests/lab/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+# The unit test binary links the library objects directly, so tests may
+# reach internal (hidden) functions.
+$(B)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(UNIT_OBJS) $(LIB_OBJS) $(ALL_LDFLAGS) $(CARES_LIBS) \
+	  -lpthread
+
+# check installs what is missing first (when root), then builds in a
+# sub-make, so the build sees the packages it needs.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all $(B)/tests/unit
+	$(Q)DS_BUILD=$(B) DS_SANITIZE="$(SANITIZE)" sh tests/check.sh
+
+# libFuzzer target for the address parser (clang, libclang-rt-14-dev).
+# FUZZ_SECONDS bounds the run; the corpus is copied so the repo stays clean.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+build/fuzz/fuzz_addr: tests/fuzz/fuzz_addr.c lib/addr.c lib/error.c lib/sys.c \
+                      lib/dualstack.h lib/internal.h
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Ilib \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -o $@ tests/fuzz/fuzz_addr.c lib/addr.c lib/error.c lib/sys.c
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory build/fuzz/fuzz_addr
+	$(Q)rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && \
+	  cp tests/fuzz/corpus/addr/* build/fuzz/corpus/
+	build/fuzz/fuzz_addr -max_total_time=$(FUZZ_SECONDS) -max_len=256 \
+	  build/fuzz/corpus
+
+deps:
+	$(Q)sh tests/deps.sh $(DEPS_PKGS)
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 lib/dualstack.h $(DESTDIR)$(INCDIR)/dualstack.h
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdualstack.so.$(SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOMAJOR)
+	ln -sf libdualstack.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdualstack.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/dualstack.h \
+	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOMAJOR) \
+	  $(DESTDIR)$(LIBDIR)/libdualstack.so $(DESTDIR)$(LIBDIR)/libdualstack.a \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

@@ -1,0 +1,379 @@
+/*! \file dualstack.h
+ * libdualstack: an epoll reactor and Twisted-style endpoints in which IPv6
+ * is first-class.
+ *
+ * Conventions, everywhere in this header:
+ * - Functions returning int return 0 (or a non-negative count) on success
+ *   and a negative errno, or a DS_E* code from the library's own range, on
+ *   failure. ds_strerror() and ds_err_name() describe either kind.
+ * - A call that returns an error never runs its callback; a callback never
+ *   runs inside the call that started the work.
+ * - Everything runs on the reactor's thread, except
+ *   ds_reactor_call_threadsafe().
+ * - Where a function takes `char *err, size_t errlen`, a failure also writes
+ *   a one-line explanation naming the bad part of the input there (err may
+ *   be NULL).
+ */
+#ifndef DUALSTACK_H
+#define DUALSTACK_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DS_API __attribute__((visibility("default")))
+
+/* ---------------------------------------------------------------- errors */
+
+/*! The library's own error range, below every errno value. Each entry is
+ * X(name, value, text). */
+#define DS_ERRNO_MAP(X)                                                        \
+  X(EBADADDR, -3000, "malformed address literal")                              \
+  X(ENEEDSCOPE, -3001, "link-local address needs a scope id")                  \
+  X(EFAMILY, -3002, "address family mismatch")                                 \
+  X(EHOSTNAME, -3003, "a host name is not accepted here")                      \
+  X(ENOTFOUND, -3010, "host name not found")                                   \
+  X(ENODATA, -3011, "host name has no address of the requested family")        \
+  X(ESERVFAIL, -3012, "DNS server failure")                                    \
+  X(EDNSTIMEOUT, -3013, "DNS query timed out")                                 \
+  X(EBADNAME, -3014, "malformed host name")                                    \
+  X(EDNS, -3015, "DNS resolution failed")                                      \
+  X(EALLFAILED, -3020, "every connection attempt failed")
+
+/*! Error codes of the library's own range. */
+enum ds_errno {
+#define DS__ERR_ENUM(name, val, text) DS_##name = (val),
+  DS_ERRNO_MAP(DS__ERR_ENUM)
+#undef DS__ERR_ENUM
+};
+
+/*! \return a static description of err (negative errno or DS_E* code);
+ * never NULL. */
+DS_API const char *ds_strerror(int err);
+
+/*! \return a static symbolic name of err ("ECONNREFUSED", "DS_ENOTFOUND");
+ * never NULL ("UNKNOWN" for unknown codes). */
+DS_API const char *ds_err_name(int err);
+
+/* ------------------------------------------------------------- addresses */
+
+/*! An address value: IPv4, or IPv6 as the IPv6 plan's 4-tuple (address,
+ * port, flow info, scope id). Plain data: copy it, compare it with
+ * ds_addr_compare(). All fields are in host byte order except `ip`, which
+ * holds the address bytes in network order. */
+typedef struct ds_addr {
+  int family;        /*!< AF_INET or AF_INET6; 0 means unset */
+  uint16_t port;     /*!< port, host byte order */
+  uint32_t flowinfo; /*!< IPv6 flow info (20 bits used); 0 for IPv4 */
+  uint32_t scope_id; /*!< IPv6 scope id (interface index); 0 for none */
+  union {
+    struct in_addr v4;
+    struct in6_addr v6;
+    uint8_t bytes[16];
+  } ip;
+} ds_addr;
+
+/*! Enough for any text ds_addr_format() writes, with the terminating NUL:
+ * "[" + 45 address characters + "%" + 15 interface characters + "]:65535". */
+#define DS_ADDR_STRLEN 72
+
+/*! Parses an address literal without a port: `192.0.2.1`, `2001:db8::1`,
+ * `::ffff:192.0.2.1`, `fe80::1%eth0`, `fe80::1%2`. IPv4 is exactly four
+ * decimal parts 0-255. A scope naming an interface that does not exist is
+ * -ENODEV (with the name in err), never a silent 0.
+ * \param[out] out  the address, with the given port (must not be NULL)
+ * \param[in] text  NUL-terminated literal (must not be NULL)
+ * \param[in] port  port to store in out
+ * \return 0, DS_EBADADDR, or -ENODEV; err explains. */
+DS_API int ds_addr_parse(ds_addr *out, const char *text, uint16_t port,
+                         char *err, size_t errlen);
+
+/*! Parses an address with a port: `192.0.2.1:80`, `[2001:db8::1]:80`,
+ * `[fe80::1%eth0]:80`. IPv6 must be in brackets.
+ * \return as ds_addr_parse(). */
+DS_API int ds_addr_parse_hostport(ds_addr *out, const char *text, char *err,
+                                  size_t errlen);
+
+/*! Formatting flags for ds_addr_format(). */
+enum {
+  DS_ADDR_FMT_PORT = 1,         /*!< `192.0.2.1:80`, `[2001:db8::1]:80` */
+  DS_ADDR_FMT_SCOPE_NUMERIC = 2 /*!< `%2` even when the interface exists */
+};
+
+/*! Writes RFC 5952 canonical text with the scope (by interface name when
+ * the interface exists, else by number).
+ * \return the text length, or -ENOSPC when len is too small, or -EINVAL
+ * for an unset address. ds_addr_parse() of the text gives back the
+ * address. */
+DS_API int ds_addr_format(const ds_addr *a, char *buf, size_t len, int flags);
+
+/*! Fills a sockaddr_in or sockaddr_in6 from a.
+ * \param[out] len  the sockaddr's length (may be NULL)
+ * \return 0 or -EINVAL for an unset address. */
+DS_API int ds_addr_to_sockaddr(const ds_addr *a, struct sockaddr_storage *ss,
+                               socklen_t *len);
+
+/*! Makes an address from a sockaddr_in or sockaddr_in6 of at least len
+ * bytes. \return 0, -EAFNOSUPPORT, or -EINVAL when len is too short. */
+DS_API int ds_addr_from_sockaddr(ds_addr *out, const struct sockaddr *sa,
+                                 socklen_t len);
+
+/*! Total order: family, address bytes, port, scope id, flow info.
+ * \return <0, 0 or >0. */
+DS_API int ds_addr_compare(const ds_addr *a, const ds_addr *b);
+
+/*! \return 1 when a is an IPv4-mapped IPv6 address (::ffff:0:0/96). */
+DS_API int ds_addr_is_v4mapped(const ds_addr *a);
+
+/*! Turns an IPv4-mapped IPv6 address into the IPv4 address it carries,
+ * keeping the port. \return 0, or -EINVAL when a is not v4-mapped. */
+DS_API int ds_addr_unmap(ds_addr *out, const ds_addr *a);
+
+/*! Address classes, for RFC 6724 sorting and for policy. */
+typedef enum ds_addr_class {
+  DS_ADDR_UNSPECIFIED, /*!< 0.0.0.0, :: */
+  DS_ADDR_LOOPBACK,    /*!< 127/8, ::1 */
+  DS_ADDR_LINKLOCAL,   /*!< 169.254/16, fe80::/10 */
+  DS_ADDR_SITELOCAL,   /*!< fec0::/10 (deprecated) */
+  DS_ADDR_ULA,         /*!< fc00::/7 */
+  DS_ADDR_PRIVATE,     /*!< 10/8, 172.16/12, 192.168/16 */
+  DS_ADDR_V4MAPPED,    /*!< ::ffff:0:0/96 */
+  DS_ADDR_MULTICAST,   /*!< 224/4, ff00::/8 */
+  DS_ADDR_GLOBAL       /*!< anything else */
+} ds_addr_class;
+
+/*! \return the class of a (for DS_ADDR_UNSPECIFIED also an unset a). */
+DS_API ds_addr_class ds_addr_classify(const ds_addr *a);
+
+/*! RFC 6724 section 3.1 scope of an address: 0x1 interface-local, 0x2
+ * link-local, 0x5 site-local, 0x8 organization-local, 0xe global; for
+ * multicast the scope field of the address; IPv4 (and v4-mapped) loopback
+ * and link-local are 0x2, everything else IPv4 0xe.
+ * \return the scope value, or -EINVAL for an unset address. */
+DS_API int ds_addr_scope(const ds_addr *a);
+
+/* --------------------------------------------------------------- reactor */
+
+typedef struct ds_reactor ds_reactor;
+typedef struct ds_timer ds_timer;
+typedef struct ds_io ds_io;
+
+/*! Creates a reactor (an epoll instance with timers and deferred calls).
+ * \return 0 or a negative errno. */
+DS_API int ds_reactor_new(ds_reactor **out);
+
+/*! Frees a reactor that has no handles left (timers, watchers, TCP
+ * transports and listeners must all be freed first).
+ * \return 0, or -EBUSY when handles remain (nothing is freed then). */
+DS_API int ds_reactor_free(ds_reactor *r);
+
+/*! Runs the reactor until ds_reactor_stop() is called or nothing is left to
+ * wait for (no active watcher, timer or deferred call).
+ * \return 0, or a negative errno when epoll fails for good. */
+DS_API int ds_reactor_run(ds_reactor *r);
+
+/*! Runs one turn: waits at most timeout_ms (-1: no bound, 0: do not wait)
+ * for events, then dispatches timers, I/O and deferred calls.
+ * \return 1 if anything is left to wait for, 0 if not, or a negative
+ * errno. */
+DS_API int ds_reactor_run_once(ds_reactor *r, int timeout_ms);
+
+/*! Makes ds_reactor_run() return after the current turn. */
+DS_API void ds_reactor_stop(ds_reactor *r);
+
+/*! \return the reactor's monotonic clock in milliseconds, as of the start
+ * of the current turn. */
+DS_API uint64_t ds_reactor_now(const ds_reactor *r);
+
+/*! Runs fn(data) on the next turn, on the reactor's thread.
+ * \return 0 or -ENOMEM. */
+DS_API int ds_reactor_call_soon(ds_reactor *r, void (*fn)(void *), void *data);
+
+/*! Thread-safe: from any thread, wakes the reactor and runs fn(data) on its
+ * thread. \return 0 or -ENOMEM. */
+DS_API int ds_reactor_call_threadsafe(ds_reactor *r, void (*fn)(void *),
+                                      void *data);
+
+/*! Timer callback. The timer may be restarted or freed inside it. */
+typedef void (*ds_timer_cb)(ds_timer *t, void *data);
+
+/*! Creates a stopped timer on the monotonic clock. \return 0 or -ENOMEM. */
+DS_API int ds_timer_new(ds_reactor *r, ds_timer **out, ds_timer_cb cb,
+                        void *data);
+
+/*! (Re)arms t: first call after timeout_ms, then every repeat_ms if it is
+ * not 0. Arming an active timer re-arms it. \return 0 or -ENOMEM. */
+DS_API int ds_timer_start(ds_timer *t, uint64_t timeout_ms,
+                          uint64_t repeat_ms);
+
+/*! Stops t; its callback will not run until started again. */
+DS_API void ds_timer_stop(ds_timer *t);
+
+/*! \return 1 if t is armed. */
+DS_API int ds_timer_active(const ds_timer *t);
+
+/*! Stops and frees t (NULL is fine). */
+DS_API void ds_timer_free(ds_timer *t);
+
+/*! Event bits for I/O watchers. */
+enum {
+  DS_READABLE = 1,
+  DS_WRITABLE = 2,
+  DS_ERROR = 4 /*!< always reported; given with hang-ups and errors */
+};
+
+/*! I/O watcher callback: events is a mask of DS_READABLE, DS_WRITABLE and
+ * DS_ERROR. The watcher (and any other) may be freed inside it. */
+typedef void (*ds_io_cb)(ds_io *w, unsigned events, void *data);
+
+/*! Creates a watcher for fd (not owned: ds_io_free() does not close it),
+ * watching nothing yet. \return 0, -ENOMEM, or -EEXIST if fd has one. */
+DS_API int ds_io_new(ds_reactor *r, ds_io **out, int fd, ds_io_cb cb,
+                     void *data);
+
+/*! Sets the events w waits for (0 pauses it). \return 0 or a negative
+ * errno from epoll_ctl. */
+DS_API int ds_io_set(ds_io *w, unsigned events);
+
+/*! \return the fd w watches. */
+DS_API int ds_io_fd(const ds_io *w);
+
+/*! Stops and frees w; an event for it already in the current batch is
+ * never dispatched. Call before closing the fd. NULL is fine. */
+DS_API void ds_io_free(ds_io *w);
+
+/* ------------------------------------------------------------------- TCP */
+
+typedef struct ds_tcp ds_tcp;
+typedef struct ds_listener ds_listener;
+
+/*! A protocol: callbacks for one connection, all optional except
+ * data_received. `user` is the pointer given with the protocol. */
+typedef struct ds_protocol {
+  /*! The connection is established (client: connected; server: accepted). */
+  void (*connection_made)(ds_tcp *t, void *user);
+  /*! Bytes arrived. data is valid only during the call. */
+  void (*data_received)(ds_tcp *t, const void *data, size_t len, void *user);
+  /*! The peer half-closed (FIN). If NULL, the connection is lost at EOF;
+   * otherwise it stays open for writing. */
+  void (*eof_received)(ds_tcp *t, void *user);
+  /*! The connection ended: reason 0 for a clean close by either side, else
+   * a negative errno. t is freed right after this returns. */
+  void (*connection_lost)(ds_tcp *t, int reason, void *user);
+  /*! A client connection could not be made (refused, timed out, cancelled
+   * with -ECANCELED). t is freed right after this returns. */
+  void (*connection_failed)(ds_tcp *t, int reason, void *user);
+  /*! The write buffer rose above the high watermark: stop producing. */
+  void (*pause_producing)(ds_tcp *t, void *user);
+  /*! The write buffer fell to the low watermark: produce again. */
+  void (*resume_producing)(ds_tcp *t, void *user);
+} ds_protocol;
+
+/*! Connects to host:port. host is an IPv4 or IPv6 literal (a scope is
+ * allowed, and required for link-local) or, with the resolver, a host
+ * name resolved to IPv4 only (the IPv6 plan's low-level rule); until the
+ * resolver exists a host name is DS_EHOSTNAME.
+ * \param timeout_ms  0 for none; else the attempt ends with -ETIMEDOUT
+ * \param bind  local address to bind first, or NULL; its family must be
+ *              host's (else DS_EFAMILY at once)
+ * \param[out] out  the transport, connecting; cancel with ds_tcp_abort()
+ * \return 0 (connection_made or connection_failed follows, never inside
+ * this call) or an error (no callback). */
+DS_API int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
+                          unsigned timeout_ms, const ds_addr *bind,
+                          const ds_protocol *proto, void *user, ds_tcp **out,
+                          char *err, size_t errlen);
+
+/*! Queues data and writes what the socket takes at once.
+ * \return 0, -ENOTCONN when not connected, -EPIPE after lose/half-close,
+ * -ENOMEM. */
+DS_API int ds_tcp_write(ds_tcp *t, const void *data, size_t len);
+
+/*! As ds_tcp_write() for an iovec. */
+DS_API int ds_tcp_writev(ds_tcp *t, const struct iovec *iov, int iovcnt);
+
+/*! \return bytes queued but not yet taken by the kernel. */
+DS_API size_t ds_tcp_buffered(const ds_tcp *t);
+
+/*! Sets the write watermarks (defaults 64 KiB and 16 KiB). */
+DS_API void ds_tcp_set_watermarks(ds_tcp *t, size_t high, size_t low);
+
+/*! Closes after the write buffer drains (sending FIN); connection_lost
+ * follows with reason 0 on a later turn. */
+DS_API void ds_tcp_lose_connection(ds_tcp *t);
+
+/*! Closes now, discarding the buffer (RST if data was unread).
+ * connection_lost (or, while connecting, connection_failed with
+ * -ECANCELED) follows on a later turn, never inside this call. */
+DS_API void ds_tcp_abort(ds_tcp *t);
+
+/*! Half-close: sends FIN after the buffer drains; reading goes on.
+ * \return 0 or -ENOTCONN. */
+DS_API int ds_tcp_half_close(ds_tcp *t);
+
+/*! Stops reading (pause) or starts again (resume). */
+DS_API void ds_tcp_pause_reading(ds_tcp *t);
+DS_API void ds_tcp_resume_reading(ds_tcp *t);
+
+/*! Local address, with the real port and scope. \return 0 or an error. */
+DS_API int ds_tcp_get_host(const ds_tcp *t, ds_addr *out);
+
+/*! Peer address, with the scope. \return 0 or -ENOTCONN. */
+DS_API int ds_tcp_get_peer(const ds_tcp *t, ds_addr *out);
+
+/*! TCP_NODELAY on (1) or off (0). \return 0 or a negative errno. */
+DS_API int ds_tcp_set_nodelay(ds_tcp *t, int on);
+
+/*! SO_KEEPALIVE; idle_s > 0 also sets TCP_KEEPIDLE. \return 0 or error. */
+DS_API int ds_tcp_set_keepalive(ds_tcp *t, int on, unsigned idle_s);
+
+/*! \return the socket fd (for options the library does not wrap). */
+DS_API int ds_tcp_fd(const ds_tcp *t);
+
+/*! Sets the protocol pointer passed to t's callbacks. */
+DS_API void ds_tcp_set_user(ds_tcp *t, void *user);
+
+/*! A protocol factory: called for each accepted connection with its
+ * transport; sets *proto and *user. Returning non-zero refuses it (the
+ * socket is closed). */
+typedef int (*ds_factory_fn)(void *factory_data, ds_tcp *t,
+                             const ds_protocol **proto, void **user);
+
+/*! Flags for ds_listen_tcp(). */
+enum {
+  DS_LISTEN_DUALSTACK = 1 /*!< IPv6 listener accepts IPv4 too (V6ONLY 0) */
+};
+
+/*! Listens on interface:port. interface is a literal (NULL: `0.0.0.0`);
+ * `::` or any IPv6 literal (link-local with its scope) gives an IPv6
+ * listener with IPV6_V6ONLY set (cleared with DS_LISTEN_DUALSTACK), so
+ * `0.0.0.0` and `::` can share a port. A host name is DS_EHOSTNAME.
+ * \param port  0 picks a free port: see ds_listener_get_host()
+ * \param backlog  0 for SOMAXCONN
+ * \return 0 or an error (no listener then). */
+DS_API int ds_listen_tcp(ds_reactor *r, uint16_t port, const char *interface,
+                         int backlog, unsigned flags, ds_factory_fn factory,
+                         void *factory_data, ds_listener **out, char *err,
+                         size_t errlen);
+
+/*! The listening address, with the real port and the scope. \return 0. */
+DS_API int ds_listener_get_host(const ds_listener *l, ds_addr *out);
+
+/*! \return the listening socket's fd. */
+DS_API int ds_listener_fd(const ds_listener *l);
+
+/*! Stops listening: closes the socket now and frees l. Accepted
+ * connections stay open. */
+DS_API void ds_listener_close(ds_listener *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

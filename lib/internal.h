@@ -1,0 +1,50 @@
+/* Private declarations shared between the library's modules (ds__ names).
+ * Not installed. */
+#ifndef DS_INTERNAL_H
+#define DS_INTERNAL_H
+
+#include "dualstack.h"
+
+#include <stdarg.h>
+#include <sys/socket.h>
+
+/* One table of real socket calls: every socket syscall of lib/ goes through
+ * it, so that the preload shim can fill it with the RTLD_NEXT functions and
+ * the library never re-enters the shim's hooks. */
+typedef struct ds__sockfns {
+  int (*socket)(int domain, int type, int protocol);
+  int (*connect)(int fd, const struct sockaddr *sa, socklen_t len);
+  int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
+  int (*listen)(int fd, int backlog);
+  int (*accept4)(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+  int (*close)(int fd);
+  ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+  ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
+  ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
+  ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
+  ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
+                    const struct sockaddr *sa, socklen_t salen);
+  ssize_t (*recvfrom)(int fd, void *buf, size_t len, int flags,
+                      struct sockaddr *sa, socklen_t *salen);
+  int (*getsockname)(int fd, struct sockaddr *sa, socklen_t *len);
+  int (*getpeername)(int fd, struct sockaddr *sa, socklen_t *len);
+  int (*setsockopt)(int fd, int level, int opt, const void *val,
+                    socklen_t len);
+  int (*getsockopt)(int fd, int level, int opt, void *val, socklen_t *len);
+  int (*shutdown)(int fd, int how);
+} ds__sockfns;
+
+/* The table in use; libc's functions unless the shim replaced them. */
+extern ds__sockfns ds__sys;
+
+/* Writes a formatted message into err (if err is not NULL) and returns
+ * code, so that callers can write `return ds__fail(err, n, code, ...)`. */
+int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Reactor handle accounting: ds_reactor_free() refuses while any handle
+ * (timer, watcher, transport, listener) is alive. */
+void ds__reactor_ref(ds_reactor *r);
+void ds__reactor_unref(ds_reactor *r);
+
+#endif

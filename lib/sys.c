@@ -1,0 +1,36 @@
+/* The table of real socket calls (see internal.h) and small shared helpers. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+ds__sockfns ds__sys = {
+    .socket = socket,
+    .connect = connect,
+    .bind = bind,
+    .listen = listen,
+    .accept4 = accept4,
+    .close = close,
+    .recv = recv,
+    .send = send,
+    .sendmsg = sendmsg,
+    .recvmsg = recvmsg,
+    .sendto = sendto,
+    .recvfrom = recvfrom,
+    .getsockname = getsockname,
+    .getpeername = getpeername,
+    .setsockopt = setsockopt,
+    .getsockopt = getsockopt,
+    .shutdown = shutdown,
+};
+
+int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+  va_list ap;
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}

@@ -1,0 +1,216 @@
+/* Test runner: runs every registered test in its own child process, with a
+ * per-test timeout, and prints one line per test and a summary line
+ * "unit: N passed, N failed, N skipped" that tests/check.sh adds up.
+ *
+ * Usage: unit [-l] [SUBSTRING...]   (-l lists tests; substrings filter)
+ */
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define MAX_TESTS 1024
+
+static struct {
+  const char *name;
+  ds_test_fn fn;
+  unsigned timeout_s;
+} tests[MAX_TESTS];
+static int ntests;
+
+void ds_test_register(const char *name, ds_test_fn fn, unsigned timeout_s)
+{
+  if (ntests == MAX_TESTS) {
+    fprintf(stderr, "too many tests\n");
+    abort();
+  }
+  tests[ntests].name = name;
+  tests[ntests].fn = fn;
+  tests[ntests].timeout_s = timeout_s;
+  ntests++;
+}
+
+void ds_test_fail(const char *file, int line, const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "  %s:%d: ", file, line);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  fflush(NULL);
+  _exit(1);
+}
+
+void ds_test_skip(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stdout, fmt, ap);
+  va_end(ap);
+  fputc('\n', stdout);
+  fflush(NULL);
+  _exit(DS_TEST_SKIP_STATUS);
+}
+
+int ds_test_count_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own fd */
+}
+
+double ds_test_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void ds_test_require_root(void)
+{
+  if (geteuid() != 0)
+    SKIP("needs root (network namespaces)");
+}
+
+void ds_test_require_ipv6(void)
+{
+  struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+  if (fd >= 0)
+    close(fd);
+  if (!ok)
+    SKIP("no IPv6 loopback on this machine");
+}
+
+/* Reads what a child wrote (its skip reason) into buf. */
+static void slurp(int fd, char *buf, size_t len)
+{
+  size_t off = 0;
+  ssize_t n;
+  while (off + 1 < len && (n = read(fd, buf + off, len - 1 - off)) > 0)
+    off += (size_t)n;
+  buf[off] = '\0';
+  while (off > 0 && buf[off - 1] == '\n')
+    buf[--off] = '\0';
+}
+
+/* Runs one test in a child; returns 0 pass, 1 fail, 2 skip. */
+static int run_one(int i)
+{
+  int out[2];
+  pid_t pid;
+  int status = 0;
+  double t0 = ds_test_now_ms(), deadline;
+  char reason[512];
+
+  fflush(NULL);
+  if (pipe(out) != 0)
+    return 1;
+  pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0) {
+    setpgid(0, 0);
+    close(out[0]);
+    dup2(out[1], STDOUT_FILENO);
+    close(out[1]);
+    signal(SIGPIPE, SIG_IGN);
+    tests[i].fn();
+    fflush(NULL);
+    _exit(0);
+  }
+  close(out[1]);
+  deadline = t0 + tests[i].timeout_s * 1000.0;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      break;
+    if (r < 0 && errno != EINTR) {
+      status = -1;
+      break;
+    }
+    if (ds_test_now_ms() > deadline) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      close(out[0]);
+      printf("FAIL %s: timed out after %u s\n", tests[i].name,
+             tests[i].timeout_s);
+      return 1;
+    }
+    usleep(2000);
+  }
+  /* Kill anything the test left behind in its process group. */
+  kill(-pid, SIGKILL);
+  slurp(out[0], reason, sizeof reason);
+  close(out[0]);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    printf("ok   %s (%.0f ms)\n", tests[i].name, ds_test_now_ms() - t0);
+    return 0;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == DS_TEST_SKIP_STATUS) {
+    printf("skip %s: %s\n", tests[i].name, reason);
+    return 2;
+  }
+  if (WIFSIGNALED(status))
+    printf("FAIL %s: killed by signal %d\n", tests[i].name, WTERMSIG(status));
+  else
+    printf("FAIL %s: exit status %d\n", tests[i].name,
+           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  if (reason[0])
+    printf("     output: %s\n", reason);
+  return 1;
+}
+
+static int selected(int i, int argc, char **argv, int first)
+{
+  int a;
+  if (first >= argc)
+    return 1;
+  for (a = first; a < argc; a++)
+    if (strstr(tests[i].name, argv[a]) != NULL)
+      return 1;
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  int counts[3] = {0, 0, 0};
+  int i, first = 1, list = 0;
+
+  if (argc > 1 && strcmp(argv[1], "-l") == 0) {
+    list = 1;
+    first = 2;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (i = 0; i < ntests; i++) {
+    if (!selected(i, argc, argv, first))
+      continue;
+    if (list) {
+      printf("%s\n", tests[i].name);
+      continue;
+    }
+    counts[run_one(i)]++;
+  }
+  if (!list)
+    printf("unit: %d passed, %d failed, %d skipped\n", counts[0], counts[1],
+           counts[2]);
+  return counts[1] ? 1 : 0;
+}
