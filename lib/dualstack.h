@@ -179,8 +179,9 @@ DS_API int ds_reactor_free(ds_reactor *r);
  * \return 0, or a negative errno when epoll fails for good. */
 DS_API int ds_reactor_run(ds_reactor *r);
 
-/*! Runs one turn: waits at most timeout_ms (-1: no bound, 0: do not wait)
- * for events, then dispatches timers, I/O and deferred calls.
+/*! Runs one turn: runs the calls deferred before it, waits at most
+ * timeout_ms (-1: no bound, 0: do not wait; no wait at all when nothing is
+ * left to wait for) for events, then dispatches I/O and expired timers.
  * \return 1 if anything is left to wait for, 0 if not, or a negative
  * errno. */
 DS_API int ds_reactor_run_once(ds_reactor *r, int timeout_ms);
@@ -234,12 +235,14 @@ enum {
 typedef void (*ds_io_cb)(ds_io *w, unsigned events, void *data);
 
 /*! Creates a watcher for fd (not owned: ds_io_free() does not close it),
- * watching nothing yet. \return 0, -ENOMEM, or -EEXIST if fd has one. */
+ * watching nothing yet. \return 0, -EBADF or -ENOMEM. */
 DS_API int ds_io_new(ds_reactor *r, ds_io **out, int fd, ds_io_cb cb,
                      void *data);
 
-/*! Sets the events w waits for (0 pauses it). \return 0 or a negative
- * errno from epoll_ctl. */
+/*! Sets the events w waits for (0 pauses it and removes the fd from the
+ * epoll set, so hang-ups are not reported while paused).
+ * \return 0 or a negative errno from epoll_ctl (-EEXIST when another
+ * active watcher of this reactor has the same fd). */
 DS_API int ds_io_set(ds_io *w, unsigned events);
 
 /*! \return the fd w watches. */

@@ -6,6 +6,7 @@
 #include "dualstack.h"
 
 #include <stdarg.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 /* One table of real socket calls: every socket syscall of lib/ goes through
@@ -32,6 +33,7 @@ typedef struct ds__sockfns {
                     socklen_t len);
   int (*getsockopt)(int fd, int level, int opt, void *val, socklen_t *len);
   int (*shutdown)(int fd, int how);
+  int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
 } ds__sockfns;
 
 /* The table in use; libc's functions unless the shim replaced them. */
@@ -46,5 +48,18 @@ int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
  * (timer, watcher, transport, listener) is alive. */
 void ds__reactor_ref(ds_reactor *r);
 void ds__reactor_unref(ds_reactor *r);
+
+/* A deferred call with caller-owned storage, so that the library's own
+ * "run this on the next turn" (errors of a connect, connection lost) needs
+ * no allocation and cannot fail. A node is queued at most once at a time. */
+typedef struct ds__call {
+  struct ds__call *next;
+  void (*fn)(void *data);
+  void *data;
+} ds__call;
+
+/* Queues node to run fn(data) on the next turn. */
+void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
+                       void *data);
 
 #endif

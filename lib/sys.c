@@ -22,6 +22,7 @@ ds__sockfns ds__sys = {
     .setsockopt = setsockopt,
     .getsockopt = getsockopt,
     .shutdown = shutdown,
+    .epoll_ctl = epoll_ctl,
 };
 
 int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)

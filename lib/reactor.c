@@ -1,0 +1,547 @@
+/* The reactor: one epoll instance, a binary heap of timers on the monotonic
+ * clock, calls deferred to the next turn, and a thread-safe call queue woken
+ * through an eventfd. It knows no protocol.
+ *
+ * One turn: run the calls deferred before the turn began, wait in epoll
+ * (not at all if deferred calls are queued, else until the next timer),
+ * dispatch I/O, run expired timers, then free the watchers closed during
+ * the turn. Watchers freed inside a callback stay allocated (marked dead)
+ * until the end of the turn, so an event for them already fetched in the
+ * same epoll batch is recognised and dropped instead of being dispatched to
+ * freed memory or to a reused fd.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DS__MAX_EVENTS 256
+
+struct ds_io {
+  ds_reactor *r;
+  ds_io_cb cb;
+  void *data;
+  int fd;
+  unsigned events;    /* what the user asked for */
+  unsigned in_epoll;  /* registered with the kernel */
+  unsigned dead;      /* freed during this turn */
+  ds_io *next_dead;
+};
+
+struct ds_timer {
+  ds_reactor *r;
+  ds_timer_cb cb;
+  void *data;
+  uint64_t due;
+  uint64_t repeat;
+  uint64_t seq;   /* tie-break: equal deadlines run in arming order */
+  size_t idx;     /* position in the heap, or SIZE_MAX when stopped */
+};
+
+struct ds_reactor {
+  int epfd;
+  int wakefd;
+  int stopped;
+  unsigned handles;   /* live handles of every kind */
+  unsigned active_io; /* watchers with events != 0 */
+  uint64_t now;
+  uint64_t timer_seq;
+  ds_timer **heap;
+  size_t nheap, capheap;
+  ds__call *calls, *calls_tail;
+  ds_io *graveyard;
+  int dispatching;
+  pthread_mutex_t ts_lock;
+  ds__call *ts_calls, *ts_tail;
+};
+
+static void run_soon(void *p);
+static int alive(const ds_reactor *r);
+
+/* Returns the monotonic clock in milliseconds. */
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int ds_reactor_new(ds_reactor **out)
+{
+  ds_reactor *r;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  int rc;
+
+  *out = NULL;
+  r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return -ENOMEM;
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (r->epfd < 0) {
+    rc = -errno;
+    free(r);
+    return rc;
+  }
+  r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (r->wakefd < 0 ||
+      ds__sys.epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) != 0) {
+    rc = -errno;
+    if (r->wakefd >= 0)
+      close(r->wakefd);
+    close(r->epfd);
+    free(r);
+    return rc;
+  }
+  pthread_mutex_init(&r->ts_lock, NULL);
+  r->now = mono_ms();
+  *out = r;
+  return 0;
+}
+
+int ds_reactor_free(ds_reactor *r)
+{
+  ds__call *c, *next;
+
+  if (r == NULL)
+    return 0;
+  if (r->handles > 0 || r->dispatching)
+    return -EBUSY;
+  /* Calls queued by call_soon/call_threadsafe that never ran: their nodes
+   * were allocated here. Internal nodes (ds__reactor_defer) belong to live
+   * handles, and there are none. */
+  for (c = r->calls; c != NULL; c = next) {
+    next = c->next;
+    if (c->fn == run_soon)
+      free(c->data);
+  }
+  for (c = r->ts_calls; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
+  pthread_mutex_destroy(&r->ts_lock);
+  close(r->wakefd);
+  close(r->epfd);
+  free(r->heap);
+  free(r);
+  return 0;
+}
+
+void ds__reactor_ref(ds_reactor *r)
+{
+  r->handles++;
+}
+
+void ds__reactor_unref(ds_reactor *r)
+{
+  r->handles--;
+}
+
+uint64_t ds_reactor_now(const ds_reactor *r)
+{
+  return r->now;
+}
+
+void ds_reactor_stop(ds_reactor *r)
+{
+  r->stopped = 1;
+}
+
+void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
+                       void *data)
+{
+  node->next = NULL;
+  node->fn = fn;
+  node->data = data;
+  if (r->calls_tail != NULL)
+    r->calls_tail->next = node;
+  else
+    r->calls = node;
+  r->calls_tail = node;
+}
+
+/* A call queued by ds_reactor_call_soon(): allocated, freed when it runs. */
+typedef struct soon_call {
+  ds__call node;
+  void (*fn)(void *);
+  void *data;
+} soon_call;
+
+/* Frees the node first, so the user's function may queue or free freely. */
+static void run_soon(void *p)
+{
+  soon_call *s = p;
+  void (*fn)(void *) = s->fn;
+  void *data = s->data;
+  free(s);
+  fn(data);
+}
+
+int ds_reactor_call_soon(ds_reactor *r, void (*fn)(void *), void *data)
+{
+  soon_call *s = malloc(sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->fn = fn;
+  s->data = data;
+  ds__reactor_defer(r, &s->node, run_soon, s);
+  return 0;
+}
+
+int ds_reactor_call_threadsafe(ds_reactor *r, void (*fn)(void *), void *data)
+{
+  ds__call *c = malloc(sizeof *c);
+  uint64_t one = 1;
+  ssize_t n;
+
+  if (c == NULL)
+    return -ENOMEM;
+  c->next = NULL;
+  c->fn = fn;
+  c->data = data;
+  pthread_mutex_lock(&r->ts_lock);
+  if (r->ts_tail != NULL)
+    r->ts_tail->next = c;
+  else
+    r->ts_calls = c;
+  r->ts_tail = c;
+  pthread_mutex_unlock(&r->ts_lock);
+  /* EAGAIN means the counter is already non-zero: the reactor will wake. */
+  do
+    n = write(r->wakefd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ timers */
+
+/* Returns 1 if timer a must run before timer b. */
+static int timer_before(const ds_timer *a, const ds_timer *b)
+{
+  if (a->due != b->due)
+    return a->due < b->due;
+  return a->seq < b->seq;
+}
+
+static void heap_swap(ds_reactor *r, size_t i, size_t j)
+{
+  ds_timer *t = r->heap[i];
+  r->heap[i] = r->heap[j];
+  r->heap[j] = t;
+  r->heap[i]->idx = i;
+  r->heap[j]->idx = j;
+}
+
+static void heap_up(ds_reactor *r, size_t i)
+{
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!timer_before(r->heap[i], r->heap[p]))
+      break;
+    heap_swap(r, i, p);
+    i = p;
+  }
+}
+
+static void heap_down(ds_reactor *r, size_t i)
+{
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < r->nheap && timer_before(r->heap[l], r->heap[m]))
+      m = l;
+    if (l + 1 < r->nheap && timer_before(r->heap[l + 1], r->heap[m]))
+      m = l + 1;
+    if (m == i)
+      break;
+    heap_swap(r, i, m);
+    i = m;
+  }
+}
+
+/* Removes t from the heap (it must be in it). */
+static void heap_remove(ds_reactor *r, ds_timer *t)
+{
+  size_t i = t->idx;
+  r->nheap--;
+  if (i != r->nheap) {
+    r->heap[i] = r->heap[r->nheap];
+    r->heap[i]->idx = i;
+    heap_down(r, i);
+    heap_up(r, i);
+  }
+  t->idx = SIZE_MAX;
+}
+
+int ds_timer_new(ds_reactor *r, ds_timer **out, ds_timer_cb cb, void *data)
+{
+  ds_timer *t = calloc(1, sizeof *t);
+  *out = NULL;
+  if (t == NULL)
+    return -ENOMEM;
+  t->r = r;
+  t->cb = cb;
+  t->data = data;
+  t->idx = SIZE_MAX;
+  r->handles++;
+  *out = t;
+  return 0;
+}
+
+int ds_timer_start(ds_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
+{
+  ds_reactor *r = t->r;
+
+  if (t->idx == SIZE_MAX) {
+    if (r->nheap == r->capheap) {
+      size_t cap = r->capheap ? r->capheap * 2 : 16;
+      ds_timer **h = realloc(r->heap, cap * sizeof *h);
+      if (h == NULL)
+        return -ENOMEM;
+      r->heap = h;
+      r->capheap = cap;
+    }
+    t->idx = r->nheap;
+    r->heap[r->nheap++] = t;
+  }
+  t->due = r->now + timeout_ms;
+  t->repeat = repeat_ms;
+  t->seq = r->timer_seq++;
+  heap_up(r, t->idx);
+  heap_down(r, t->idx);
+  return 0;
+}
+
+void ds_timer_stop(ds_timer *t)
+{
+  if (t->idx != SIZE_MAX)
+    heap_remove(t->r, t);
+}
+
+int ds_timer_active(const ds_timer *t)
+{
+  return t->idx != SIZE_MAX;
+}
+
+void ds_timer_free(ds_timer *t)
+{
+  if (t == NULL)
+    return;
+  ds_timer_stop(t);
+  t->r->handles--;
+  free(t);
+}
+
+/* Runs the timers due by now. A timer armed during this phase gets a
+ * sequence number at or above `limit` and waits for the next turn, so a
+ * callback re-arming itself with timeout 0 cannot starve the loop. */
+static void run_timers(ds_reactor *r)
+{
+  uint64_t limit = r->timer_seq;
+
+  while (r->nheap > 0) {
+    ds_timer *t = r->heap[0];
+    if (t->due > r->now || t->seq >= limit)
+      break;
+    heap_remove(r, t);
+    if (t->repeat > 0)
+      ds_timer_start(t, t->repeat, t->repeat);
+    t->cb(t, t->data);
+  }
+}
+
+/* ------------------------------------------------------------- I/O watchers */
+
+int ds_io_new(ds_reactor *r, ds_io **out, int fd, ds_io_cb cb, void *data)
+{
+  ds_io *w;
+  *out = NULL;
+  if (fd < 0)
+    return -EBADF;
+  w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return -ENOMEM;
+  w->r = r;
+  w->fd = fd;
+  w->cb = cb;
+  w->data = data;
+  r->handles++;
+  *out = w;
+  return 0;
+}
+
+int ds_io_set(ds_io *w, unsigned events)
+{
+  ds_reactor *r = w->r;
+  struct epoll_event ev = {0};
+  int op;
+
+  if (w->dead)
+    return -EBADF;
+  events &= DS_READABLE | DS_WRITABLE;
+  if (events == w->events && (events != 0) == (w->in_epoll != 0))
+    return 0;
+  ev.events = ((events & DS_READABLE) ? EPOLLIN : 0) |
+              ((events & DS_WRITABLE) ? EPOLLOUT : 0);
+  ev.data.ptr = w;
+  if (events == 0)
+    op = EPOLL_CTL_DEL;
+  else
+    op = w->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (ds__sys.epoll_ctl(r->epfd, op, w->fd, &ev) != 0) {
+    /* A closed fd vanished from the set on its own: removing it is done. */
+    if (!(op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)))
+      return -errno;
+  }
+  if ((w->events != 0) != (events != 0))
+    r->active_io += events != 0 ? 1 : -1;
+  w->events = events;
+  w->in_epoll = events != 0;
+  return 0;
+}
+
+int ds_io_fd(const ds_io *w)
+{
+  return w->fd;
+}
+
+void ds_io_free(ds_io *w)
+{
+  ds_reactor *r;
+  if (w == NULL)
+    return;
+  r = w->r;
+  ds_io_set(w, 0);
+  r->handles--;
+  if (r->dispatching) {
+    w->dead = 1;
+    w->next_dead = r->graveyard;
+    r->graveyard = w;
+  } else {
+    free(w);
+  }
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+/* Runs the calls queued before this point; calls they queue wait for the
+ * next turn. */
+static void run_calls(ds_reactor *r)
+{
+  ds__call *c = r->calls, *next;
+
+  r->calls = r->calls_tail = NULL;
+  for (; c != NULL; c = next) {
+    next = c->next;
+    c->next = NULL;
+    c->fn(c->data);
+  }
+}
+
+/* Runs the calls other threads queued. */
+static void run_threadsafe(ds_reactor *r)
+{
+  uint64_t v;
+  ds__call *c, *next;
+
+  while (read(r->wakefd, &v, sizeof v) < 0 && errno == EINTR)
+    ;
+  pthread_mutex_lock(&r->ts_lock);
+  c = r->ts_calls;
+  r->ts_calls = r->ts_tail = NULL;
+  pthread_mutex_unlock(&r->ts_lock);
+  for (; c != NULL; c = next) {
+    next = c->next;
+    c->fn(c->data);
+    free(c);
+  }
+}
+
+
+/* Returns 1 while anything is left to wait for. */
+static int alive(const ds_reactor *r)
+{
+  return r->active_io > 0 || r->nheap > 0 || r->calls != NULL ||
+         r->ts_calls != NULL;
+}
+
+int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
+{
+  struct epoll_event evs[DS__MAX_EVENTS];
+  int n, i, wait_ms;
+  ds_io *w;
+
+  r->dispatching++;
+  r->now = mono_ms();
+  run_calls(r);
+
+  wait_ms = timeout_ms;
+  if (r->calls != NULL || r->stopped || !alive(r))
+    wait_ms = 0;
+  else if (r->nheap > 0) {
+    uint64_t due = r->heap[0]->due;
+    int until = due > r->now ? (int)(due - r->now > 86400000 ? 86400000
+                                                           : due - r->now)
+                             : 0;
+    if (wait_ms < 0 || until < wait_ms)
+      wait_ms = until;
+  }
+
+  n = epoll_wait(r->epfd, evs, DS__MAX_EVENTS, wait_ms);
+  if (n < 0) {
+    int e = errno;
+    n = 0;
+    if (e != EINTR) {
+      r->dispatching--;
+      return -e;
+    }
+  }
+  r->now = mono_ms();
+  for (i = 0; i < n; i++) {
+    unsigned got = 0;
+    w = evs[i].data.ptr;
+    if (w == NULL) {
+      run_threadsafe(r);
+      continue;
+    }
+    if (w->dead)
+      continue;
+    if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
+      got |= DS_READABLE;
+    if (evs[i].events & EPOLLOUT)
+      got |= DS_WRITABLE;
+    if (evs[i].events & (EPOLLERR | EPOLLHUP))
+      got |= DS_ERROR | (w->events & (DS_READABLE | DS_WRITABLE));
+    /* A callback earlier in this batch may have changed what w waits for. */
+    got &= w->events | DS_ERROR;
+    if (got != 0 && w->events != 0)
+      w->cb(w, got, w->data);
+  }
+  run_timers(r);
+
+  r->dispatching--;
+  if (r->dispatching == 0) {
+    while ((w = r->graveyard) != NULL) {
+      r->graveyard = w->next_dead;
+      free(w);
+    }
+  }
+  return alive(r);
+}
+
+int ds_reactor_run(ds_reactor *r)
+{
+  int rc;
+  r->stopped = 0;
+  while (!r->stopped) {
+    rc = ds_reactor_run_once(r, -1);
+    if (rc <= 0)
+      return rc;
+  }
+  r->stopped = 0;
+  return 0;
+}
