@@ -274,12 +274,11 @@ static void tcp_read(ds_tcp *t)
     ds_tcp_lose_connection(t);
     return;
   }
-  if (t->write_shut) {
-    tcp_close(t, 0);
-    return;
-  }
   tcp_update(t);
   t->proto->eof_received(t, t->user);
+  /* Both directions are done once our FIN is out too. */
+  if (t->state != TCP_CLOSED && t->write_shut)
+    tcp_close(t, 0);
 }
 
 static void tcp_io(ds_io *w, unsigned events, void *data)

@@ -1,0 +1,663 @@
+/* TCP on real loopback sockets: listen, connect, errors, write buffering,
+ * backpressure, lose connection, half-close, closing a connection from
+ * another one's callback in the same batch, addresses of both ends.
+ */
+#include "test.h"
+
+#include "dualstack.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+
+/* What one side of a connection saw. */
+typedef struct side {
+  ds_reactor *r;
+  ds_tcp *t;
+  int made, failed, lost, eof;
+  int reason;
+  int made_inside; /* set while the starting call runs */
+  size_t got;
+  int bad_byte;          /* first index where the pattern broke, or -1 */
+  char text[256];        /* first bytes received, for small messages */
+  int paused, resumed;
+  int stop_on_lost;      /* stop the reactor when lost or failed */
+  struct side *peer_of;  /* for tests that close another connection */
+  int abort_other;
+  int data_after_close;
+  int closed_by_other;
+} side;
+
+static unsigned char pattern(size_t i)
+{
+  return (unsigned char)((i * 7) % 251);
+}
+
+static void on_made(ds_tcp *t, void *u)
+{
+  side *s = u;
+  CHECK(!s->made_inside);
+  s->t = t;
+  s->made++;
+}
+
+static void on_data(ds_tcp *t, const void *data, size_t len, void *u)
+{
+  side *s = u;
+  const unsigned char *p = data;
+  size_t i;
+  (void)t;
+  if (s->closed_by_other)
+    s->data_after_close++;
+  for (i = 0; i < len; i++) {
+    if (s->got + i < sizeof s->text - 1)
+      s->text[s->got + i] = (char)p[i];
+    if (s->bad_byte < 0 && p[i] != pattern(s->got + i))
+      s->bad_byte = (int)(s->got + i);
+  }
+  s->got += len;
+  if (s->abort_other && s->peer_of != NULL && !s->peer_of->closed_by_other) {
+    s->peer_of->closed_by_other = 1;
+    ds_tcp_abort(s->peer_of->t);
+  }
+}
+
+static void on_eof(ds_tcp *t, void *u)
+{
+  side *s = u;
+  (void)t;
+  s->eof++;
+}
+
+static void on_lost(ds_tcp *t, int reason, void *u)
+{
+  side *s = u;
+  (void)t;
+  s->lost++;
+  s->reason = reason;
+  s->t = NULL;
+  if (s->stop_on_lost)
+    ds_reactor_stop(s->r);
+}
+
+static void on_failed(ds_tcp *t, int reason, void *u)
+{
+  side *s = u;
+  (void)t;
+  CHECK(!s->made_inside);
+  s->failed++;
+  s->reason = reason;
+  s->t = NULL;
+  if (s->stop_on_lost)
+    ds_reactor_stop(s->r);
+}
+
+static void on_pause(ds_tcp *t, void *u)
+{
+  ((side *)u)->paused++;
+  (void)t;
+}
+
+static void on_resume(ds_tcp *t, void *u)
+{
+  ((side *)u)->resumed++;
+  (void)t;
+}
+
+static const ds_protocol proto = {
+    .connection_made = on_made,
+    .data_received = on_data,
+    .connection_lost = on_lost,
+    .connection_failed = on_failed,
+    .pause_producing = on_pause,
+    .resume_producing = on_resume,
+};
+
+static const ds_protocol proto_halfclose = {
+    .connection_made = on_made,
+    .data_received = on_data,
+    .eof_received = on_eof,
+    .connection_lost = on_lost,
+    .connection_failed = on_failed,
+};
+
+/* Server side: accepted connections fill a fixed array of sides. */
+typedef struct server {
+  ds_reactor *r;
+  ds_listener *l;
+  side sides[8];
+  int n;
+  const ds_protocol *proto;
+  int refuse;
+} server;
+
+static int factory(void *data, ds_tcp *t, const ds_protocol **p, void **user)
+{
+  server *sv = data;
+  side *s;
+  if (sv->refuse || sv->n == 8)
+    return -1;
+  s = &sv->sides[sv->n++];
+  memset(s, 0, sizeof *s);
+  s->r = sv->r;
+  s->t = t;
+  s->bad_byte = -1;
+  *p = sv->proto ? sv->proto : &proto;
+  *user = s;
+  return 0;
+}
+
+static void start_server(server *sv, ds_reactor *r, const char *iface,
+                         uint16_t port, unsigned flags)
+{
+  char err[256] = "";
+  int rc;
+  memset(sv, 0, sizeof *sv);
+  sv->r = r;
+  rc = ds_listen_tcp(r, port, iface, 0, flags, factory, sv, &sv->l, err,
+                     sizeof err);
+  CHECK_MSG(rc == 0, "listen on %s: %s (%s)", iface ? iface : "default",
+            ds_strerror(rc), err);
+}
+
+static uint16_t server_port(server *sv)
+{
+  ds_addr a;
+  ds_listener_get_host(sv->l, &a);
+  return a.port;
+}
+
+/* Connects a client side to host:port and records the call. */
+static int client_connect(side *c, ds_reactor *r, const char *host,
+                          uint16_t port, unsigned timeout_ms,
+                          const ds_addr *bind, const ds_protocol *p, char *err,
+                          size_t errlen)
+{
+  ds_tcp *t = NULL;
+  int rc;
+  memset(c, 0, sizeof *c);
+  c->r = r;
+  c->bad_byte = -1;
+  c->made_inside = 1;
+  rc = ds_connect_tcp(r, host, port, timeout_ms, bind, p ? p : &proto, c, &t,
+                      err, errlen);
+  c->made_inside = 0;
+  if (rc == 0)
+    c->t = t;
+  return rc;
+}
+
+/* Runs turns until cond holds or limit_ms passes. */
+#define RUN_UNTIL(r, cond, limit_ms)                                           \
+  do {                                                                         \
+    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
+    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
+      ds_reactor_run_once((r), 50);                                            \
+    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
+  } while (0)
+
+/* Returns a TCP port on loopback that nothing listens on. */
+static uint16_t closed_port(int family)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in);
+  int fd = socket(family, SOCK_STREAM, 0);
+  uint16_t port;
+  ss.ss_family = (sa_family_t)family;
+  if (family == AF_INET6)
+    ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+  else
+    ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
+  CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+  port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                  : ((struct sockaddr_in *)&ss)->sin_port);
+  close(fd); /* bound, never listening: connects are refused */
+  return port;
+}
+
+/* Aborts the server's open connections and stops listening. */
+static void server_close(server *sv)
+{
+  int i;
+  for (i = 0; i < sv->n; i++)
+    if (sv->sides[i].t != NULL && !sv->sides[i].lost)
+      ds_tcp_abort(sv->sides[i].t);
+  if (sv->l != NULL)
+    ds_listener_close(sv->l);
+  sv->l = NULL;
+}
+
+static void teardown(ds_reactor *r, server *sv)
+{
+  int i;
+  if (sv != NULL)
+    server_close(sv);
+  /* Let the final callbacks run, then the reactor must be empty. */
+  for (i = 0; i < 20 && ds_reactor_run_once(r, 10) > 0; i++)
+    ;
+  CHECK_EQ(ds_reactor_free(r), 0);
+}
+
+TEST(tcp_listen_ipv6_loopback_port0)
+{
+  ds_reactor *r;
+  server sv;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN], want[64];
+  ds_test_require_ipv6();
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "::1", 0, 0);
+  CHECK_EQ(ds_listener_get_host(sv.l, &a), 0);
+  CHECK_EQ(a.family, AF_INET6);
+  CHECK(a.port != 0);
+  CHECK(ds_addr_format(&a, text, sizeof text, DS_ADDR_FMT_PORT) > 0);
+  snprintf(want, sizeof want, "[::1]:%u", a.port);
+  CHECK_STR(text, want);
+  teardown(r, &sv);
+}
+
+TEST(tcp_listen_default_interface_is_ipv4_any)
+{
+  ds_reactor *r;
+  server sv;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, NULL, 0, 0);
+  ds_listener_get_host(sv.l, &a);
+  CHECK_EQ(a.family, AF_INET);
+  ds_addr_format(&a, text, sizeof text, 0);
+  CHECK_STR(text, "0.0.0.0");
+  teardown(r, &sv);
+}
+
+TEST(tcp_ipv4_any_and_ipv6_any_share_a_port)
+{
+  ds_reactor *r;
+  server s4, s6;
+  side c4, c6;
+  uint16_t port;
+  ds_addr peer;
+  char err[256];
+  ds_test_require_ipv6();
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&s4, r, "0.0.0.0", 0, 0);
+  port = server_port(&s4);
+  start_server(&s6, r, "::", port, 0);
+  CHECK_EQ(server_port(&s6), port);
+  CHECK_EQ(client_connect(&c4, r, "127.0.0.1", port, 2000, NULL, NULL, err,
+                          sizeof err),
+           0);
+  CHECK_EQ(client_connect(&c6, r, "::1", port, 2000, NULL, NULL, err,
+                          sizeof err),
+           0);
+  RUN_UNTIL(r, c4.made && c6.made && s4.n == 1 && s6.n == 1, 3000);
+  /* Each family reached its own listener. */
+  CHECK_EQ(ds_tcp_get_peer(s4.sides[0].t, &peer), 0);
+  CHECK_EQ(peer.family, AF_INET);
+  CHECK_EQ(ds_tcp_get_peer(s6.sides[0].t, &peer), 0);
+  CHECK_EQ(peer.family, AF_INET6);
+  ds_tcp_abort(c4.t);
+  ds_tcp_abort(c6.t);
+  RUN_UNTIL(r, c4.lost && c6.lost, 2000);
+  server_close(&s4);
+  teardown(r, &s6);
+}
+
+TEST(tcp_dualstack_flag_accepts_ipv4_on_ipv6_listener)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  ds_addr peer;
+  char err[256], text[DS_ADDR_STRLEN];
+  ds_test_require_ipv6();
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "::", 0, DS_LISTEN_DUALSTACK);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 1, 3000);
+  CHECK_EQ(ds_tcp_get_peer(sv.sides[0].t, &peer), 0);
+  CHECK_EQ(peer.family, AF_INET6);
+  CHECK(ds_addr_is_v4mapped(&peer));
+  ds_addr_format(&peer, text, sizeof text, 0);
+  CHECK_STR(text, "::ffff:127.0.0.1");
+  ds_tcp_abort(c.t);
+  RUN_UNTIL(r, c.lost, 2000);
+  teardown(r, &sv);
+}
+
+TEST(tcp_connect_refused)
+{
+  ds_reactor *r;
+  side c;
+  char err[256];
+  int fds0 = ds_test_count_fds();
+  uint16_t port = closed_port(AF_INET);
+  double t0;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  t0 = ds_test_now_ms();
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", port, 5000, NULL, NULL, err,
+                          sizeof err),
+           0);
+  CHECK_EQ(c.failed, 0); /* never inside the call */
+  RUN_UNTIL(r, c.failed, 3000);
+  CHECK_EQ(c.reason, -ECONNREFUSED);
+  CHECK_EQ(c.made, 0);
+  CHECK(ds_test_now_ms() - t0 < 1000);
+  teardown(r, NULL);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+}
+
+TEST(tcp_connect_refused_ipv6)
+{
+  ds_reactor *r;
+  side c;
+  char err[256];
+  uint16_t port;
+  ds_test_require_ipv6();
+  port = closed_port(AF_INET6);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(client_connect(&c, r, "::1", port, 5000, NULL, NULL, err,
+                          sizeof err),
+           0);
+  RUN_UNTIL(r, c.failed, 3000);
+  CHECK_EQ(c.reason, -ECONNREFUSED);
+  teardown(r, NULL);
+}
+
+TEST(tcp_bind_family_mismatch_fails_at_once)
+{
+  ds_reactor *r;
+  side c;
+  ds_addr b;
+  char err[256] = "";
+  int fds0 = ds_test_count_fds(), rc;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(ds_addr_parse(&b, "::1", 0, NULL, 0), 0);
+  rc = client_connect(&c, r, "127.0.0.1", 9, 1000, &b, NULL, err, sizeof err);
+  CHECK_EQ(rc, DS_EFAMILY);
+  CHECK_MSG(strstr(err, "IPv6") && strstr(err, "IPv4"), "err: %s", err);
+  CHECK_EQ(ds_addr_parse(&b, "127.0.0.1", 0, NULL, 0), 0);
+  rc = client_connect(&c, r, "::1", 9, 1000, &b, NULL, err, sizeof err);
+  CHECK_EQ(rc, DS_EFAMILY);
+  /* No callback ever, no socket left. */
+  for (int i = 0; i < 3; i++)
+    ds_reactor_run_once(r, 0);
+  CHECK_EQ(c.failed + c.made, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+}
+
+TEST(tcp_hostnames_and_bad_literals_are_clear_errors)
+{
+  ds_reactor *r;
+  side c;
+  server sv;
+  char err[256] = "";
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(client_connect(&c, r, "example.com", 80, 0, NULL, NULL, err,
+                          sizeof err),
+           DS_EHOSTNAME);
+  CHECK_MSG(strstr(err, "example.com") != NULL, "err: %s", err);
+  CHECK_EQ(client_connect(&c, r, "fe80::1", 80, 0, NULL, NULL, err,
+                          sizeof err),
+           DS_ENEEDSCOPE);
+  CHECK_MSG(strstr(err, "fe80::1") != NULL, "err: %s", err);
+  CHECK_EQ(client_connect(&c, r, "192.0.2.300", 80, 0, NULL, NULL, err,
+                          sizeof err),
+           DS_EBADADDR);
+  CHECK_EQ(client_connect(&c, r, "fe80::1%nosuchif0", 80, 0, NULL, NULL, err,
+                          sizeof err),
+           -ENODEV);
+  CHECK_MSG(strstr(err, "nosuchif0") != NULL, "err: %s", err);
+  CHECK_EQ(ds_listen_tcp(r, 0, "localhost", 0, 0, factory, &sv, &sv.l, err,
+                         sizeof err),
+           DS_EHOSTNAME);
+  CHECK_EQ(ds_listen_tcp(r, 0, "fe80::1", 0, 0, factory, &sv, &sv.l, err,
+                         sizeof err),
+           DS_ENEEDSCOPE);
+  CHECK_EQ(ds_reactor_free(r), 0);
+}
+
+TEST(tcp_cancel_closes_the_socket)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  int fds0 = ds_test_count_fds(), fds1;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  fds1 = ds_test_count_fds();
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 0, NULL, NULL,
+                          err, sizeof err),
+           0);
+  CHECK_EQ(ds_test_count_fds(), fds1 + 1);
+  ds_tcp_abort(c.t);
+  CHECK_EQ(ds_test_count_fds(), fds1); /* closed at once */
+  CHECK_EQ(c.failed, 0);                   /* callback on a later turn */
+  RUN_UNTIL(r, c.failed, 2000);
+  CHECK_EQ(c.reason, -ECANCELED);
+  CHECK_EQ(c.made, 0);
+  teardown(r, &sv);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+}
+
+TEST(tcp_one_mebibyte_in_pieces_arrives_whole_and_in_order)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  static unsigned char buf[1 << 20];
+  size_t off = 0, piece = 1;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made, 2000);
+  for (size_t i = 0; i < sizeof buf; i++)
+    buf[i] = pattern(i);
+  /* Pieces of growing, uneven sizes, some as an iovec. */
+  while (off < sizeof buf) {
+    size_t n = piece < sizeof buf - off ? piece : sizeof buf - off;
+    if (n > 2 && piece % 3 == 0) {
+      struct iovec iov[2] = {{buf + off, n / 2}, {buf + off + n / 2,
+                                                  n - n / 2}};
+      CHECK_EQ(ds_tcp_writev(c.t, iov, 2), 0);
+    } else {
+      CHECK_EQ(ds_tcp_write(c.t, buf + off, n), 0);
+    }
+    off += n;
+    piece = piece * 3 + 7;
+    if (piece > 200000)
+      piece = 1 + piece % 977;
+  }
+  ds_tcp_lose_connection(c.t);
+  RUN_UNTIL(r, sv.n == 1 && sv.sides[0].lost && c.lost, 10000);
+  CHECK_EQ(sv.sides[0].got, sizeof buf);
+  CHECK_EQ(sv.sides[0].bad_byte, -1);
+  CHECK_EQ(sv.sides[0].reason, 0);
+  CHECK_EQ(c.reason, 0);
+  teardown(r, &sv);
+}
+
+TEST(tcp_backpressure_pauses_and_resumes_producer)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  static unsigned char chunk[65536];
+  size_t sent = 0;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 1, 2000);
+  ds_tcp_pause_reading(sv.sides[0].t);
+  for (size_t i = 0; i < sizeof chunk; i++)
+    chunk[i] = 0;
+  /* The kernel buffers take a few MiB; the transport must say stop. */
+  while (!c.paused && sent < (256u << 20)) {
+    CHECK_EQ(ds_tcp_write(c.t, chunk, sizeof chunk), 0);
+    sent += sizeof chunk;
+  }
+  CHECK_EQ(c.paused, 1);
+  CHECK(ds_tcp_buffered(c.t) > 64 * 1024);
+  CHECK_EQ(c.resumed, 0);
+  ds_tcp_resume_reading(sv.sides[0].t);
+  RUN_UNTIL(r, c.resumed, 10000);
+  CHECK(ds_tcp_buffered(c.t) <= 16 * 1024);
+  RUN_UNTIL(r, sv.sides[0].got == sent, 10000);
+  CHECK_EQ(c.paused, 1);
+  ds_tcp_lose_connection(c.t);
+  RUN_UNTIL(r, c.lost && sv.sides[0].lost, 5000);
+  teardown(r, &sv);
+}
+
+TEST(tcp_lose_connection_delivers_buffer_before_fin)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  static unsigned char big[8 << 20];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made, 2000);
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = pattern(i);
+  CHECK_EQ(ds_tcp_write(c.t, big, sizeof big), 0);
+  CHECK(ds_tcp_buffered(c.t) > 0); /* more than the kernel takes at once */
+  ds_tcp_lose_connection(c.t);
+  CHECK_EQ(ds_tcp_write(c.t, "x", 1), -EPIPE);
+  CHECK_EQ(c.lost, 0);
+  RUN_UNTIL(r, sv.n == 1 && sv.sides[0].lost, 10000);
+  CHECK_EQ(sv.sides[0].got, sizeof big);
+  CHECK_EQ(sv.sides[0].bad_byte, -1);
+  CHECK_EQ(sv.sides[0].reason, 0);
+  RUN_UNTIL(r, c.lost, 2000);
+  CHECK_EQ(c.reason, 0);
+  teardown(r, &sv);
+}
+
+TEST(tcp_half_close_both_ways)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  sv.proto = &proto_halfclose;
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          &proto_halfclose, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 1, 2000);
+  CHECK_EQ(ds_tcp_write(c.t, "question", 8), 0);
+  CHECK_EQ(ds_tcp_half_close(c.t), 0);
+  CHECK_EQ(ds_tcp_write(c.t, "more", 4), -EPIPE);
+  /* The server sees the data, then EOF, and can still answer. */
+  RUN_UNTIL(r, sv.sides[0].eof == 1, 2000);
+  CHECK_EQ(sv.sides[0].got, 8);
+  CHECK(memcmp(sv.sides[0].text, "question", 8) == 0);
+  CHECK_EQ(sv.sides[0].lost, 0);
+  CHECK_EQ(ds_tcp_write(sv.sides[0].t, "answer", 6), 0);
+  CHECK_EQ(ds_tcp_half_close(sv.sides[0].t), 0);
+  RUN_UNTIL(r, c.eof == 1 && c.lost && sv.sides[0].lost, 2000);
+  CHECK_EQ(c.got, 6);
+  CHECK(memcmp(c.text, "answer", 6) == 0);
+  CHECK_EQ(c.reason, 0);
+  CHECK_EQ(sv.sides[0].reason, 0);
+  teardown(r, &sv);
+}
+
+TEST(tcp_callback_closes_other_connection_of_same_batch)
+{
+  ds_reactor *r;
+  server sv;
+  side c[2];
+  char err[256];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(client_connect(&c[i], r, "127.0.0.1", server_port(&sv), 2000,
+                            NULL, NULL, err, sizeof err),
+             0);
+  RUN_UNTIL(r, c[0].made && c[1].made && sv.n == 2, 2000);
+  /* Each server side aborts the other when it gets data. */
+  sv.sides[0].peer_of = &sv.sides[1];
+  sv.sides[1].peer_of = &sv.sides[0];
+  sv.sides[0].abort_other = sv.sides[1].abort_other = 1;
+  CHECK_EQ(ds_tcp_write(c[0].t, "a", 1), 0);
+  CHECK_EQ(ds_tcp_write(c[1].t, "b", 1), 0);
+  usleep(100000); /* both readable before the next epoll_wait */
+  RUN_UNTIL(r, sv.sides[0].lost + sv.sides[1].lost == 1, 2000);
+  /* Exactly one got data; the other never saw data after being closed. */
+  CHECK_EQ(sv.sides[0].got + sv.sides[1].got, 1);
+  CHECK_EQ(sv.sides[0].data_after_close + sv.sides[1].data_after_close, 0);
+  CHECK_EQ(sv.sides[0].lost + sv.sides[1].lost, 1);
+  for (int i = 0; i < 2; i++)
+    ds_tcp_abort(c[i].t);
+  RUN_UNTIL(r, c[0].lost && c[1].lost, 2000);
+  teardown(r, &sv);
+}
+
+TEST(tcp_addresses_of_both_ends_and_bind_port)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  ds_addr bind, ch, cp, sh, sp;
+  char err[256];
+  uint16_t bport = closed_port(AF_INET);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(ds_addr_parse(&bind, "127.0.0.1", bport, NULL, 0), 0);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, &bind,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 1, 2000);
+  CHECK_EQ(ds_tcp_get_host(c.t, &ch), 0);
+  CHECK_EQ(ds_tcp_get_peer(c.t, &cp), 0);
+  CHECK_EQ(ds_tcp_get_host(sv.sides[0].t, &sh), 0);
+  CHECK_EQ(ds_tcp_get_peer(sv.sides[0].t, &sp), 0);
+  CHECK_EQ(ch.port, bport);
+  CHECK_EQ(ds_addr_compare(&ch, &sp), 0);
+  CHECK_EQ(ds_addr_compare(&cp, &sh), 0);
+  CHECK_EQ(cp.port, server_port(&sv));
+  CHECK_EQ(ds_tcp_set_nodelay(c.t, 1), 0);
+  CHECK_EQ(ds_tcp_set_keepalive(c.t, 1, 30), 0);
+  ds_tcp_abort(c.t);
+  RUN_UNTIL(r, c.lost && sv.sides[0].lost, 2000);
+  /* Abort sends RST: the server sees a reset, not a clean close. */
+  CHECK_EQ(sv.sides[0].reason, -ECONNRESET);
+  teardown(r, &sv);
+}
+
+TEST(tcp_refusing_factory_closes_connection)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  sv.refuse = 1;
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.lost, 3000);
+  CHECK_EQ(sv.n, 0);
+  teardown(r, &sv);
+}
