@@ -85,18 +85,35 @@ typedef struct ds_addr {
 #define DS_ADDR_STRLEN 72
 
 /*! Parses an address literal without a port: `192.0.2.1`, `2001:db8::1`,
- * `::ffff:192.0.2.1`, `fe80::1%eth0`, `fe80::1%2`. IPv4 is exactly four
- * decimal parts 0-255. A scope naming an interface that does not exist is
- * -ENODEV (with the name in err), never a silent 0.
- * \param[out] out  the address, with the given port (must not be NULL)
+ * `::ffff:192.0.2.1`, `fe80::1%eth0`, `fe80::1%2`. Strict, so that no text
+ * means one thing here and another to inet_aton():
+ * - IPv4 is exactly four decimal parts 0-255; no leading zeros (`010` is
+ *   octal to some parsers), signs, spaces or hex.
+ * - IPv6 is RFC 4291 text (any case), with an optional dotted IPv4 last
+ *   part held to the IPv4 rules.
+ * - A scope (`%...`) is allowed on any IPv6 address, link-local or not
+ *   (the kernel accepts sin6_scope_id everywhere), never on IPv4. Digits
+ *   are an interface index kept as given, whether or not such an interface
+ *   exists (1-4294967295, no leading zeros; `%0` is an error); anything
+ *   else is an interface name, resolved now with if_nametoindex(): one
+ *   that does not exist is -ENODEV (with the name in err), never a silent
+ *   0.
+ * - At most 61 characters (45 of address, '%', 15 of interface name).
+ * \param[out] out  the address, with the given port; cleared (unset) on
+ *                  failure (must not be NULL)
  * \param[in] text  NUL-terminated literal (must not be NULL)
  * \param[in] port  port to store in out
- * \return 0, DS_EBADADDR, or -ENODEV; err explains. */
+ * \return 0, DS_EBADADDR, -ENODEV, another negative errno when the
+ * interface lookup itself fails, or -EINVAL for a NULL out or text; err
+ * explains. */
 DS_API int ds_addr_parse(ds_addr *out, const char *text, uint16_t port,
                          char *err, size_t errlen);
 
 /*! Parses an address with a port: `192.0.2.1:80`, `[2001:db8::1]:80`,
- * `[fe80::1%eth0]:80`. IPv6 must be in brackets.
+ * `[fe80::1%eth0]:80`. The address follows ds_addr_parse()'s rules; IPv6
+ * must be in brackets and IPv4 must not be. The port is required: decimal
+ * 0-65535, no sign, no leading zeros. At most DS_ADDR_STRLEN - 1
+ * characters.
  * \return as ds_addr_parse(). */
 DS_API int ds_addr_parse_hostport(ds_addr *out, const char *text, char *err,
                                   size_t errlen);
@@ -108,32 +125,46 @@ enum {
 };
 
 /*! Writes RFC 5952 canonical text with the scope (by interface name when
- * the interface exists, else by number).
- * \return the text length, or -ENOSPC when len is too small, or -EINVAL
- * for an unset address. ds_addr_parse() of the text gives back the
- * address. */
+ * the interface exists, else by number): lowercase, no leading zeros, the
+ * longest run of two or more zero fields as `::` (the first of equal
+ * runs). Only v4-mapped addresses get a dotted IPv4 part
+ * (`::ffff:192.0.2.1`); deprecated IPv4-compatible ones stay hex
+ * (`::c000:201`). An IPv6 scope of 0 is not written; an interface whose
+ * name is all digits is written by number. IPv4 scope ids and flow info
+ * have no text form and are not written.
+ * \param[out] buf  len bytes (may be NULL when len is 0); on failure it
+ *                  holds "" when len > 0, and nothing past len is touched
+ * \param flags  DS_ADDR_FMT_* bits
+ * \return the text length, or -ENOSPC when len is too small (DS_ADDR_STRLEN
+ * is always enough), or -EINVAL for an unset (or NULL) address.
+ * ds_addr_parse() of the text (ds_addr_parse_hostport() with
+ * DS_ADDR_FMT_PORT) gives back the address, but for flow info. */
 DS_API int ds_addr_format(const ds_addr *a, char *buf, size_t len, int flags);
 
-/*! Fills a sockaddr_in or sockaddr_in6 from a.
+/*! Fills a sockaddr_in or sockaddr_in6 from a (the rest of ss zeroed;
+ * sin6_flowinfo in network byte order, sin6_scope_id in host order).
  * \param[out] len  the sockaddr's length (may be NULL)
  * \return 0 or -EINVAL for an unset address. */
 DS_API int ds_addr_to_sockaddr(const ds_addr *a, struct sockaddr_storage *ss,
                                socklen_t *len);
 
 /*! Makes an address from a sockaddr_in or sockaddr_in6 of at least len
- * bytes. \return 0, -EAFNOSUPPORT, or -EINVAL when len is too short. */
+ * bytes (sa need not be aligned). out is cleared on failure.
+ * \return 0, -EAFNOSUPPORT, or -EINVAL when len is too short. */
 DS_API int ds_addr_from_sockaddr(ds_addr *out, const struct sockaddr *sa,
                                  socklen_t len);
 
-/*! Total order: family, address bytes, port, scope id, flow info.
- * \return <0, 0 or >0. */
+/*! Total order: family (unset, then AF_INET, then AF_INET6), address bytes
+ * (4 for IPv4, 16 otherwise), port, scope id, flow info. NULL sorts first.
+ * \return -1, 0 or 1. */
 DS_API int ds_addr_compare(const ds_addr *a, const ds_addr *b);
 
 /*! \return 1 when a is an IPv4-mapped IPv6 address (::ffff:0:0/96). */
 DS_API int ds_addr_is_v4mapped(const ds_addr *a);
 
 /*! Turns an IPv4-mapped IPv6 address into the IPv4 address it carries,
- * keeping the port. \return 0, or -EINVAL when a is not v4-mapped. */
+ * keeping the port (flow info and scope id are dropped). out may be a.
+ * \return 0, or -EINVAL when a is not v4-mapped (out is unchanged). */
 DS_API int ds_addr_unmap(ds_addr *out, const ds_addr *a);
 
 /*! Address classes, for RFC 6724 sorting and for policy. */
@@ -149,13 +180,21 @@ typedef enum ds_addr_class {
   DS_ADDR_GLOBAL       /*!< anything else */
 } ds_addr_class;
 
-/*! \return the class of a (for DS_ADDR_UNSPECIFIED also an unset a). */
+/*! \return the class of a (DS_ADDR_UNSPECIFIED also for an unset or NULL
+ * a). A v4-mapped address is DS_ADDR_V4MAPPED whatever it carries: unmap
+ * it to classify the IPv4 address. */
 DS_API ds_addr_class ds_addr_classify(const ds_addr *a);
 
 /*! RFC 6724 section 3.1 scope of an address: 0x1 interface-local, 0x2
- * link-local, 0x5 site-local, 0x8 organization-local, 0xe global; for
- * multicast the scope field of the address; IPv4 (and v4-mapped) loopback
- * and link-local are 0x2, everything else IPv4 0xe.
+ * link-local, 0x5 site-local, 0x8 organization-local, 0xe global.
+ * - IPv6: ::1 and fe80::/10 0x2, fec0::/10 0x5, ULA fc00::/7 and :: 0xe,
+ *   multicast the scope field of the address (RFC 4291 section 2.7; the
+ *   reserved 0xf counts as 0xe, the reserved 0 is returned as 0).
+ * - IPv4 (and v4-mapped, by the IPv4 address): loopback and link-local
+ *   0x2 (RFC 6724 section 3.2). RFC 6724 leaves IPv4 multicast out; here
+ *   224.0.0.0/24 is 0x2 (never forwarded, RFC 5771), 239.255.0.0/16 0x5
+ *   (IPv4 Local Scope, RFC 2365 section 6.1) and 239.192.0.0/14 0x8
+ *   (Organization Local Scope, section 6.2). Everything else IPv4 is 0xe.
  * \return the scope value, or -EINVAL for an unset address. */
 DS_API int ds_addr_scope(const ds_addr *a);
 
