@@ -89,14 +89,20 @@ $(STATIC): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS)
 
+# The .pc file names the prefix; install writes it again with the prefix
+# given there, so `make install PREFIX=/usr` never installs a stale one.
+define write_pc
+printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+  'includedir=$(INCDIR)' '' 'Name: dualstack' \
+  'Description: dual-stack reactor, endpoints and Happy Eyeballs' \
+  'Version: $(SOVERSION)' 'Libs: -L$${libdir} -ldualstack' \
+  'Libs.private: $(CARES_LIBS)' 'Requires.private: libcares' \
+  'Cflags: -I$${includedir}' > $(1)
+endef
+
 $(PCFILE): Makefile
 	@mkdir -p $(dir $@)
-	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
-	  'includedir=$(INCDIR)' '' 'Name: dualstack' \
-	  'Description: dual-stack reactor, endpoints and Happy Eyeballs' \
-	  'Version: $(SOVERSION)' 'Libs: -L$${libdir} -ldualstack' \
-	  'Libs.private: $(CARES_LIBS)' 'Requires.private: libcares' \
-	  'Cflags: -I$${includedir}' > $@
+	$(Q)$(call write_pc,$@)
 
 $(B)/lab/%: tests/lab/%.c
 	@mkdir -p $(dir $@)
@@ -147,7 +153,7 @@ install: all
 	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOMAJOR)
 	ln -sf libdualstack.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdualstack.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/dualstack.h \

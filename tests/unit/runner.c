@@ -2,7 +2,9 @@
  * per-test timeout, and prints one line per test and a summary line
  * "unit: N passed, N failed, N skipped" that tests/check.sh adds up.
  *
- * Usage: unit [-l] [SUBSTRING...]   (-l lists tests; substrings filter)
+ * Usage: unit [-l] [-x PREFIX] [SUBSTRING...]
+ *   -l lists tests; -x leaves out tests whose name starts with PREFIX;
+ *   substrings select tests by name.
  */
 #include "test.h"
 
@@ -179,9 +181,13 @@ static int run_one(int i)
   return 1;
 }
 
+static const char *exclude;
+
 static int selected(int i, int argc, char **argv, int first)
 {
   int a;
+  if (exclude != NULL && strncmp(tests[i].name, exclude, strlen(exclude)) == 0)
+    return 0;
   if (first >= argc)
     return 1;
   for (a = first; a < argc; a++)
@@ -195,9 +201,17 @@ int main(int argc, char **argv)
   int counts[3] = {0, 0, 0};
   int i, first = 1, list = 0;
 
-  if (argc > 1 && strcmp(argv[1], "-l") == 0) {
-    list = 1;
-    first = 2;
+  while (first < argc && argv[first][0] == '-') {
+    if (strcmp(argv[first], "-l") == 0) {
+      list = 1;
+      first++;
+    } else if (strcmp(argv[first], "-x") == 0 && first + 1 < argc) {
+      exclude = argv[first + 1];
+      first += 2;
+    } else {
+      fprintf(stderr, "usage: %s [-l] [-x PREFIX] [SUBSTRING...]\n", argv[0]);
+      return 64;
+    }
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (i = 0; i < ntests; i++) {
