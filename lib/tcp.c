@@ -692,8 +692,13 @@ static void listener_io(ds_io *w, unsigned events, void *data)
       continue;
     }
     t->state = TCP_CONNECTED;
+    /* The factory may already write or close through t. */
+    t->proto = &silent_protocol;
+    t->made = 1;
     if (l->factory(l->factory_data, t, &proto, &user) != 0 || proto == NULL ||
         proto->data_received == NULL) {
+      if (t->state == TCP_CLOSED)
+        continue; /* closed inside the factory: the silent final is due */
       /* Refused: close quietly, no callback was promised to anyone. */
       ds_io_free(t->io);
       ds__sys.close(fd);
@@ -703,7 +708,8 @@ static void listener_io(ds_io *w, unsigned events, void *data)
     }
     t->proto = proto;
     t->user = user;
-    tcp_connected(t);
+    if (t->state != TCP_CLOSED)
+      tcp_connected(t);
   }
   l->accepting = 0;
   /* The factory or a protocol closed the listener meanwhile. */

@@ -34,6 +34,8 @@ setUp() {
 
 tearDown() {
   if command -v suite_tearDown >/dev/null 2>&1; then suite_tearDown; fi
+  # shunit2's exit trap calls tearDown once more, outside any test.
+  [ -n "${_shunit_test_:-}" ] || return 0
   # shellcheck disable=SC2154
   if [ "${__shunit_testSuccess}" -ne "${SHUNIT_TRUE}" ]; then
     echo "fail ${_shunit_test_}" >> "$DS_RESULTS"
