@@ -62,6 +62,15 @@ struct ds_reactor {
 };
 
 static void run_soon(void *p);
+
+/* Returns the monotonic clock in milliseconds, rounded up. */
+static uint64_t mono_ms_ceil(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u +
+         ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
+}
 static int alive(const ds_reactor *r);
 
 /* Returns the monotonic clock in milliseconds. */
@@ -308,7 +317,10 @@ int ds_timer_start(ds_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
     t->idx = r->nheap;
     r->heap[r->nheap++] = t;
   }
-  t->due = r->now + timeout_ms;
+  /* The clock is read afresh, rounded up, so that a timer never fires
+   * before timeout_ms has passed since this call, even when the call comes
+   * long after the turn's cached time. */
+  t->due = mono_ms_ceil() + timeout_ms;
   t->repeat = repeat_ms;
   t->seq = r->timer_seq++;
   heap_up(r, t->idx);
