@@ -59,6 +59,11 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
 LAB_SRCS := $(sort $(wildcard tests/lab/*.c))
 LAB_BINS := $(LAB_SRCS:tests/lab/%.c=$(B)/lab/%)
 
+# Each tools/NAME.c is a command-line tool on the library: $(B)/NAME,
+# linked with the library's objects (static, so it runs from the tree).
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(B)/%)
+
 SHARED := $(B)/libdualstack.so.$(SOVERSION)
 STATIC := $(B)/libdualstack.a
 PCFILE := $(B)/dualstack.pc
@@ -69,7 +74,7 @@ DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
 .PHONY: all check deps install uninstall clean fuzz
 .DEFAULT_GOAL := all
 
-all: $(SHARED) $(STATIC) $(PCFILE) $(LAB_BINS)
+all: $(SHARED) $(STATIC) $(PCFILE) $(LAB_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -108,6 +113,11 @@ $(B)/lab/%: tests/lab/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+$(B)/%: tools/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(CARES_LIBS)
 
 # The unit test binary links the library objects directly, so tests may
 # reach internal (hidden) functions.
@@ -165,4 +175,4 @@ uninstall:
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(TOOL_BINS:=.d)

@@ -415,6 +415,12 @@ DS_API int ds_listener_fd(const ds_listener *l);
  * connections stay open. */
 DS_API void ds_listener_close(ds_listener *l);
 
+/* ----------------------------------------------------- UDP and multicast */
+
+/* ----------------------------------- resolver and hostname client endpoint */
+
+/* -------------------------------------------- all-interfaces server endpoint */
+
 #ifdef __cplusplus
 }
 #endif
