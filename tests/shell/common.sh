@@ -5,7 +5,8 @@
 # A suite defines test_* functions, optionally suite_setUp/suite_tearDown
 # (per test) and suite_oneTimeSetUp/suite_oneTimeTearDown, then ends with
 #   ds_run_shunit
-# A test that cannot run calls  ds_skip "reason"; return  .
+# A test that cannot run calls  ds_skip "reason"; return 0  (a non-zero
+# return would count as a failure in shunit2), or  ds_require_root || return 0 .
 
 DS_TOP=${DS_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/../.." && pwd)}
 DS_BUILD=${DS_BUILD:-$DS_TOP/build}
