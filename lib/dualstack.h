@@ -419,6 +419,173 @@ DS_API void ds_listener_close(ds_listener *l);
 
 /* ----------------------------------- resolver and hostname client endpoint */
 
+/*! Resolver options, for tests and embedding. Zeroed fields take the
+ * system's settings: /etc/resolv.conf servers, search list, `timeout:`
+ * and `attempts:` (glibc's defaults 5 s and 2 when absent, not c-ares'
+ * longer ones), and /etc/hosts. */
+typedef struct ds_resolver_opts {
+  /*! Comma-separated servers with optional ports:
+   * "192.0.2.2,[2001:db8::2]:5353,198.51.100.1:53". NULL: resolv.conf. */
+  const char *servers;
+  /*! Hosts file path; NULL: /etc/hosts; "" : no hosts file. */
+  const char *hosts_file;
+  unsigned timeout_ms; /*!< per try; 0: resolv.conf or 5000 */
+  unsigned attempts;   /*!< 0: resolv.conf or 2 */
+} ds_resolver_opts;
+
+typedef struct ds_lookup ds_lookup;
+
+/*! Families for ds_lookup_start(). */
+enum { DS_LOOKUP_A = 1, DS_LOOKUP_AAAA = 2 };
+
+/*! One family's answer: status 0 with n >= 1 addresses (port 0, no
+ * scope), or DS_ENOTFOUND (NXDOMAIN), DS_ENODATA, DS_ESERVFAIL,
+ * DS_EDNSTIMEOUT, DS_EDNS (any other DNS failure). Called once per
+ * requested family, never inside ds_lookup_start(); addrs is valid only
+ * during the call. The lookup is freed after its last callback returns;
+ * ds_lookup_cancel() may be called from inside a callback. */
+typedef void (*ds_lookup_cb)(ds_lookup *l, int family, int status,
+                             const ds_addr *addrs, size_t n, void *user);
+
+/*! Looks up name's A and/or AAAA records (separate queries, AAAA sent
+ * first): the hosts file first, for both families (a name found there is
+ * not sent to DNS for the other family), then DNS. An address literal is
+ * answered as itself. A malformed name is DS_EBADNAME (err says why).
+ * \param families  DS_LOOKUP_A, DS_LOOKUP_AAAA or both
+ * \param opts  NULL for the system's settings
+ * \return 0 (callbacks follow) or an error (none will). */
+DS_API int ds_lookup_start(ds_reactor *r, const char *name, int families,
+                           const ds_resolver_opts *opts, ds_lookup_cb cb,
+                           void *user, ds_lookup **out, char *err,
+                           size_t errlen);
+
+/*! Cancels l: no callback runs after this, its queries and sockets are
+ * gone at once. l must not be used again. */
+DS_API void ds_lookup_cancel(ds_lookup *l);
+
+/*! Sorts addrs in place by RFC 6724 section 6 destination address
+ * selection (the source for each is found with a UDP connect, so nothing
+ * is sent). Stable for equal addresses. \return 0 or -ENOMEM. */
+DS_API int ds_sort_destinations(ds_addr *addrs, size_t n);
+
+/*! Per-host memory of which family won a race (bounded, expiring), so a
+ * later connect to a host whose IPv6 is black-holed goes to IPv4 at once.
+ * Thread-safe. */
+typedef struct ds_family_memory ds_family_memory;
+
+/*! Creates a memory for at most capacity hosts, each kept ttl_ms.
+ * \return 0 or -ENOMEM. */
+DS_API int ds_family_memory_new(ds_family_memory **out, size_t capacity,
+                                uint64_t ttl_ms);
+
+/*! Frees m (NULL is fine). */
+DS_API void ds_family_memory_free(ds_family_memory *m);
+
+/*! \return AF_INET or AF_INET6 if m remembers host's winning family, else
+ * AF_UNSPEC. */
+DS_API int ds_family_memory_get(ds_family_memory *m, const char *host);
+
+/*! Records family as host's winner (AF_UNSPEC forgets host). */
+DS_API void ds_family_memory_put(ds_family_memory *m, const char *host,
+                                 int family);
+
+/*! Happy Eyeballs (RFC 8305) options. Zero means the default. */
+typedef struct ds_happy_opts {
+  unsigned attempt_delay_ms;    /*!< 250; clamped to [10, 2000] */
+  unsigned resolution_delay_ms; /*!< 50 */
+  unsigned first_family_count;  /*!< 1 */
+  int prefer;                   /*!< AF_INET6 (default) or AF_INET */
+  int family;                   /*!< AF_UNSPEC (both), AF_INET or AF_INET6 */
+  unsigned timeout_ms;          /*!< whole race; 0: none */
+  const ds_addr *bind4;         /*!< local address for IPv4 attempts */
+  const ds_addr *bind6;         /*!< local address for IPv6 attempts */
+  /*! Interface (name) for link-local DNS answers, which carry no scope;
+   * without it such answers are skipped. */
+  const char *interface;
+  const ds_resolver_opts *resolver; /*!< NULL: the system's */
+  ds_family_memory *memory;         /*!< NULL: no memory */
+  /*! NAT64 prefix (RFC 6052, /96 only here) used to reach IPv4-only names
+   * and IPv4 literals when the host has no IPv4 route; NULL: none. */
+  const ds_addr *nat64_prefix;
+} ds_happy_opts;
+
+/*! What happened during a race, for tools and traces. */
+typedef enum ds_happy_event_type {
+  DS_HE_ANSWER,  /*!< a family's DNS answer arrived (status in result) */
+  DS_HE_ATTEMPT, /*!< a connection attempt started */
+  DS_HE_RESULT,  /*!< an attempt ended: result 0 connected, or -errno */
+  DS_HE_SKIPPED  /*!< an address was not tried (result says why) */
+} ds_happy_event_type;
+
+typedef struct ds_happy_event {
+  ds_happy_event_type type;
+  double t_ms;      /*!< since the race began */
+  int index;        /*!< attempt number from 1 (0 for answers) */
+  int family;       /*!< AF_INET or AF_INET6 */
+  ds_addr addr;     /*!< with the port (attempts and results) */
+  int result;       /*!< 0 or a negative code */
+  size_t n_answers; /*!< DS_HE_ANSWER: addresses in the answer */
+} ds_happy_event;
+
+/*! One failed attempt, in ds_happy_failures(). */
+typedef struct ds_happy_failure {
+  ds_addr addr;
+  int error;
+} ds_happy_failure;
+
+typedef struct ds_happy ds_happy;
+
+/*! The race ended: fd >= 0 is the winning connected socket (non-blocking,
+ * close-on-exec; now the caller's), or fd == -1 and err says why (see
+ * ds_happy_start). Runs once, never inside ds_happy_start(); h is freed
+ * after it returns. */
+typedef void (*ds_happy_done_cb)(ds_happy *h, int fd, int err, void *user);
+
+/*! Optional per-event callback. */
+typedef void (*ds_happy_event_cb)(ds_happy *h, const ds_happy_event *ev,
+                                  void *user);
+
+/*! Starts a race to host:port. host is a name or a literal (a literal,
+ * with its scope, is connected to without lookup). Failure codes, in this
+ * order of precedence when several attempts failed: -ECONNREFUSED, then
+ * -ENETUNREACH / -EHOSTUNREACH, then -ETIMEDOUT (also the overall timeout),
+ * then the first other error; when no attempt was made, the DNS error
+ * (DS_ENOTFOUND, DS_ENODATA, ...). \return 0 or an error (no callback). */
+DS_API int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,
+                          const ds_happy_opts *opts, ds_happy_done_cb done,
+                          ds_happy_event_cb on_event, void *user,
+                          ds_happy **out, char *err, size_t errlen);
+
+/*! Cancels h: every socket and query is closed at once; no callback
+ * runs. */
+DS_API void ds_happy_cancel(ds_happy *h);
+
+/*! Inside the done callback: every failed attempt (address and error).
+ * \return the count; *out points into h. */
+DS_API size_t ds_happy_failures(const ds_happy *h,
+                                const ds_happy_failure **out);
+
+/*! Writes "tried [2001:db8::1]:80 (ETIMEDOUT), 192.0.2.1:80
+ * (ECONNREFUSED)" or the DNS failure into buf. \return length. */
+DS_API int ds_happy_describe(const ds_happy *h, char *buf, size_t len);
+
+/*! The hostname client endpoint: races like ds_happy_start() and hands the
+ * winner to proto as a transport (connection_made), or reports the
+ * aggregate error through connection_failed (then
+ * ds_happy_failures() is not available; the text is in the error
+ * callback's err, see ds_connect_host_error). The returned transport is
+ * in its connecting state until then; ds_tcp_abort() cancels the race.
+ * \return 0 or an error (no callback). */
+DS_API int ds_connect_host(ds_reactor *r, const char *host, uint16_t port,
+                           const ds_happy_opts *opts, const ds_protocol *proto,
+                           void *user, ds_tcp **out, char *err,
+                           size_t errlen);
+
+/*! Inside connection_failed of a ds_connect_host() transport: the text of
+ * every attempt and its error (as ds_happy_describe()). \return length. */
+DS_API int ds_connect_host_error(const ds_tcp *t, char *buf, size_t len);
+
+
 /* -------------------------------------------- all-interfaces server endpoint */
 
 #ifdef __cplusplus
