@@ -62,4 +62,25 @@ typedef struct ds__call {
 void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
                        void *data);
 
+/* Destination address selection (sort.c), for the Happy Eyeballs engine
+ * and for tests. */
+
+/* As ds_sort_destinations(), but sources[i] is taken as the source address
+ * of addrs[i] instead of asking the kernel (an unset source, family 0,
+ * makes addrs[i] unusable), so that nothing touches the network. Returns 0,
+ * -ENOMEM, or -EINVAL for a NULL array with n > 0. */
+int ds__sort_with_sources(ds_addr *addrs, size_t n, const ds_addr *sources);
+
+/* Reorders a sorted list in place for RFC 8305 section 4: first
+ * first_family_count addresses (0 means 1) of the preferred family (prefer
+ * AF_INET, or else AF_INET6, the default), then one of the other family,
+ * one of the preferred, and so on; when a family runs out, the rest of the
+ * other follows. Each family keeps its sorted order. The preferred family
+ * goes first even when the sorted list starts with the other one (the RFC
+ * takes the first family of the sorted list: pass that family as prefer
+ * to get its behaviour). v4-mapped addresses count as IPv4; unset ones go
+ * last, in their order. Needs no memory, so it cannot fail. */
+void ds__interleave_families(ds_addr *addrs, size_t n, int prefer,
+                             unsigned first_family_count);
+
 #endif
