@@ -45,7 +45,8 @@ extern "C" {
   X(EDNSTIMEOUT, -3013, "DNS query timed out")                                 \
   X(EBADNAME, -3014, "malformed host name")                                    \
   X(EDNS, -3015, "DNS resolution failed")                                      \
-  X(EALLFAILED, -3020, "every connection attempt failed")
+  X(EALLFAILED, -3020, "every connection attempt failed")                      \
+  X(ENOTMCAST, -3030, "not a multicast address")
 
 /*! Error codes of the library's own range. */
 enum ds_errno {
@@ -416,6 +417,244 @@ DS_API int ds_listener_fd(const ds_listener *l);
 DS_API void ds_listener_close(ds_listener *l);
 
 /* ----------------------------------------------------- UDP and multicast */
+
+typedef struct ds_udp ds_udp;
+
+/*! A UDP protocol (Twisted's DatagramProtocol): callbacks for one port, all
+ * optional except datagram_received. `user` is the pointer given with the
+ * port. No callback runs after ds_udp_close() has returned. */
+typedef struct ds_udp_protocol {
+  /*! A datagram arrived; data is valid only during the call (len may be
+   * 0). from is the full source: for IPv6 the 4-tuple, with the flow label
+   * from the IPV6_FLOWINFO control message (0 when the sender set none)
+   * and, for a link-local source, the scope id of the interface it came in
+   * on, so that ds_addr_format() writes `fe80::1%eth0` and a reply to from
+   * goes back the same way. On a connected port only the peer's datagrams
+   * are delivered. */
+  void (*datagram_received)(ds_udp *u, const void *data, size_t len,
+                            const ds_addr *from, void *user);
+  /*! Connected ports only: the peer answered a datagram with ICMP port
+   * unreachable. The port stays open and connected. When NULL, error()
+   * gets -ECONNREFUSED instead. */
+  void (*connection_refused)(ds_udp *u, void *user);
+  /*! Any other asynchronous error; the port stays open. err is -EMSGSIZE
+   * for a datagram longer than the port's max_datagram_size (dropped; addr
+   * is its source); a negative errno for a queued datagram that could not
+   * be sent (addr is its destination), or for an ICMP error reported on a
+   * connected port (-EHOSTUNREACH...; addr is the peer); addr is NULL when
+   * unknown. */
+  void (*error)(ds_udp *u, int err, const ds_addr *addr, void *user);
+  /*! ds_udp_write() failed with -EAGAIN (the send queue was full) and the
+   * queue has drained since: write again. */
+  void (*resume_producing)(ds_udp *u, void *user);
+} ds_udp_protocol;
+
+/*! Flags for ds_listen_udp(). */
+enum {
+  /*! SO_REUSEADDR and SO_REUSEPORT: several ports that all set it (in this
+   * process or others) may bind the same address and port. Each receives
+   * every multicast datagram of the groups it joined; a unicast datagram
+   * reaches only one of them. */
+  DS_UDP_REUSE = 2
+};
+
+/*! Opens a UDP port on interface:port (the IPv6 plan's listenUDP) and
+ * starts reading. interface is a literal (NULL: `0.0.0.0`); `::` or any
+ * IPv6 literal gives an IPv6 port, with IPV6_V6ONLY set so that `0.0.0.0`
+ * and `::` can share a port number. A link-local address needs its scope
+ * (`fe80::1%eth0`, else DS_ENEEDSCOPE); a host name is DS_EHOSTNAME, at
+ * once. A multicast group is a valid interface too: the port then
+ * receives only datagrams sent to that group (`ff02::1%eth0` binds to
+ * eth0), still once joined with ds_udp_join_group().
+ * Either way the port receives only the groups it joined
+ * (IP_MULTICAST_ALL and IPV6_MULTICAST_ALL are off); an IPv4 port also
+ * only on the interfaces it joined them on.
+ * \param port  0 picks a free port (see ds_udp_get_host()); it is bound
+ *              explicitly, so that it never changes (ds_udp_connect())
+ * \param max_datagram_size  the longest datagram delivered; 0 (or more than
+ *              65535) means 65535. A longer one is dropped and reported to
+ *              error() with -EMSGSIZE.
+ * \param flags  0 or DS_UDP_REUSE, else -EINVAL
+ * \param proto  must not be NULL, nor its datagram_received
+ * \param[out] out  the port
+ * \return 0 or an error (no port, no callback then). */
+DS_API int ds_listen_udp(ds_reactor *r, uint16_t port, const char *interface,
+                         size_t max_datagram_size, unsigned flags,
+                         const ds_udp_protocol *proto, void *user,
+                         ds_udp **out, char *err, size_t errlen);
+
+/*! The port's local address, with the real port and the scope id (a port
+ * on a wildcard address shows the address its connect chose).
+ * \return 0 or a negative errno. */
+DS_API int ds_udp_get_host(const ds_udp *u, ds_addr *out);
+
+/*! The connected peer, as given to ds_udp_connect() (with its scope).
+ * \return 0 or -ENOTCONN. */
+DS_API int ds_udp_get_peer(const ds_udp *u, ds_addr *out);
+
+/*! Sends one datagram to `to`, an address value (for IPv6 the 4-tuple), or
+ * to the connected peer when to is NULL (the IPv6 plan's
+ * IUDPTransport.write). Checked before anything is sent, never a silent
+ * drop:
+ * - to NULL on an unconnected port: -EDESTADDRREQ; an unset to: -EINVAL;
+ * - to of the other family than the port's: DS_EFAMILY;
+ * - an IPv6 link-local address, or a link- or interface-local group
+ *   (ff02::/16, ff01::/16), without a scope id takes the port's own scope
+ *   when the port is on a scoped address, a group also the outgoing
+ *   multicast interface when one was set; else DS_ENEEDSCOPE.
+ * to's flow info goes into sin6_flowinfo; Linux uses it only on a socket
+ * with IPV6_FLOWINFO_SEND and a leased flow label (see ds_udp_fd()).
+ *
+ * EAGAIN policy: when the kernel has no room, the datagram is copied to the
+ * port's send queue and sent, in order, as the socket drains; a queued
+ * datagram keeps the destination it was written for. When the queue is
+ * full (ds_udp_set_queue_limit()) the write fails with -EAGAIN, nothing is
+ * queued, and resume_producing() follows once the queue has drained. A
+ * queued datagram that fails later goes to error() with its destination.
+ * On a connected port, a refusal the kernel holds from an earlier datagram
+ * goes to connection_refused() on a later turn, and this datagram is still
+ * sent.
+ * \return 0 (sent or queued), or an error after which the datagram was not
+ * sent and no callback follows for it: -EAGAIN, -EMSGSIZE (too long to
+ * send), DS_EFAMILY, DS_ENEEDSCOPE, -EDESTADDRREQ, -EINVAL, -ENOMEM, or
+ * another negative errno from sendmsg() (-ENETUNREACH...). */
+DS_API int ds_udp_write(ds_udp *u, const void *data, size_t len,
+                        const ds_addr *to);
+
+/*! As ds_udp_write() to host:port, host an IPv4 or IPv6 literal (scope
+ * allowed): a host name is DS_EHOSTNAME, a malformed literal DS_EBADADDR;
+ * err says which part is wrong (host may be NULL only on a connected
+ * port, for the peer). */
+DS_API int ds_udp_write_to(ds_udp *u, const void *data, size_t len,
+                           const char *host, uint16_t port, char *err,
+                           size_t errlen);
+
+/*! Connects the port to host:port (the IPv6 plan's IUDPTransport.connect):
+ * host is a literal of the port's family (else DS_EFAMILY; a host name is
+ * DS_EHOSTNAME, link-local without scope DS_ENEEDSCOPE as for writes).
+ * Afterwards ds_udp_write() with a NULL address reaches the peer, only the
+ * peer's datagrams are delivered (datagrams from others still queued in
+ * the socket are dropped), and ICMP port unreachable from the peer reaches
+ * connection_refused().
+ *
+ * Connecting again retargets the port to the new peer. The local port
+ * never changes. On a port listening on a wildcard address (`0.0.0.0`,
+ * `::`) the local address is chosen afresh for the new peer (the kernel
+ * alone would keep the one the first connect chose); on a port on a
+ * specific address it stays. A refusal still pending from the old peer is
+ * dropped. On failure the port stays connected to its previous peer (see
+ * ds_udp_get_peer()). Synchronous: no callback.
+ * \return 0 or an error; err explains. */
+DS_API int ds_udp_connect(ds_udp *u, const char *host, uint16_t port,
+                          char *err, size_t errlen);
+
+/*! As ds_udp_connect() with an address value (the 4-tuple). */
+DS_API int ds_udp_connect_addr(ds_udp *u, const ds_addr *peer, char *err,
+                               size_t errlen);
+
+/*! \return bytes waiting in the send queue (see ds_udp_write()). */
+DS_API size_t ds_udp_buffered(const ds_udp *u);
+
+/*! Bounds the send queue (default 256 KiB of payload). A datagram is
+ * queued only while the queue holds fewer than limit bytes (so one
+ * datagram always fits into an empty queue); 0 queues nothing, and every
+ * EAGAIN is returned at once (resume_producing() still follows). */
+DS_API void ds_udp_set_queue_limit(ds_udp *u, size_t limit);
+
+/*! Stops reading (datagrams wait in the kernel, which drops what does not
+ * fit) or starts again. */
+DS_API void ds_udp_pause_reading(ds_udp *u);
+DS_API void ds_udp_resume_reading(ds_udp *u);
+
+/*! Interfaces in the multicast calls below (`interface` arguments) are
+ * NULL or "" for the default, a name (`eth0`), an index (`2`), or an
+ * address of either family that a local interface holds (`192.0.2.1`,
+ * `2001:db8::1`, `fe80::1%eth0`). An interface that does not exist is
+ * -ENODEV, an address no interface holds -EADDRNOTAVAIL; err names it.
+ *
+ * Joins the multicast group on an interface (IMulticastTransport.joinGroup,
+ * MCAST_JOIN_GROUP). group is a multicast literal of the port's family: a
+ * unicast address is DS_ENOTMCAST, the other family DS_EFAMILY, a host name
+ * DS_EHOSTNAME. An IPv6 group may name the interface as its scope
+ * (`ff02::1%eth0`); given both ways, they must agree (else -EINVAL). A
+ * link- or interface-local IPv6 group needs one or the other
+ * (DS_ENEEDSCOPE); for other groups the default lets the kernel choose by
+ * route (IPv4 without a 224.0.0.0/4 route: -ENODEV, so name one).
+ * \return 0 or an error: also -EADDRINUSE when already joined there. */
+DS_API int ds_udp_join_group(ds_udp *u, const char *group,
+                             const char *interface, char *err,
+                             size_t errlen);
+
+/*! Leaves a group joined with ds_udp_join_group(), same arguments.
+ * \return 0 or an error: -EADDRNOTAVAIL when not joined there. */
+DS_API int ds_udp_leave_group(ds_udp *u, const char *group,
+                              const char *interface, char *err,
+                              size_t errlen);
+
+/*! Source-specific join (RFC 4607; MCAST_JOIN_SOURCE_GROUP): receives
+ * group only from source, a unicast literal of the group's family (else
+ * DS_EFAMILY; a multicast source is -EINVAL). Call again to add sources.
+ * Group and interface as for ds_udp_join_group(); a group this port joined
+ * without a source cannot also be joined with one (-EINVAL). */
+DS_API int ds_udp_join_source_group(ds_udp *u, const char *group,
+                                    const char *source, const char *interface,
+                                    char *err, size_t errlen);
+
+/*! Removes a source added with ds_udp_join_source_group() (the group is
+ * left with its last source). */
+DS_API int ds_udp_leave_source_group(ds_udp *u, const char *group,
+                                     const char *source,
+                                     const char *interface, char *err,
+                                     size_t errlen);
+
+/*! Sets the interface multicast datagrams leave by (IP_MULTICAST_IF with
+ * struct ip_mreqn; IPV6_MULTICAST_IF). NULL or "" gives the choice back
+ * to the kernel (by route). For IPv4, an address also becomes the source
+ * address of the port's multicast datagrams; a name or index lets the
+ * kernel pick one of the interface's addresses.
+ * \return 0 or an error; err names the bad part. */
+DS_API int ds_udp_set_outgoing_interface(ds_udp *u, const char *interface,
+                                         char *err, size_t errlen);
+
+/*! Writes the outgoing multicast interface into buf as text: the interface
+ * name (its index if it has no name), or for IPv4 set by address that
+ * address; "" when the kernel chooses. (Set through ds_udp_fd(), IPv4's is
+ * seen only as an address.)
+ * \param[out] ifindex  the interface index, 0 for none (may be NULL)
+ * \return the text length, -ENOSPC when len is too small (DS_ADDR_STRLEN is
+ * always enough), or a negative errno. */
+DS_API int ds_udp_get_outgoing_interface(const ds_udp *u, char *buf,
+                                         size_t len, unsigned *ifindex);
+
+/*! Sets the TTL (IPv4) or hop limit (IPv6) of the port's multicast
+ * datagrams, 0-255 (the kernel's default is 1).
+ * \return 0, -EINVAL out of range, or a negative errno. */
+DS_API int ds_udp_set_multicast_ttl(ds_udp *u, int ttl);
+
+/*! \return the multicast TTL / hop limit, or a negative errno. */
+DS_API int ds_udp_get_multicast_ttl(const ds_udp *u);
+
+/*! Whether the port's multicast datagrams are also delivered to this host's
+ * own members of the group (1, the kernel's default) or not (0).
+ * \return 0 or a negative errno. */
+DS_API int ds_udp_set_multicast_loopback(ds_udp *u, int on);
+
+/*! \return 1 or 0 (see ds_udp_set_multicast_loopback()), or a negative
+ * errno. */
+DS_API int ds_udp_get_multicast_loopback(const ds_udp *u);
+
+/*! \return the socket fd (for options the library does not wrap). */
+DS_API int ds_udp_fd(const ds_udp *u);
+
+/*! Sets the pointer passed to u's callbacks. */
+DS_API void ds_udp_set_user(ds_udp *u, void *user);
+
+/*! Closes the port: the socket closes now (leaving its groups), queued
+ * datagrams are discarded, and no callback runs once this returns. Safe
+ * inside any of u's callbacks. The reactor counts the port until its
+ * memory is freed, which may wait for the next turn (ds_reactor_free() is
+ * -EBUSY until then). NULL is fine. */
+DS_API void ds_udp_close(ds_udp *u);
 
 /* ----------------------------------- resolver and hostname client endpoint */
 

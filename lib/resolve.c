@@ -1,0 +1,977 @@
+/* The resolver: A and AAAA lookups answered from the hosts file or by
+ * c-ares, driven by the reactor (no threads).
+ *
+ * A lookup first checks address literals, then the hosts file (read here,
+ * for both families at once: c-ares 1.18.1's own hosts lookup is per
+ * family and its path cannot be set), and only then asks DNS. DNS uses one
+ * c-ares channel per lookup, because ares_cancel() of 1.18.1 cancels every
+ * query of a channel and a channel is not thread-safe: with a channel of
+ * its own, each lookup is cancelled alone, by ares_destroy(), which closes
+ * its sockets at once. AAAA and A are separate ares_search() queries, AAAA
+ * sent first, and each family is answered on its own.
+ *
+ * c-ares' sockets go through the library's table of real socket calls
+ * (ds__sys), created non-blocking and close-on-exec (with custom socket
+ * functions c-ares sets neither). Its socket-state callback keeps one ds_io
+ * watcher per socket; events run ares_process_fd(), and a ds_timer follows
+ * ares_timeout() after each step.
+ *
+ * No user code runs inside c-ares: its callbacks only store the answer and
+ * queue a deferred call (embedded in the lookup), which delivers on the
+ * next reactor turn. So an answer is never delivered inside
+ * ds_lookup_start(), even when c-ares completes inside ares_search(), and a
+ * user callback may cancel its lookup (ares_destroy) without re-entering
+ * c-ares.
+ *
+ * Timeouts follow glibc, not c-ares: `options timeout:N attempts:N` of
+ * /etc/resolv.conf (and RES_OPTIONS), defaults 5 s and 2, passed as
+ * ARES_OPT_TIMEOUTMS and ARES_OPT_TRIES. c-ares doubles the timeout per
+ * round as glibc does, so a silent server costs the same time (5 + 10 s
+ * by default, 1 s with timeout:1 attempts:1).
+ *
+ * NODATA and NXDOMAIN with a search list (c-ares 1.18.1 ares_search): the
+ * status reported is the one of the name tried as-is (first when it has
+ * at least ndots dots, else last), except that NXDOMAIN becomes NODATA when
+ * any try of the search returned NODATA, as glibc's res_search does.
+ * SERVFAIL of one try goes on to the next; a timeout or another error
+ * ends the search with that error. So "www.test" that exists without AAAA
+ * is DS_ENODATA for AAAA even when www.test.SEARCHDOMAIN does not exist.
+ */
+#include "internal.h"
+
+#include <ares.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DS__HOSTS_PATH "/etc/hosts"
+#define DS__RESOLV_PATH "/etc/resolv.conf"
+#define DS__NAME_MAX 253
+#define DS__LABEL_MAX 63
+/* glibc's defaults and limits (RES_TIMEOUT, RES_DFLRETRY, RES_MAXRETRANS,
+ * RES_MAXRETRY). */
+#define DS__TIMEOUT_S 5
+#define DS__ATTEMPTS 2
+#define DS__TIMEOUT_MAX_S 30
+#define DS__ATTEMPTS_MAX 5
+
+/* Index of a family's answer in a lookup: AAAA first, as it is sent. */
+enum { ANS_AAAA = 0, ANS_A = 1 };
+
+/* One family's answer. */
+typedef struct answer {
+  ds_lookup *l;
+  int family;         /* AF_INET6 or AF_INET */
+  int status;         /* 0 or the error delivered */
+  ds_addr *addrs;
+  size_t n, cap;
+  unsigned wanted : 1;    /* requested by the caller */
+  unsigned servfail : 1;  /* a server answered SERVFAIL for this type */
+  unsigned done : 1;      /* status and addrs are final */
+  unsigned delivered : 1; /* the callback ran (or is running) */
+} answer;
+
+/* A c-ares socket and its watcher. */
+typedef struct sockw {
+  struct sockw *next;
+  ds_lookup *l;
+  ds_io *io;
+  int fd;
+} sockw;
+
+struct ds_lookup {
+  ds_reactor *r;
+  ds_lookup_cb cb;
+  void *user;
+  ares_channel ch; /* NULL once closed, or without DNS */
+  ds_timer *timer;
+  sockw *socks;
+  answer ans[2];
+  int ready[2];        /* answers done but not delivered, in order */
+  int nready, head;
+  int dns_pending;     /* answers c-ares still owes */
+  ds__call call;
+  unsigned queued : 1;     /* call is in the reactor's queue */
+  unsigned delivering : 1; /* inside lookup_deliver() */
+  unsigned cancelled : 1;
+};
+
+/* ----------------------------------------------------------- c-ares setup */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_status = ARES_ENOTINITIALIZED;
+
+/* Initialises c-ares once per process (ares_library_init is not
+ * thread-safe on its own). */
+static void lib_init(void)
+{
+  lib_status = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+/* Returns the library's code for a c-ares status other than success. */
+static int map_status(int status)
+{
+  switch (status) {
+  case ARES_ENOTFOUND:
+    return DS_ENOTFOUND;
+  case ARES_ENODATA:
+    return DS_ENODATA;
+  case ARES_ESERVFAIL:
+    return DS_ESERVFAIL;
+  case ARES_ETIMEOUT:
+    return DS_EDNSTIMEOUT;
+  case ARES_ENOMEM:
+    return -ENOMEM;
+  default:
+    return DS_EDNS;
+  }
+}
+
+/* c-ares' sockets, through the table of real socket calls. c-ares does not
+ * set O_NONBLOCK or FD_CLOEXEC when it is given socket functions. Returns
+ * the new socket or -1 with errno set. */
+static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
+{
+  (void)u;
+  return ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        protocol);
+}
+
+/* Returns close()'s result. */
+static int sock_close(ares_socket_t fd, void *u)
+{
+  (void)u;
+  return ds__sys.close(fd);
+}
+
+/* Returns connect()'s result (EINPROGRESS for TCP, as c-ares expects). */
+static int sock_connect(ares_socket_t fd, const struct sockaddr *sa,
+                        ares_socklen_t len, void *u)
+{
+  (void)u;
+  return ds__sys.connect(fd, sa, len);
+}
+
+/* Notes a SERVFAIL reply (n bytes at p) in the answer of its question
+ * type. c-ares 1.18.1 hides it: a SERVFAIL from every server ends the
+ * query with ARES_ECONNREFUSED (the status it starts with), so the
+ * resolver looks at the replies on their way in. Only UDP replies are
+ * seen whole here; a SERVFAIL is never large enough for TCP. */
+static void note_servfail(ds_lookup *l, const unsigned char *p, size_t n)
+{
+  size_t off = 12;
+  unsigned qtype;
+
+  /* A response (QR), RCODE 2, one question. */
+  if (n < 12 || !(p[2] & 0x80) || (p[3] & 0x0f) != 2 || p[4] != 0 ||
+      p[5] != 1)
+    return;
+  while (off < n && p[off] != 0) {
+    if (p[off] & 0xc0)
+      return; /* no compression in a question's name */
+    off += (size_t)p[off] + 1;
+  }
+  if (off + 2 >= n)
+    return;
+  qtype = (unsigned)p[off + 1] << 8 | p[off + 2];
+  if (qtype == ns_t_a)
+    l->ans[ANS_A].servfail = 1;
+  else if (qtype == ns_t_aaaa)
+    l->ans[ANS_AAAA].servfail = 1;
+}
+
+/* Returns recvfrom()'s result. */
+static ares_ssize_t sock_recvfrom(ares_socket_t fd, void *buf, size_t len,
+                                  int flags, struct sockaddr *sa,
+                                  ares_socklen_t *salen, void *u)
+{
+  ares_ssize_t n = ds__sys.recvfrom(fd, buf, len, flags, sa, salen);
+  if (n > 0 && sa != NULL)
+    note_servfail(u, buf, (size_t)n);
+  return n;
+}
+
+/* Returns the bytes sent. sendmsg() with MSG_NOSIGNAL rather than writev(),
+ * so that a DNS server closing its TCP end cannot raise SIGPIPE in the
+ * host process. */
+static ares_ssize_t sock_sendv(ares_socket_t fd, const struct iovec *iov,
+                               int iovcnt, void *u)
+{
+  struct msghdr msg = {0};
+  (void)u;
+  msg.msg_iov = (struct iovec *)iov;
+  msg.msg_iovlen = (size_t)iovcnt;
+  return ds__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+static const struct ares_socket_functions sock_fns = {
+    .asocket = sock_open,
+    .aclose = sock_close,
+    .aconnect = sock_connect,
+    .arecvfrom = sock_recvfrom,
+    .asendv = sock_sendv,
+};
+
+/* ------------------------------------------------------ answers, delivery */
+
+static void lookup_deliver(void *p);
+
+/* Queues the delivery call unless it is queued already. */
+static void lookup_schedule(ds_lookup *l)
+{
+  if (l->queued)
+    return;
+  l->queued = 1;
+  ds__reactor_defer(l->r, &l->call, lookup_deliver, l);
+}
+
+/* Marks a's answer final with status and queues its delivery (safe inside
+ * c-ares: nothing else runs). */
+static void answer_finish(answer *a, int status)
+{
+  ds_lookup *l = a->l;
+  if (a->done || !a->wanted)
+    return;
+  a->done = 1;
+  a->status = status;
+  if (status != 0) {
+    free(a->addrs);
+    a->addrs = NULL;
+    a->n = 0;
+  }
+  l->ready[l->nready++] = (int)(a - l->ans);
+  lookup_schedule(l);
+}
+
+/* Appends a copy of ad to a, unless a has it already. Returns 0 or
+ * -ENOMEM. */
+static int answer_add(answer *a, const ds_addr *ad)
+{
+  size_t i;
+  for (i = 0; i < a->n; i++)
+    if (ds_addr_compare(&a->addrs[i], ad) == 0)
+      return 0;
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 4;
+    ds_addr *na = realloc(a->addrs, cap * sizeof *na);
+    if (na == NULL)
+      return -ENOMEM;
+    a->addrs = na;
+    a->cap = cap;
+  }
+  a->addrs[a->n++] = *ad;
+  return 0;
+}
+
+/* Finishes every wanted answer still open with status: a lookup that
+ * cannot go on (no memory for a watcher or a timer). */
+static void lookup_fail_pending(ds_lookup *l, int status)
+{
+  int i;
+  for (i = 0; i < 2; i++)
+    if (l->ans[i].wanted && !l->ans[i].done)
+      answer_finish(&l->ans[i], status);
+  l->dns_pending = 0;
+}
+
+/* Returns the addresses of a DNS reply of a's family in a. Returns 0 with
+ * at least one address, or the status to deliver. */
+static int answer_parse(answer *a, unsigned char *abuf, int alen)
+{
+  struct hostent *he = NULL;
+  ds_addr ad;
+  int rc, i;
+
+  if (a->family == AF_INET)
+    rc = ares_parse_a_reply(abuf, alen, &he, NULL, NULL);
+  else
+    rc = ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+  if (rc != ARES_SUCCESS) {
+    if (he != NULL)
+      ares_free_hostent(he);
+    return map_status(rc);
+  }
+  rc = 0;
+  for (i = 0; he->h_addr_list[i] != NULL && rc == 0; i++) {
+    memset(&ad, 0, sizeof ad);
+    ad.family = a->family;
+    memcpy(ad.ip.bytes, he->h_addr_list[i], a->family == AF_INET ? 4 : 16);
+    rc = answer_add(a, &ad);
+  }
+  ares_free_hostent(he);
+  if (rc == 0 && a->n == 0)
+    rc = DS_ENODATA; /* a CNAME without an address of this family */
+  return rc;
+}
+
+/* c-ares' callback for one family's ares_search(). Stores the answer; the
+ * delivery runs on a later reactor turn. */
+static void on_answer(void *arg, int status, int timeouts,
+                      unsigned char *abuf, int alen)
+{
+  answer *a = arg;
+  (void)timeouts;
+  /* ares_destroy() ends the queries of a cancelled or finished lookup with
+   * ARES_EDESTRUCTION: nothing is delivered for them. */
+  if (status == ARES_EDESTRUCTION || a->done)
+    return;
+  a->l->dns_pending--;
+  if (status == ARES_SUCCESS)
+    status = answer_parse(a, abuf, alen);
+  else if (status == ARES_ECONNREFUSED && a->servfail)
+    status = DS_ESERVFAIL; /* see note_servfail() */
+  else
+    status = map_status(status);
+  answer_finish(a, status);
+}
+
+/* ------------------------------------------------------- reactor plumbing */
+
+/* Stops and frees every watcher left (c-ares normally frees them through
+ * the socket-state callback). */
+static void socks_free(ds_lookup *l)
+{
+  sockw *s, *next;
+  for (s = l->socks; s != NULL; s = next) {
+    next = s->next;
+    ds_io_free(s->io);
+    free(s);
+  }
+  l->socks = NULL;
+}
+
+/* Closes the channel: queries and sockets go at once (ares_destroy runs
+ * the socket-state callback for each socket, before closing it). */
+static void lookup_close_dns(ds_lookup *l)
+{
+  ares_channel ch = l->ch;
+  if (ch != NULL) {
+    l->ch = NULL;
+    ares_destroy(ch);
+  }
+  socks_free(l);
+  ds_timer_free(l->timer);
+  l->timer = NULL;
+}
+
+/* Re-arms the timer from ares_timeout(). Returns 0 or -ENOMEM. */
+static int lookup_rearm(ds_lookup *l)
+{
+  struct timeval tvbuf, *tv;
+  uint64_t ms;
+
+  if (l->ch == NULL || l->timer == NULL)
+    return 0;
+  tv = ares_timeout(l->ch, NULL, &tvbuf);
+  if (tv == NULL) {
+    ds_timer_stop(l->timer);
+    return 0;
+  }
+  /* ares_timeout() truncates to milliseconds: one more, so that the timer
+   * never fires before c-ares sees the deadline passed. */
+  ms = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u;
+  return ds_timer_start(l->timer, ms + 1, 0);
+}
+
+/* After a c-ares step: re-arms the timer, or ends the lookup when that is
+ * impossible. */
+static void lookup_after_step(ds_lookup *l)
+{
+  if (lookup_rearm(l) != 0)
+    lookup_fail_pending(l, -ENOMEM);
+}
+
+static void lookup_io(ds_io *w, unsigned events, void *data)
+{
+  sockw *s = data;
+  ds_lookup *l = s->l; /* s may be freed inside ares_process_fd */
+  int fd = s->fd;
+  (void)w;
+  if (l->ch == NULL)
+    return;
+  ares_process_fd(l->ch,
+                  (events & (DS_READABLE | DS_ERROR)) ? fd : ARES_SOCKET_BAD,
+                  (events & DS_WRITABLE) ? fd : ARES_SOCKET_BAD);
+  lookup_after_step(l);
+}
+
+static void lookup_timer(ds_timer *t, void *data)
+{
+  ds_lookup *l = data;
+  (void)t;
+  if (l->ch == NULL)
+    return;
+  ares_process_fd(l->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  lookup_after_step(l);
+}
+
+/* c-ares' socket-state callback: keeps one watcher per socket, freed when
+ * c-ares says the socket is going (before it closes it). */
+static void sock_state(void *data, ares_socket_t fd, int readable,
+                       int writable)
+{
+  ds_lookup *l = data;
+  sockw *s, **pp;
+  int rc;
+
+  for (pp = &l->socks; (s = *pp) != NULL; pp = &s->next)
+    if (s->fd == fd)
+      break;
+  if (!readable && !writable) {
+    if (s != NULL) {
+      *pp = s->next;
+      ds_io_free(s->io);
+      free(s);
+    }
+    return;
+  }
+  if (s == NULL) {
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+      lookup_fail_pending(l, -ENOMEM);
+      return;
+    }
+    rc = ds_io_new(l->r, &s->io, fd, lookup_io, s);
+    if (rc != 0) {
+      free(s);
+      lookup_fail_pending(l, rc);
+      return;
+    }
+    s->l = l;
+    s->fd = fd;
+    s->next = l->socks;
+    l->socks = s;
+  }
+  rc = ds_io_set(s->io, (readable ? DS_READABLE : 0u) |
+                            (writable ? DS_WRITABLE : 0u));
+  if (rc != 0)
+    lookup_fail_pending(l, rc);
+}
+
+/* Frees l (its DNS part must be closed). */
+static void lookup_free(ds_lookup *l)
+{
+  ds_reactor *r = l->r;
+  lookup_close_dns(l);
+  free(l->ans[0].addrs);
+  free(l->ans[1].addrs);
+  free(l);
+  ds__reactor_unref(r);
+}
+
+/* Returns 1 when every wanted answer has been delivered. */
+static int lookup_all_delivered(const ds_lookup *l)
+{
+  int i;
+  for (i = 0; i < 2; i++)
+    if (l->ans[i].wanted && !l->ans[i].delivered)
+      return 0;
+  return 1;
+}
+
+/* The deferred call: delivers the answers that are ready, in the order
+ * they came, then frees the lookup after its last answer. */
+static void lookup_deliver(void *p)
+{
+  ds_lookup *l = p;
+
+  l->queued = 0;
+  /* A user callback running the reactor again would come back here. */
+  if (l->delivering)
+    return;
+  if (!l->cancelled && l->dns_pending == 0)
+    lookup_close_dns(l); /* sockets closed before the last answer */
+  l->delivering = 1;
+  while (!l->cancelled && l->head < l->nready) {
+    answer *a = &l->ans[l->ready[l->head++]];
+    a->delivered = 1;
+    l->cb(l, a->family, a->status, a->n > 0 ? a->addrs : NULL, a->n,
+          l->user);
+  }
+  l->delivering = 0;
+  if (l->cancelled || lookup_all_delivered(l))
+    lookup_free(l);
+}
+
+/* ------------------------------------------------------ names and config */
+
+/* Returns 0 if name is a host name the resolver may look up, else
+ * DS_EBADNAME with err saying what is wrong: empty, longer than 253
+ * characters, a label empty (`..`, a leading dot) or longer than 63,
+ * starting or ending with '-', a character other than letters, digits,
+ * '-' and '_', or an all-digit last label (`1.2.3` is no address literal
+ * here, and no DNS name either). One trailing dot is allowed. */
+static int check_name(const char *name, char *err, size_t errlen)
+{
+  size_t len = strlen(name), i, start = 0;
+  int digits_only = 1;
+
+  if (len == 0)
+    return ds__fail(err, errlen, DS_EBADNAME, "empty host name");
+  if (strcmp(name, ".") == 0)
+    return ds__fail(err, errlen, DS_EBADNAME,
+                    "'.' (the DNS root) is not a host name");
+  if (name[len - 1] == '.')
+    len--;
+  if (len > DS__NAME_MAX)
+    return ds__fail(err, errlen, DS_EBADNAME,
+                    "host name '%.40s...' is %zu characters long; the limit "
+                    "is %d",
+                    name, len, DS__NAME_MAX);
+  for (i = 0; i <= len; i++) {
+    unsigned char c = i < len ? (unsigned char)name[i] : '.';
+    if (c == '.') {
+      size_t ll = i - start;
+      if (ll == 0)
+        return ds__fail(err, errlen, DS_EBADNAME,
+                        "host name '%s' has an empty label (%s)", name,
+                        i == 0 ? "leading dot" : "\"..\"");
+      if (ll > DS__LABEL_MAX)
+        return ds__fail(err, errlen, DS_EBADNAME,
+                        "host name '%.40s...' has a label of %zu "
+                        "characters; the limit is %d",
+                        name, ll, DS__LABEL_MAX);
+      if (name[start] == '-' || name[i - 1] == '-')
+        return ds__fail(err, errlen, DS_EBADNAME,
+                        "host name '%s': label '%.*s' %s with '-'", name,
+                        (int)ll, name + start,
+                        name[start] == '-' ? "starts" : "ends");
+      if (i < len)
+        digits_only = 1;
+      start = i + 1;
+      continue;
+    }
+    if (!isascii(c) || !(isalnum(c) || c == '-' || c == '_')) {
+      if (isprint(c))
+        return ds__fail(err, errlen, DS_EBADNAME,
+                        "host name '%.64s': bad character '%c' at position "
+                        "%zu",
+                        name, c, i + 1);
+      return ds__fail(err, errlen, DS_EBADNAME,
+                      "host name: bad byte 0x%02x at position %zu", c,
+                      i + 1);
+    }
+    if (!isdigit(c))
+      digits_only = 0;
+  }
+  if (digits_only)
+    return ds__fail(err, errlen, DS_EBADNAME,
+                    "'%s' is neither an address literal nor a host name "
+                    "(its last label is all digits)",
+                    name);
+  return 0;
+}
+
+/* Returns 1 if the hosts-file token tok names name (namelen characters,
+ * no trailing dot), case-insensitively and ignoring a trailing dot. */
+static int hosts_name_match(const char *tok, const char *name, size_t namelen)
+{
+  if (strncasecmp(tok, name, namelen) != 0)
+    return 0;
+  return tok[namelen] == '\0' ||
+         (tok[namelen] == '.' && tok[namelen + 1] == '\0');
+}
+
+/* Looks name up in the hosts file at path, as glibc's files backend does
+ * with `multi on`: every line naming it (as canonical name or alias)
+ * counts. Adds the addresses of the wanted families to l's answers, in
+ * file order. Returns 1 if name has any address there (of any family), 0
+ * if not or if a missing_ok file does not exist, or a negative errno with
+ * err naming the file. */
+static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
+                        const char *name, char *err, size_t errlen)
+{
+  FILE *f = fopen(path, "re");
+  char *line = NULL, *save, *tok, *hash;
+  size_t cap = 0, namelen = strlen(name);
+  int found = 0, rc = 0;
+  ds_addr ad;
+
+  if (namelen > 0 && name[namelen - 1] == '.')
+    namelen--;
+  if (f == NULL) {
+    rc = -errno;
+    if (missing_ok && (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES))
+      return 0;
+    return ds__fail(err, errlen, rc, "hosts file %s: %s", path,
+                    strerror(-rc));
+  }
+  while (rc == 0 && getline(&line, &cap, f) >= 0) {
+    answer *a;
+    int match = 0;
+    if ((hash = strchr(line, '#')) != NULL)
+      *hash = '\0';
+    tok = strtok_r(line, " \t\r\n", &save);
+    /* Lines with an address this parser refuses (or a scope naming a
+     * missing interface) are skipped, as glibc skips what it cannot
+     * parse. */
+    if (tok == NULL || ds_addr_parse(&ad, tok, 0, NULL, 0) != 0)
+      continue;
+    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL)
+      if (hosts_name_match(tok, name, namelen)) {
+        match = 1;
+        break;
+      }
+    if (!match)
+      continue;
+    found = 1;
+    a = &l->ans[ad.family == AF_INET6 ? ANS_AAAA : ANS_A];
+    if (a->wanted)
+      rc = answer_add(a, &ad);
+  }
+  free(line);
+  fclose(f);
+  return rc != 0 ? rc : found;
+}
+
+/* Applies glibc's `timeout:N` and `attempts:N` from an options string
+ * (the rest of an `options` line, or RES_OPTIONS) to *timeout_s and
+ * *attempts, clamped as glibc clamps them. */
+static void apply_options(const char *p, unsigned *timeout_s,
+                          unsigned *attempts)
+{
+  while (*p != '\0') {
+    const char *end;
+    unsigned long v;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+      p++;
+    end = p;
+    while (*end != '\0' && !isspace((unsigned char)*end))
+      end++;
+    if (strncmp(p, "timeout:", 8) == 0 && isdigit((unsigned char)p[8])) {
+      v = strtoul(p + 8, NULL, 10);
+      *timeout_s = v < 1 ? 1 : v > DS__TIMEOUT_MAX_S ? DS__TIMEOUT_MAX_S
+                                                    : (unsigned)v;
+    } else if (strncmp(p, "attempts:", 9) == 0 &&
+               isdigit((unsigned char)p[9])) {
+      v = strtoul(p + 9, NULL, 10);
+      *attempts = v < 1 ? 1 : v > DS__ATTEMPTS_MAX ? DS__ATTEMPTS_MAX
+                                                  : (unsigned)v;
+    }
+    p = end;
+  }
+}
+
+/* Reads the system's per-try timeout and attempts: /etc/resolv.conf's
+ * `options` lines, then RES_OPTIONS, over glibc's defaults. c-ares reads
+ * neither `timeout:` nor `attempts:` and would wait 5 s x 4 tries. */
+static void system_timeouts(unsigned *timeout_ms, unsigned *attempts)
+{
+  unsigned t = DS__TIMEOUT_S, n = DS__ATTEMPTS;
+  FILE *f = fopen(DS__RESOLV_PATH, "re");
+  const char *env;
+  char *line = NULL;
+  size_t cap = 0;
+
+  if (f != NULL) {
+    while (getline(&line, &cap, f) >= 0)
+      if (strncmp(line, "options", 7) == 0 &&
+          (line[7] == ' ' || line[7] == '\t'))
+        apply_options(line + 7, &t, &n);
+    free(line);
+    fclose(f);
+  }
+  env = secure_getenv("RES_OPTIONS");
+  if (env != NULL)
+    apply_options(env, &t, &n);
+  *timeout_ms = t * 1000u;
+  *attempts = n;
+}
+
+/* Frees a server list made by parse_servers(). */
+static void servers_free(struct ares_addr_port_node *s)
+{
+  while (s != NULL) {
+    struct ares_addr_port_node *next = s->next;
+    free(s);
+    s = next;
+  }
+}
+
+/* Parses the servers option: comma-separated `192.0.2.2`, `2001:db8::2`,
+ * `[2001:db8::2]`, `192.0.2.2:5353`, `[2001:db8::2]:5353`. Returns 0 with
+ * the list in *out, or DS_EBADADDR (-ENOMEM) with err naming the bad
+ * entry. */
+static int parse_servers(const char *csv, struct ares_addr_port_node **out,
+                         char *err, size_t errlen)
+{
+  struct ares_addr_port_node *head = NULL, **tail = &head, *node;
+  const char *p = csv;
+  char entry[DS_ADDR_STRLEN + 8], why[160];
+  int rc = 0;
+
+  *out = NULL;
+  for (;;) {
+    const char *end = strchr(p, ',');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    ds_addr ad;
+
+    while (len > 0 && (*p == ' ' || *p == '\t')) {
+      p++;
+      len--;
+    }
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+      len--;
+    if (len == 0) {
+      rc = ds__fail(err, errlen, DS_EBADADDR,
+                    "servers '%.80s': empty entry", csv);
+      break;
+    }
+    if (len >= sizeof entry) {
+      rc = ds__fail(err, errlen, DS_EBADADDR,
+                    "servers: bad entry '%.*s...': too long", 40, p);
+      break;
+    }
+    memcpy(entry, p, len);
+    entry[len] = '\0';
+    why[0] = '\0';
+    if (entry[0] == '[' && entry[len - 1] == ']') {
+      entry[len - 1] = '\0';
+      rc = ds_addr_parse(&ad, entry + 1, 53, why, sizeof why);
+      entry[len - 1] = ']';
+      if (rc == 0 && ad.family != AF_INET6) {
+        rc = DS_EBADADDR;
+        snprintf(why, sizeof why, "brackets are for IPv6 only");
+      }
+    } else if (entry[0] == '[' || (strchr(entry, ':') != NULL &&
+                                   strchr(entry, '.') != NULL &&
+                                   strchr(entry, ':') ==
+                                       strrchr(entry, ':'))) {
+      /* `[v6]:port`, or IPv4 with one colon: `192.0.2.2:5353`. */
+      rc = ds_addr_parse_hostport(&ad, entry, why, sizeof why);
+    } else {
+      rc = ds_addr_parse(&ad, entry, 53, why, sizeof why);
+    }
+    if (rc == 0 && ad.scope_id != 0) {
+      rc = DS_EBADADDR;
+      snprintf(why, sizeof why, "c-ares 1.18.1 cannot use a scope id");
+    }
+    if (rc == 0 && ad.port == 0) {
+      rc = DS_EBADADDR;
+      snprintf(why, sizeof why, "port 0");
+    }
+    if (rc != 0) {
+      rc = ds__fail(err, errlen, rc == -ENODEV ? rc : DS_EBADADDR,
+                    "servers: bad entry '%s': %s", entry,
+                    why[0] ? why : ds_strerror(rc));
+      break;
+    }
+    node = calloc(1, sizeof *node);
+    if (node == NULL) {
+      rc = ds__fail(err, errlen, -ENOMEM, "out of memory");
+      break;
+    }
+    node->family = ad.family;
+    if (ad.family == AF_INET)
+      memcpy(&node->addr.addr4, &ad.ip.v4, 4);
+    else
+      memcpy(&node->addr.addr6, &ad.ip.v6, 16);
+    node->udp_port = ad.port;
+    node->tcp_port = ad.port;
+    *tail = node;
+    tail = &node->next;
+    if (end == NULL)
+      break;
+    p = end + 1;
+  }
+  if (rc != 0) {
+    servers_free(head);
+    return rc;
+  }
+  *out = head;
+  return 0;
+}
+
+/* Opens l's channel and sends the AAAA and A searches. Returns 0 or an
+ * error with err saying why (nothing is left open then but l itself). */
+static int lookup_start_dns(ds_lookup *l, const char *name,
+                            const ds_resolver_opts *opts, char *err,
+                            size_t errlen)
+{
+  struct ares_options ao;
+  struct ares_addr_port_node *servers = NULL;
+  unsigned timeout_ms, attempts;
+  char lookups[] = "b";
+  int rc, i;
+
+  pthread_once(&lib_once, lib_init);
+  if (lib_status != ARES_SUCCESS)
+    return ds__fail(err, errlen, DS_EDNS, "c-ares: %s",
+                    ares_strerror(lib_status));
+  if (opts != NULL && opts->servers != NULL) {
+    rc = parse_servers(opts->servers, &servers, err, errlen);
+    if (rc != 0)
+      return rc;
+  }
+  system_timeouts(&timeout_ms, &attempts);
+  if (opts != NULL && opts->timeout_ms != 0)
+    timeout_ms = opts->timeout_ms;
+  if (opts != NULL && opts->attempts != 0)
+    attempts = opts->attempts;
+  if (timeout_ms > INT32_MAX)
+    timeout_ms = INT32_MAX;
+
+  memset(&ao, 0, sizeof ao);
+  ao.timeout = (int)timeout_ms;
+  ao.tries = (int)(attempts > 100 ? 100 : attempts);
+  /* Only DNS: the hosts file was read already, for both families. */
+  ao.lookups = lookups;
+  ao.sock_state_cb = sock_state;
+  ao.sock_state_cb_data = l;
+  rc = ds_timer_new(l->r, &l->timer, lookup_timer, l);
+  if (rc != 0) {
+    servers_free(servers);
+    return ds__fail(err, errlen, rc, "out of memory");
+  }
+  rc = ares_init_options(&l->ch, &ao,
+                         ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+                             ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
+  if (rc != ARES_SUCCESS) {
+    l->ch = NULL;
+    servers_free(servers);
+    return ds__fail(err, errlen, map_status(rc), "c-ares: %s",
+                    ares_strerror(rc));
+  }
+  if (servers != NULL) {
+    rc = ares_set_servers_ports(l->ch, servers);
+    servers_free(servers);
+    if (rc != ARES_SUCCESS)
+      return ds__fail(err, errlen, map_status(rc), "c-ares servers: %s",
+                      ares_strerror(rc));
+  }
+  ares_set_socket_functions(l->ch, &sock_fns, l);
+
+  for (i = 0; i < 2; i++)
+    if (l->ans[i].wanted)
+      l->dns_pending++;
+  /* AAAA first: Happy Eyeballs starts at once on a positive AAAA. */
+  for (i = 0; i < 2; i++)
+    if (l->ans[i].wanted)
+      ares_search(l->ch, name, ns_c_in,
+                  l->ans[i].family == AF_INET6 ? ns_t_aaaa : ns_t_a,
+                  on_answer, &l->ans[i]);
+  if (lookup_rearm(l) != 0)
+    return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  return 0;
+}
+
+/* ---------------------------------------------------------------- the API */
+
+int ds_lookup_start(ds_reactor *r, const char *name, int families,
+                    const ds_resolver_opts *opts, ds_lookup_cb cb, void *user,
+                    ds_lookup **out, char *err, size_t errlen)
+{
+  ds_lookup *l;
+  ds_addr lit;
+  const char *hosts;
+  int rc, i, is_literal;
+
+  if (out != NULL)
+    *out = NULL;
+  if (err != NULL && errlen > 0)
+    err[0] = '\0';
+  if (r == NULL || name == NULL || cb == NULL)
+    return ds__fail(err, errlen, -EINVAL, "lookup: %s must not be NULL",
+                    r == NULL ? "reactor" : name == NULL ? "name" : "cb");
+  if (families < DS_LOOKUP_A ||
+      families > (DS_LOOKUP_A | DS_LOOKUP_AAAA))
+    return ds__fail(err, errlen, -EINVAL,
+                    "lookup: families must be DS_LOOKUP_A, DS_LOOKUP_AAAA "
+                    "or both, not %d",
+                    families);
+
+  /* An address literal answers itself; anything else must be a name. */
+  rc = ds_addr_parse(&lit, name, 0, NULL, 0);
+  if (rc == -ENODEV) /* a literal with a scope naming no interface */
+    return ds_addr_parse(&lit, name, 0, err, errlen);
+  if (rc != 0 && strchr(name, ':') != NULL) {
+    char why[128];
+    ds_addr_parse(&lit, name, 0, why, sizeof why);
+    return ds__fail(err, errlen, DS_EBADNAME,
+                    "'%.64s' is neither a host name nor a valid IPv6 "
+                    "literal (%s)",
+                    name, why);
+  }
+  is_literal = rc == 0;
+  if (!is_literal) {
+    rc = check_name(name, err, errlen);
+    if (rc != 0)
+      return rc;
+  }
+
+  l = calloc(1, sizeof *l);
+  if (l == NULL)
+    return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  l->r = r;
+  l->cb = cb;
+  l->user = user;
+  l->ans[ANS_AAAA].family = AF_INET6;
+  l->ans[ANS_AAAA].wanted = (families & DS_LOOKUP_AAAA) != 0;
+  l->ans[ANS_A].family = AF_INET;
+  l->ans[ANS_A].wanted = (families & DS_LOOKUP_A) != 0;
+  for (i = 0; i < 2; i++)
+    l->ans[i].l = l;
+  ds__reactor_ref(r);
+
+  if (is_literal) {
+    answer *a = &l->ans[lit.family == AF_INET6 ? ANS_AAAA : ANS_A];
+    rc = a->wanted ? answer_add(a, &lit) : 0;
+    if (rc != 0) {
+      rc = ds__fail(err, errlen, rc, "out of memory");
+      goto fail;
+    }
+    rc = 1; /* answered: no DNS */
+  } else {
+    hosts = opts != NULL && opts->hosts_file != NULL ? opts->hosts_file
+                                                    : DS__HOSTS_PATH;
+    rc = 0;
+    if (hosts[0] != '\0')
+      rc = hosts_lookup(l, hosts,
+                        opts == NULL || opts->hosts_file == NULL, name, err,
+                        errlen);
+    if (rc < 0)
+      goto fail;
+  }
+  if (rc == 1) {
+    /* Both families from the literal or the hosts file: a family with no
+     * address there has none at all (no DNS). AAAA is delivered first. */
+    for (i = 0; i < 2; i++)
+      answer_finish(&l->ans[i], l->ans[i].n > 0 ? 0 : DS_ENODATA);
+  } else {
+    rc = lookup_start_dns(l, name, opts, err, errlen);
+    if (rc != 0)
+      goto fail;
+  }
+  if (out != NULL)
+    *out = l;
+  return 0;
+
+fail:
+  /* Nothing was delivered and nothing will be. */
+  l->cancelled = 1;
+  lookup_close_dns(l);
+  if (l->queued)
+    return rc; /* freed by the queued call, which delivers nothing */
+  lookup_free(l);
+  return rc;
+}
+
+void ds_lookup_cancel(ds_lookup *l)
+{
+  if (l == NULL || l->cancelled)
+    return;
+  l->cancelled = 1;
+  lookup_close_dns(l);
+  /* A queued call cannot be taken back, and inside a callback the
+   * delivery loop still holds l: both free it when they see it
+   * cancelled. */
+  if (l->queued || l->delivering)
+    return;
+  lookup_free(l);
+}
