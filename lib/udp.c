@@ -54,11 +54,11 @@ struct ds_udp {
   int family;
   const ds_udp_protocol *proto;
   void *user;
-  ds_addr bound;          /* the address listened on, port resolved */
-  ds_addr peer;           /* connected peer, valid when connected */
-  unsigned char *buf;     /* receive buffer of max_dgram bytes */
+  ds_addr bound;      /* the address listened on, port resolved */
+  ds_addr peer;       /* connected peer, valid when connected */
+  unsigned char *buf; /* receive buffer of max_dgram bytes */
   size_t max_dgram;
-  dgram *wq, *wq_tail;    /* send queue */
+  dgram *wq, *wq_tail; /* send queue */
   size_t wq_bytes, wq_limit;
   unsigned mc_ifindex;    /* outgoing multicast interface set, or 0 */
   struct in_addr mc_addr; /* IPv4: the address it was set by, or 0 */
@@ -66,9 +66,9 @@ struct ds_udp {
   int busy;               /* callbacks of this port running now */
   ds__call call;          /* delivers refusals on the next turn */
   unsigned connected : 1;
-  unsigned wildcard : 1;      /* bound to 0.0.0.0 or :: */
+  unsigned wildcard : 1; /* bound to 0.0.0.0 or :: */
   unsigned reading_paused : 1;
-  unsigned want_resume : 1;   /* a write saw -EAGAIN: resume_producing due */
+  unsigned want_resume : 1; /* a write saw -EAGAIN: resume_producing due */
   unsigned call_queued : 1;
   unsigned closed : 1;
 };
@@ -254,8 +254,7 @@ static int udp_send(ds_udp *u, const void *data, size_t len, const ds_addr *to)
 
 /* Appends a copy of the datagram to the send queue. Returns 0 or
  * -ENOMEM. */
-static int udp_queue(ds_udp *u, const void *data, size_t len,
-                     const ds_addr *to)
+static int udp_queue(ds_udp *u, const void *data, size_t len, const ds_addr *to)
 {
   dgram *d = malloc(sizeof *d + len);
   if (d == NULL)
@@ -318,18 +317,16 @@ static int udp_check_dest(const ds_udp *u, const ds_addr *to, ds_addr *out,
   if (to->family != AF_INET && to->family != AF_INET6)
     return ds__fail(err, errlen, -EINVAL, "destination address is unset");
   if (to->family != u->family)
-    return ds__fail(err, errlen, DS_EFAMILY,
-                    "destination %s is %s but the port is %s",
-                    addr_text(to, t, 1), family_name(to->family),
-                    family_name(u->family));
+    return ds__fail(
+        err, errlen, DS_EFAMILY, "destination %s is %s but the port is %s",
+        addr_text(to, t, 1), family_name(to->family), family_name(u->family));
   *out = *to;
   if (lacks_needed_scope(to)) {
     /* The kernel would send by the port's bound interface, or a group by
      * the outgoing multicast interface: then the scope is not a guess. */
     if (u->bound.scope_id != 0)
       out->scope_id = u->bound.scope_id;
-    else if (!(ds_addr_classify(to) == DS_ADDR_MULTICAST &&
-               u->mc_ifindex != 0))
+    else if (!(ds_addr_classify(to) == DS_ADDR_MULTICAST && u->mc_ifindex != 0))
       return ds__fail(err, errlen, DS_ENEEDSCOPE,
                       "destination %s needs a scope id, as in "
                       "[%s%%eth0]:%u",
@@ -339,8 +336,8 @@ static int udp_check_dest(const ds_udp *u, const ds_addr *to, ds_addr *out,
 }
 
 /* ds_udp_write() with err. */
-static int udp_write(ds_udp *u, const void *data, size_t len,
-                     const ds_addr *to, char *err, size_t errlen)
+static int udp_write(ds_udp *u, const void *data, size_t len, const ds_addr *to,
+                     char *err, size_t errlen)
 {
   ds_addr dst;
   int rc;
@@ -401,9 +398,8 @@ int ds_udp_write(ds_udp *u, const void *data, size_t len, const ds_addr *to)
   return udp_write(u, data, len, to, NULL, 0);
 }
 
-int ds_udp_write_to(ds_udp *u, const void *data, size_t len,
-                    const char *host, uint16_t port, char *err,
-                    size_t errlen)
+int ds_udp_write_to(ds_udp *u, const void *data, size_t len, const char *host,
+                    uint16_t port, char *err, size_t errlen)
 {
   ds_addr to;
   int rc;
@@ -433,8 +429,7 @@ static int same_endpoint(const ds_addr *a, const ds_addr *b)
 {
   if (a->family != b->family || a->port != b->port)
     return 0;
-  return memcmp(a->ip.bytes, b->ip.bytes, a->family == AF_INET6 ? 16 : 4) ==
-         0;
+  return memcmp(a->ip.bytes, b->ip.bytes, a->family == AF_INET6 ? 16 : 4) == 0;
 }
 
 /* Reads the flow label from the IPV6_FLOWINFO control message of msg, if
@@ -459,8 +454,7 @@ static void udp_read(ds_udp *u)
 {
   int i;
 
-  for (i = 0; i < DS__UDP_READ_BATCH && !u->closed && !u->reading_paused;
-       i++) {
+  for (i = 0; i < DS__UDP_READ_BATCH && !u->closed && !u->reading_paused; i++) {
     struct sockaddr_storage ss;
     union {
       struct cmsghdr align;
@@ -492,8 +486,8 @@ static void udp_read(ds_udp *u)
         udp_report(u, -e, u->connected ? &u->peer : NULL);
       continue;
     }
-    if (ds_addr_from_sockaddr(&from, (struct sockaddr *)&ss,
-                              msg.msg_namelen) != 0)
+    if (ds_addr_from_sockaddr(&from, (struct sockaddr *)&ss, msg.msg_namelen) !=
+        0)
       continue; /* not IP: cannot happen on an IP socket */
     if (from.family == AF_INET6)
       take_flowinfo(&msg, &from);
@@ -515,8 +509,7 @@ static void udp_take_error(ds_udp *u)
 {
   int e = 0;
   socklen_t len = sizeof e;
-  if (ds__sys.getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0 ||
-      e == 0)
+  if (ds__sys.getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0 || e == 0)
     return;
   if (e == ECONNREFUSED)
     udp_refused(u);
@@ -600,8 +593,8 @@ static int set_int(int fd, int level, int opt, int v)
 
 /* Makes a socket for a with the port's options and binds it. Returns the
  * fd, or a negative errno with err set. */
-static int udp_socket(const ds_addr *a, unsigned flags, int wildcard,
-                      char *err, size_t errlen)
+static int udp_socket(const ds_addr *a, unsigned flags, int wildcard, char *err,
+                      size_t errlen)
 {
   char t[DS_ADDR_STRLEN];
   int fd, rc = 0, tries;
@@ -660,8 +653,7 @@ int ds_listen_udp(ds_reactor *r, uint16_t port, const char *interface,
 
   *out = NULL;
   if (proto == NULL || proto->datagram_received == NULL)
-    return ds__fail(err, errlen, -EINVAL,
-                    "protocol has no datagram_received");
+    return ds__fail(err, errlen, -EINVAL, "protocol has no datagram_received");
   if (flags & ~(unsigned)DS_UDP_REUSE)
     return ds__fail(err, errlen, -EINVAL, "unknown flags 0x%x",
                     flags & ~(unsigned)DS_UDP_REUSE);
@@ -813,8 +805,7 @@ int ds_udp_connect_addr(ds_udp *u, const ds_addr *peer, char *err,
      * port number stays: udp_bind() bound it explicitly. */
     if (u->wildcard) {
       if (ds__sys.connect(u->fd, &unspec, sizeof unspec) != 0)
-        return ds__fail(err, errlen, -errno, "disconnect: %s",
-                        strerror(errno));
+        return ds__fail(err, errlen, -errno, "disconnect: %s", strerror(errno));
       dissolved = 1;
     }
   }
@@ -822,8 +813,8 @@ int ds_udp_connect_addr(ds_udp *u, const ds_addr *peer, char *err,
   if (rc != 0) {
     if (dissolved && connect_to(u->fd, &u->peer) != 0)
       u->connected = 0;
-    return ds__fail(err, errlen, rc, "connect to %s: %s",
-                    addr_text(&dst, t, 1), ds_strerror(rc));
+    return ds__fail(err, errlen, rc, "connect to %s: %s", addr_text(&dst, t, 1),
+                    ds_strerror(rc));
   }
   u->peer = dst;
   u->connected = 1;
@@ -914,8 +905,7 @@ static int resolve_interface(const char *text, unsigned *index,
       return rc;
     rc = ifindex_of_addr(&a, index);
     if (rc == -EADDRNOTAVAIL)
-      return ds__fail(err, errlen, rc, "no interface has address '%s'",
-                      text);
+      return ds__fail(err, errlen, rc, "no interface has address '%s'", text);
     if (rc != 0)
       return ds__fail(err, errlen, rc, "interface '%s': %s", text,
                       ds_strerror(rc));
@@ -937,9 +927,9 @@ typedef struct mcast_args {
 
 /* Checks and resolves the arguments of a join or leave (source NULL for
  * any-source). Returns 0 or an error naming the bad part in err. */
-static int mcast_prepare(const ds_udp *u, const char *group,
-                         const char *source, const char *interface,
-                         mcast_args *m, char *err, size_t errlen)
+static int mcast_prepare(const ds_udp *u, const char *group, const char *source,
+                         const char *interface, mcast_args *m, char *err,
+                         size_t errlen)
 {
   struct in_addr unused;
   char t[DS_ADDR_STRLEN];
@@ -1063,19 +1053,17 @@ int ds_udp_leave_group(ds_udp *u, const char *group, const char *interface,
                   errlen);
 }
 
-int ds_udp_join_source_group(ds_udp *u, const char *group,
-                             const char *source, const char *interface,
-                             char *err, size_t errlen)
+int ds_udp_join_source_group(ds_udp *u, const char *group, const char *source,
+                             const char *interface, char *err, size_t errlen)
 {
   if (source == NULL)
     return ds__fail(err, errlen, -EINVAL, "source: no address given");
-  return mcast_op(u, MCAST_JOIN_SOURCE_GROUP, "join", group, source,
-                  interface, err, errlen);
+  return mcast_op(u, MCAST_JOIN_SOURCE_GROUP, "join", group, source, interface,
+                  err, errlen);
 }
 
-int ds_udp_leave_source_group(ds_udp *u, const char *group,
-                              const char *source, const char *interface,
-                              char *err, size_t errlen)
+int ds_udp_leave_source_group(ds_udp *u, const char *group, const char *source,
+                              const char *interface, char *err, size_t errlen)
 {
   if (source == NULL)
     return ds__fail(err, errlen, -EINVAL, "source: no address given");
@@ -1083,8 +1071,8 @@ int ds_udp_leave_source_group(ds_udp *u, const char *group,
                   interface, err, errlen);
 }
 
-int ds_udp_set_outgoing_interface(ds_udp *u, const char *interface,
-                                  char *err, size_t errlen)
+int ds_udp_set_outgoing_interface(ds_udp *u, const char *interface, char *err,
+                                  size_t errlen)
 {
   struct in_addr v4;
   unsigned index;
@@ -1106,8 +1094,7 @@ int ds_udp_set_outgoing_interface(ds_udp *u, const char *interface,
     memset(&mr, 0, sizeof mr);
     mr.imr_ifindex = (int)index;
     mr.imr_address = v4;
-    rc = ds__sys.setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr,
-                            sizeof mr);
+    rc = ds__sys.setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
   }
   if (rc != 0) {
     rc = -errno;
@@ -1133,15 +1120,14 @@ int ds_udp_get_outgoing_interface(const ds_udp *u, char *buf, size_t len,
   if (u->family == AF_INET6) {
     int idx = 0;
     socklen_t sl = sizeof idx;
-    if (ds__sys.getsockopt(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx,
-                           &sl) != 0)
+    if (ds__sys.getsockopt(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, &sl) !=
+        0)
       return -errno;
     index = (unsigned)idx;
   } else {
     struct in_addr a = {0};
     socklen_t sl = sizeof a;
-    if (ds__sys.getsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &a, &sl) !=
-        0)
+    if (ds__sys.getsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &a, &sl) != 0)
       return -errno;
     /* The kernel reports only the address; the index is the one set
      * here, unless the address changed behind the port's back. */

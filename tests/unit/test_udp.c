@@ -21,19 +21,19 @@
 typedef struct rx {
   ds_reactor *r;
   ds_udp *u;
-  int n;                 /* datagrams delivered */
-  char data[16][64];     /* their first bytes, as text */
+  int n;             /* datagrams delivered */
+  char data[16][64]; /* their first bytes, as text */
   size_t len[16];
   ds_addr from[16];
   int refused, errors, resumed;
   int last_error;
   ds_addr error_addr;
   int error_had_addr;
-  int inside;            /* set while a call that must not call back runs */
-  int called_inside;     /* a callback ran while inside was set */
+  int inside;             /* set while a call that must not call back runs */
+  int called_inside;      /* a callback ran while inside was set */
   struct rx *close_other; /* port closed by the first datagram, if set */
-  int close_self;        /* close u on the first datagram */
-  int echo;              /* send every datagram back to its source */
+  int close_self;         /* close u on the first datagram */
+  int echo;               /* send every datagram back to its source */
 } rx;
 
 static void on_dgram(ds_udp *u, const void *data, size_t len,
@@ -127,8 +127,7 @@ static void open_port(rx *x, ds_reactor *r, const char *iface, unsigned flags)
   memset(x, 0, sizeof *x);
   x->r = r;
   x->inside = 1;
-  rc = ds_listen_udp(r, 0, iface, 0, flags, &proto, x, &x->u, err,
-                     sizeof err);
+  rc = ds_listen_udp(r, 0, iface, 0, flags, &proto, x, &x->u, err, sizeof err);
   x->inside = 0;
   CHECK_MSG(rc == 0, "listen on %s: %s (%s)", iface ? iface : "default",
             ds_strerror(rc), err);
@@ -233,8 +232,7 @@ static void both_ways(const char *host, const char *wild)
   CHECK_EQ(ds_udp_get_host(a.u, &ha), 0);
   CHECK_EQ(ds_udp_get_host(b.u, &hb), 0);
   a.inside = 1;
-  CHECK_EQ(ds_udp_write_to(a.u, "ping", 4, host, hb.port, err, sizeof err),
-           0);
+  CHECK_EQ(ds_udp_write_to(a.u, "ping", 4, host, hb.port, err, sizeof err), 0);
   a.inside = 0;
   RUN_UNTIL(r, b.n == 1 && a.n == 1, 3000);
   CHECK_EQ(a.called_inside, 0);
@@ -366,14 +364,13 @@ TEST(udp_write_to_other_family_fails)
   open_port(&b6, r, "::1", 0);
   CHECK_EQ(ds_addr_parse(&to, "::1", port_of(&b6), NULL, 0), 0);
   CHECK_EQ(ds_udp_write(a4.u, "x", 1, &to), DS_EFAMILY);
-  CHECK_EQ(ds_udp_write_to(a4.u, "x", 1, "::1", port_of(&b6), err,
-                           sizeof err),
+  CHECK_EQ(ds_udp_write_to(a4.u, "x", 1, "::1", port_of(&b6), err, sizeof err),
            DS_EFAMILY);
   CHECK_MSG(strstr(err, "IPv6") && strstr(err, "IPv4") && strstr(err, "::1"),
             "err: %s", err);
-  CHECK_EQ(ds_udp_write_to(a6.u, "x", 1, "127.0.0.1", port_of(&a4), err,
-                           sizeof err),
-           DS_EFAMILY);
+  CHECK_EQ(
+      ds_udp_write_to(a6.u, "x", 1, "127.0.0.1", port_of(&a4), err, sizeof err),
+      DS_EFAMILY);
   CHECK_MSG(strstr(err, "127.0.0.1") != NULL, "err: %s", err);
   /* A v4-mapped address is IPv6 text, but an IPv6 port has IPV6_V6ONLY:
    * the kernel's error, not a silent drop. */
@@ -417,28 +414,27 @@ TEST(udp_write_to_hostname_and_missing_scope_fail)
   CHECK_EQ(ds_udp_write(a6.u, "x", 1, &to), DS_ENEEDSCOPE);
   CHECK_EQ(ds_addr_parse(&to, "ff02::1", 9, NULL, 0), 0);
   CHECK_EQ(ds_udp_write(a6.u, "x", 1, &to), DS_ENEEDSCOPE);
-  CHECK_EQ(ds_udp_connect(a6.u, "fe80::1", 9, err, sizeof err),
-           DS_ENEEDSCOPE);
-  CHECK_EQ(ds_udp_write_to(a6.u, "x", 1, "fe80::1%nosuchif0", 9, err,
-                           sizeof err),
-           -ENODEV);
+  CHECK_EQ(ds_udp_connect(a6.u, "fe80::1", 9, err, sizeof err), DS_ENEEDSCOPE);
+  CHECK_EQ(
+      ds_udp_write_to(a6.u, "x", 1, "fe80::1%nosuchif0", 9, err, sizeof err),
+      -ENODEV);
   CHECK_MSG(strstr(err, "nosuchif0") != NULL, "err: %s", err);
   /* Listening: no port, no fd, no callback. */
   fds0 = ds_test_count_fds();
   memset(&x, 0, sizeof x);
-  CHECK_EQ(ds_listen_udp(r, 0, "localhost", 0, 0, &proto, &x, &x.u, err,
-                         sizeof err),
-           DS_EHOSTNAME);
+  CHECK_EQ(
+      ds_listen_udp(r, 0, "localhost", 0, 0, &proto, &x, &x.u, err, sizeof err),
+      DS_EHOSTNAME);
   CHECK(x.u == NULL);
-  CHECK_EQ(ds_listen_udp(r, 0, "fe80::1", 0, 0, &proto, &x, &x.u, err,
-                         sizeof err),
-           DS_ENEEDSCOPE);
-  CHECK_EQ(ds_listen_udp(r, 0, "ff02::1", 0, 0, &proto, &x, &x.u, err,
-                         sizeof err),
-           DS_ENEEDSCOPE);
-  CHECK_EQ(ds_listen_udp(r, 0, "::1", 0, 0x80, &proto, &x, &x.u, err,
-                         sizeof err),
-           -EINVAL);
+  CHECK_EQ(
+      ds_listen_udp(r, 0, "fe80::1", 0, 0, &proto, &x, &x.u, err, sizeof err),
+      DS_ENEEDSCOPE);
+  CHECK_EQ(
+      ds_listen_udp(r, 0, "ff02::1", 0, 0, &proto, &x, &x.u, err, sizeof err),
+      DS_ENEEDSCOPE);
+  CHECK_EQ(
+      ds_listen_udp(r, 0, "::1", 0, 0x80, &proto, &x, &x.u, err, sizeof err),
+      -EINVAL);
   CHECK_EQ(ds_test_count_fds(), fds0);
   run_for(r, 50);
   CHECK_EQ(a.n + a6.n + a.errors + a6.errors, 0);
@@ -516,8 +512,7 @@ TEST(udp_refusal_without_callback_goes_to_error)
                          sizeof err),
            0);
   open_port(&b, r, "127.0.0.1", 0);
-  CHECK_EQ(ds_udp_write_to(b.u, "x", 1, "127.0.0.1", port, err, sizeof err),
-           0);
+  CHECK_EQ(ds_udp_write_to(b.u, "x", 1, "127.0.0.1", port, err, sizeof err), 0);
   CHECK_EQ(ds_udp_connect(a.u, "127.0.0.1", port, err, sizeof err), 0);
   CHECK_EQ(ds_udp_write(a.u, "x", 1, NULL), 0);
   RUN_UNTIL(r, a.errors == 1, 3000);
@@ -541,11 +536,11 @@ struct flowlabel_req {
   uint16_t flr_linger;
   uint32_t flr_pad;
 };
-#define FL_MGR 32      /* IPV6_FLOWLABEL_MGR */
-#define FL_SEND 33     /* IPV6_FLOWINFO_SEND */
-#define FL_A_GET 0     /* IPV6_FL_A_GET */
-#define FL_S_EXCL 1    /* IPV6_FL_S_EXCL */
-#define FL_F_CREATE 1  /* IPV6_FL_F_CREATE */
+#define FL_MGR 32     /* IPV6_FLOWLABEL_MGR */
+#define FL_SEND 33    /* IPV6_FLOWINFO_SEND */
+#define FL_A_GET 0    /* IPV6_FL_A_GET */
+#define FL_S_EXCL 1   /* IPV6_FL_S_EXCL */
+#define FL_F_CREATE 1 /* IPV6_FL_F_CREATE */
 
 TEST(udp_ipv6_source_carries_flow_label_and_scope)
 {
@@ -634,24 +629,24 @@ TEST(udp_eagain_is_queued_in_order_and_bounded)
   eagain_left = 1;
   memset(big, '1', sizeof big);
   a.inside = 1;
-  CHECK_EQ(ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err, sizeof err),
+      0);
   CHECK_EQ(ds_udp_buffered(a.u), 1000);
   memset(big, '2', sizeof big);
-  CHECK_EQ(ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err, sizeof err),
+      0);
   memset(big, '3', sizeof big);
-  CHECK_EQ(ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err, sizeof err),
+      0);
   CHECK_EQ(ds_udp_buffered(a.u), 3000);
   /* Full: reported, not queued, not lost without word. */
   memset(big, '4', sizeof big);
-  CHECK_EQ(ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err,
-                           sizeof err),
-           -EAGAIN);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, big, sizeof big, "127.0.0.1", pb, err, sizeof err),
+      -EAGAIN);
   CHECK_MSG(strstr(err, "queue") != NULL, "err: %s", err);
   CHECK_EQ(ds_udp_buffered(a.u), 3000);
   a.inside = 0;
@@ -735,12 +730,12 @@ TEST(udp_datagram_longer_than_max_size_is_reported)
   CHECK_EQ(ds_listen_udp(r, 0, "127.0.0.1", 100, 0, &proto, &b, &b.u, err,
                          sizeof err),
            0);
-  CHECK_EQ(ds_udp_write_to(a.u, buf, 101, "127.0.0.1", port_of(&b), err,
-                           sizeof err),
-           0);
-  CHECK_EQ(ds_udp_write_to(a.u, buf, 100, "127.0.0.1", port_of(&b), err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, buf, 101, "127.0.0.1", port_of(&b), err, sizeof err),
+      0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, buf, 100, "127.0.0.1", port_of(&b), err, sizeof err),
+      0);
   RUN_UNTIL(r, b.errors == 1 && b.n == 1, 3000);
   CHECK_EQ(b.last_error, -EMSGSIZE);
   CHECK(b.error_had_addr);
@@ -763,12 +758,12 @@ TEST(udp_close_from_callbacks_is_safe)
    * other, which must then never be called. */
   a.close_other = &b;
   b.close_other = &a;
-  CHECK_EQ(ds_udp_write_to(s.u, "1", 1, "127.0.0.1", port_of(&a), err,
-                           sizeof err),
-           0);
-  CHECK_EQ(ds_udp_write_to(s.u, "2", 1, "127.0.0.1", port_of(&b), err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(s.u, "1", 1, "127.0.0.1", port_of(&a), err, sizeof err),
+      0);
+  CHECK_EQ(
+      ds_udp_write_to(s.u, "2", 1, "127.0.0.1", port_of(&b), err, sizeof err),
+      0);
   usleep(50000);
   RUN_UNTIL(r, a.n + b.n == 1, 3000);
   run_for(r, 100);
@@ -789,16 +784,16 @@ TEST(udp_close_self_with_more_pending_and_queued)
   open_port(&s, r, "127.0.0.1", 0);
   a.close_self = 1;
   for (int i = 0; i < 5; i++)
-    CHECK_EQ(ds_udp_write_to(s.u, "x", 1, "127.0.0.1", port_of(&a), err,
-                             sizeof err),
-             0);
+    CHECK_EQ(
+        ds_udp_write_to(s.u, "x", 1, "127.0.0.1", port_of(&a), err, sizeof err),
+        0);
   /* Something queued too, and a refusal waiting for the next turn. */
   real_sendmsg = ds__sys.sendmsg;
   ds__sys.sendmsg = fake_sendmsg;
   eagain_left = 1;
-  CHECK_EQ(ds_udp_write_to(a.u, "q", 1, "127.0.0.1", port_of(&s), err,
-                           sizeof err),
-           0);
+  CHECK_EQ(
+      ds_udp_write_to(a.u, "q", 1, "127.0.0.1", port_of(&s), err, sizeof err),
+      0);
   ds__sys.sendmsg = real_sendmsg;
   CHECK_EQ(ds_udp_buffered(a.u), 1);
   usleep(20000);
@@ -936,18 +931,15 @@ TEST(udp_multicast_options_on_loopback)
   CHECK_EQ(ds_udp_set_outgoing_interface(a4.u, "nosuchif0", err, sizeof err),
            -ENODEV);
   CHECK_MSG(strstr(err, "nosuchif0") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_set_outgoing_interface(a4.u, "192.0.2.99", err,
-                                         sizeof err),
+  CHECK_EQ(ds_udp_set_outgoing_interface(a4.u, "192.0.2.99", err, sizeof err),
            -EADDRNOTAVAIL);
   CHECK_MSG(strstr(err, "192.0.2.99") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_set_outgoing_interface(a6.u, "2001:db8::99", err,
-                                         sizeof err),
+  CHECK_EQ(ds_udp_set_outgoing_interface(a6.u, "2001:db8::99", err, sizeof err),
            -EADDRNOTAVAIL);
   CHECK_EQ(ds_udp_set_outgoing_interface(a6.u, "4000000", err, sizeof err),
            -ENODEV);
   CHECK_MSG(strstr(err, "4000000") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_set_outgoing_interface(a4.u, "192.0.2.300", err,
-                                         sizeof err),
+  CHECK_EQ(ds_udp_set_outgoing_interface(a4.u, "192.0.2.300", err, sizeof err),
            DS_EBADADDR);
   teardown(r, &a4, &a6, NULL);
 }
@@ -988,12 +980,10 @@ TEST(udp_multicast_join_errors_name_the_bad_part)
   CHECK_MSG(strstr(err, "ff05::1") && strstr(err, "IPv4"), "err: %s", err);
   CHECK_EQ(ds_udp_join_group(a6.u, "239.1.2.3", "lo", err, sizeof err),
            DS_EFAMILY);
-  CHECK_EQ(ds_udp_join_group(a4.u, "239.1.2.3", "nosuchif0", err,
-                             sizeof err),
+  CHECK_EQ(ds_udp_join_group(a4.u, "239.1.2.3", "nosuchif0", err, sizeof err),
            -ENODEV);
   CHECK_MSG(strstr(err, "nosuchif0") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_join_group(a4.u, "239.1.2.3", "192.0.2.99", err,
-                             sizeof err),
+  CHECK_EQ(ds_udp_join_group(a4.u, "239.1.2.3", "192.0.2.99", err, sizeof err),
            -EADDRNOTAVAIL);
   CHECK_MSG(strstr(err, "192.0.2.99") != NULL, "err: %s", err);
   CHECK_EQ(ds_udp_join_group(a4.u, "mcast.example", "lo", err, sizeof err),
@@ -1001,8 +991,7 @@ TEST(udp_multicast_join_errors_name_the_bad_part)
   CHECK_EQ(ds_udp_join_group(a6.u, "ff02::1", NULL, err, sizeof err),
            DS_ENEEDSCOPE);
   CHECK_MSG(strstr(err, "ff02::1") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_join_group(a6.u, "ff02::1%nosuchif0", NULL, err,
-                             sizeof err),
+  CHECK_EQ(ds_udp_join_group(a6.u, "ff02::1%nosuchif0", NULL, err, sizeof err),
            -ENODEV);
   if (other != 0) {
     snprintf(iface, sizeof iface, "%u", other);
@@ -1015,11 +1004,11 @@ TEST(udp_multicast_join_errors_name_the_bad_part)
                                     err, sizeof err),
            DS_EFAMILY);
   CHECK_MSG(strstr(err, "127.0.0.1") != NULL, "err: %s", err);
-  CHECK_EQ(ds_udp_join_source_group(a6.u, "ff35::8000:1", "ff05::2", "lo",
-                                    err, sizeof err),
+  CHECK_EQ(ds_udp_join_source_group(a6.u, "ff35::8000:1", "ff05::2", "lo", err,
+                                    sizeof err),
            -EINVAL);
-  CHECK_EQ(ds_udp_join_source_group(a4.u, "232.1.2.3", "src.example", "lo",
-                                    err, sizeof err),
+  CHECK_EQ(ds_udp_join_source_group(a4.u, "232.1.2.3", "src.example", "lo", err,
+                                    sizeof err),
            DS_EHOSTNAME);
   /* A real join on lo, twice, and leaves. */
   CHECK_MSG(ds_udp_join_group(a6.u, "ff05::1:3", "lo", err, sizeof err) == 0,
@@ -1031,9 +1020,9 @@ TEST(udp_multicast_join_errors_name_the_bad_part)
   CHECK_EQ(ds_udp_leave_group(a6.u, "ff05::1:3", "lo", err, sizeof err),
            -EADDRNOTAVAIL);
   CHECK_MSG(strstr(err, "not joined") != NULL, "err: %s", err);
-  CHECK_MSG(ds_udp_join_group(a4.u, "239.1.2.3", "127.0.0.1", err,
-                              sizeof err) == 0,
-            "err: %s", err);
+  CHECK_MSG(
+      ds_udp_join_group(a4.u, "239.1.2.3", "127.0.0.1", err, sizeof err) == 0,
+      "err: %s", err);
   CHECK_EQ(ds_udp_leave_group(a4.u, "239.1.2.3", "lo", err, sizeof err), 0);
   teardown(r, &a4, &a6, NULL);
 }
