@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +55,8 @@ struct ds_tcp {
   int reason;                  /* for the final callback */
   ds__call final;
   ds__call made_call;
+  ds_happy *race;              /* host name connect in progress */
+  char *errtext;               /* what every attempt of the race saw */
 };
 
 struct ds_listener {
@@ -71,6 +74,10 @@ struct ds_listener {
 static const ds_protocol silent_protocol;
 
 static void tcp_io(ds_io *w, unsigned events, void *data);
+static int tcp_connect_race(ds_reactor *r, const char *host, uint16_t port,
+                            const ds_happy_opts *o, const ds_protocol *proto,
+                            void *user, ds_tcp **out, char *err,
+                            size_t errlen);
 
 /* Returns a new transport for fd, or NULL without memory. */
 static ds_tcp *tcp_new(ds_reactor *r, int fd, const ds_protocol *proto,
@@ -79,7 +86,8 @@ static ds_tcp *tcp_new(ds_reactor *r, int fd, const ds_protocol *proto,
   ds_tcp *t = calloc(1, sizeof *t);
   if (t == NULL)
     return NULL;
-  if (ds_io_new(r, &t->io, fd, tcp_io, t) != 0) {
+  /* fd -1: a host name connect, whose socket comes from the race. */
+  if (fd >= 0 && ds_io_new(r, &t->io, fd, tcp_io, t) != 0) {
     free(t);
     return NULL;
   }
@@ -105,6 +113,7 @@ static void tcp_finish(void *p)
   } else if (t->proto->connection_failed != NULL) {
     t->proto->connection_failed(t, t->reason, t->user);
   }
+  free(t->errtext);
   free(t);
   ds__reactor_unref(r);
 }
@@ -120,9 +129,14 @@ static void tcp_close(ds_tcp *t, int reason)
   t->reason = reason;
   ds_timer_free(t->timer);
   t->timer = NULL;
+  if (t->race != NULL) {
+    ds_happy_cancel(t->race);
+    t->race = NULL;
+  }
   ds_io_free(t->io);
   t->io = NULL;
-  ds__sys.close(t->fd);
+  if (t->fd >= 0)
+    ds__sys.close(t->fd);
   t->fd = -1;
   for (c = t->wq; c != NULL; c = next) {
     next = c->next;
@@ -150,7 +164,7 @@ static unsigned tcp_wanted(const ds_tcp *t)
 static void tcp_update(ds_tcp *t)
 {
   int rc;
-  if (t->state == TCP_CLOSED)
+  if (t->state == TCP_CLOSED || t->io == NULL)
     return;
   rc = ds_io_set(t->io, tcp_wanted(t));
   if (rc != 0)
@@ -403,6 +417,21 @@ int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
   *out = NULL;
   if (proto == NULL || proto->data_received == NULL)
     return ds__fail(err, errlen, -EINVAL, "protocol has no data_received");
+  if (host != NULL && looks_like_hostname(host)) {
+    /* The IPv6 plan's low-level rule: a host name is resolved to IPv4
+     * only. The race engine does it, restricted to IPv4. */
+    ds_happy_opts o = {0};
+    if (bind != NULL && bind->family != AF_INET)
+      return ds__fail(err, errlen, DS_EFAMILY,
+                      "bind address is IPv6 but host name '%s' is resolved "
+                      "to IPv4 only here",
+                      host);
+    o.family = AF_INET;
+    o.bind4 = bind;
+    o.timeout_ms = timeout_ms;
+    return tcp_connect_race(r, host, port, &o, proto, user, out, err,
+                            errlen);
+  }
   rc = parse_literal(&dst, host, port, "host", err, errlen);
   if (rc != 0)
     return rc;
@@ -460,6 +489,71 @@ int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
   }
   *out = t;
   return 0;
+}
+
+/* The race of a host name connect ended. */
+static void tcp_race_done(ds_happy *h, int fd, int err, void *user)
+{
+  ds_tcp *t = user;
+  char text[1024];
+
+  t->race = NULL;
+  if (fd >= 0) {
+    t->fd = fd;
+    if (ds_io_new(t->r, &t->io, fd, tcp_io, t) != 0) {
+      tcp_close(t, -ENOMEM);
+      return;
+    }
+    tcp_connected(t);
+    return;
+  }
+  ds_happy_describe(h, text, sizeof text);
+  t->errtext = strdup(text);
+  tcp_close(t, err);
+}
+
+/* Starts a transport whose socket a Happy Eyeballs race provides.
+ * Returns 0 or the race's error (no transport then). */
+static int tcp_connect_race(ds_reactor *r, const char *host, uint16_t port,
+                            const ds_happy_opts *o, const ds_protocol *proto,
+                            void *user, ds_tcp **out, char *err,
+                            size_t errlen)
+{
+  ds_tcp *t = tcp_new(r, -1, proto, user);
+  int rc;
+  if (t == NULL)
+    return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  t->state = TCP_CONNECTING;
+  t->fd = -1;
+  rc = ds_happy_start(r, host, port, o, tcp_race_done, NULL, t, &t->race, err,
+                      errlen);
+  if (rc != 0) {
+    free(t);
+    ds__reactor_unref(r);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+int ds_connect_host(ds_reactor *r, const char *host, uint16_t port,
+                    const ds_happy_opts *opts, const ds_protocol *proto,
+                    void *user, ds_tcp **out, char *err, size_t errlen)
+{
+  *out = NULL;
+  if (proto == NULL || proto->data_received == NULL)
+    return ds__fail(err, errlen, -EINVAL, "protocol has no data_received");
+  return tcp_connect_race(r, host, port, opts, proto, user, out, err, errlen);
+}
+
+int ds_connect_host_error(const ds_tcp *t, char *buf, size_t len)
+{
+  int n;
+  if (len == 0)
+    return 0;
+  n = snprintf(buf, len, "%s",
+               t->errtext ? t->errtext : ds_strerror(t->reason));
+  return n < 0 ? 0 : (n >= (int)len ? (int)len - 1 : n);
 }
 
 /* Queues len bytes of data (a copy). Returns 0 or -ENOMEM. */

@@ -399,10 +399,17 @@ TEST(tcp_hostnames_and_bad_literals_are_clear_errors)
   server sv;
   char err[256] = "";
   CHECK_EQ(ds_reactor_new(&r), 0);
-  CHECK_EQ(client_connect(&c, r, "example.com", 80, 0, NULL, NULL, err,
-                          sizeof err),
-           DS_EHOSTNAME);
-  CHECK_MSG(strstr(err, "example.com") != NULL, "err: %s", err);
+  /* A host name with an IPv6 bind address: names resolve to IPv4 only
+   * at this level, so this fails before any lookup. (Host name connects
+   * themselves are tested in the lab, never against the host's DNS.) */
+  {
+    ds_addr b6;
+    CHECK_EQ(ds_addr_parse(&b6, "::1", 0, NULL, 0), 0);
+    CHECK_EQ(client_connect(&c, r, "example.test", 80, 0, &b6, NULL, err,
+                            sizeof err),
+             DS_EFAMILY);
+    CHECK_MSG(strstr(err, "example.test") != NULL, "err: %s", err);
+  }
   CHECK_EQ(client_connect(&c, r, "fe80::1", 80, 0, NULL, NULL, err,
                           sizeof err),
            DS_ENEEDSCOPE);

@@ -1,0 +1,764 @@
+/* Happy Eyeballs (RFC 8305) across a veth pair: the test DNS server and a
+ * listener run in namespace B, the race runs here in namespace A. Every
+ * timing bound allows about 40 ms of slack for a loaded machine.
+ *
+ * B serves port 80 on every address ([::]:80 and 0.0.0.0:80); its extra
+ * IPv6 addresses 2001:db8::3 and ::4 are added once. Black holes and
+ * refusals are nftables rules in B (tests/lab/lab.sh), removed before each
+ * test.
+ */
+#include "test.h"
+
+#include "dualstack.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define SLACK 40.0
+
+static const char *lab_env(const char *name)
+{
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0')
+    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
+  return v;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+  char cmd[2048];
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  rc = system(cmd);
+  CHECK_MSG(rc == 0, "command failed (%d): %s", rc, cmd);
+}
+
+/* Forks a child in namespace B listening on [::]:port and 0.0.0.0:port
+ * (and [::1]:port for nothing in particular); it never accepts: the kernel
+ * completes handshakes on its own. Returns the child's pid. */
+static pid_t listener_in_b(uint16_t port)
+{
+  int p[2];
+  pid_t pid;
+  char c;
+  CHECK_EQ(pipe(p), 0);
+  pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    char path[256];
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+                              .sin6_port = htons(port)};
+    struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int one = 1, fd, f6, f4;
+    snprintf(path, sizeof path, "/run/netns/%s", getenv("LAB_NS_B"));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
+      _exit(3);
+    f6 = socket(AF_INET6, SOCK_STREAM, 0);
+    f4 = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(f6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    setsockopt(f6, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(f4, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(f6, (struct sockaddr *)&s6, sizeof s6) != 0 ||
+        bind(f4, (struct sockaddr *)&s4, sizeof s4) != 0 ||
+        listen(f6, 128) != 0 || listen(f4, 128) != 0)
+      _exit(4);
+    if (write(p[1], "x", 1) != 1)
+      _exit(5);
+    for (;;)
+      pause();
+  }
+  close(p[1]);
+  CHECK_MSG(read(p[0], &c, 1) == 1, "listener in B did not start");
+  close(p[0]);
+  return pid;
+}
+
+/* One lab scenario: a DNS table served on its own port, a listener. */
+typedef struct lab {
+  char servers[64];
+  char qlog[256];
+  pid_t dns_pid, listener;
+  ds_resolver_opts ro;
+} lab;
+
+/* Sets up B for one test: no filters, the extra addresses, dnsd with
+ * `table` on port dns_port, the listener on port 80. */
+static void lab_up(lab *l, uint16_t dns_port, const char *table)
+{
+  char conf[256], pidf[256], out[256];
+  const char *tmp = lab_env("LAB_TMP");
+  FILE *f;
+  int i;
+  lab_env("LAB_NS_B");
+  memset(l, 0, sizeof *l);
+  sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
+  sh("\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
+     "2001:db8::4 || { ip addr add 2001:db8::3/64 dev eth0 nodad && ip addr "
+     "add 2001:db8::4/64 dev eth0 nodad; }'");
+  snprintf(conf, sizeof conf, "%s/he-%u.conf", tmp, dns_port);
+  snprintf(l->qlog, sizeof l->qlog, "%s/he-%u.qlog", tmp, dns_port);
+  snprintf(pidf, sizeof pidf, "%s/he-%u.pid", tmp, dns_port);
+  snprintf(out, sizeof out, "%s/he-%u.out", tmp, dns_port);
+  f = fopen(conf, "w");
+  CHECK(f != NULL);
+  fputs(table, f);
+  fclose(f);
+  unlink(pidf);
+  sh("\"$LAB_SH\" bg \"$LAB_NS_B\" -o %s \"$LAB_DNSD\" -l 192.0.2.2:%u -c %s "
+     "-q %s -p %s > /dev/null",
+     out, dns_port, conf, l->qlog, pidf);
+  for (i = 0; i < 200; i++) {
+    struct stat st;
+    if (stat(pidf, &st) == 0 && st.st_size > 0)
+      break;
+    usleep(10000);
+  }
+  f = fopen(pidf, "r");
+  CHECK_MSG(f != NULL, "dnsd did not start");
+  CHECK(fscanf(f, "%d", &l->dns_pid) == 1);
+  fclose(f);
+  snprintf(l->servers, sizeof l->servers, "192.0.2.2:%u", dns_port);
+  l->ro.servers = l->servers;
+  l->ro.hosts_file = "";
+  l->listener = listener_in_b(80);
+}
+
+static void lab_down(lab *l)
+{
+  if (l->listener > 0) {
+    kill(l->listener, SIGKILL);
+    waitpid(l->listener, NULL, 0);
+  }
+  if (l->dns_pid > 0)
+    kill(l->dns_pid, SIGTERM);
+  sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
+}
+
+/* What a race did, event by event. */
+typedef struct race {
+  ds_reactor *r;
+  ds_happy *h;
+  int done, fd, err;
+  ds_happy_event ev[64];
+  int nev;
+  ds_happy_failure fails[16];
+  size_t nfails;
+  char text[512];
+  double t0, t_done;
+} race;
+
+static void on_event(ds_happy *h, const ds_happy_event *ev, void *user)
+{
+  race *rc = user;
+  (void)h;
+  if (rc->nev < 64)
+    rc->ev[rc->nev++] = *ev;
+}
+
+static void on_done(ds_happy *h, int fd, int err, void *user)
+{
+  race *rc = user;
+  const ds_happy_failure *f;
+  size_t i;
+  rc->done = 1;
+  rc->fd = fd;
+  rc->err = err;
+  rc->t_done = ds_test_now_ms() - rc->t0;
+  rc->nfails = ds_happy_failures(h, &f);
+  for (i = 0; i < rc->nfails && i < 16; i++)
+    rc->fails[i] = f[i];
+  ds_happy_describe(h, rc->text, sizeof rc->text);
+}
+
+/* Runs a race to host:80 to its end (bounded by limit_ms). */
+static void run_race(race *rc, const char *host, ds_happy_opts *o,
+                     double limit_ms)
+{
+  char err[256];
+  int r;
+  double end;
+  memset(rc, 0, sizeof *rc);
+  rc->fd = -1;
+  CHECK_EQ(ds_reactor_new(&rc->r), 0);
+  rc->t0 = ds_test_now_ms();
+  r = ds_happy_start(rc->r, host, 80, o, on_done, on_event, rc, &rc->h, err,
+                     sizeof err);
+  CHECK_MSG(r == 0, "ds_happy_start: %s (%s)", ds_strerror(r), err);
+  CHECK_EQ(rc->done, 0); /* never inside the call */
+  end = ds_test_now_ms() + limit_ms;
+  while (!rc->done && ds_test_now_ms() < end)
+    ds_reactor_run_once(rc->r, 20);
+  CHECK_MSG(rc->done, "race did not end in %.0f ms", limit_ms);
+}
+
+static void race_free(race *rc)
+{
+  if (rc->fd >= 0)
+    close(rc->fd);
+  rc->fd = -1;
+  CHECK_EQ(ds_reactor_free(rc->r), 0);
+}
+
+/* Returns the n-th (from 1) event of a type, or NULL. */
+static const ds_happy_event *nth(const race *rc, ds_happy_event_type type,
+                                 int n)
+{
+  int i;
+  for (i = 0; i < rc->nev; i++)
+    if (rc->ev[i].type == type && --n == 0)
+      return &rc->ev[i];
+  return NULL;
+}
+
+static int count(const race *rc, ds_happy_event_type type)
+{
+  int i, n = 0;
+  for (i = 0; i < rc->nev; i++)
+    n += rc->ev[i].type == type;
+  return n;
+}
+
+/* Returns the peer of fd as text. */
+static const char *peer_text(int fd, char *buf, size_t len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  ds_addr a;
+  buf[0] = '\0';
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+      ds_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sl) == 0)
+    ds_addr_format(&a, buf, len, 0);
+  return buf;
+}
+
+static const char *TABLE = "both.test A 192.0.2.2\n"
+                           "both.test AAAA 2001:db8::2\n"
+                           "late6.test A 192.0.2.2\n"
+                           "late6.test AAAA 2001:db8::2 delay=20\n"
+                           "drop6.test A 192.0.2.2\n"
+                           "drop6.test AAAA DROP\n"
+                           "nodata6.test A 192.0.2.2\n"
+                           "nodata6.test AAAA NODATA\n"
+                           "three6.test AAAA 2001:db8::2,2001:db8::3,"
+                           "2001:db8::4\n"
+                           "gone.test * NXDOMAIN\n";
+
+TEST_T(lab_happy_both_families_work_one_ipv6_attempt, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  char p[64];
+  int fds0;
+  lab_up(&l, 5301, TABLE);
+  o.resolver = &l.ro;
+  fds0 = ds_test_count_fds();
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 1);
+  CHECK_EQ(nth(&rc, DS_HE_ATTEMPT, 1)->family, AF_INET6);
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), "2001:db8::2");
+  /* One socket: the winner, and nothing else of the race. */
+  CHECK_EQ(ds_test_count_fds(), fds0 + 1 + 2 /* reactor's own */);
+  race_free(&rc);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_aaaa_20ms_after_a_starts_ipv6_at_20ms, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  const ds_happy_event *a1;
+  lab_up(&l, 5302, TABLE);
+  o.resolver = &l.ro;
+  run_race(&rc, "late6.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  a1 = nth(&rc, DS_HE_ATTEMPT, 1);
+  CHECK(a1 != NULL);
+  CHECK_EQ(a1->family, AF_INET6);
+  CHECK_MSG(a1->t_ms >= 19 && a1->t_ms < 20 + SLACK, "first attempt at %.1f",
+            a1->t_ms);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 1);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_aaaa_never_answers_ipv4_after_resolution_delay, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  const ds_happy_event *a1;
+  lab_up(&l, 5303, TABLE);
+  o.resolver = &l.ro;
+  run_race(&rc, "drop6.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  a1 = nth(&rc, DS_HE_ATTEMPT, 1);
+  CHECK_EQ(a1->family, AF_INET);
+  CHECK_MSG(a1->t_ms >= 49 && a1->t_ms < 50 + SLACK, "IPv4 attempt at %.1f",
+            a1->t_ms);
+  CHECK_MSG(rc.t_done < 50 + SLACK + 20, "connected at %.1f", rc.t_done);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_aaaa_nodata_does_not_wait, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  const ds_happy_event *a1;
+  lab_up(&l, 5304, TABLE);
+  o.resolver = &l.ro;
+  run_race(&rc, "nodata6.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  a1 = nth(&rc, DS_HE_ATTEMPT, 1);
+  CHECK_EQ(a1->family, AF_INET);
+  CHECK_MSG(a1->t_ms < SLACK, "IPv4 attempt at %.1f", a1->t_ms);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+/* Scenario 5, and with memory its second connect (scenario 14). */
+TEST_T(lab_happy_ipv6_blackholed_ipv4_at_250ms_then_memory, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  ds_family_memory *mem;
+  const ds_happy_event *a1, *a2;
+  char p[64];
+  int fds0;
+  lab_up(&l, 5305, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  CHECK_EQ(ds_family_memory_new(&mem, 16, 600000), 0);
+  o.resolver = &l.ro;
+  o.memory = mem;
+  fds0 = ds_test_count_fds();
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  a1 = nth(&rc, DS_HE_ATTEMPT, 1);
+  a2 = nth(&rc, DS_HE_ATTEMPT, 2);
+  CHECK(a1 != NULL && a2 != NULL);
+  CHECK_EQ(a1->family, AF_INET6);
+  CHECK_EQ(a2->family, AF_INET);
+  CHECK_MSG(a2->t_ms - a1->t_ms >= 249 && a2->t_ms - a1->t_ms < 250 + SLACK,
+            "IPv4 started %.1f ms after IPv6", a2->t_ms - a1->t_ms);
+  CHECK_MSG(rc.t_done < a2->t_ms + SLACK, "connected at %.1f (IPv4 at %.1f)",
+            rc.t_done, a2->t_ms);
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), "192.0.2.2");
+  /* The IPv6 socket is closed: only the winner (and the reactor's two). */
+  CHECK_EQ(ds_test_count_fds(), fds0 + 1 + 2);
+  race_free(&rc);
+
+  /* Second connect in the same process: IPv4 first, about one RTT. */
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_EQ(nth(&rc, DS_HE_ATTEMPT, 1)->family, AF_INET);
+  CHECK_MSG(rc.t_done < 30, "second connect took %.1f ms", rc.t_done);
+  race_free(&rc);
+  ds_family_memory_free(mem);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_ipv6_refused_ipv4_at_once, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  const ds_happy_event *r1, *a2;
+  lab_up(&l, 5306, TABLE);
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  o.resolver = &l.ro;
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  r1 = nth(&rc, DS_HE_RESULT, 1);
+  a2 = nth(&rc, DS_HE_ATTEMPT, 2);
+  CHECK(r1 != NULL && a2 != NULL);
+  CHECK_EQ(r1->result, -ECONNREFUSED);
+  CHECK_EQ(a2->family, AF_INET);
+  CHECK_MSG(a2->t_ms - r1->t_ms < 10, "IPv4 %.1f ms after the refusal",
+            a2->t_ms - r1->t_ms);
+  CHECK_MSG(rc.t_done < SLACK, "connected at %.1f", rc.t_done);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_three_ipv6_first_two_blackholed, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  char p[64];
+  int i;
+  lab_up(&l, 5307, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
+  o.resolver = &l.ro;
+  run_race(&rc, "three6.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 3);
+  for (i = 1; i <= 3; i++) {
+    double t = nth(&rc, DS_HE_ATTEMPT, i)->t_ms,
+           want = 250.0 * (i - 1) + nth(&rc, DS_HE_ATTEMPT, 1)->t_ms;
+    CHECK_MSG(t >= want - 1 && t < want + SLACK, "attempt %d at %.1f", i, t);
+  }
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), "2001:db8::4");
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_all_blackholed_overall_timeout, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  int fds0;
+  lab_up(&l, 5308, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  o.resolver = &l.ro;
+  o.timeout_ms = 2000;
+  fds0 = ds_test_count_fds();
+  run_race(&rc, "both.test", &o, 5000);
+  CHECK_EQ(rc.fd, -1);
+  CHECK_EQ(rc.err, -ETIMEDOUT);
+  CHECK_MSG(rc.t_done >= 1999 && rc.t_done < 2000 + SLACK, "ended at %.1f",
+            rc.t_done);
+  CHECK_EQ(rc.nfails, 2);
+  CHECK_EQ(ds_test_count_fds(), fds0 + 2); /* the reactor's own */
+  race_free(&rc);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_all_refused_fails_fast, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  lab_up(&l, 5309, TABLE);
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  o.resolver = &l.ro;
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_EQ(rc.fd, -1);
+  CHECK_EQ(rc.err, -ECONNREFUSED);
+  CHECK_MSG(rc.t_done < SLACK, "failed after %.1f ms", rc.t_done);
+  CHECK_EQ(rc.nfails, 2);
+  CHECK_MSG(strstr(rc.text, "[2001:db8::2]:80 (ECONNREFUSED)") &&
+                strstr(rc.text, "192.0.2.2:80 (ECONNREFUSED)"),
+            "text: %s", rc.text);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_mixed_failures_refused_wins_the_code, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  int saw_to = 0, saw_ref = 0;
+  size_t i;
+  lab_up(&l, 5310, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  o.resolver = &l.ro;
+  o.timeout_ms = 1000;
+  run_race(&rc, "both.test", &o, 4000);
+  CHECK_EQ(rc.fd, -1);
+  /* Documented precedence: refused before unreachable before timed out. */
+  CHECK_EQ(rc.err, -ECONNREFUSED);
+  for (i = 0; i < rc.nfails; i++) {
+    char a[DS_ADDR_STRLEN];
+    ds_addr_format(&rc.fails[i].addr, a, sizeof a, 0);
+    if (strcmp(a, "2001:db8::2") == 0 && rc.fails[i].error == -ETIMEDOUT)
+      saw_to = 1;
+    if (strcmp(a, "192.0.2.2") == 0 && rc.fails[i].error == -ECONNREFUSED)
+      saw_ref = 1;
+  }
+  CHECK_MSG(saw_to && saw_ref, "failures: %s", rc.text);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_cancel_mid_race_leaves_nothing, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  char err[256];
+  int fds0, i;
+  lab_up(&l, 5311, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  o.resolver = &l.ro;
+  memset(&rc, 0, sizeof rc);
+  CHECK_EQ(ds_reactor_new(&rc.r), 0);
+  fds0 = ds_test_count_fds();
+  CHECK_EQ(ds_happy_start(rc.r, "both.test", 80, &o, on_done, on_event, &rc,
+                          &rc.h, err, sizeof err),
+           0);
+  for (i = 0; i < 10 && count(&rc, DS_HE_ATTEMPT) == 0; i++)
+    ds_reactor_run_once(rc.r, 20);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 1); /* the hanging IPv6 attempt */
+  CHECK(ds_test_count_fds() > fds0);
+  ds_happy_cancel(rc.h);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+  for (i = 0; i < 5; i++)
+    ds_reactor_run_once(rc.r, 20);
+  CHECK_EQ(rc.done, 0);
+  CHECK_EQ(ds_reactor_free(rc.r), 0);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_attempt_delay_is_clamped, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  double d;
+  lab_up(&l, 5312, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
+  o.resolver = &l.ro;
+  o.attempt_delay_ms = 1; /* below the floor: 10 ms */
+  run_race(&rc, "three6.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  d = nth(&rc, DS_HE_ATTEMPT, 2)->t_ms - nth(&rc, DS_HE_ATTEMPT, 1)->t_ms;
+  CHECK_MSG(d >= 9 && d < 10 + SLACK, "delay %.1f ms", d);
+  race_free(&rc);
+  o.attempt_delay_ms = 5000; /* above the ceiling: 2 s */
+  run_race(&rc, "three6.test", &o, 8000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  d = nth(&rc, DS_HE_ATTEMPT, 2)->t_ms - nth(&rc, DS_HE_ATTEMPT, 1)->t_ms;
+  CHECK_MSG(d >= 1999 && d < 2000 + SLACK, "delay %.1f ms", d);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_link_local_literal_with_scope, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  char host[64], p[64], want[64];
+  lab_up(&l, 5313, TABLE);
+  snprintf(host, sizeof host, "%s%%%s", lab_env("LAB_B_LL"),
+           lab_env("LAB_IF_A"));
+  run_race(&rc, host, &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), host);
+  race_free(&rc);
+  /* Without the scope: a clear error at once. */
+  snprintf(want, sizeof want, "%s", lab_env("LAB_B_LL"));
+  {
+    char err[256];
+    ds_happy *h;
+    CHECK_EQ(ds_reactor_new(&rc.r), 0);
+    CHECK_EQ(ds_happy_start(rc.r, want, 80, &o, on_done, NULL, &rc, &h, err,
+                            sizeof err),
+             DS_ENEEDSCOPE);
+    CHECK_EQ(ds_reactor_free(rc.r), 0);
+  }
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_name_not_found_is_dns_error, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  lab_up(&l, 5314, TABLE);
+  o.resolver = &l.ro;
+  run_race(&rc, "gone.test", &o, 3000);
+  CHECK_EQ(rc.fd, -1);
+  CHECK_EQ(rc.err, DS_ENOTFOUND);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 0);
+  race_free(&rc);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_nat64_configured_prefix, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  ds_addr prefix;
+  char p[64];
+  const char *t = "v4only.test A 198.51.100.10\n"
+                  "loop.test A 127.0.0.1\n";
+  lab_up(&l, 5315, t);
+  /* B answers for 198.51.100.10 at its NAT64 form; A has a route to the
+   * NAT64 prefix but none to 198.51.100.0/24. */
+  sh("\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
+     "64:ff9b:: || ip addr add 64:ff9b::c633:640a/96 dev eth0 nodad'");
+  sh("ip -6 route replace 64:ff9b::/96 dev \"$LAB_IF_A\"");
+  CHECK_EQ(ds_addr_parse(&prefix, "64:ff9b::", 0, NULL, 0), 0);
+  o.resolver = &l.ro;
+  o.nat64_prefix = &prefix;
+  run_race(&rc, "v4only.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), "64:ff9b::c633:640a");
+  race_free(&rc);
+  /* 127.0.0.1 is never synthesized: the attempt goes to 127.0.0.1 itself
+   * (refused: nothing listens on port 80 in A). */
+  run_race(&rc, "loop.test", &o, 3000);
+  CHECK_EQ(rc.fd, -1);
+  CHECK_EQ(rc.err, -ECONNREFUSED);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 1);
+  ds_addr_format(&nth(&rc, DS_HE_ATTEMPT, 1)->addr, p, sizeof p, 0);
+  CHECK_STR(p, "127.0.0.1");
+  race_free(&rc);
+  sh("ip -6 route del 64:ff9b::/96 dev \"$LAB_IF_A\"");
+  lab_down(&l);
+}
+
+/* ---- the hostname client endpoint and connect_tcp's host names ---- */
+
+typedef struct ep {
+  int made, failed, reason;
+  char why[512];
+  ds_tcp *t;
+} ep;
+
+static void ep_made(ds_tcp *t, void *u)
+{
+  ((ep *)u)->made = 1;
+  ((ep *)u)->t = t;
+}
+
+static void ep_data(ds_tcp *t, const void *d, size_t n, void *u)
+{
+  (void)t;
+  (void)d;
+  (void)n;
+  (void)u;
+}
+
+static void ep_lost(ds_tcp *t, int reason, void *u)
+{
+  (void)t;
+  (void)reason;
+  ((ep *)u)->t = NULL;
+}
+
+static void ep_failed(ds_tcp *t, int reason, void *u)
+{
+  ep *e = u;
+  e->failed = 1;
+  e->reason = reason;
+  ds_connect_host_error(t, e->why, sizeof e->why);
+}
+
+static const ds_protocol ep_proto = {.connection_made = ep_made,
+                                     .data_received = ep_data,
+                                     .connection_lost = ep_lost,
+                                     .connection_failed = ep_failed};
+
+TEST_T(lab_happy_hostname_endpoint_gives_a_transport, 30)
+{
+  lab l;
+  ds_reactor *r;
+  ds_happy_opts o = {0};
+  ep e = {0};
+  ds_tcp *t;
+  ds_addr peer;
+  char err[256], p[DS_ADDR_STRLEN];
+  double end;
+  lab_up(&l, 5316, TABLE);
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  o.resolver = &l.ro;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(ds_connect_host(r, "both.test", 80, &o, &ep_proto, &e, &t, err,
+                           sizeof err),
+           0);
+  end = ds_test_now_ms() + 3000;
+  while (!e.made && !e.failed && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 20);
+  CHECK_MSG(e.made, "failed: %s", e.why);
+  CHECK_EQ(ds_tcp_get_peer(e.t, &peer), 0);
+  ds_addr_format(&peer, p, sizeof p, DS_ADDR_FMT_PORT);
+  CHECK_STR(p, "192.0.2.2:80");
+  ds_tcp_abort(e.t);
+  ds_reactor_run_once(r, 0);
+  /* A failure reports every attempt. */
+  memset(&e, 0, sizeof e);
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  o.timeout_ms = 600;
+  CHECK_EQ(ds_connect_host(r, "both.test", 80, &o, &ep_proto, &e, &t, err,
+                           sizeof err),
+           0);
+  end = ds_test_now_ms() + 3000;
+  while (!e.made && !e.failed && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 20);
+  CHECK(e.failed);
+  CHECK_EQ(e.reason, -ECONNREFUSED);
+  CHECK_MSG(strstr(e.why, "[2001:db8::2]:80 (ETIMEDOUT)") &&
+                strstr(e.why, "192.0.2.2:80 (ECONNREFUSED)"),
+            "why: %s", e.why);
+  /* Cancel mid-race through the transport. */
+  memset(&e, 0, sizeof e);
+  CHECK_EQ(ds_connect_host(r, "both.test", 80, &o, &ep_proto, &e, &t, err,
+                           sizeof err),
+           0);
+  ds_reactor_run_once(r, 20);
+  ds_tcp_abort(t);
+  for (int i = 0; i < 5 && !e.failed; i++)
+    ds_reactor_run_once(r, 20);
+  CHECK(e.failed);
+  CHECK_EQ(e.reason, -ECANCELED);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  lab_down(&l);
+}
+
+TEST_T(lab_happy_connect_tcp_resolves_ipv4_only, 30)
+{
+  lab l;
+  ds_reactor *r;
+  ep e = {0};
+  ds_tcp *t;
+  ds_addr peer;
+  char err[256], p[DS_ADDR_STRLEN];
+  double end;
+  lab_up(&l, 5317, TABLE);
+  /* The low level uses the system's resolver: the namespace's hosts. */
+  sh("\"$LAB_SH\" hosts \"$LAB_NS_A\" '2001:db8::2 v6only.test' "
+     "'2001:db8::2 dual.test' '192.0.2.2 dual.test'");
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(ds_connect_tcp(r, "v6only.test", 80, 2000, NULL, &ep_proto, &e, &t,
+                          err, sizeof err),
+           0);
+  end = ds_test_now_ms() + 3000;
+  while (!e.made && !e.failed && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 20);
+  CHECK(e.failed);
+  CHECK_EQ(e.reason, DS_ENODATA);
+  memset(&e, 0, sizeof e);
+  CHECK_EQ(ds_connect_tcp(r, "dual.test", 80, 2000, NULL, &ep_proto, &e, &t,
+                          err, sizeof err),
+           0);
+  end = ds_test_now_ms() + 3000;
+  while (!e.made && !e.failed && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 20);
+  CHECK_MSG(e.made, "failed: %s", e.why);
+  CHECK_EQ(ds_tcp_get_peer(e.t, &peer), 0);
+  ds_addr_format(&peer, p, sizeof p, 0);
+  CHECK_STR(p, "192.0.2.2");
+  ds_tcp_abort(e.t);
+  ds_reactor_run_once(r, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  lab_down(&l);
+}
