@@ -46,7 +46,9 @@ extern "C" {
   X(EBADNAME, -3014, "malformed host name")                                    \
   X(EDNS, -3015, "DNS resolution failed")                                      \
   X(EALLFAILED, -3020, "every connection attempt failed")                      \
-  X(ENOTMCAST, -3030, "not a multicast address")
+  X(ENOTMCAST, -3030, "not a multicast address")                               \
+  X(ENOLOCALADDR, -3040, "no local address matches the listen options")        \
+  X(EDUPADDR, -3041, "address failed duplicate address detection")
 
 /*! Error codes of the library's own range. */
 enum ds_errno {
@@ -830,4 +832,122 @@ DS_API int ds_connect_host_error(const ds_tcp *t, char *buf, size_t len);
 #ifdef __cplusplus
 }
 #endif
+/*! The aggregate listening port of the all-interfaces server endpoint (the
+ * IPv6 plan's AllLocalInterfacesServerEndpoint): one TCP listener
+ * (ds_listen_tcp()) per local address, all on one port, that follows
+ * addresses as the machine adds and removes them (netlink). */
+typedef struct ds_server ds_server;
+
+/*! States of a server address; also masks for ds_server_addrs(). */
+enum {
+  DS_SERVER_BOUND = 1,   /*!< listening and accepting */
+  DS_SERVER_WAITING = 2, /*!< IPv6 address in duplicate address detection
+                          *   (tentative): bound once it passes */
+  DS_SERVER_FAILED = 4   /*!< could not be bound: `error` says why */
+};
+
+/*! One local address of a server, as a value and as text. */
+typedef struct ds_server_addr {
+  ds_addr addr;  /*!< with the server's port; IPv6 link-local with its
+                  *   scope id (the interface index) */
+  char text[DS_ADDR_STRLEN]; /*!< ds_addr_format() with DS_ADDR_FMT_PORT:
+                              *   `192.0.2.1:80`, `[fe80::1%eth0]:80` */
+  char ifname[16];  /*!< the interface holding it (IF_NAMESIZE) */
+  unsigned ifindex; /*!< its index */
+  int state;        /*!< DS_SERVER_BOUND, _WAITING or _FAILED */
+  int error;        /*!< 0, or for DS_SERVER_FAILED a negative errno
+                     *   (-EADDRINUSE...) or DS_EDUPADDR */
+} ds_server_addr;
+
+/*! What changed, for ds_server_options.notify. */
+typedef enum ds_server_event {
+  DS_SERVER_EV_ADDED,   /*!< a new address is bound and accepting */
+  DS_SERVER_EV_REMOVED, /*!< a bound address was removed from the machine
+                         *   (or became unusable): its socket is closed;
+                         *   accepted connections stay open */
+  DS_SERVER_EV_WAITING, /*!< a new address is tentative (IPv6 DAD) */
+  DS_SERVER_EV_FAILED   /*!< an address could not be bound (reported once
+                         *   per address and error) */
+} ds_server_event;
+
+/*! Change callback: a describes the address and its state after the
+ * change (0 with DS_SERVER_EV_REMOVED). Runs on the reactor's thread, never inside ds_listen_all(); it
+ * may call ds_server_stop(). */
+typedef void (*ds_server_notify_fn)(ds_server *s, ds_server_event ev,
+                                    const ds_server_addr *a, void *data);
+
+/*! Flags for ds_server_options. */
+enum {
+  DS_SERVER_NO_LOOPBACK = 1,  /*!< leave out 127.0.0.0/8 and ::1 */
+  DS_SERVER_NO_LINKLOCAL = 2, /*!< leave out fe80::/10 and 169.254/16 */
+  DS_SERVER_NO_FOLLOW = 4     /*!< bind what exists now; never follow
+                               *   changes (no netlink socket) */
+};
+
+/*! Options of ds_listen_all(); all-zero (or a NULL pointer) means every
+ * family, every interface, loopback and link-local included, following
+ * changes. */
+typedef struct ds_server_options {
+  int family;       /*!< 0 for both, AF_INET or AF_INET6 */
+  unsigned flags;   /*!< DS_SERVER_NO_* bits */
+  /*! NULL-terminated allow-list of interface names (`lo` for loopback), or
+   * NULL for every interface. Each must exist when listening starts. */
+  const char *const *interfaces;
+  int backlog;         /*!< 0 for SOMAXCONN */
+  unsigned port_tries; /*!< port 0: how many ports to try when a later
+                        *   address finds the chosen one taken (0: 8) */
+  ds_server_notify_fn notify; /*!< changes after listening began, or
+                               *   NULL */
+  void *notify_data;
+} ds_server_options;
+
+/*! Listens on every local address matching opts, all on one port: IPv4,
+ * IPv6 global and ULA, IPv6 link-local (bound with its scope id), loopback
+ * of both families. IPv6 listeners set IPV6_V6ONLY. The factory gets every
+ * accepted connection of every address; ds_tcp_get_host() on it gives the
+ * local address it came in on (with the scope).
+ *
+ * - port 0: the first address bound picks the port and every other binds
+ *   the same. When a later address finds that port taken, the whole set is
+ *   bound again on a fresh port (the ports tried are held until the end,
+ *   so the kernel cannot pick them again), at most opts->port_tries
+ *   times; after that the address is reported as failed (-EADDRINUSE).
+ * - A given port: each address that cannot be bound is reported as failed
+ *   (ds_server_addrs() with DS_SERVER_FAILED), the others serve.
+ * - When nothing at all can be bound the call fails with the cause of the
+ *   first address (in the order of ds_server_addrs()), and err names it.
+ * - Following (default): an address added later (RTM_NEWADDR) is bound
+ *   on the same port within a second; a removed one (RTM_DELADDR) is
+ *   closed. An IPv6 address in duplicate address detection is not bound
+ *   until DAD passes (no IP_FREEBIND: a tentative address may turn out to
+ *   belong to another host); one that fails DAD is DS_EDUPADDR.
+ * \param[out] out  the server (must not be NULL)
+ * \return 0, or DS_ENOLOCALADDR (no address matches opts), -ENODEV (an
+ * interface in opts does not exist; err names it), -EINVAL, -ENOMEM, or
+ * the first address's bind error. No callback after an error. */
+DS_API int ds_listen_all(ds_reactor *r, uint16_t port,
+                         const ds_server_options *opts, ds_factory_fn factory,
+                         void *factory_data, ds_server **out, char *err,
+                         size_t errlen);
+
+/*! \return the server's one port. */
+DS_API uint16_t ds_server_port(const ds_server *s);
+
+/*! Lists the server's addresses in the states of the mask (DS_SERVER_BOUND
+ * and so on), IPv4 first, each family in address order.
+ * \param[out] out  room for n entries (may be NULL when n is 0)
+ * \return how many there are (more than n when out was too small). */
+DS_API size_t ds_server_addrs(const ds_server *s, unsigned states,
+                              ds_server_addr *out, size_t n);
+
+/*! Completion of ds_server_stop(); s is freed right after it returns. */
+typedef void (*ds_server_stopped_fn)(ds_server *s, void *data);
+
+/*! Stops listening: closes every listener and the netlink socket now
+ * (accepted connections stay open), then runs cb (may be NULL) on a later
+ * turn and frees s. Until then ds_reactor_free() is -EBUSY; after this
+ * call s may only be passed to ds_server_port().
+ * \return 0, or -EALREADY when already stopping (cb will not run). */
+DS_API int ds_server_stop(ds_server *s, ds_server_stopped_fn cb, void *data);
+
 #endif

@@ -62,6 +62,49 @@ typedef struct ds__call {
 void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
                        void *data);
 
+/* Interface and address enumeration and the netlink watch (ifaddr.c),
+ * used by the all-interfaces server endpoint (endpoint.c). */
+
+/* One network interface. */
+typedef struct ds__iflink {
+  unsigned index;
+  unsigned flags; /* IFF_* */
+  char name[16];
+} ds__iflink;
+
+/* One local address. */
+typedef struct ds__ifaddr {
+  ds_addr addr;   /* port 0; IPv6 link-local with scope_id = ifindex */
+  unsigned ifindex;
+  unsigned flags; /* IFA_F_* (IFA_F_TENTATIVE, IFA_F_DADFAILED...) */
+  char ifname[16];
+} ds__ifaddr;
+
+/* A consistent view of the interfaces and their addresses. */
+typedef struct ds__ifsnap {
+  ds__iflink *links;
+  size_t nlinks;
+  ds__ifaddr *addrs;
+  size_t naddrs;
+} ds__ifsnap;
+
+/* Fills snap from netlink dumps (RTM_GETLINK, RTM_GETADDR) of family (0,
+ * AF_INET or AF_INET6). Returns 0 or a negative errno (snap is empty). */
+int ds__ifsnap_take(ds__ifsnap *snap, int family);
+void ds__ifsnap_free(ds__ifsnap *snap);
+
+/* Watches for address and link changes (RTM_NEWADDR, RTM_DELADDR,
+ * RTM_NEWLINK, RTM_DELLINK) of family: after a batch of changes (or a lost
+ * overflow) cb(data) runs from the reactor; take a fresh snapshot there.
+ * The watch may be freed inside cb. */
+typedef struct ds__ifwatch ds__ifwatch;
+int ds__ifwatch_new(ds_reactor *r, int family, void (*cb)(void *data),
+                    void *data, ds__ifwatch **out);
+void ds__ifwatch_free(ds__ifwatch *w);
+
+/* The number of ports the first bind of s tried (endpoint.c; for tests). */
+unsigned ds__server_port_tries(const ds_server *s);
+
 /* Destination address selection (sort.c), for the Happy Eyeballs engine
  * and for tests. */
 
