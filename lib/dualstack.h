@@ -679,8 +679,9 @@ typedef struct ds_lookup ds_lookup;
 /*! Families for ds_lookup_start(). */
 enum { DS_LOOKUP_A = 1, DS_LOOKUP_AAAA = 2 };
 
-/*! One family's answer: status 0 with n >= 1 addresses (port 0, no
- * scope), or DS_ENOTFOUND (NXDOMAIN), DS_ENODATA, DS_ESERVFAIL,
+/*! One family's answer (family AF_INET6 or AF_INET): status 0 with
+ * n >= 1 addresses (port 0; no scope, unless a literal or a hosts-file
+ * line gave one), or DS_ENOTFOUND (NXDOMAIN), DS_ENODATA, DS_ESERVFAIL,
  * DS_EDNSTIMEOUT, DS_EDNS (any other DNS failure). Called once per
  * requested family, never inside ds_lookup_start(); addrs is valid only
  * during the call. The lookup is freed after its last callback returns;
@@ -701,7 +702,9 @@ DS_API int ds_lookup_start(ds_reactor *r, const char *name, int families,
                            size_t errlen);
 
 /*! Cancels l: no callback runs after this, its queries and sockets are
- * gone at once. l must not be used again. */
+ * gone at once. l must not be used again. The reactor counts l until its
+ * memory is freed, which may wait for the next turn (ds_reactor_free() is
+ * -EBUSY until then). */
 DS_API void ds_lookup_cancel(ds_lookup *l);
 
 /*! Sorts addrs in place by RFC 6724 section 6 destination address
@@ -745,10 +748,40 @@ typedef struct ds_happy_opts {
   const char *interface;
   const ds_resolver_opts *resolver; /*!< NULL: the system's */
   ds_family_memory *memory;         /*!< NULL: no memory */
-  /*! NAT64 prefix (RFC 6052, /96 only here) used to reach IPv4-only names
-   * and IPv4 literals when the host has no IPv4 route; NULL: none. */
+  /*! NAT64 prefix (RFC 6052) used to reach IPv4-only names and IPv4
+   * literals when the host has no route to them; never for 0/8, 127/8 and
+   * 169.254/16. NULL: none. Found by ds_nat64_discover() or configured. */
   const ds_addr *nat64_prefix;
+  unsigned nat64_prefix_len; /*!< 32, 40, 48, 56, 64 or 96; 0: 96 */
 } ds_happy_opts;
+
+/*! RFC 6052 address synthesis: embeds IPv4 address v4 in prefix/len.
+ * \return 0, -EINVAL for a length other than 32, 40, 48, 56, 64, 96 or
+ * for wrong families. */
+DS_API int ds_nat64_synthesize(ds_addr *out, const ds_addr *prefix,
+                               unsigned len, const ds_addr *v4);
+
+/*! RFC 6052 extraction: the IPv4 address embedded in v6 at prefix length
+ * len. \return 0 or -EINVAL. */
+DS_API int ds_nat64_extract(ds_addr *out, const ds_addr *v6, unsigned len);
+
+typedef struct ds_nat64_query ds_nat64_query;
+
+/*! Result of ds_nat64_discover(): status 0 with the prefix and its length,
+ * or DS_ENODATA (no NAT64: ipv4only.arpa has no AAAA, or none embeds
+ * 192.0.0.170/171) or another DNS error. */
+typedef void (*ds_nat64_cb)(int status, const ds_addr *prefix, unsigned len,
+                            void *user);
+
+/*! RFC 7050 discovery: asks for the AAAA records of ipv4only.arpa and finds
+ * the prefix in front of the well-known 192.0.0.170 or 192.0.0.171. The
+ * callback runs once, never inside this call. \return 0 or an error. */
+DS_API int ds_nat64_discover(ds_reactor *r, const ds_resolver_opts *opts,
+                             ds_nat64_cb cb, void *user, ds_nat64_query **out,
+                             char *err, size_t errlen);
+
+/*! Cancels a discovery: no callback runs. */
+DS_API void ds_nat64_cancel(ds_nat64_query *q);
 
 /*! What happened during a race, for tools and traces. */
 typedef enum ds_happy_event_type {
@@ -829,9 +862,6 @@ DS_API int ds_connect_host_error(const ds_tcp *t, char *buf, size_t len);
 
 /* -------------------------------------------- all-interfaces server endpoint */
 
-#ifdef __cplusplus
-}
-#endif
 /*! The aggregate listening port of the all-interfaces server endpoint (the
  * IPv6 plan's AllLocalInterfacesServerEndpoint): one TCP listener
  * (ds_listen_tcp()) per local address, all on one port, that follows
@@ -950,4 +980,7 @@ typedef void (*ds_server_stopped_fn)(ds_server *s, void *data);
  * \return 0, or -EALREADY when already stopping (cb will not run). */
 DS_API int ds_server_stop(ds_server *s, ds_server_stopped_fn cb, void *data);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

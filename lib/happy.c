@@ -589,18 +589,6 @@ static int nat64_forbidden(const ds_addr *a)
   return b[0] == 0 || b[0] == 127 || (b[0] == 169 && b[1] == 254);
 }
 
-/* Turns IPv4 address a into prefix::a (RFC 6052, /96). */
-static void nat64_synthesize(ds_addr *out, const ds_addr *prefix,
-                             const ds_addr *a)
-{
-  ds_addr r = *prefix;
-  memcpy(r.ip.bytes + 12, a->ip.bytes, 4);
-  r.port = a->port;
-  r.scope_id = 0;
-  r.flowinfo = 0;
-  *out = r;
-}
-
 /* Adds one answer's addresses to their family's queue, in RFC 6724
  * order. Link-local IPv6 answers carry no scope: they get the configured
  * interface's, or are skipped with DS_ENEEDSCOPE. IPv4 addresses become
@@ -614,7 +602,7 @@ static void add_addresses(ds_happy *h, const ds_addr *addrs, size_t n)
     a.port = h->port;
     if (a.family == AF_INET && h->nat64.family == AF_INET6 &&
         !nat64_forbidden(&a) && !ipv4_routable(&a))
-      nat64_synthesize(&a, &h->nat64, &a);
+      ds_nat64_synthesize(&a, &h->nat64, h->o.nat64_prefix_len, &a);
     if (h->o.family != AF_UNSPEC && a.family != h->o.family)
       continue;
     if (a.family == AF_INET6 && a.scope_id == 0 &&
@@ -765,10 +753,23 @@ int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,
   if (h->o.nat64_prefix != NULL) {
     if (h->o.nat64_prefix->family != AF_INET6) {
       rc = ds__fail(err, errlen, DS_EFAMILY,
-                    "NAT64 prefix must be an IPv6 /96 prefix");
+                    "NAT64 prefix must be an IPv6 prefix");
       goto fail;
     }
     h->nat64 = *h->o.nat64_prefix;
+    if (h->o.nat64_prefix_len == 0)
+      h->o.nat64_prefix_len = 96;
+    {
+      ds_addr probe = {.family = AF_INET};
+      if (ds_nat64_synthesize(&probe, &h->nat64, h->o.nat64_prefix_len,
+                              &probe) != 0) {
+        rc = ds__fail(err, errlen, -EINVAL,
+                      "NAT64 prefix length %u: RFC 6052 allows 32, 40, 48, "
+                      "56, 64 or 96",
+                      h->o.nat64_prefix_len);
+        goto fail;
+      }
+    }
   }
   h->o.nat64_prefix = NULL;
   h->o.resolver = NULL; /* used only below, during this call */

@@ -244,3 +244,36 @@ TEST(happy_family_memory_bounds_and_expiry)
   CHECK_EQ(ds_family_memory_get(m, "c.test"), AF_UNSPEC);
   ds_family_memory_free(m);
 }
+
+TEST(happy_nat64_rfc6052_table)
+{
+  /* RFC 6052 section 2.4, Table 2: 192.0.2.33 under each prefix length. */
+  static const struct {
+    const char *prefix;
+    unsigned len;
+    const char *want;
+  } t[] = {
+      {"2001:db8::", 32, "2001:db8:c000:221::"},
+      {"2001:db8:100::", 40, "2001:db8:1c0:2:21::"},
+      {"2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"},
+      {"2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"},
+      {"2001:db8:122:344::", 64, "2001:db8:122:344:c0:2:2100:0"},
+      {"2001:db8:122:344::", 96, "2001:db8:122:344::c000:221"},
+  };
+  ds_addr p, v4, out, back;
+  char text[DS_ADDR_STRLEN];
+  size_t i;
+  CHECK_EQ(ds_addr_parse(&v4, "192.0.2.33", 80, NULL, 0), 0);
+  for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+    CHECK_EQ(ds_addr_parse(&p, t[i].prefix, 0, NULL, 0), 0);
+    CHECK_EQ(ds_nat64_synthesize(&out, &p, t[i].len, &v4), 0);
+    ds_addr_format(&out, text, sizeof text, 0);
+    CHECK_STR(text, t[i].want);
+    CHECK_EQ(out.port, 80);
+    CHECK_EQ(ds_nat64_extract(&back, &out, t[i].len), 0);
+    CHECK_EQ(ds_addr_compare(&back, &v4), 0);
+  }
+  CHECK_EQ(ds_nat64_synthesize(&out, &p, 80, &v4), -EINVAL);
+  CHECK_EQ(ds_nat64_synthesize(&out, &v4, 96, &v4), -EINVAL);
+  CHECK_EQ(ds_nat64_extract(&back, &v4, 96), -EINVAL);
+}

@@ -762,3 +762,155 @@ TEST_T(lab_happy_connect_tcp_resolves_ipv4_only, 30)
   CHECK_EQ(ds_reactor_free(r), 0);
   lab_down(&l);
 }
+
+typedef struct disc {
+  int done, status;
+  unsigned len;
+  char prefix[DS_ADDR_STRLEN];
+} disc;
+
+static void on_disc(int status, const ds_addr *prefix, unsigned len,
+                    void *user)
+{
+  disc *d = user;
+  d->done++;
+  d->status = status;
+  d->len = len;
+  if (prefix != NULL)
+    ds_addr_format(prefix, d->prefix, sizeof d->prefix, 0);
+}
+
+/* Runs one RFC 7050 discovery against the lab's DNS. */
+static void discover(disc *d, lab *l)
+{
+  ds_reactor *r;
+  ds_nat64_query *q;
+  char err[256];
+  double end;
+  memset(d, 0, sizeof *d);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_EQ(ds_nat64_discover(r, &l->ro, on_disc, d, &q, err, sizeof err), 0);
+  CHECK_EQ(d->done, 0);
+  end = ds_test_now_ms() + 3000;
+  while (!d->done && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 20);
+  CHECK_EQ(d->done, 1);
+  CHECK_EQ(ds_reactor_free(r), 0);
+}
+
+TEST_T(lab_happy_nat64_discovery_rfc7050, 30)
+{
+  lab l;
+  disc d;
+  lab_up(&l, 5318, "ipv4only.arpa AAAA 64:ff9b::c000:aa,64:ff9b::c000:ab\n");
+  discover(&d, &l);
+  CHECK_EQ(d.status, 0);
+  CHECK_STR(d.prefix, "64:ff9b::");
+  CHECK_EQ(d.len, 96);
+  lab_down(&l);
+  /* A /64 network-specific prefix (RFC 6052 layout, u octet skipped). */
+  lab_up(&l, 5319,
+         "ipv4only.arpa AAAA 2001:db8:64:64:c0:0:aa00:0\n");
+  discover(&d, &l);
+  CHECK_EQ(d.status, 0);
+  CHECK_STR(d.prefix, "2001:db8:64:64::");
+  CHECK_EQ(d.len, 64);
+  lab_down(&l);
+  /* No NAT64: no AAAA for ipv4only.arpa. */
+  lab_up(&l, 5320, "ipv4only.arpa * NXDOMAIN\n");
+  discover(&d, &l);
+  CHECK_EQ(d.status, DS_ENOTFOUND);
+  lab_down(&l);
+}
+
+/* Listens on loopback of family at port (0: any); returns the fd. */
+static int listen_lo(int family, uint16_t *port)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t len;
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  ss.ss_family = (sa_family_t)family;
+  if (family == AF_INET6) {
+    ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+    ((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
+    len = sizeof(struct sockaddr_in6);
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  } else {
+    ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ((struct sockaddr_in *)&ss)->sin_port = htons(*port);
+    len = sizeof(struct sockaddr_in);
+  }
+  CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
+  CHECK_EQ(listen(fd, 16), 0);
+  CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+  *port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                   : ((struct sockaddr_in *)&ss)->sin_port);
+  return fd;
+}
+
+/* Two attempts connect before the reactor looks: both are writable in one
+ * epoll batch, and still exactly one socket reaches the caller. */
+TEST_T(lab_happy_two_connect_in_one_batch_one_winner, 30)
+{
+  ds_reactor *r;
+  race rc;
+  ds_happy_opts o = {0};
+  ds_resolver_opts ro = {0};
+  char hosts[256], err[256], cmd[512];
+  uint16_t port = 0;
+  int l6, l4, fds0, established = 0;
+  double end;
+  FILE *f;
+
+  snprintf(hosts, sizeof hosts, "%s/two.hosts", lab_env("LAB_TMP"));
+  f = fopen(hosts, "w");
+  CHECK(f != NULL);
+  fprintf(f, "::1 two.test\n127.0.0.1 two.test\n");
+  fclose(f);
+  ro.hosts_file = hosts;
+  ro.servers = "127.0.0.1:9";
+  o.resolver = &ro;
+  o.attempt_delay_ms = 10;
+  l6 = listen_lo(AF_INET6, &port);
+  l4 = listen_lo(AF_INET, &port);
+  /* The IPv6 SYN is dropped, so attempt 1 hangs until its retransmission. */
+  sh("\"$LAB_SH\" blackhole \"$LAB_NS_A\" ::1 %u tcp", port);
+
+  memset(&rc, 0, sizeof rc);
+  rc.fd = -1;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  fds0 = ds_test_count_fds();
+  rc.r = r;
+  rc.t0 = ds_test_now_ms();
+  CHECK_EQ(ds_happy_start(r, "two.test", port, &o, on_done, on_event, &rc,
+                          &rc.h, err, sizeof err),
+           0);
+  end = ds_test_now_ms() + 2000;
+  while (count(&rc, DS_HE_ATTEMPT) < 2 && ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 5);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 2);
+  CHECK_EQ(rc.done, 0);
+  /* Let IPv6 through; its SYN is retransmitted after about 1 s. */
+  sh("\"$LAB_SH\" unfilter \"$LAB_NS_A\"");
+  usleep(1700000);
+  snprintf(cmd, sizeof cmd,
+           "test \"$(ss -Htn state established '( dport = :%u )' | wc -l)\" "
+           "-eq 2",
+           port);
+  established = system(cmd) == 0;
+  CHECK_MSG(established, "both attempts should be established by now");
+  /* One turn: both are writable in the same batch. */
+  ds_reactor_run_once(r, 0);
+  CHECK_EQ(rc.done, 1);
+  CHECK(rc.fd >= 0);
+  CHECK_EQ(count(&rc, DS_HE_RESULT), 1); /* the loser is never reported */
+  CHECK_EQ(ds_test_count_fds(), fds0 + 1);
+  for (int i = 0; i < 3; i++)
+    ds_reactor_run_once(r, 10);
+  CHECK_EQ(rc.done, 1);
+  close(rc.fd);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  close(l6);
+  close(l4);
+}
