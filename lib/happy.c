@@ -319,13 +319,17 @@ static int failure_code(const ds_happy *h)
   }
   if (best != 0)
     return best;
+  /* Only skipped addresses: that is the reason, not the other family's
+   * DNS answer. */
+  if (h->nfails > 0)
+    return h->fails[0].error;
   if (h->dns_err[1] != 0 && h->dns_err[1] != DS_ENODATA)
     return h->dns_err[1];
   if (h->dns_err[0] != 0)
     return h->dns_err[0];
   if (h->dns_err[1] != 0)
     return h->dns_err[1];
-  return h->nfails > 0 ? h->fails[0].error : DS_ENODATA;
+  return DS_ENODATA;
 }
 
 /* Ends the race with fd (>= 0, the winner) or err, and frees it. */

@@ -914,3 +914,60 @@ TEST_T(lab_happy_two_connect_in_one_batch_one_winner, 30)
   close(l6);
   close(l4);
 }
+
+/* DNS carries no scope: a link-local answer is used only with a configured
+ * interface, else skipped with a reason. Bind addresses apply per family. */
+TEST_T(lab_happy_link_local_answer_needs_interface_and_bind_per_family, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  ds_addr b6, b4;
+  const ds_happy_event *sk;
+  char t[256], p[64], want[64];
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  ds_addr local;
+  snprintf(t, sizeof t, "ll.test AAAA %s\nll.test A NODATA\n",
+           lab_env("LAB_B_LL"));
+  lab_up(&l, 5321, t);
+  o.resolver = &l.ro;
+  run_race(&rc, "ll.test", &o, 3000);
+  CHECK_EQ(rc.fd, -1);
+  CHECK_EQ(rc.err, DS_ENEEDSCOPE);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 0);
+  sk = nth(&rc, DS_HE_SKIPPED, 1);
+  CHECK(sk != NULL);
+  CHECK_EQ(sk->result, DS_ENEEDSCOPE);
+  CHECK_MSG(strstr(rc.text, "DS_ENEEDSCOPE") != NULL, "text: %s", rc.text);
+  race_free(&rc);
+  /* With the interface configured, the answer gets its scope. */
+  o.interface = lab_env("LAB_IF_A");
+  run_race(&rc, "ll.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  snprintf(want, sizeof want, "%s%%%s", lab_env("LAB_B_LL"),
+           lab_env("LAB_IF_A"));
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), want);
+  race_free(&rc);
+  lab_down(&l);
+
+  /* Bind addresses per family: the IPv4 winner uses bind4's port. */
+  lab_up(&l, 5322, TABLE);
+  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  memset(&o, 0, sizeof o);
+  o.resolver = &l.ro;
+  CHECK_EQ(ds_addr_parse(&b6, "2001:db8::1", 0, NULL, 0), 0);
+  CHECK_EQ(ds_addr_parse(&b4, "192.0.2.1", 0, NULL, 0), 0);
+  b4.port = (uint16_t)(30000 + getpid() % 20000);
+  o.bind4 = &b4;
+  o.bind6 = &b6;
+  run_race(&rc, "both.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_EQ(getsockname(rc.fd, (struct sockaddr *)&ss, &sl), 0);
+  CHECK_EQ(ds_addr_from_sockaddr(&local, (struct sockaddr *)&ss, sl), 0);
+  ds_addr_format(&local, p, sizeof p, 0);
+  CHECK_STR(p, "192.0.2.1");
+  CHECK_EQ(local.port, b4.port);
+  race_free(&rc);
+  lab_down(&l);
+}
