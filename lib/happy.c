@@ -270,6 +270,7 @@ static void attempt_close(attempt *at)
 static void happy_free(ds_happy *h)
 {
   size_t i;
+  ds__reactor_undefer(h->r, &h->start_call);
   if (h->lookup != NULL)
     ds_lookup_cancel(h->lookup);
   for (i = 0; i < h->natt; i++) {

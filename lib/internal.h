@@ -62,6 +62,10 @@ typedef struct ds__call {
 void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
                        void *data);
 
+/* Takes node out of the queue if it is still there (its owner is being
+ * freed before the call ran). O(queued calls). */
+void ds__reactor_undefer(ds_reactor *r, ds__call *node);
+
 /* Interface and address enumeration and the netlink watch (ifaddr.c),
  * used by the all-interfaces server endpoint (endpoint.c). */
 

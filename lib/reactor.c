@@ -55,6 +55,7 @@ struct ds_reactor {
   ds_timer **heap;
   size_t nheap, capheap;
   ds__call *calls, *calls_tail;
+  ds__call *running; /* the rest of the batch run_calls() is running */
   ds_io *graveyard;
   int dispatching;
   pthread_mutex_t ts_lock;
@@ -441,17 +442,46 @@ void ds_io_free(ds_io *w)
 /* ------------------------------------------------------------------ the loop */
 
 /* Runs the calls queued before this point; calls they queue wait for the
- * next turn. */
+ * next turn. The batch stays reachable from the reactor while it runs, so
+ * that ds__reactor_undefer() can take out a node whose owner a call just
+ * freed. */
 static void run_calls(ds_reactor *r)
 {
-  ds__call *c = r->calls, *next;
+  ds__call *c;
 
+  r->running = r->calls;
   r->calls = r->calls_tail = NULL;
-  for (; c != NULL; c = next) {
-    next = c->next;
+  while ((c = r->running) != NULL) {
+    r->running = c->next;
     c->next = NULL;
     c->fn(c->data);
   }
+}
+
+/* Unlinks node from the list at *head; returns 1 if it was there, and
+ * sets *last to the list's new last node. */
+static int unlink_call(ds__call **head, ds__call *node, ds__call **last)
+{
+  ds__call *prev = NULL, *c;
+  for (c = *head; c != NULL; prev = c, c = c->next) {
+    if (c != node)
+      continue;
+    if (prev != NULL)
+      prev->next = c->next;
+    else
+      *head = c->next;
+    if (last != NULL && *last == c)
+      *last = prev;
+    c->next = NULL;
+    return 1;
+  }
+  return 0;
+}
+
+void ds__reactor_undefer(ds_reactor *r, ds__call *node)
+{
+  if (!unlink_call(&r->calls, node, &r->calls_tail))
+    unlink_call(&r->running, node, NULL);
 }
 
 /* Runs the calls other threads queued. */
