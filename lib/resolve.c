@@ -32,10 +32,16 @@
  * NODATA and NXDOMAIN with a search list (c-ares 1.18.1 ares_search): the
  * status reported is the one of the name tried as-is (first when it has
  * at least ndots dots, else last), except that NXDOMAIN becomes NODATA when
- * any try of the search returned NODATA, as glibc's res_search does.
- * SERVFAIL of one try goes on to the next; a timeout or another error
- * ends the search with that error. So "www.test" that exists without AAAA
- * is DS_ENODATA for AAAA even when www.test.SEARCHDOMAIN does not exist.
+ * any try of the search returned NODATA, as glibc's res_search does. So
+ * "www.test" that exists without AAAA is DS_ENODATA for AAAA even when
+ * www.test.SEARCHDOMAIN, tried next, does not exist; and "host" whose
+ * host.SEARCHDOMAIN has only A is DS_ENODATA for AAAA although "host" as
+ * is, tried last, is NXDOMAIN. A timeout or another error ends the search
+ * with that error, and so does a SERVFAIL, unlike glibc: response checking
+ * stays on (a SERVFAIL or REFUSED moves on to the next server, as in
+ * glibc), and then a name that every server fails ends as
+ * ARES_ECONNREFUSED, which stops ares_search; it is reported as
+ * DS_ESERVFAIL (see note_servfail()).
  */
 #include "internal.h"
 
@@ -67,8 +73,8 @@ enum { ANS_AAAA = 0, ANS_A = 1 };
 /* One family's answer. */
 typedef struct answer {
   ds_lookup *l;
-  int family;         /* AF_INET6 or AF_INET */
-  int status;         /* 0 or the error delivered */
+  int family; /* AF_INET6 or AF_INET */
+  int status; /* 0 or the error delivered */
   ds_addr *addrs;
   size_t n, cap;
   unsigned wanted : 1;    /* requested by the caller */
@@ -93,9 +99,9 @@ struct ds_lookup {
   ds_timer *timer;
   sockw *socks;
   answer ans[2];
-  int ready[2];        /* answers done but not delivered, in order */
+  int ready[2]; /* answers done but not delivered, in order */
   int nready, head;
-  int dns_pending;     /* answers c-ares still owes */
+  int dns_pending; /* answers c-ares still owes */
   ds__call call;
   unsigned queued : 1;     /* call is in the reactor's queue */
   unsigned delivering : 1; /* inside lookup_deliver() */
@@ -139,8 +145,7 @@ static int map_status(int status)
 static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
 {
   (void)u;
-  return ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        protocol);
+  return ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 }
 
 /* Returns close()'s result. */
@@ -169,8 +174,7 @@ static void note_servfail(ds_lookup *l, const unsigned char *p, size_t n)
   unsigned qtype;
 
   /* A response (QR), RCODE 2, one question. */
-  if (n < 12 || !(p[2] & 0x80) || (p[3] & 0x0f) != 2 || p[4] != 0 ||
-      p[5] != 1)
+  if (n < 12 || !(p[2] & 0x80) || (p[3] & 0x0f) != 2 || p[4] != 0 || p[5] != 1)
     return;
   while (off < n && p[off] != 0) {
     if (p[off] & 0xc0)
@@ -312,8 +316,8 @@ static int answer_parse(answer *a, unsigned char *abuf, int alen)
 
 /* c-ares' callback for one family's ares_search(). Stores the answer; the
  * delivery runs on a later reactor turn. */
-static void on_answer(void *arg, int status, int timeouts,
-                      unsigned char *abuf, int alen)
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
+                      int alen)
 {
   answer *a = arg;
   (void)timeouts;
@@ -413,8 +417,7 @@ static void lookup_timer(ds_timer *t, void *data)
 
 /* c-ares' socket-state callback: keeps one watcher per socket, freed when
  * c-ares says the socket is going (before it closes it). */
-static void sock_state(void *data, ares_socket_t fd, int readable,
-                       int writable)
+static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
   ds_lookup *l = data;
   sockw *s, **pp;
@@ -448,8 +451,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable,
     s->next = l->socks;
     l->socks = s;
   }
-  rc = ds_io_set(s->io, (readable ? DS_READABLE : 0u) |
-                            (writable ? DS_WRITABLE : 0u));
+  rc = ds_io_set(s->io,
+                 (readable ? DS_READABLE : 0u) | (writable ? DS_WRITABLE : 0u));
   if (rc != 0)
     lookup_fail_pending(l, rc);
 }
@@ -491,8 +494,7 @@ static void lookup_deliver(void *p)
   while (!l->cancelled && l->head < l->nready) {
     answer *a = &l->ans[l->ready[l->head++]];
     a->delivered = 1;
-    l->cb(l, a->family, a->status, a->n > 0 ? a->addrs : NULL, a->n,
-          l->user);
+    l->cb(l, a->family, a->status, a->n > 0 ? a->addrs : NULL, a->n, l->user);
   }
   l->delivering = 0;
   if (l->cancelled || lookup_all_delivered(l))
@@ -554,8 +556,7 @@ static int check_name(const char *name, char *err, size_t errlen)
                         "%zu",
                         name, c, i + 1);
       return ds__fail(err, errlen, DS_EBADNAME,
-                      "host name: bad byte 0x%02x at position %zu", c,
-                      i + 1);
+                      "host name: bad byte 0x%02x at position %zu", c, i + 1);
     }
     if (!isdigit(c))
       digits_only = 0;
@@ -599,8 +600,7 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
     rc = -errno;
     if (missing_ok && (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES))
       return 0;
-    return ds__fail(err, errlen, rc, "hosts file %s: %s", path,
-                    strerror(-rc));
+    return ds__fail(err, errlen, rc, "hosts file %s: %s", path, strerror(-rc));
   }
   while (rc == 0 && getline(&line, &cap, f) >= 0) {
     answer *a;
@@ -646,13 +646,15 @@ static void apply_options(const char *p, unsigned *timeout_s,
       end++;
     if (strncmp(p, "timeout:", 8) == 0 && isdigit((unsigned char)p[8])) {
       v = strtoul(p + 8, NULL, 10);
-      *timeout_s = v < 1 ? 1 : v > DS__TIMEOUT_MAX_S ? DS__TIMEOUT_MAX_S
-                                                    : (unsigned)v;
+      *timeout_s = v < 1                   ? 1
+                   : v > DS__TIMEOUT_MAX_S ? DS__TIMEOUT_MAX_S
+                                           : (unsigned)v;
     } else if (strncmp(p, "attempts:", 9) == 0 &&
                isdigit((unsigned char)p[9])) {
       v = strtoul(p + 9, NULL, 10);
-      *attempts = v < 1 ? 1 : v > DS__ATTEMPTS_MAX ? DS__ATTEMPTS_MAX
-                                                  : (unsigned)v;
+      *attempts = v < 1                  ? 1
+                  : v > DS__ATTEMPTS_MAX ? DS__ATTEMPTS_MAX
+                                         : (unsigned)v;
     }
     p = end;
   }
@@ -719,8 +721,8 @@ static int parse_servers(const char *csv, struct ares_addr_port_node **out,
     while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
       len--;
     if (len == 0) {
-      rc = ds__fail(err, errlen, DS_EBADADDR,
-                    "servers '%.80s': empty entry", csv);
+      rc = ds__fail(err, errlen, DS_EBADADDR, "servers '%.80s': empty entry",
+                    csv);
       break;
     }
     if (len >= sizeof entry) {
@@ -739,10 +741,9 @@ static int parse_servers(const char *csv, struct ares_addr_port_node **out,
         rc = DS_EBADADDR;
         snprintf(why, sizeof why, "brackets are for IPv6 only");
       }
-    } else if (entry[0] == '[' || (strchr(entry, ':') != NULL &&
-                                   strchr(entry, '.') != NULL &&
-                                   strchr(entry, ':') ==
-                                       strrchr(entry, ':'))) {
+    } else if (entry[0] == '[' ||
+               (strchr(entry, ':') != NULL && strchr(entry, '.') != NULL &&
+                strchr(entry, ':') == strrchr(entry, ':'))) {
       /* `[v6]:port`, or IPv4 with one colon: `192.0.2.2:5353`. */
       rc = ds_addr_parse_hostport(&ad, entry, why, sizeof why);
     } else {
@@ -788,14 +789,15 @@ static int parse_servers(const char *csv, struct ares_addr_port_node **out,
   return 0;
 }
 
-/* Opens l's channel and sends the AAAA and A searches. Returns 0 or an
- * error with err saying why (nothing is left open then but l itself). */
+/* Opens l's channel, with servers if not NULL (else resolv.conf's), and
+ * sends the AAAA and A searches. Returns 0 or an error with err saying why
+ * (nothing is left open then but l itself). */
 static int lookup_start_dns(ds_lookup *l, const char *name,
-                            const ds_resolver_opts *opts, char *err,
+                            const ds_resolver_opts *opts,
+                            struct ares_addr_port_node *servers, char *err,
                             size_t errlen)
 {
   struct ares_options ao;
-  struct ares_addr_port_node *servers = NULL;
   unsigned timeout_ms, attempts;
   char lookups[] = "b";
   int rc, i;
@@ -804,11 +806,6 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   if (lib_status != ARES_SUCCESS)
     return ds__fail(err, errlen, DS_EDNS, "c-ares: %s",
                     ares_strerror(lib_status));
-  if (opts != NULL && opts->servers != NULL) {
-    rc = parse_servers(opts->servers, &servers, err, errlen);
-    if (rc != 0)
-      return rc;
-  }
   system_timeouts(&timeout_ms, &attempts);
   if (opts != NULL && opts->timeout_ms != 0)
     timeout_ms = opts->timeout_ms;
@@ -825,22 +822,18 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   ao.sock_state_cb = sock_state;
   ao.sock_state_cb_data = l;
   rc = ds_timer_new(l->r, &l->timer, lookup_timer, l);
-  if (rc != 0) {
-    servers_free(servers);
+  if (rc != 0)
     return ds__fail(err, errlen, rc, "out of memory");
-  }
   rc = ares_init_options(&l->ch, &ao,
                          ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
                              ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
   if (rc != ARES_SUCCESS) {
     l->ch = NULL;
-    servers_free(servers);
     return ds__fail(err, errlen, map_status(rc), "c-ares: %s",
                     ares_strerror(rc));
   }
   if (servers != NULL) {
     rc = ares_set_servers_ports(l->ch, servers);
-    servers_free(servers);
     if (rc != ARES_SUCCESS)
       return ds__fail(err, errlen, map_status(rc), "c-ares servers: %s",
                       ares_strerror(rc));
@@ -854,8 +847,8 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   for (i = 0; i < 2; i++)
     if (l->ans[i].wanted)
       ares_search(l->ch, name, ns_c_in,
-                  l->ans[i].family == AF_INET6 ? ns_t_aaaa : ns_t_a,
-                  on_answer, &l->ans[i]);
+                  l->ans[i].family == AF_INET6 ? ns_t_aaaa : ns_t_a, on_answer,
+                  &l->ans[i]);
   if (lookup_rearm(l) != 0)
     return ds__fail(err, errlen, -ENOMEM, "out of memory");
   return 0;
@@ -869,6 +862,7 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
 {
   ds_lookup *l;
   ds_addr lit;
+  struct ares_addr_port_node *servers = NULL;
   const char *hosts;
   int rc, i, is_literal;
 
@@ -878,9 +872,10 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
     err[0] = '\0';
   if (r == NULL || name == NULL || cb == NULL)
     return ds__fail(err, errlen, -EINVAL, "lookup: %s must not be NULL",
-                    r == NULL ? "reactor" : name == NULL ? "name" : "cb");
-  if (families < DS_LOOKUP_A ||
-      families > (DS_LOOKUP_A | DS_LOOKUP_AAAA))
+                    r == NULL      ? "reactor"
+                    : name == NULL ? "name"
+                                   : "cb");
+  if (families < DS_LOOKUP_A || families > (DS_LOOKUP_A | DS_LOOKUP_AAAA))
     return ds__fail(err, errlen, -EINVAL,
                     "lookup: families must be DS_LOOKUP_A, DS_LOOKUP_AAAA "
                     "or both, not %d",
@@ -904,10 +899,18 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
     if (rc != 0)
       return rc;
   }
+  /* A bad servers option is an error whatever the name. */
+  if (opts != NULL && opts->servers != NULL) {
+    rc = parse_servers(opts->servers, &servers, err, errlen);
+    if (rc != 0)
+      return rc;
+  }
 
   l = calloc(1, sizeof *l);
-  if (l == NULL)
+  if (l == NULL) {
+    servers_free(servers);
     return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  }
   l->r = r;
   l->cb = cb;
   l->user = user;
@@ -929,12 +932,11 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
     rc = 1; /* answered: no DNS */
   } else {
     hosts = opts != NULL && opts->hosts_file != NULL ? opts->hosts_file
-                                                    : DS__HOSTS_PATH;
+                                                     : DS__HOSTS_PATH;
     rc = 0;
     if (hosts[0] != '\0')
-      rc = hosts_lookup(l, hosts,
-                        opts == NULL || opts->hosts_file == NULL, name, err,
-                        errlen);
+      rc = hosts_lookup(l, hosts, opts == NULL || opts->hosts_file == NULL,
+                        name, err, errlen);
     if (rc < 0)
       goto fail;
   }
@@ -944,15 +946,17 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
     for (i = 0; i < 2; i++)
       answer_finish(&l->ans[i], l->ans[i].n > 0 ? 0 : DS_ENODATA);
   } else {
-    rc = lookup_start_dns(l, name, opts, err, errlen);
+    rc = lookup_start_dns(l, name, opts, servers, err, errlen);
     if (rc != 0)
       goto fail;
   }
+  servers_free(servers);
   if (out != NULL)
     *out = l;
   return 0;
 
 fail:
+  servers_free(servers);
   /* Nothing was delivered and nothing will be. */
   l->cancelled = 1;
   lookup_close_dns(l);

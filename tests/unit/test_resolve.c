@@ -85,8 +85,8 @@ static void dns_start_on(dns *d, const char *listen, const char *config)
   CHECK_MSG(strncmp(line, "listening ", 10) == 0 && colon != NULL &&
                 sscanf(colon + 1, "%u", &d->port) == 1,
             "dnsd said: %s", line);
-  snprintf(d->server, sizeof d->server, "%.*s:%u",
-           (int)(colon - (line + 10)), line + 10, d->port);
+  snprintf(d->server, sizeof d->server, "%.*s:%u", (int)(colon - (line + 10)),
+           line + 10, d->port);
 }
 
 static void dns_start(dns *d, const char *config)
@@ -215,8 +215,7 @@ static int start(ds_reactor *r, rec *c, const char *name, int families,
   c->r = r;
   c->t0 = ds_test_now_ms();
   in_start = 1;
-  rc = ds_lookup_start(r, name, families, o, on_lookup, c, &c->l, err,
-                       errlen);
+  rc = ds_lookup_start(r, name, families, o, on_lookup, c, &c->l, err, errlen);
   in_start = 0;
   return rc;
 }
@@ -226,8 +225,7 @@ static void start_ok(ds_reactor *r, rec *c, const char *name,
                      const ds_resolver_opts *o)
 {
   char err[256] = "";
-  int rc = start(r, c, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, o, err,
-                 sizeof err);
+  int rc = start(r, c, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, o, err, sizeof err);
   CHECK_MSG(rc == 0, "lookup %s: %s (%s)", name, ds_err_name(rc), err);
   CHECK_EQ(c->calls, 0);
 }
@@ -568,8 +566,7 @@ TEST(resolve_bad_names_fail_at_once)
   CHECK_EQ(rc, DS_EBADNAME);
   CHECK_MSG(strstr(err, "254 characters") != NULL, "err: %s", err);
   /* A scope naming no interface is that error, with the name. */
-  rc = start(r, &c, "fe80::1%nosuchif0", DS_LOOKUP_AAAA, &o, err,
-             sizeof err);
+  rc = start(r, &c, "fe80::1%nosuchif0", DS_LOOKUP_AAAA, &o, err, sizeof err);
   CHECK_EQ(rc, -ENODEV);
   CHECK_MSG(strstr(err, "nosuchif0") != NULL, "err: %s", err);
   /* Wrong arguments. */
@@ -600,8 +597,9 @@ TEST(resolve_names_at_the_limits_are_accepted)
     strcat(name253, "abcd.");
   strcat(name253, "abc.test");
   CHECK_EQ(strlen(name253), 253);
-  snprintf(hosts, sizeof hosts, "192.0.2.1 %s\n192.0.2.2 %s\n"
-                                "192.0.2.3 _srv.x-y.test\n192.0.2.4 single\n",
+  snprintf(hosts, sizeof hosts,
+           "192.0.2.1 %s\n192.0.2.2 %s\n"
+           "192.0.2.3 _srv.x-y.test\n192.0.2.4 single\n",
            label63, name253);
   hfd = memfile("hosts", hosts);
   snprintf(hp, sizeof hp, "/proc/self/fd/%d", hfd);
@@ -652,11 +650,14 @@ TEST(resolve_bad_servers_option_names_the_entry)
     o.servers = bad[i].servers;
     rc = start(r, &c, "www.test", DS_LOOKUP_A | DS_LOOKUP_AAAA, &o, err,
                sizeof err);
-    CHECK_MSG(rc == DS_EBADADDR, "'%s': %s", bad[i].servers,
-              ds_err_name(rc));
+    CHECK_MSG(rc == DS_EBADADDR, "'%s': %s", bad[i].servers, ds_err_name(rc));
     CHECK_MSG(strstr(err, bad[i].why) != NULL, "'%s': err '%s' lacks %s",
               bad[i].servers, err, bad[i].why);
   }
+  /* Also when the name would need no DNS. */
+  o.servers = "bogus";
+  rc = start(r, &c, "192.0.2.1", DS_LOOKUP_A, &o, err, sizeof err);
+  CHECK_EQ(rc, DS_EBADADDR);
   CHECK_EQ(ds_test_count_fds(), fds0);
   /* Every accepted form; cancelled at once, nothing is delivered. */
   o.servers = "192.0.2.2, [2001:db8::2]:5353,127.0.0.1:5300,2001:db8::3,"
@@ -686,8 +687,10 @@ TEST(resolve_cancel_mid_lookup_closes_everything)
   fds0 = ds_test_count_fds();
   start_ok(r, &c, "late.test", &o);
   CHECK_MSG(ds_test_count_fds() > fds0, "no socket open");
-  run_for(r, 100);
+  /* Both queries are out; their answers wait 400 ms in dnsd. */
+  RUN_UNTIL(r, dns_queries(&d, "late.test", "A") == 1, 300);
   CHECK_EQ(dns_queries(&d, "late.test", "AAAA"), 1);
+  CHECK_EQ(c.calls, 0);
   CHECK_EQ(ds_reactor_free(r), -EBUSY);
   ds_lookup_cancel(c.l);
   /* The socket is closed at once. */
@@ -736,9 +739,8 @@ TEST(resolve_many_concurrent_lookups)
 {
   enum { N = 60 };
   static rec c[N];
-  static const char *const names[] = {"multi.test", "slow.test",
-                                      "gone.test", "v6only.test",
-                                      "192.0.2.5"};
+  static const char *const names[] = {"multi.test", "slow.test", "gone.test",
+                                      "v6only.test", "192.0.2.5"};
   dns d;
   ds_reactor *r;
   char hp[64];
@@ -893,8 +895,7 @@ TEST(resolve_one_family_asks_one_question)
   dns_start(&d, base_config);
   o = opts_for(&d, -1, hp, sizeof hp);
   CHECK_EQ(ds_reactor_new(&r), 0);
-  CHECK_EQ(start(r, &c, "multi.test", DS_LOOKUP_AAAA, &o, err, sizeof err),
-           0);
+  CHECK_EQ(start(r, &c, "multi.test", DS_LOOKUP_AAAA, &o, err, sizeof err), 0);
   RUN_UNTIL(r, c.calls == 1, 3000);
   run_for(r, 50);
   CHECK_EQ(c.calls, 1);
@@ -923,8 +924,7 @@ TEST(resolve_ipv6_server)
   RUN_UNTIL(r, c.calls == 2, 3000);
   CHECK_STR(c.text4, "192.0.2.10 192.0.2.11 192.0.2.12");
   CHECK_STR(c.text6, "2001:db8::10 2001:db8::11");
-  CHECK_MSG(strstr(dns_log(&d), " udp ::1#") != NULL, "log:\n%s",
-            dns_log(&d));
+  CHECK_MSG(strstr(dns_log(&d), " udp ::1#") != NULL, "log:\n%s", dns_log(&d));
   CHECK_EQ(ds_reactor_free(r), 0);
   dns_stop(&d);
 }
@@ -963,12 +963,13 @@ TEST(resolve_unreachable_server_is_a_dns_error)
 
 TEST(resolve_search_list_nodata_and_nxdomain)
 {
-  static const char config[] =
-      "www.test            A  192.0.2.60\n"
-      "nodot.search.test   A  192.0.2.61\n";
+  static const char config[] = "www.test            A  192.0.2.60\n"
+                               "nodot.search.test   A  192.0.2.61\n"
+                               "sf.search.test      *  SERVFAIL\n"
+                               "sf                  A  192.0.2.62\n";
   dns d;
   ds_reactor *r;
-  rec www = {0}, nodot = {0}, missing = {0};
+  rec www = {0}, nodot = {0}, missing = {0}, sf = {0};
   char hp[64];
   ds_resolver_opts o;
 
@@ -980,7 +981,10 @@ TEST(resolve_search_list_nodata_and_nxdomain)
   start_ok(r, &www, "www.test", &o);
   start_ok(r, &nodot, "nodot", &o);
   start_ok(r, &missing, "missing", &o);
-  RUN_UNTIL(r, www.calls == 2 && nodot.calls == 2 && missing.calls == 2,
+  start_ok(r, &sf, "sf", &o);
+  RUN_UNTIL(r,
+            www.calls == 2 && nodot.calls == 2 && missing.calls == 2 &&
+                sf.calls == 2,
             3000);
   /* www.test as-is first (it has a dot): NODATA for AAAA, even though
    * www.test.search.test, tried next, does not exist. */
@@ -994,6 +998,12 @@ TEST(resolve_search_list_nodata_and_nxdomain)
   CHECK_EQ(dns_queries(&d, "nodot", "AAAA"), 1);
   CHECK_EQ(missing.status4, DS_ENOTFOUND);
   CHECK_EQ(missing.status6, DS_ENOTFOUND);
+  /* c-ares 1.18.1 ends the search at a SERVFAIL (after trying every
+   * server), where glibc would go on to the next name: "sf" as-is is
+   * never asked. */
+  CHECK_EQ(sf.status4, DS_ESERVFAIL);
+  CHECK_EQ(sf.status6, DS_ESERVFAIL);
+  CHECK_EQ(dns_queries(&d, "sf", "A"), 0);
   CHECK_EQ(ds_reactor_free(r), 0);
   dns_stop(&d);
 }

@@ -205,8 +205,8 @@ static void start(ds_reactor *r, rec *c, const char *name)
   int rc;
   c->t0 = ds_test_now_ms();
   in_start = 1;
-  rc = ds_lookup_start(r, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, NULL,
-                       on_lookup, c, NULL, err, sizeof err);
+  rc = ds_lookup_start(r, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, NULL, on_lookup,
+                       c, NULL, err, sizeof err);
   in_start = 0;
   CHECK_MSG(rc == 0, "lookup %s: %s (%s)", name, ds_err_name(rc), err);
 }
@@ -250,8 +250,8 @@ TEST(lab_resolve_system_resolv_conf_servers_and_timeouts)
   CHECK_EQ(silent.status6, DS_EDNSTIMEOUT);
   CHECK_MSG(silent.t4 >= 995 && silent.t4 < 1000 + 1000, "A after %.1f ms",
             silent.t4);
-  CHECK_MSG(silent.t6 >= 995 && silent.t6 < 1000 + 1000,
-            "AAAA after %.1f ms", silent.t6);
+  CHECK_MSG(silent.t6 >= 995 && silent.t6 < 1000 + 1000, "AAAA after %.1f ms",
+            silent.t6);
   CHECK_EQ(queries(log, "silent.test", "A"), 1);
   CHECK_EQ(queries(log, "silent.test", "AAAA"), 1);
   CHECK_EQ(www.wrong + silent.wrong, 0);
