@@ -939,9 +939,11 @@ typedef struct ds_server_options {
  *
  * - port 0: the first address bound picks the port and every other binds
  *   the same. When a later address finds that port taken, the whole set is
- *   bound again on a fresh port (the ports tried are held until the end,
- *   so the kernel cannot pick them again), at most opts->port_tries
- *   times; after that the address is reported as failed (-EADDRINUSE).
+ *   bound again on a fresh port (each refused port stays held meanwhile,
+ *   so the kernel cannot pick it again), at most opts->port_tries times.
+ *   The last try (or the first that finds the range used up by the held
+ *   ports) releases them, and an address still in conflict then is
+ *   reported as failed (-EADDRINUSE); the others serve.
  * - A given port: each address that cannot be bound is reported as failed
  *   (ds_server_addrs() with DS_SERVER_FAILED), the others serve.
  * - When nothing at all can be bound the call fails with the cause of the
