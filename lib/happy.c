@@ -207,9 +207,9 @@ struct ds_happy {
   ds_timer *attempt_timer, *resolution_timer, *overall_timer;
   ds__call start_call;
   int finished;
-  int in_done;
   int result_err;
   unsigned ifindex; /* for scope-less link-local answers; 0: none */
+  int depth;        /* entry points running: freeing waits for 0 */
 };
 
 /* Returns the queue index of a family. */
@@ -353,9 +353,23 @@ static void finish(ds_happy *h, int fd, int err)
   ds_timer_stop(h->resolution_timer);
   ds_timer_stop(h->overall_timer);
   h->result_err = err;
-  h->in_done = 1;
   h->done(h, fd, fd >= 0 ? 0 : err, h->user);
-  happy_free(h);
+  /* Freed by leave() once every entry point on the stack has returned:
+   * the code that called finish() may still look at h->finished. */
+}
+
+/* Every entry from the reactor (answers, socket events, timers, the
+ * deferred start) runs between enter() and leave(), so that a race which
+ * ends deep inside is freed only when the outermost frame is done. */
+static void enter(ds_happy *h)
+{
+  h->depth++;
+}
+
+static void leave(ds_happy *h)
+{
+  if (--h->depth == 0 && h->finished)
+    happy_free(h);
 }
 
 /* Ends the race in failure once nothing is left to wait for. */
@@ -370,7 +384,7 @@ static void maybe_fail(ds_happy *h)
 static void start_next(ds_happy *h);
 
 /* An attempt's socket became writable or failed. */
-static void attempt_io(ds_io *w, unsigned events, void *data)
+static void attempt_io_inner(ds_io *w, unsigned events, void *data)
 {
   attempt *at = data;
   ds_happy *h = at->h;
@@ -406,6 +420,14 @@ static void attempt_io(ds_io *w, unsigned events, void *data)
     start_next(h);
   }
   maybe_fail(h);
+}
+
+static void attempt_io(ds_io *w, unsigned events, void *data)
+{
+  ds_happy *h = ((attempt *)data)->h;
+  enter(h);
+  attempt_io_inner(w, events, data);
+  leave(h);
 }
 
 /* Returns the family of the next attempt, or 0 if no address waits. */
@@ -527,8 +549,10 @@ static void attempt_timer_cb(ds_timer *t, void *data)
 {
   ds_happy *h = data;
   (void)t;
+  enter(h);
   start_next(h);
   maybe_fail(h);
+  leave(h);
 }
 
 /* Lets attempts begin (answers arrived, or the Resolution Delay ended). */
@@ -545,7 +569,9 @@ static void begin(ds_happy *h)
 static void resolution_timer_cb(ds_timer *t, void *data)
 {
   (void)t;
+  enter(data);
   begin(data);
+  leave(data);
 }
 
 /* The whole race took too long. */
@@ -554,6 +580,7 @@ static void overall_timer_cb(ds_timer *t, void *data)
   ds_happy *h = data;
   size_t i;
   (void)t;
+  enter(h);
   for (i = 0; i < h->natt; i++)
     if (h->att[i]->fd >= 0) {
       add_failure(h, &h->att[i]->addr, -ETIMEDOUT);
@@ -564,6 +591,7 @@ static void overall_timer_cb(ds_timer *t, void *data)
    * earlier outranks the timeout); without any, the timeout is the
    * answer, whatever DNS was still doing. */
   finish(h, -1, h->nattempts > 0 ? failure_code(h) : -ETIMEDOUT);
+  leave(h);
 }
 
 /* Returns 1 if the host has a route to the IPv4 address a (a UDP connect,
@@ -637,8 +665,8 @@ static void add_addresses(ds_happy *h, const ds_addr *addrs, size_t n)
 }
 
 /* One family's DNS answer. */
-static void on_answer(ds_lookup *l, int family, int status,
-                      const ds_addr *addrs, size_t n, void *user)
+static void on_answer_inner(ds_lookup *l, int family, int status,
+                            const ds_addr *addrs, size_t n, void *user)
 {
   ds_happy *h = user;
   int fi = fam_idx(family);
@@ -681,10 +709,20 @@ static void on_answer(ds_lookup *l, int family, int status,
   maybe_fail(h);
 }
 
+static void on_answer(ds_lookup *l, int family, int status,
+                      const ds_addr *addrs, size_t n, void *user)
+{
+  enter(user);
+  on_answer_inner(l, family, status, addrs, n, user);
+  leave(user);
+}
+
 /* Begins a race whose addresses are known without lookup (a literal). */
 static void start_literal(void *data)
 {
+  enter(data);
   begin(data);
+  leave(data);
 }
 
 /* Returns the clamped or defaulted options. */
@@ -847,9 +885,24 @@ fail:
 
 void ds_happy_cancel(ds_happy *h)
 {
-  if (h == NULL || h->in_done)
+  size_t i;
+  if (h == NULL || h->finished)
     return; /* inside done, the race is already over */
   h->finished = 1;
+  if (h->depth > 0) {
+    /* Called from an event callback of this race: close everything now,
+     * free when the race's own frames have returned. */
+    for (i = 0; i < h->natt; i++)
+      attempt_close(h->att[i]);
+    if (h->lookup != NULL) {
+      ds_lookup_cancel(h->lookup);
+      h->lookup = NULL;
+    }
+    ds_timer_stop(h->attempt_timer);
+    ds_timer_stop(h->resolution_timer);
+    ds_timer_stop(h->overall_timer);
+    return;
+  }
   happy_free(h);
 }
 
