@@ -101,6 +101,27 @@ void ds_test_require_ipv6(void)
     SKIP("no IPv6 loopback on this machine");
 }
 
+const char *ds_test_lab_env(const char *name)
+{
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0')
+    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
+  return v;
+}
+
+void ds_test_sh(const char *fmt, ...)
+{
+  char cmd[2048];
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  rc = system(cmd);
+  if (rc != 0)
+    ds_test_fail(__FILE__, __LINE__, "command failed (%d): %s", rc, cmd);
+}
+
 /* Reads what a child wrote (its skip reason) into buf. */
 static void slurp(int fd, char *buf, size_t len)
 {

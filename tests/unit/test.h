@@ -29,6 +29,13 @@ void ds_test_require_root(void);
 /* Skips the test unless IPv6 loopback (::1) can be bound. */
 void ds_test_require_ipv6(void);
 
+/* Returns the value of a variable the lab runner exports (LAB_NS_B, ...);
+ * skips the test when it is not running inside a lab
+ * (tests/lab/lab.sh run-pair). */
+const char *ds_test_lab_env(const char *name);
+/* Runs a shell command (lab helpers); fails the test if it fails. */
+void ds_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define TEST_T(name, secs)                                                     \
   static void test_##name(void);                                               \
   __attribute__((constructor)) static void test_reg_##name(void)              \

@@ -22,27 +22,6 @@
 
 #define SLACK 40.0
 
-static const char *lab_env(const char *name)
-{
-  const char *v = getenv(name);
-  if (v == NULL || *v == '\0')
-    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
-  return v;
-}
-
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  rc = system(cmd);
-  CHECK_MSG(rc == 0, "command failed (%d): %s", rc, cmd);
-}
-
 /* Forks a child in namespace B listening on [::]:port and 0.0.0.0:port
  * (and [::1]:port for nothing in particular); it never accepts: the kernel
  * completes handshakes on its own. Returns the child's pid. */
@@ -97,15 +76,16 @@ typedef struct lab {
 static void lab_up(lab *l, uint16_t dns_port, const char *table)
 {
   char conf[256], pidf[256], out[256];
-  const char *tmp = lab_env("LAB_TMP");
+  const char *tmp = ds_test_lab_env("LAB_TMP");
   FILE *f;
   int i;
-  lab_env("LAB_NS_B");
+  ds_test_lab_env("LAB_NS_B");
   memset(l, 0, sizeof *l);
-  sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
-  sh("\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
-     "2001:db8::4 || { ip addr add 2001:db8::3/64 dev eth0 nodad && ip addr "
-     "add 2001:db8::4/64 dev eth0 nodad; }'");
+  ds_test_sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
+  ds_test_sh(
+      "\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
+      "2001:db8::4 || { ip addr add 2001:db8::3/64 dev eth0 nodad && ip addr "
+      "add 2001:db8::4/64 dev eth0 nodad; }'");
   snprintf(conf, sizeof conf, "%s/he-%u.conf", tmp, dns_port);
   snprintf(l->qlog, sizeof l->qlog, "%s/he-%u.qlog", tmp, dns_port);
   snprintf(pidf, sizeof pidf, "%s/he-%u.pid", tmp, dns_port);
@@ -115,9 +95,10 @@ static void lab_up(lab *l, uint16_t dns_port, const char *table)
   fputs(table, f);
   fclose(f);
   unlink(pidf);
-  sh("\"$LAB_SH\" bg \"$LAB_NS_B\" -o %s \"$LAB_DNSD\" -l 192.0.2.2:%u -c %s "
-     "-q %s -p %s > /dev/null",
-     out, dns_port, conf, l->qlog, pidf);
+  ds_test_sh(
+      "\"$LAB_SH\" bg \"$LAB_NS_B\" -o %s \"$LAB_DNSD\" -l 192.0.2.2:%u -c %s "
+      "-q %s -p %s > /dev/null",
+      out, dns_port, conf, l->qlog, pidf);
   for (i = 0; i < 200; i++) {
     struct stat st;
     if (stat(pidf, &st) == 0 && st.st_size > 0)
@@ -142,7 +123,7 @@ static void lab_down(lab *l)
   }
   if (l->dns_pid > 0)
     kill(l->dns_pid, SIGTERM);
-  sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
+  ds_test_sh("\"$LAB_SH\" unfilter \"$LAB_NS_B\"");
 }
 
 /* What a race did, event by event. */
@@ -377,7 +358,7 @@ TEST_T(lab_happy_ipv6_blackholed_ipv4_at_250ms_then_memory, 30)
   char p[64];
   int fds0;
   lab_up(&l, 5305, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
   CHECK_EQ(ds_family_memory_new(&mem, 16, 600000), 0);
   o.resolver = &l.ro;
   o.memory = mem;
@@ -415,7 +396,7 @@ TEST_T(lab_happy_ipv6_refused_ipv4_at_once, 30)
   ds_happy_opts o = {0};
   const ds_happy_event *r1, *a2;
   lab_up(&l, 5306, TABLE);
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
   o.resolver = &l.ro;
   run_race(&rc, "both.test", &o, 3000);
   CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
@@ -439,8 +420,8 @@ TEST_T(lab_happy_three_ipv6_first_two_blackholed, 30)
   char p[64];
   int i;
   lab_up(&l, 5307, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
   o.resolver = &l.ro;
   run_race(&rc, "three6.test", &o, 3000);
   CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
@@ -462,8 +443,8 @@ TEST_T(lab_happy_all_blackholed_overall_timeout, 30)
   ds_happy_opts o = {0};
   int fds0;
   lab_up(&l, 5308, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 192.0.2.2 80 tcp");
   o.resolver = &l.ro;
   o.timeout_ms = 2000;
   fds0 = ds_test_count_fds();
@@ -485,8 +466,8 @@ TEST_T(lab_happy_all_refused_fails_fast, 30)
   race rc;
   ds_happy_opts o = {0};
   lab_up(&l, 5309, TABLE);
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
   o.resolver = &l.ro;
   run_race(&rc, "both.test", &o, 3000);
   CHECK_EQ(rc.fd, -1);
@@ -508,8 +489,8 @@ TEST_T(lab_happy_mixed_failures_refused_wins_the_code, 30)
   int saw_to = 0, saw_ref = 0;
   size_t i;
   lab_up(&l, 5310, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
   o.resolver = &l.ro;
   o.timeout_ms = 1000;
   run_race(&rc, "both.test", &o, 4000);
@@ -537,7 +518,7 @@ TEST_T(lab_happy_cancel_mid_race_leaves_nothing, 30)
   char err[256];
   int fds0, i;
   lab_up(&l, 5311, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
   o.resolver = &l.ro;
   memset(&rc, 0, sizeof rc);
   CHECK_EQ(ds_reactor_new(&rc.r), 0);
@@ -565,8 +546,8 @@ TEST_T(lab_happy_attempt_delay_is_clamped, 30)
   ds_happy_opts o = {0};
   double d;
   lab_up(&l, 5312, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::3 80 tcp");
   o.resolver = &l.ro;
   o.attempt_delay_ms = 1; /* below the floor: 10 ms */
   run_race(&rc, "three6.test", &o, 3000);
@@ -590,14 +571,14 @@ TEST_T(lab_happy_link_local_literal_with_scope, 30)
   ds_happy_opts o = {0};
   char host[64], p[64], want[64];
   lab_up(&l, 5313, TABLE);
-  snprintf(host, sizeof host, "%s%%%s", lab_env("LAB_B_LL"),
-           lab_env("LAB_IF_A"));
+  snprintf(host, sizeof host, "%s%%%s", ds_test_lab_env("LAB_B_LL"),
+           ds_test_lab_env("LAB_IF_A"));
   run_race(&rc, host, &o, 3000);
   CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
   CHECK_STR(peer_text(rc.fd, p, sizeof p), host);
   race_free(&rc);
   /* Without the scope: a clear error at once. */
-  snprintf(want, sizeof want, "%s", lab_env("LAB_B_LL"));
+  snprintf(want, sizeof want, "%s", ds_test_lab_env("LAB_B_LL"));
   {
     char err[256];
     ds_happy *h;
@@ -637,9 +618,10 @@ TEST_T(lab_happy_nat64_configured_prefix, 30)
   lab_up(&l, 5315, t);
   /* B answers for 198.51.100.10 at its NAT64 form; A has a route to the
    * NAT64 prefix but none to 198.51.100.0/24. */
-  sh("\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
-     "64:ff9b:: || ip addr add 64:ff9b::c633:640a/96 dev eth0 nodad'");
-  sh("ip -6 route replace 64:ff9b::/96 dev \"$LAB_IF_A\"");
+  ds_test_sh(
+      "\"$LAB_SH\" exec \"$LAB_NS_B\" sh -c 'ip addr show dev eth0 | grep -q "
+      "64:ff9b:: || ip addr add 64:ff9b::c633:640a/96 dev eth0 nodad'");
+  ds_test_sh("ip -6 route replace 64:ff9b::/96 dev \"$LAB_IF_A\"");
   CHECK_EQ(ds_addr_parse(&prefix, "64:ff9b::", 0, NULL, 0), 0);
   o.resolver = &l.ro;
   o.nat64_prefix = &prefix;
@@ -656,7 +638,7 @@ TEST_T(lab_happy_nat64_configured_prefix, 30)
   ds_addr_format(&nth(&rc, DS_HE_ATTEMPT, 1)->addr, p, sizeof p, 0);
   CHECK_STR(p, "127.0.0.1");
   race_free(&rc);
-  sh("ip -6 route del 64:ff9b::/96 dev \"$LAB_IF_A\"");
+  ds_test_sh("ip -6 route del 64:ff9b::/96 dev \"$LAB_IF_A\"");
   lab_down(&l);
 }
 
@@ -713,7 +695,7 @@ TEST_T(lab_happy_hostname_endpoint_gives_a_transport, 30)
   char err[256], p[DS_ADDR_STRLEN];
   double end;
   lab_up(&l, 5316, TABLE);
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
   o.resolver = &l.ro;
   CHECK_EQ(ds_reactor_new(&r), 0);
   CHECK_EQ(ds_connect_host(r, "both.test", 80, &o, &ep_proto, &e, &t, err,
@@ -730,7 +712,7 @@ TEST_T(lab_happy_hostname_endpoint_gives_a_transport, 30)
   ds_reactor_run_once(r, 0);
   /* A failure reports every attempt. */
   memset(&e, 0, sizeof e);
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 192.0.2.2 80 tcp");
   o.timeout_ms = 600;
   CHECK_EQ(ds_connect_host(r, "both.test", 80, &o, &ep_proto, &e, &t, err,
                            sizeof err),
@@ -769,8 +751,8 @@ TEST_T(lab_happy_connect_tcp_resolves_ipv4_only, 30)
   double end;
   lab_up(&l, 5317, TABLE);
   /* The low level uses the system's resolver: the namespace's hosts. */
-  sh("\"$LAB_SH\" hosts \"$LAB_NS_A\" '2001:db8::2 v6only.test' "
-     "'2001:db8::2 dual.test' '192.0.2.2 dual.test'");
+  ds_test_sh("\"$LAB_SH\" hosts \"$LAB_NS_A\" '2001:db8::2 v6only.test' "
+             "'2001:db8::2 dual.test' '192.0.2.2 dual.test'");
   CHECK_EQ(ds_reactor_new(&r), 0);
   CHECK_EQ(ds_connect_tcp(r, "v6only.test", 80, 2000, NULL, &ep_proto, &e, &t,
                           err, sizeof err),
@@ -803,8 +785,7 @@ typedef struct disc {
   char prefix[DS_ADDR_STRLEN];
 } disc;
 
-static void on_disc(int status, const ds_addr *prefix, unsigned len,
-                    void *user)
+static void on_disc(int status, const ds_addr *prefix, unsigned len, void *user)
 {
   disc *d = user;
   d->done++;
@@ -843,8 +824,7 @@ TEST_T(lab_happy_nat64_discovery_rfc7050, 30)
   CHECK_EQ(d.len, 96);
   lab_down(&l);
   /* A /64 network-specific prefix (RFC 6052 layout, u octet skipped). */
-  lab_up(&l, 5319,
-         "ipv4only.arpa AAAA 2001:db8:64:64:c0:0:aa00:0\n");
+  lab_up(&l, 5319, "ipv4only.arpa AAAA 2001:db8:64:64:c0:0:aa00:0\n");
   discover(&d, &l);
   CHECK_EQ(d.status, 0);
   CHECK_STR(d.prefix, "2001:db8:64:64::");
@@ -896,7 +876,7 @@ TEST_T(lab_happy_two_connect_in_one_batch_one_winner, 30)
   double end;
   FILE *f;
 
-  snprintf(hosts, sizeof hosts, "%s/two.hosts", lab_env("LAB_TMP"));
+  snprintf(hosts, sizeof hosts, "%s/two.hosts", ds_test_lab_env("LAB_TMP"));
   f = fopen(hosts, "w");
   CHECK(f != NULL);
   fprintf(f, "::1 two.test\n127.0.0.1 two.test\n");
@@ -908,7 +888,7 @@ TEST_T(lab_happy_two_connect_in_one_batch_one_winner, 30)
   l6 = listen_lo(AF_INET6, &port);
   l4 = listen_lo(AF_INET, &port);
   /* The IPv6 SYN is dropped, so attempt 1 hangs until its retransmission. */
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_A\" ::1 %u tcp", port);
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_A\" ::1 %u tcp", port);
 
   memset(&rc, 0, sizeof rc);
   rc.fd = -1;
@@ -925,7 +905,7 @@ TEST_T(lab_happy_two_connect_in_one_batch_one_winner, 30)
   CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 2);
   CHECK_EQ(rc.done, 0);
   /* Let IPv6 through; its SYN is retransmitted after about 1 s. */
-  sh("\"$LAB_SH\" unfilter \"$LAB_NS_A\"");
+  ds_test_sh("\"$LAB_SH\" unfilter \"$LAB_NS_A\"");
   usleep(1700000);
   snprintf(cmd, sizeof cmd,
            "test \"$(ss -Htn state established '( dport = :%u )' | wc -l)\" "
@@ -963,7 +943,7 @@ TEST_T(lab_happy_link_local_answer_needs_interface_and_bind_per_family, 30)
   socklen_t sl = sizeof ss;
   ds_addr local;
   snprintf(t, sizeof t, "ll.test AAAA %s\nll.test A NODATA\n",
-           lab_env("LAB_B_LL"));
+           ds_test_lab_env("LAB_B_LL"));
   lab_up(&l, 5321, t);
   o.resolver = &l.ro;
   run_race(&rc, "ll.test", &o, 3000);
@@ -976,18 +956,18 @@ TEST_T(lab_happy_link_local_answer_needs_interface_and_bind_per_family, 30)
   CHECK_MSG(strstr(rc.text, "DS_ENEEDSCOPE") != NULL, "text: %s", rc.text);
   race_free(&rc);
   /* With the interface configured, the answer gets its scope. */
-  o.interface = lab_env("LAB_IF_A");
+  o.interface = ds_test_lab_env("LAB_IF_A");
   run_race(&rc, "ll.test", &o, 3000);
   CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
-  snprintf(want, sizeof want, "%s%%%s", lab_env("LAB_B_LL"),
-           lab_env("LAB_IF_A"));
+  snprintf(want, sizeof want, "%s%%%s", ds_test_lab_env("LAB_B_LL"),
+           ds_test_lab_env("LAB_IF_A"));
   CHECK_STR(peer_text(rc.fd, p, sizeof p), want);
   race_free(&rc);
   lab_down(&l);
 
   /* Bind addresses per family: the IPv4 winner uses bind4's port. */
   lab_up(&l, 5322, TABLE);
-  sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  ds_test_sh("\"$LAB_SH\" refuse \"$LAB_NS_B\" 2001:db8::2 80 tcp");
   memset(&o, 0, sizeof o);
   o.resolver = &l.ro;
   CHECK_EQ(ds_addr_parse(&b6, "2001:db8::1", 0, NULL, 0), 0);

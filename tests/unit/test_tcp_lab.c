@@ -15,29 +15,6 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 
-/* Skips unless running inside a lab pair; returns the variable's value. */
-static const char *lab_env(const char *name)
-{
-  const char *v = getenv(name);
-  if (v == NULL || *v == '\0')
-    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
-  return v;
-}
-
-/* Runs a shell command (lab helpers); fails the test if it fails. */
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-  char cmd[1024];
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  rc = system(cmd);
-  CHECK_MSG(rc == 0, "command failed (%d): %s", rc, cmd);
-}
-
 typedef struct {
   ds_reactor *r;
   ds_tcp *t;
@@ -162,9 +139,9 @@ static pid_t server_in_b(const char *iface, char *info, size_t infolen)
 
 TEST(lab_tcp_link_local_with_scope_on_both_ends)
 {
-  const char *ifa = lab_env("LAB_IF_A");
-  const char *ifb = lab_env("LAB_IF_B");
-  unsigned idx_a = (unsigned)atoi(lab_env("LAB_IFINDEX_A"));
+  const char *ifa = ds_test_lab_env("LAB_IF_A");
+  const char *ifb = ds_test_lab_env("LAB_IF_B");
+  unsigned idx_a = (unsigned)atoi(ds_test_lab_env("LAB_IFINDEX_A"));
   char iface[64], info[300], want[300], target[64], err[256];
   char text[DS_ADDR_STRLEN];
   unsigned port = 0;
@@ -177,7 +154,7 @@ TEST(lab_tcp_link_local_with_scope_on_both_ends)
   uint16_t bport;
 
   /* Listen on B's link-local literal and see the same literal back. */
-  snprintf(iface, sizeof iface, "%s%%%s", lab_env("LAB_B_LL"), ifb);
+  snprintf(iface, sizeof iface, "%s%%%s", ds_test_lab_env("LAB_B_LL"), ifb);
   pid = server_in_b(iface, info, sizeof info);
   CHECK_MSG(sscanf(info, "%u", &port) == 1, "server: %s", info);
   snprintf(want, sizeof want, "%u %s\n", port, iface);
@@ -187,10 +164,10 @@ TEST(lab_tcp_link_local_with_scope_on_both_ends)
   CHECK_EQ(ds_reactor_new(&r), 0);
   c.r = r;
   bport = 40000 + (uint16_t)(getpid() % 20000);
-  snprintf(text, sizeof text, "%s%%%s", lab_env("LAB_A_LL"), ifa);
+  snprintf(text, sizeof text, "%s%%%s", ds_test_lab_env("LAB_A_LL"), ifa);
   CHECK_EQ(ds_addr_parse(&bind, text, bport, err, sizeof err), 0);
   CHECK_EQ(bind.scope_id, idx_a);
-  snprintf(target, sizeof target, "%s%%%s", lab_env("LAB_B_LL"), ifa);
+  snprintf(target, sizeof target, "%s%%%s", ds_test_lab_env("LAB_B_LL"), ifa);
   rc = ds_connect_tcp(r, target, (uint16_t)port, 3000, &bind, &cproto, &c, &t,
                       err, sizeof err);
   CHECK_MSG(rc == 0, "connect %s: %s", target, err);
@@ -202,14 +179,15 @@ TEST(lab_tcp_link_local_with_scope_on_both_ends)
   CHECK_EQ(host.scope_id, idx_a);
   CHECK_EQ(peer.scope_id, idx_a);
   ds_addr_format(&peer, text, sizeof text, DS_ADDR_FMT_PORT);
-  snprintf(want, sizeof want, "[%s%%%s]:%u", lab_env("LAB_B_LL"), ifa, port);
+  snprintf(want, sizeof want, "[%s%%%s]:%u", ds_test_lab_env("LAB_B_LL"), ifa,
+           port);
   CHECK_STR(text, want);
   RUN_UNTIL(r, c.lost, 3000);
   /* The server saw its own link-local address and ours, each with the
    * scope of its own interface. */
   snprintf(want, sizeof want, "[%s%%%s]:%u [%s%%%s]:%u %s\n",
-           lab_env("LAB_B_LL"), ifb, port, lab_env("LAB_A_LL"), ifb, bport,
-           lab_env("LAB_IFINDEX_B"));
+           ds_test_lab_env("LAB_B_LL"), ifb, port, ds_test_lab_env("LAB_A_LL"),
+           ifb, bport, ds_test_lab_env("LAB_IFINDEX_B"));
   c.got[c.ngot] = '\0';
   CHECK_STR(c.got, want);
   CHECK_EQ(waitpid(pid, &status, 0), pid);
@@ -221,7 +199,7 @@ TEST(lab_tcp_link_local_with_scope_on_both_ends)
 /* Connects to a black-holed address with a timeout and checks the bound. */
 static void blackhole_times_out(const char *addr_var)
 {
-  const char *dst = lab_env(addr_var);
+  const char *dst = ds_test_lab_env(addr_var);
   ds_reactor *r;
   cl c = {0};
   ds_tcp *t;
@@ -229,19 +207,18 @@ static void blackhole_times_out(const char *addr_var)
   double t0, took;
   int fds0;
 
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" %s 80 tcp", dst);
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" %s 80 tcp", dst);
   CHECK_EQ(ds_reactor_new(&r), 0);
   c.r = r;
   fds0 = ds_test_count_fds();
   t0 = ds_test_now_ms();
-  CHECK_EQ(ds_connect_tcp(r, dst, 80, 600, NULL, &cproto, &c, &t, err,
-                          sizeof err),
-           0);
+  CHECK_EQ(
+      ds_connect_tcp(r, dst, 80, 600, NULL, &cproto, &c, &t, err, sizeof err),
+      0);
   RUN_UNTIL(r, c.failed, 5000);
   took = ds_test_now_ms() - t0;
   CHECK_EQ(c.reason, -ETIMEDOUT);
-  CHECK_MSG(took >= 595 && took < 600 + 400, "timed out after %.1f ms",
-            took);
+  CHECK_MSG(took >= 595 && took < 600 + 400, "timed out after %.1f ms", took);
   CHECK_EQ(ds_test_count_fds(), fds0);
   CHECK_EQ(ds_reactor_free(r), 0);
 }
@@ -258,19 +235,18 @@ TEST(lab_tcp_blackholed_ipv6_connect_times_out)
 
 TEST(lab_tcp_cancel_during_hanging_connect)
 {
-  const char *dst = lab_env("LAB_B6");
+  const char *dst = ds_test_lab_env("LAB_B6");
   ds_reactor *r;
   cl c = {0};
   ds_tcp *t;
   char err[256];
   int fds0;
 
-  sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" %s 81 tcp", dst);
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" %s 81 tcp", dst);
   CHECK_EQ(ds_reactor_new(&r), 0);
   fds0 = ds_test_count_fds();
-  CHECK_EQ(ds_connect_tcp(r, dst, 81, 0, NULL, &cproto, &c, &t, err,
-                          sizeof err),
-           0);
+  CHECK_EQ(
+      ds_connect_tcp(r, dst, 81, 0, NULL, &cproto, &c, &t, err, sizeof err), 0);
   CHECK_EQ(ds_test_count_fds(), fds0 + 1);
   for (int i = 0; i < 5; i++)
     ds_reactor_run_once(r, 20);
@@ -284,7 +260,7 @@ TEST(lab_tcp_cancel_during_hanging_connect)
 
 TEST(lab_tcp_refused_across_the_link)
 {
-  const char *dst = lab_env("LAB_B4");
+  const char *dst = ds_test_lab_env("LAB_B4");
   ds_reactor *r;
   cl c = {0};
   ds_tcp *t;
@@ -292,9 +268,9 @@ TEST(lab_tcp_refused_across_the_link)
   double t0;
   CHECK_EQ(ds_reactor_new(&r), 0);
   t0 = ds_test_now_ms();
-  CHECK_EQ(ds_connect_tcp(r, dst, 9, 3000, NULL, &cproto, &c, &t, err,
-                          sizeof err),
-           0);
+  CHECK_EQ(
+      ds_connect_tcp(r, dst, 9, 3000, NULL, &cproto, &c, &t, err, sizeof err),
+      0);
   RUN_UNTIL(r, c.failed, 3000);
   CHECK_EQ(c.reason, -ECONNREFUSED);
   CHECK(ds_test_now_ms() - t0 < 500);
