@@ -95,8 +95,7 @@ void ds_family_memory_free(ds_family_memory *m)
 }
 
 /* Returns the live entry for host, or NULL. Called with the lock held. */
-static mem_entry *mem_find(ds_family_memory *m, const char *host,
-                           uint64_t now)
+static mem_entry *mem_find(ds_family_memory *m, const char *host, uint64_t now)
 {
   size_t i;
   for (i = 0; i < m->n; i++)
@@ -188,11 +187,11 @@ struct ds_happy {
   double t0;
 
   ds_lookup *lookup;
-  int pending[2];  /* lookups outstanding, [0] IPv4, [1] IPv6 */
-  int dns_err[2];  /* each family's DNS status */
-  int started;     /* attempts may begin */
-  queue q[2];      /* [0] IPv4, [1] IPv6 */
-  int prefer;      /* family going first */
+  int pending[2]; /* lookups outstanding, [0] IPv4, [1] IPv6 */
+  int dns_err[2]; /* each family's DNS status */
+  int started;    /* attempts may begin */
+  queue q[2];     /* [0] IPv4, [1] IPv6 */
+  int prefer;     /* family going first */
   unsigned nattempts;
   unsigned by_family[2];
   int last_family;
@@ -477,8 +476,8 @@ static int attempt_start(ds_happy *h, const ds_addr *addr)
   h->last_family = addr->family;
   emit(h, DS_HE_ATTEMPT, at->index, &at->addr, addr->family, 0, 0);
 
-  fd = ds__sys.socket(addr->family,
-                      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  fd = ds__sys.socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                      IPPROTO_TCP);
   if (fd < 0)
     return -errno;
   if (bind != NULL) {
@@ -853,8 +852,8 @@ int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,
     }
     if (h->o.family != AF_UNSPEC && lit.family != h->o.family &&
         !(lit.family == AF_INET && h->nat64.family == AF_INET6)) {
-      rc = ds__fail(err, errlen, DS_EFAMILY, "'%s' is not an %s address",
-                    host, h->o.family == AF_INET ? "IPv4" : "IPv6");
+      rc = ds__fail(err, errlen, DS_EFAMILY, "'%s' is not an %s address", host,
+                    h->o.family == AF_INET ? "IPv4" : "IPv6");
       goto fail;
     }
     add_addresses(h, &lit, 1);

@@ -122,8 +122,8 @@ int ds_nat64_discover(ds_reactor *r, const ds_resolver_opts *opts,
     return ds__fail(err, errlen, -ENOMEM, "out of memory");
   q->cb = cb;
   q->user = user;
-  rc = ds_lookup_start(r, "ipv4only.arpa", DS_LOOKUP_AAAA, opts, discovered,
-                       q, &q->lookup, err, errlen);
+  rc = ds_lookup_start(r, "ipv4only.arpa", DS_LOOKUP_AAAA, opts, discovered, q,
+                       &q->lookup, err, errlen);
   if (rc != 0) {
     free(q);
     return rc;

@@ -28,9 +28,9 @@ struct ds_io {
   ds_io_cb cb;
   void *data;
   int fd;
-  unsigned events;    /* what the user asked for */
-  unsigned in_epoll;  /* registered with the kernel */
-  unsigned dead;      /* freed during this turn */
+  unsigned events;   /* what the user asked for */
+  unsigned in_epoll; /* registered with the kernel */
+  unsigned dead;     /* freed during this turn */
   ds_io *next_dead;
 };
 
@@ -40,8 +40,8 @@ struct ds_timer {
   void *data;
   uint64_t due;
   uint64_t repeat;
-  uint64_t seq;   /* tie-break: equal deadlines run in arming order */
-  size_t idx;     /* position in the heap, or SIZE_MAX when stopped */
+  uint64_t seq; /* tie-break: equal deadlines run in arming order */
+  size_t idx;   /* position in the heap, or SIZE_MAX when stopped */
 };
 
 struct ds_reactor {
@@ -439,7 +439,8 @@ void ds_io_free(ds_io *w)
   }
 }
 
-/* ------------------------------------------------------------------ the loop */
+/* ------------------------------------------------------------------ the loop
+ */
 
 /* Runs the calls queued before this point; calls they queue wait for the
  * next turn. The batch stays reachable from the reactor while it runs, so
@@ -503,7 +504,6 @@ static void run_threadsafe(ds_reactor *r)
   }
 }
 
-
 /* Returns 1 while anything is left to wait for. */
 static int alive(const ds_reactor *r)
 {
@@ -526,9 +526,9 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
     wait_ms = 0;
   else if (r->nheap > 0) {
     uint64_t due = r->heap[0]->due;
-    int until = due > r->now ? (int)(due - r->now > 86400000 ? 86400000
-                                                           : due - r->now)
-                             : 0;
+    int until = due > r->now
+                    ? (int)(due - r->now > 86400000 ? 86400000 : due - r->now)
+                    : 0;
     if (wait_ms < 0 || until < wait_ms)
       wait_ms = until;
   }

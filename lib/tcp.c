@@ -41,22 +41,22 @@ struct ds_tcp {
   enum tcp_state state;
   const ds_protocol *proto;
   void *user;
-  ds_timer *timer;       /* connect timeout */
-  chunk *wq, *wq_tail;   /* write queue */
+  ds_timer *timer;     /* connect timeout */
+  chunk *wq, *wq_tail; /* write queue */
   size_t buffered;
   size_t high, low;
   unsigned paused_producer : 1;
   unsigned reading_paused : 1;
-  unsigned eof_seen : 1;       /* peer sent FIN */
-  unsigned lose_pending : 1;   /* close once the queue drains */
-  unsigned shut_pending : 1;   /* shutdown(SHUT_WR) once the queue drains */
-  unsigned write_shut : 1;     /* FIN sent */
-  unsigned made : 1;           /* connection_made delivered (or due) */
-  int reason;                  /* for the final callback */
+  unsigned eof_seen : 1;     /* peer sent FIN */
+  unsigned lose_pending : 1; /* close once the queue drains */
+  unsigned shut_pending : 1; /* shutdown(SHUT_WR) once the queue drains */
+  unsigned write_shut : 1;   /* FIN sent */
+  unsigned made : 1;         /* connection_made delivered (or due) */
+  int reason;                /* for the final callback */
   ds__call final;
   ds__call made_call;
-  ds_happy *race;              /* host name connect in progress */
-  char *errtext;               /* what every attempt of the race saw */
+  ds_happy *race; /* host name connect in progress */
+  char *errtext;  /* what every attempt of the race saw */
 };
 
 struct ds_listener {
@@ -76,8 +76,7 @@ static const ds_protocol silent_protocol;
 static void tcp_io(ds_io *w, unsigned events, void *data);
 static int tcp_connect_race(ds_reactor *r, const char *host, uint16_t port,
                             const ds_happy_opts *o, const ds_protocol *proto,
-                            void *user, ds_tcp **out, char *err,
-                            size_t errlen);
+                            void *user, ds_tcp **out, char *err, size_t errlen);
 
 /* Returns a new transport for fd, or NULL without memory. */
 static ds_tcp *tcp_new(ds_reactor *r, int fd, const ds_protocol *proto,
@@ -429,8 +428,7 @@ int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
     o.family = AF_INET;
     o.bind4 = bind;
     o.timeout_ms = timeout_ms;
-    return tcp_connect_race(r, host, port, &o, proto, user, out, err,
-                            errlen);
+    return tcp_connect_race(r, host, port, &o, proto, user, out, err, errlen);
   }
   rc = parse_literal(&dst, host, port, "host", err, errlen);
   if (rc != 0)
@@ -516,8 +514,7 @@ static void tcp_race_done(ds_happy *h, int fd, int err, void *user)
  * Returns 0 or the race's error (no transport then). */
 static int tcp_connect_race(ds_reactor *r, const char *host, uint16_t port,
                             const ds_happy_opts *o, const ds_protocol *proto,
-                            void *user, ds_tcp **out, char *err,
-                            size_t errlen)
+                            void *user, ds_tcp **out, char *err, size_t errlen)
 {
   ds_tcp *t = tcp_new(r, -1, proto, user);
   int rc;
@@ -744,8 +741,7 @@ int ds_tcp_set_keepalive(ds_tcp *t, int on, unsigned idle_s)
   if (ds__sys.setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on))
     return -errno;
   if (on && idle_s > 0 &&
-      ds__sys.setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
-                         sizeof idle))
+      ds__sys.setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle))
     return -errno;
   return 0;
 }

@@ -194,8 +194,9 @@ int main(int argc, char **argv)
       else if (strcmp(optarg, "ipv6") == 0)
         o.prefer = AF_INET6;
       else {
-        fprintf(stderr, "dualstack-connect: --prefer: '%s' is not ipv4 or "
-                        "ipv6\n",
+        fprintf(stderr,
+                "dualstack-connect: --prefer: '%s' is not ipv4 or "
+                "ipv6\n",
                 optarg);
         return EX_USAGE;
       }
@@ -203,8 +204,9 @@ int main(int argc, char **argv)
     case 'd':
       v = number(optarg, 0, 3600000);
       if (v < 0) {
-        fprintf(stderr, "dualstack-connect: --attempt-delay: '%s' is not a "
-                        "number of milliseconds\n",
+        fprintf(stderr,
+                "dualstack-connect: --attempt-delay: '%s' is not a "
+                "number of milliseconds\n",
                 optarg);
         return EX_USAGE;
       }
@@ -215,8 +217,9 @@ int main(int argc, char **argv)
     case 't':
       v = number(optarg, 1, 86400);
       if (v < 0) {
-        fprintf(stderr, "dualstack-connect: --timeout: '%s' is not a number "
-                        "of seconds (1-86400)\n",
+        fprintf(stderr,
+                "dualstack-connect: --timeout: '%s' is not a number "
+                "of seconds (1-86400)\n",
                 optarg);
         return EX_USAGE;
       }
