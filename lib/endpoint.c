@@ -34,9 +34,9 @@
 
 typedef struct entry {
   ds_server_addr a;
-  ds_listener *l;   /* open while a.state is DS_SERVER_BOUND */
-  int want;         /* state the latest snapshot asks for */
-  int want_error;   /* with DS_SERVER_FAILED: DS_EDUPADDR */
+  ds_listener *l; /* open while a.state is DS_SERVER_BOUND */
+  int want;       /* state the latest snapshot asks for */
+  int want_error; /* with DS_SERVER_FAILED: DS_EDUPADDR */
   unsigned seen : 1;
 } entry;
 
@@ -346,8 +346,9 @@ static int entry_apply(ds_server *s, entry *e)
       return 1;
   }
   entry_set(s, e, e->want, e->want_error);
-  return notify(s, e->want == DS_SERVER_WAITING ? DS_SERVER_EV_WAITING
-                                                : DS_SERVER_EV_FAILED,
+  return notify(s,
+                e->want == DS_SERVER_WAITING ? DS_SERVER_EV_WAITING
+                                             : DS_SERVER_EV_FAILED,
                 e);
 }
 
@@ -397,8 +398,7 @@ static void server_changed(void *data)
 
   if (s->stopping)
     return;
-  if (ds__ifsnap_take(&snap, s->family) != 0 ||
-      load_snapshot(s, &snap) != 0) {
+  if (ds__ifsnap_take(&snap, s->family) != 0 || load_snapshot(s, &snap) != 0) {
     ds__ifsnap_free(&snap);
     if (s->retry != NULL)
       ds_timer_start(s->retry, RETRY_MS, 0);
@@ -462,8 +462,8 @@ static void server_free(ds_server *s)
 
 /* Returns 0 if every name of the allow-list is an interface of snap, else
  * -ENODEV with the name in err. */
-static int check_ifnames(const ds_server *s, const ds__ifsnap *snap,
-                         char *err, size_t errlen)
+static int check_ifnames(const ds_server *s, const ds__ifsnap *snap, char *err,
+                         size_t errlen)
 {
   size_t i, j;
   if (s->ifnames == NULL)
@@ -487,9 +487,8 @@ static int nothing_bound(const ds_server *s, char *err, size_t errlen)
   for (i = 0; i < s->n; i++) {
     const entry *e = &s->e[i];
     if (e->a.state == DS_SERVER_FAILED)
-      return ds__fail(err, errlen, e->a.error,
-                      "cannot listen on %s (%s): %s%s", e->a.text,
-                      e->a.ifname, ds_strerror(e->a.error),
+      return ds__fail(err, errlen, e->a.error, "cannot listen on %s (%s): %s%s",
+                      e->a.text, e->a.ifname, ds_strerror(e->a.error),
                       s->n > 1 ? "; no other address could be bound" : "");
   }
   return ds__fail(err, errlen, DS_ENOLOCALADDR,
@@ -498,8 +497,7 @@ static int nothing_bound(const ds_server *s, char *err, size_t errlen)
                   : s->family == AF_INET6 ? "IPv6 only"
                                           : "IPv4 and IPv6",
                   s->ifnames != NULL ? ", interfaces given" : "",
-                  (s->flags & (DS_SERVER_NO_LOOPBACK |
-                               DS_SERVER_NO_LINKLOCAL))
+                  (s->flags & (DS_SERVER_NO_LOOPBACK | DS_SERVER_NO_LINKLOCAL))
                       ? ", some classes left out"
                       : "");
 }
@@ -521,12 +519,11 @@ int ds_listen_all(ds_reactor *r, uint16_t port, const ds_server_options *opts,
     return ds__fail(err, errlen, -EINVAL, "no reactor or protocol factory");
   if (opts == NULL)
     opts = &defaults;
-  if (opts->family != 0 && opts->family != AF_INET &&
-      opts->family != AF_INET6)
+  if (opts->family != 0 && opts->family != AF_INET && opts->family != AF_INET6)
     return ds__fail(err, errlen, -EAFNOSUPPORT,
                     "family must be 0, AF_INET or AF_INET6");
-  if (opts->flags & ~(unsigned)(DS_SERVER_NO_LOOPBACK |
-                                DS_SERVER_NO_LINKLOCAL | DS_SERVER_NO_FOLLOW))
+  if (opts->flags & ~(unsigned)(DS_SERVER_NO_LOOPBACK | DS_SERVER_NO_LINKLOCAL |
+                                DS_SERVER_NO_FOLLOW))
     return ds__fail(err, errlen, -EINVAL, "unknown option flags 0x%x",
                     opts->flags);
   s = calloc(1, sizeof *s);
@@ -561,8 +558,7 @@ int ds_listen_all(ds_reactor *r, uint16_t port, const ds_server_options *opts,
   }
   rc = ds__ifsnap_take(&snap, s->family);
   if (rc != 0) {
-    ds__fail(err, errlen, rc, "listing local addresses: %s",
-             ds_strerror(rc));
+    ds__fail(err, errlen, rc, "listing local addresses: %s", ds_strerror(rc));
     goto fail;
   }
   rc = check_ifnames(s, &snap, err, errlen);
@@ -596,8 +592,8 @@ uint16_t ds_server_port(const ds_server *s)
   return s->port;
 }
 
-size_t ds_server_addrs(const ds_server *s, unsigned states,
-                       ds_server_addr *out, size_t n)
+size_t ds_server_addrs(const ds_server *s, unsigned states, ds_server_addr *out,
+                       size_t n)
 {
   size_t i, k = 0;
   if (s->stopping)

@@ -183,8 +183,8 @@ static int nl_dump(int fd, int type, int family, uint32_t seq, char *buf,
     req.u.ifa.ifa_family = (unsigned char)family;
   }
   do
-    n = ds__sys.sendto(fd, &req, req.h.nlmsg_len, 0,
-                       (struct sockaddr *)&kernel, sizeof kernel);
+    n = ds__sys.sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel,
+                       sizeof kernel);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return -errno;
@@ -295,13 +295,13 @@ int ds__ifsnap_take(ds__ifsnap *snap, int family)
   for (try = 0; try < NL_DUMP_TRIES; try++) {
     ds__ifsnap_free(snap);
     lcap = acap = 0;
-    rc = nl_dump(fd, RTM_GETLINK, family, seq0 + 2 * (uint32_t)try, buf,
-                 snap, &lcap);
+    rc = nl_dump(fd, RTM_GETLINK, family, seq0 + 2 * (uint32_t)try, buf, snap,
+                 &lcap);
     if (rc < 0)
       break;
     if (rc == 0)
-      rc = nl_dump(fd, RTM_GETADDR, family, seq0 + 2 * (uint32_t)try + 1,
-                   buf, snap, &acap);
+      rc = nl_dump(fd, RTM_GETADDR, family, seq0 + 2 * (uint32_t)try + 1, buf,
+                   snap, &acap);
     if (rc < 0)
       break;
     if (rc == 0)

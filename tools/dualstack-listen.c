@@ -13,6 +13,7 @@
  *                           `listening` follows when it passes
  *   connection from PEER to ADDR   (-v) each accepted connection, with the
  *                           local address it came in on
+ *   connection lost: REASON (-v) a relayed connection ended with an error
  *
  * --echo echoes every connection, any number at once. Otherwise the first
  * connection is relayed like `nc -l`: stdin to the peer (FIN at stdin's
@@ -54,13 +55,13 @@ static struct {
   ds_reactor *r;
   ds_server *srv;
   int verbose, keep, echo, family;
-  int status;    /* exit status once done */
-  int done;      /* leave the loop */
-  conn *conns;   /* every open connection */
-  conn *cur;     /* relay: the connection stdin and stdout belong to */
+  int status;  /* exit status once done */
+  int done;    /* leave the loop */
+  conn *conns; /* every open connection */
+  conn *cur;   /* relay: the connection stdin and stdout belong to */
   conn *qhead, *qtail;
-  ds_io *in;     /* stdin, when epoll can watch it */
-  int in_file;   /* stdin is read on each turn (a file, /dev/null) */
+  ds_io *in;   /* stdin, when epoll can watch it */
+  int in_file; /* stdin is read on each turn (a file, /dev/null) */
   int in_eof;
   int in_paused; /* the peer's write buffer is full */
   int pump_queued;
@@ -89,6 +90,7 @@ static void say(const char *fmt, ...)
   }
 }
 
+/* Prints the usage line. */
 static void usage(void)
 {
   say("usage: dualstack-listen [-v] [-k] [--echo] [-4|-6] PORT");
@@ -148,6 +150,7 @@ static void stdin_read(void)
   ds_tcp_write(app.cur->t, buf, (size_t)n);
 }
 
+/* stdin is readable: relay one chunk. */
 static void stdin_io(ds_io *w, unsigned events, void *data)
 {
   (void)w;
@@ -203,24 +206,28 @@ static void echo_data(ds_tcp *t, const void *data, size_t len, void *user)
   ds_tcp_write(t, data, len);
 }
 
+/* The peer is done sending: finish ours, then close. */
 static void echo_eof(ds_tcp *t, void *user)
 {
   (void)user;
   ds_tcp_half_close(t);
 }
 
+/* The peer does not keep up: stop reading from it. */
 static void echo_pause(ds_tcp *t, void *user)
 {
   (void)user;
   ds_tcp_pause_reading(t);
 }
 
+/* The peer caught up: read again. */
 static void echo_resume(ds_tcp *t, void *user)
 {
   (void)user;
   ds_tcp_resume_reading(t);
 }
 
+/* The connection is over: forget it. */
 static void echo_lost(ds_tcp *t, int reason, void *user)
 {
   (void)t;
@@ -267,6 +274,7 @@ static void relay_data(ds_tcp *t, const void *data, size_t len, void *user)
   }
 }
 
+/* The peer does not keep up: stop reading stdin. */
 static void relay_pause(ds_tcp *t, void *user)
 {
   (void)t;
@@ -275,6 +283,7 @@ static void relay_pause(ds_tcp *t, void *user)
   stdin_update();
 }
 
+/* The peer caught up: read stdin again. */
 static void relay_resume(ds_tcp *t, void *user)
 {
   (void)t;
@@ -283,6 +292,8 @@ static void relay_resume(ds_tcp *t, void *user)
   stdin_update();
 }
 
+/* A relayed or waiting connection ended: without -k we are done; with it
+ * the next waiting connection gets stdin and stdout. */
 static void relay_lost(ds_tcp *t, int reason, void *user)
 {
   conn *c = user;
@@ -327,6 +338,8 @@ static const ds_protocol relay_proto = {.data_received = relay_data,
                                         .pause_producing = relay_pause,
                                         .resume_producing = relay_resume};
 
+/* Each accepted connection: logs it (-v), then echoes it, relays it, or
+ * queues it behind the relayed one. Returns 0, or -1 to refuse it. */
 static int factory(void *data, ds_tcp *t, const ds_protocol **proto,
                    void **user)
 {
@@ -374,6 +387,7 @@ static int factory(void *data, ds_tcp *t, const ds_protocol **proto,
 
 /* ---------------------------------------------------------- addresses */
 
+/* Address changes after the start: one line each. */
 static void on_change(ds_server *s, ds_server_event ev, const ds_server_addr *a,
                       void *data)
 {
@@ -396,7 +410,7 @@ static void on_change(ds_server *s, ds_server_event ev, const ds_server_addr *a,
   }
 }
 
-/* Prints the addresses in one state at start. */
+/* Prints the addresses in one state at start. Returns 0 or -ENOMEM. */
 static int print_addrs(unsigned state)
 {
   ds_server_addr *v;
@@ -421,6 +435,7 @@ static int print_addrs(unsigned state)
 
 /* ------------------------------------------------------------ signals */
 
+/* SIGINT, SIGTERM or SIGHUP: leave the loop, exit 0. */
 static void sig_io(ds_io *w, unsigned events, void *data)
 {
   struct signalfd_siginfo si;
@@ -573,8 +588,8 @@ int main(int argc, char **argv)
   }
   opts.family = app.family;
   opts.notify = on_change;
-  rc = ds_listen_all(app.r, (uint16_t)port, &opts, factory, NULL, &app.srv,
-                     err, sizeof err);
+  rc = ds_listen_all(app.r, (uint16_t)port, &opts, factory, NULL, &app.srv, err,
+                     sizeof err);
   if (rc != 0) {
     say("dualstack-listen: %s", err[0] ? err : ds_strerror(rc));
     app.srv = NULL;

@@ -202,7 +202,7 @@ test_follows_added_and_removed_addresses() {
   wait_for "$T/err" '^listening 192\.0\.2\.7:8081$' 1000
   assertTrue "IPv4 address added is bound within a second" $?
   took=$(( $(now_ms) - t0 ))
-  [ -n "${DS_TEST_FIGURES:-}" ] && echo "  figure: added -> listed in ${took} ms"
+  [ -z "${DS_TEST_FIGURES:-}" ] || echo "  figure: added -> listed: ${took} ms"
   out=$(client a echo 2001:db8::7 8081 new6)
   assertEquals "served on the new IPv6 address" new6 "$out"
   out=$(client a echo 192.0.2.7 8081 new4)
@@ -339,9 +339,11 @@ test_family_flags() {
   topology || { fail "topology"; return 0; }
   lab_bg s "$LISTEN" -4 --echo 8088 2> "$T/err4"
   lab_bg s "$LISTEN" -6 --echo 8088 2> "$T/err6"
-  wait_for "$T/err4" '^listening 198\.51\.100\.1:8088$' &&
-    wait_for "$T/err6" '^listening \[fe80::11%eth1\]:8088$' ||
-    { fail "not listening: $(cat "$T/err4" "$T/err6")"; return 0; }
+  if ! wait_for "$T/err4" '^listening 198\.51\.100\.1:8088$' ||
+    ! wait_for "$T/err6" '^listening \[fe80::11%eth1\]:8088$'; then
+    fail "not listening: $(cat "$T/err4" "$T/err6")"
+    return 0
+  fi
   sleep 0.1
   assertEquals "-4: IPv4 only" "$(all_of_s 8088 | grep -v '^\[' | sort)" \
     "$(lines_of "$T/err4" listening)"

@@ -62,6 +62,7 @@ typedef struct srv {
   ds_server *stopped_s;
 } srv;
 
+/* Ignores what clients send. */
 static void s_data(ds_tcp *t, const void *d, size_t n, void *u)
 {
   (void)t;
@@ -70,6 +71,7 @@ static void s_data(ds_tcp *t, const void *d, size_t n, void *u)
   (void)u;
 }
 
+/* Counts closed connections and forgets them. */
 static void s_lost(ds_tcp *t, int reason, void *u)
 {
   srv *sv = u;
@@ -86,8 +88,7 @@ static const ds_protocol sproto = {.data_received = s_data,
 
 /* Writes the local address the connection came in on, as text and a
  * newline, and closes (unless keep_open). */
-static int s_factory(void *data, ds_tcp *t, const ds_protocol **p,
-                     void **user)
+static int s_factory(void *data, ds_tcp *t, const ds_protocol **p, void **user)
 {
   srv *sv = data;
   ds_addr host;
@@ -112,6 +113,7 @@ static int s_factory(void *data, ds_tcp *t, const ds_protocol **p,
   return 0;
 }
 
+/* Records a change notification with its time. */
 static void s_notify(ds_server *s, ds_server_event ev, const ds_server_addr *a,
                      void *data)
 {
@@ -125,6 +127,7 @@ static void s_notify(ds_server *s, ds_server_event ev, const ds_server_addr *a,
   sv->nev++;
 }
 
+/* Records the stop completion. */
 static void s_stopped(ds_server *s, void *data)
 {
   srv *sv = data;
@@ -133,9 +136,8 @@ static void s_stopped(ds_server *s, void *data)
 }
 
 /* Starts a server; returns ds_listen_all()'s result. */
-static int start(srv *sv, ds_reactor *r, uint16_t port,
-                 ds_server_options *opts, ds_server **out, char *err,
-                 size_t errlen)
+static int start(srv *sv, ds_reactor *r, uint16_t port, ds_server_options *opts,
+                 ds_server **out, char *err, size_t errlen)
 {
   ds_server_options o = {0};
   int rc;
@@ -290,8 +292,7 @@ static void probe_finish(ds_reactor *r, probe *p, double limit_ms)
   while (!p->eof && ds_test_now_ms() < end) {
     ssize_t k;
     ds_reactor_run_once(r, 5);
-    while ((k = read(p->fd, p->out + p->len, sizeof p->out - 1 - p->len)) >
-           0)
+    while ((k = read(p->fd, p->out + p->len, sizeof p->out - 1 - p->len)) > 0)
       p->len += (size_t)k;
     if (k == 0)
       p->eof = 1;
@@ -445,8 +446,8 @@ TEST(endpoint_factory_learns_the_local_address_on_loopback)
   probe_start(&p, NULL, v6 ? hosts6 : hosts4, port);
   probe_finish(r, &p, 8000);
   if (v6)
-    snprintf(want, sizeof want,
-             "127.0.0.1 -> 127.0.0.1:%u\n::1 -> [::1]:%u\n", port, port);
+    snprintf(want, sizeof want, "127.0.0.1 -> 127.0.0.1:%u\n::1 -> [::1]:%u\n",
+             port, port);
   else
     snprintf(want, sizeof want, "127.0.0.1 -> 127.0.0.1:%u\n", port);
   CHECK_STR(p.out, want);
@@ -499,8 +500,7 @@ TEST(endpoint_stop_closes_every_socket_and_completes_on_a_later_turn)
   probe_finish(r, &p, 5000);
   {
     char want[128];
-    snprintf(want, sizeof want, "127.0.0.1 -> 127.0.0.1:%u|after stop\n",
-             port);
+    snprintf(want, sizeof want, "127.0.0.1 -> 127.0.0.1:%u|after stop\n", port);
     CHECK_STR(p.out, want);
   }
   RUN_UNTIL(r, sv.lost == 1, 2000);
@@ -647,8 +647,7 @@ TEST(endpoint_bad_options_are_clear_errors_with_no_trace)
   memset(&o, 0, sizeof o);
   o.flags = 0x100;
   CHECK_EQ(start(&sv, r, 0, &o, &s, err, sizeof err), -EINVAL);
-  CHECK_EQ(ds_listen_all(r, 0, NULL, NULL, NULL, &s, err, sizeof err),
-           -EINVAL);
+  CHECK_EQ(ds_listen_all(r, 0, NULL, NULL, NULL, &s, err, sizeof err), -EINVAL);
   CHECK_STR(ds_err_name(DS_ENOLOCALADDR), "DS_ENOLOCALADDR");
   CHECK_STR(ds_err_name(DS_EDUPADDR), "DS_EDUPADDR");
   /* No callback, no socket, no handle. */
@@ -682,8 +681,7 @@ TEST(endpoint_explicit_port_taken_partly_then_wholly)
 
   if (have_ipv6()) {
     /* Both families: IPv4 fails address by address, ::1 serves. */
-    CHECK_MSG(start(&sv, r, port, &both, &s, err, sizeof err) == 0, "%s",
-              err);
+    CHECK_MSG(start(&sv, r, port, &both, &s, err, sizeof err) == 0, "%s", err);
     CHECK_EQ(ds_server_port(s), port);
     list(s, DS_SERVER_FAILED, failed, sizeof failed);
     CHECK_STR(failed, v4);
@@ -792,9 +790,9 @@ static const char *const ALL_A =
 TEST_T(lab_endpoint_port0_serves_every_address_of_two_links, 40)
 {
   const char *nsb = lab_env("LAB_NS_B");
-  const char *from_b[] = {"192.0.2.1",      "198.51.100.1", "2001:db8::1",
-                          "2001:db8:1::1",  "fe80::1%eth0", "fe80::11%dse1",
-                          NULL};
+  const char *from_b[] = {
+      "192.0.2.1",    "198.51.100.1",  "2001:db8::1", "2001:db8:1::1",
+      "fe80::1%eth0", "fe80::11%dse1", NULL};
   const char *from_a[] = {"127.0.0.1", "::1", NULL};
   ds_reactor *r;
   ds_server *s;
@@ -833,8 +831,8 @@ TEST_T(lab_endpoint_port0_serves_every_address_of_two_links, 40)
   CHECK_STR(pb.out, want);
   probe_start(&pa, NULL, from_a, port);
   probe_finish(r, &pa, 8000);
-  snprintf(want, sizeof want,
-           "127.0.0.1 -> 127.0.0.1:%u\n::1 -> [::1]:%u\n", port, port);
+  snprintf(want, sizeof want, "127.0.0.1 -> 127.0.0.1:%u\n::1 -> [::1]:%u\n",
+           port, port);
   CHECK_STR(pa.out, want);
   CHECK_EQ(sv.accepted, 8);
   RUN_UNTIL(r, sv.lost == 8, 3000);
@@ -877,11 +875,12 @@ TEST_T(lab_endpoint_follows_added_and_removed_addresses, 40)
   CHECK_MSG(i4 >= 0 && i6 >= 0 && sv.nev == 2, "events: %d", sv.nev);
   took4 = sv.ev[i4].t - t0;
   took6 = sv.ev[i6].t - t0;
-  CHECK_MSG(took4 < 1000 && took6 < 1000, "bound after %.1f and %.1f ms",
-            took4, took6);
+  CHECK_MSG(took4 < 1000 && took6 < 1000, "bound after %.1f and %.1f ms", took4,
+            took6);
   if (getenv("DS_TEST_FIGURES"))
-    fprintf(stderr, "  figure: ip addr add -> bound: %.1f ms (v4), "
-                    "%.1f ms (v6)\n",
+    fprintf(stderr,
+            "  figure: ip addr add -> bound: %.1f ms (v4), "
+            "%.1f ms (v6)\n",
             took4, took6);
   CHECK_EQ(sv.ev[i4].a.state, DS_SERVER_BOUND);
   CHECK_EQ(sv.ev[i4].a.addr.port, port);
@@ -933,12 +932,9 @@ TEST_T(lab_endpoint_follows_added_and_removed_addresses, 40)
   RUN_UNTIL(r, sv.nev >= 3, 3000);
   CHECK_EQ(sv.nev, 3);
   CHECK(find_event(&sv, DS_SERVER_EV_REMOVED, "198.51.100.1:P", port) >= 0);
-  CHECK(find_event(&sv, DS_SERVER_EV_REMOVED, "[2001:db8:1::1]:P", port) >=
-        0);
-  /* The interface is gone, so its link-local address shows by number. */
-  CHECK_EQ(sv.ev[2].ev, DS_SERVER_EV_REMOVED);
-  CHECK_EQ(sv.ev[2].a.addr.family, AF_INET6);
-  CHECK(ds_addr_classify(&sv.ev[2].a.addr) == DS_ADDR_LINKLOCAL);
+  CHECK(find_event(&sv, DS_SERVER_EV_REMOVED, "[2001:db8:1::1]:P", port) >= 0);
+  /* The interface is gone, but the text keeps the name it had. */
+  CHECK(find_event(&sv, DS_SERVER_EV_REMOVED, "[fe80::11%dse1]:P", port) >= 0);
   CHECK_EQ(ds_test_count_fds(), fds0);
   CHECK_EQ(kernel_listeners(port), 5);
   stop_and_free(r, s);
@@ -950,8 +946,8 @@ TEST_T(lab_endpoint_follows_added_and_removed_addresses, 40)
 static int ip_says_tentative(const char *ifname, const char *addr)
 {
   char out[512];
-  sh_out(out, sizeof out, "ip -6 -o addr show dev %s tentative to %s",
-         ifname, addr);
+  sh_out(out, sizeof out, "ip -6 -o addr show dev %s tentative to %s", ifname,
+         addr);
   return out[0] != '\0';
 }
 
@@ -1135,8 +1131,7 @@ static void port0_retry_work(void)
       ds_server *s;
       srv sv;
       char err[256] = "", got[512];
-      CHECK_MSG(start(&sv, r, 0, NULL, &s, err, sizeof err) == 0, "%s",
-                err);
+      CHECK_MSG(start(&sv, r, 0, NULL, &s, err, sizeof err) == 0, "%s", err);
       CHECK_STR((snprintf(got, sizeof got, "%u", ds_server_port(s)), got),
                 others_of[q]);
       list(s, DS_SERVER_BOUND, got, sizeof got);
@@ -1216,9 +1211,8 @@ TEST_T(lab_endpoint_port0_picks_another_port_when_taken, 40)
 TEST_T(lab_endpoint_explicit_port_taken_on_one_address, 40)
 {
   static const char *const eth0[] = {"eth0", NULL};
-  ds_server_options only = {.family = AF_INET6,
-                            .flags = DS_SERVER_NO_LINKLOCAL,
-                            .interfaces = eth0};
+  ds_server_options only = {
+      .family = AF_INET6, .flags = DS_SERVER_NO_LINKLOCAL, .interfaces = eth0};
   ds_reactor *r;
   ds_server *s;
   srv sv;
@@ -1309,11 +1303,11 @@ TEST_T(lab_endpoint_interface_and_family_filters, 40)
                "[2001:db8:1::1]:P [fe80::1%eth0]:P [fe80::11%dse1]:P");
   check_filter(r, &(ds_server_options){.interfaces = lo},
                "127.0.0.1:P [::1]:P");
-  check_filter(r,
-               &(ds_server_options){.flags = DS_SERVER_NO_LINKLOCAL,
-                                    .interfaces = two},
-               "192.0.2.1:P 198.51.100.1:P [2001:db8::1]:P "
-               "[2001:db8:1::1]:P");
+  check_filter(
+      r,
+      &(ds_server_options){.flags = DS_SERVER_NO_LINKLOCAL, .interfaces = two},
+      "192.0.2.1:P 198.51.100.1:P [2001:db8::1]:P "
+      "[2001:db8:1::1]:P");
 
   /* Following keeps to the filters: IPv4 on dse1 only. */
   memset(&o, 0, sizeof o);
