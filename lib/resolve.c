@@ -457,10 +457,13 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
     lookup_fail_pending(l, rc);
 }
 
-/* Frees l (its DNS part must be closed). */
+/* Closes what l still has open and frees it; its queued delivery, if
+ * any, is taken back. */
 static void lookup_free(ds_lookup *l)
 {
   ds_reactor *r = l->r;
+  if (l->queued)
+    ds__reactor_undefer(r, &l->call);
   lookup_close_dns(l);
   free(l->ans[0].addrs);
   free(l->ans[1].addrs);
@@ -956,12 +959,8 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
   return 0;
 
 fail:
-  servers_free(servers);
   /* Nothing was delivered and nothing will be. */
-  l->cancelled = 1;
-  lookup_close_dns(l);
-  if (l->queued)
-    return rc; /* freed by the queued call, which delivers nothing */
+  servers_free(servers);
   lookup_free(l);
   return rc;
 }
@@ -972,10 +971,8 @@ void ds_lookup_cancel(ds_lookup *l)
     return;
   l->cancelled = 1;
   lookup_close_dns(l);
-  /* A queued call cannot be taken back, and inside a callback the
-   * delivery loop still holds l: both free it when they see it
-   * cancelled. */
-  if (l->queued || l->delivering)
-    return;
-  lookup_free(l);
+  /* Inside a callback of l, the delivery loop still holds it and frees it
+   * when the callback returns. */
+  if (!l->delivering)
+    lookup_free(l);
 }

@@ -822,7 +822,7 @@ TEST(resolve_reactor_free_is_ebusy_while_a_lookup_lives)
 {
   dns d;
   ds_reactor *r;
-  rec c = {0}, lit = {0};
+  rec c = {0}, lit = {0}, c2 = {0};
   char hp[64];
   ds_resolver_opts o;
 
@@ -835,15 +835,21 @@ TEST(resolve_reactor_free_is_ebusy_while_a_lookup_lives)
   CHECK_EQ(ds_reactor_free(r), -EBUSY);
   RUN_UNTIL(r, c.calls == 2, 2000);
   CHECK_EQ(ds_reactor_free(r), 0);
-  /* A literal's lookup lives until its answers are delivered, also when
-   * cancelled: its queued call frees it on the next turn. */
+  /* A literal's lookup lives until its answers are delivered, or until
+   * it is cancelled (its queued delivery is taken back). */
   CHECK_EQ(ds_reactor_new(&r), 0);
   start_ok(r, &lit, "192.0.2.1", &o);
   CHECK_EQ(ds_reactor_free(r), -EBUSY);
   ds_lookup_cancel(lit.l);
-  ds_reactor_run_once(r, 0);
-  CHECK_EQ(lit.calls, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
+  CHECK_EQ(lit.calls, 0);
+  /* The same for a lookup cancelled mid-DNS. */
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_ok(r, &c2, "slow.test", &o);
+  RUN_UNTIL(r, c2.calls == 1, 2000);
+  ds_lookup_cancel(c2.l);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  CHECK_EQ(c2.calls, 1);
   dns_stop(&d);
 }
 
