@@ -54,15 +54,21 @@ all_of_s() {
     "[fe80::1%eth0]:$1" "[fe80::11%eth1]:$1"
 }
 
+# Milliseconds of the wall clock (bash's own, no process started).
+now_ms() {
+  local t=${EPOCHREALTIME/[.,]/}
+  echo $((t / 1000))
+}
+
 # wait_for FILE REGEX [MS]: waits until a line of FILE matches (extended
-# regex), at most MS milliseconds (default 3000).
+# regex), at most MS milliseconds (default 3000) from now.
 wait_for() {
-  local i
-  for ((i = 0; i < ${3:-3000} / 10; i++)); do
+  local end=$(($(now_ms) + ${3:-3000}))
+  while :; do
     grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+    [ "$(now_ms)" -lt "$end" ] || return 1
     sleep 0.01
   done
-  return 1
 }
 
 # Prints the sorted addresses of FILE's "WORD ADDR" lines.
@@ -119,13 +125,6 @@ s.bind((host, port))
 s.listen(8)
 time.sleep(120)' "$2" "$3" > /dev/null 2>&1
   lab_wait_port "$1" tcp "$3"
-}
-
-# Milliseconds of the monotonic clock.
-now_ms() {
-  local t
-  read -r t _ < /proc/uptime
-  echo $(( ${t%.*} * 1000 + 10#${t#*.} * 10 ))
 }
 
 test_usage_errors_exit_64() {

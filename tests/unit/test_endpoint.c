@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #define MAXA 32
@@ -52,7 +53,8 @@ typedef struct srv {
   ds_tcp *open[MAXA];               /* with keep_open */
   int keep_open;
   int inside; /* set while ds_listen_all() runs */
-  int nev;
+  int nadded, nremoved;
+  int nev; /* events; the first MAXA are kept in ev */
   struct {
     ds_server_event ev;
     ds_server_addr a;
@@ -120,10 +122,13 @@ static void s_notify(ds_server *s, ds_server_event ev, const ds_server_addr *a,
   srv *sv = data;
   (void)s;
   CHECK(!sv->inside);
-  CHECK(sv->nev < MAXA);
-  sv->ev[sv->nev].ev = ev;
-  sv->ev[sv->nev].a = *a;
-  sv->ev[sv->nev].t = ds_test_now_ms();
+  sv->nadded += ev == DS_SERVER_EV_ADDED;
+  sv->nremoved += ev == DS_SERVER_EV_REMOVED;
+  if (sv->nev < MAXA) {
+    sv->ev[sv->nev].ev = ev;
+    sv->ev[sv->nev].a = *a;
+    sv->ev[sv->nev].t = ds_test_now_ms();
+  }
   sv->nev++;
 }
 
@@ -735,7 +740,8 @@ static const char *lab_env(const char *name)
 static void lab_reset(void)
 {
   const char *ifa = lab_env("LAB_IF_A");
-  sh("{ echo 'link del dse1'; for a in " EXTRA_ADDRS "; do "
+  sh("{ echo 'link del dse1'; echo 'link del dse2'; for a in " EXTRA_ADDRS
+     "; do "
      "echo \"addr del $a dev %s\"; done; } | ip -force -b - "
      ">/dev/null 2>&1; "
      "sysctl -qw net.ipv6.conf.%s.accept_dad=0; true",
@@ -773,7 +779,7 @@ static int find_event(const srv *sv, ds_server_event ev, const char *text,
                       uint16_t port)
 {
   int i;
-  for (i = 0; i < sv->nev; i++) {
+  for (i = 0; i < sv->nev && i < MAXA; i++) {
     char t[DS_ADDR_STRLEN];
     strcpy(t, sv->ev[i].a.text);
     unport(t, port);
@@ -1362,6 +1368,95 @@ TEST_T(lab_endpoint_same_ipv4_address_on_two_links_is_one_socket, 40)
   probe_finish(r, &p, 5000);
   snprintf(want, sizeof want, "192.0.2.1 -> 192.0.2.1:%u\n", port);
   CHECK_STR(p.out, want);
+  stop_and_free(r, s);
+  lab_reset();
+}
+
+/* Returns the fd of this process's netlink socket (the server's watch:
+ * the snapshot socket never outlives a snapshot), or -1. */
+static int netlink_fd(void)
+{
+  int fd;
+  for (fd = 3; fd < 4096; fd++) {
+    int d;
+    socklen_t l = sizeof d;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &d, &l) == 0 && d == AF_NETLINK)
+      return fd;
+  }
+  return -1;
+}
+
+/* Returns how many messages the kernel dropped for netlink socket fd
+ * (the Drops column of /proc/net/netlink), or -1. */
+static long netlink_drops(int fd)
+{
+  struct stat st;
+  char line[256];
+  long drops = -1;
+  FILE *f;
+  CHECK_EQ(fstat(fd, &st), 0);
+  f = fopen("/proc/net/netlink", "r");
+  CHECK(f != NULL);
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long d, ino;
+    if (sscanf(line, "%*s %*d %*u %*x %*d %*d %*d %*d %lu %lu", &d, &ino) ==
+            2 &&
+        ino == st.st_ino)
+      drops = (long)d;
+  }
+  fclose(f);
+  return drops;
+}
+
+TEST_T(lab_endpoint_netlink_overflow_is_repaired_by_a_snapshot, 40)
+{
+  ds_reactor *r;
+  ds_server *s;
+  srv sv;
+  char err[256] = "", batch[64];
+  uint16_t port;
+  int fd, zero = 0, i, fds0;
+  FILE *f;
+
+  lab_env("LAB_NS_A");
+  lab_reset();
+  /* A veth pair with both ends in A stands for a dummy interface (this
+   * kernel may have no dummy driver). */
+  sh("ip link add dse2 type veth peer name dse2p && "
+     "ip link set dse2 addrgenmode none up && "
+     "ip link set dse2p addrgenmode none up");
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  CHECK_MSG(start(&sv, r, 0, NULL, &s, err, sizeof err) == 0, "%s", err);
+  port = ds_server_port(s);
+  fds0 = ds_test_count_fds();
+  CHECK_EQ(ds_server_addrs(s, DS_SERVER_BOUND, NULL, 0), 5);
+  /* The smallest receive buffer the kernel allows: 200 notifications
+   * cannot fit, so messages are lost (ENOBUFS). */
+  fd = netlink_fd();
+  CHECK(fd >= 0);
+  CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &zero, sizeof zero), 0);
+  snprintf(batch, sizeof batch, "%s/addrs", lab_env("LAB_TMP"));
+  f = fopen(batch, "w");
+  CHECK(f != NULL);
+  for (i = 1; i <= 200; i++)
+    fprintf(f, "addr add 2001:db8:2::%x/64 dev dse2 nodad\n", i);
+  fclose(f);
+  sh("ip -b %s", batch);
+  CHECK_MSG(netlink_drops(fd) > 0, "no message was dropped (%ld)",
+            netlink_drops(fd));
+  /* Every address is bound all the same, each reported once. */
+  RUN_UNTIL(r, sv.nadded == 200, 5000);
+  for (i = 0; i < 10; i++)
+    ds_reactor_run_once(r, 10);
+  CHECK_EQ(sv.nadded, 200);
+  CHECK_EQ(sv.nev, 200);
+  CHECK_EQ(ds_server_addrs(s, DS_SERVER_BOUND, NULL, 0), 205);
+  CHECK_EQ(kernel_listeners(port), 205);
+  CHECK_EQ(ds_test_count_fds(), fds0 + 200);
+  sh("ip link del dse2");
+  RUN_UNTIL(r, sv.nremoved == 200, 5000);
+  CHECK_EQ(ds_server_addrs(s, DS_SERVER_BOUND, NULL, 0), 5);
+  CHECK_EQ(ds_test_count_fds(), fds0);
   stop_and_free(r, s);
   lab_reset();
 }
