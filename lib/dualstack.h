@@ -962,7 +962,8 @@ DS_API int ds_listen_all(ds_reactor *r, uint16_t port,
                          void *factory_data, ds_server **out, char *err,
                          size_t errlen);
 
-/*! \return the server's one port. */
+/*! \return the server's one port (0 only for a port 0 server whose every
+ * address is still tentative: the first bind picks it). */
 DS_API uint16_t ds_server_port(const ds_server *s);
 
 /*! Lists the server's addresses in the states of the mask (DS_SERVER_BOUND
