@@ -491,14 +491,14 @@ static void udp_read(ds_udp *u)
       continue; /* not IP: cannot happen on an IP socket */
     if (from.family == AF_INET6)
       take_flowinfo(&msg, &from);
+    /* Sent before the connect, from someone else: connect promised
+     * only the peer's datagrams (and no reports about others'). */
+    if (u->connected && !same_endpoint(&from, &u->peer))
+      continue;
     if (msg.msg_flags & MSG_TRUNC) {
       udp_report(u, -EMSGSIZE, &from);
       continue;
     }
-    /* Sent before the connect, from someone else: connect promised
-     * only the peer's datagrams. */
-    if (u->connected && !same_endpoint(&from, &u->peer))
-      continue;
     u->proto->datagram_received(u, u->buf, (size_t)n, &from, u->user);
   }
 }
@@ -553,9 +553,10 @@ void ds_udp_resume_reading(ds_udp *u)
 /* Binds fd to a. A port-0 request on a wildcard address gets a port from
  * the kernel and is then bound again with that port given explicitly:
  * only an explicit port survives the dissolve that retargeting a wildcard
- * port needs (see ds_udp_connect_addr()). Returns 0 or a negative errno;
- * -EADDRINUSE after a port-0 request means another socket took the port in
- * between, and a new socket should try again. */
+ * port needs (see ds_udp_connect_addr()). Returns 0, 1 when another
+ * socket took the kernel's pick before it was bound again (a new socket
+ * should try again), or a negative errno (-EADDRINUSE for a port-0 request:
+ * no free port is left). */
 static int udp_bind(int fd, const ds_addr *a, int wildcard)
 {
   struct sockaddr_storage ss;
@@ -579,7 +580,7 @@ static int udp_bind(int fd, const ds_addr *a, int wildcard)
   /* The kernel's pick, now asked for by number. */
   ds_addr_to_sockaddr(&got, &ss, &len);
   if (ds__sys.bind(fd, (struct sockaddr *)&ss, len) != 0)
-    return -errno;
+    return errno == EADDRINUSE ? 1 : -errno;
   return 0;
 }
 
@@ -592,26 +593,35 @@ static int set_int(int fd, int level, int opt, int v)
 }
 
 /* Makes a socket for a with the port's options and binds it. Returns the
- * fd, or a negative errno with err set. */
+ * fd, or a negative errno with err set.
+ *
+ * DS_UDP_REUSE is SO_REUSEADDR alone, which is all Linux needs to let
+ * UDP sockets share an address and port. SO_REUSEPORT would put the
+ * sockets in a reuseport group, and since Linux 6.5 (commit 9c02bec95954,
+ * inet_steal_sock()) a multicast datagram that early demux matched to the
+ * one member that joined the group on the arrival interface is handed to
+ * a member picked by hash instead: ports joined on different interfaces
+ * (or not at all) get each other's datagrams, and the right one gets none.
+ * For a port-0 request the option is set only once the port is bound:
+ * the kernel's pick for a socket with SO_REUSEADDR may be a port that
+ * another such socket holds, and the caller asked for a fresh one. */
 static int udp_socket(const ds_addr *a, unsigned flags, int wildcard, char *err,
                       size_t errlen)
 {
   char t[DS_ADDR_STRLEN];
   int fd, rc = 0, tries;
+  int reuse = (flags & DS_UDP_REUSE) != 0;
 
   for (tries = 0; tries < DS__UDP_BIND_TRIES; tries++) {
     fd = ds__sys.socket(a->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         IPPROTO_UDP);
     if (fd < 0)
       return ds__fail(err, errlen, -errno, "socket: %s", strerror(errno));
-    if (flags & DS_UDP_REUSE) {
+    if (reuse && a->port != 0) {
       rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-      if (rc == 0)
-        rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
       if (rc != 0) {
         ds__sys.close(fd);
-        return ds__fail(err, errlen, rc, "SO_REUSEADDR/SO_REUSEPORT: %s",
-                        ds_strerror(rc));
+        return ds__fail(err, errlen, rc, "SO_REUSEADDR: %s", ds_strerror(rc));
       }
     }
     if (a->family == AF_INET6) {
@@ -629,12 +639,16 @@ static int udp_socket(const ds_addr *a, unsigned flags, int wildcard, char *err,
       set_int(fd, IPPROTO_IP, IP_MULTICAST_ALL, 0);
     }
     rc = udp_bind(fd, a, wildcard);
+    if (rc == 0 && reuse && a->port == 0)
+      rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (rc == 0)
       return fd;
     ds__sys.close(fd);
-    if (!(rc == -EADDRINUSE && a->port == 0 && wildcard))
+    if (rc != 1)
       break;
   }
+  if (rc == 1)
+    rc = -EADDRINUSE;
   return ds__fail(err, errlen, rc, "listen on %s: %s", addr_text(a, t, 1),
                   ds_strerror(rc));
 }

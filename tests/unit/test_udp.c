@@ -2,9 +2,10 @@
  * addresses, datagrams both ways with their sources, connect and
  * retarget, errors for the other family, host names and missing scopes,
  * ICMP port unreachable on a connected port, flow labels, the send queue
- * (EAGAIN), EMSGSIZE, closing from callbacks, and the multicast options
- * and argument checks that need no second host (tests/unit/test_udp_lab.c
- * sends multicast across a veth pair).
+ * (EAGAIN), EMSGSIZE, closing from callbacks, sharing a port
+ * (DS_UDP_REUSE), and the multicast options and argument checks that need
+ * no second host (tests/unit/test_udp_lab.c sends multicast across a veth
+ * pair).
  */
 #include "test.h"
 
@@ -14,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -847,6 +849,70 @@ TEST(udp_reuse_flag_shares_a_port)
            -EADDRINUSE);
   CHECK_MSG(strstr(err, "127.0.0.1") != NULL, "err: %s", err);
   teardown(r, &a, &b, NULL);
+}
+
+/* Binds a plain socket with SO_REUSEADDR (another program sharing the
+ * port, as multicast receivers do) to wild:port; returns the fd. */
+static int foreign_reuse_socket(int family, uint16_t port)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in);
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1;
+  CHECK(fd >= 0);
+  CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+  ss.ss_family = (sa_family_t)family;
+  if (family == AF_INET6) {
+    CHECK_EQ(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+    ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+  } else {
+    ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+  }
+  CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
+  return fd;
+}
+
+/* DS_UDP_REUSE with port 0 gets a port nobody holds (Linux may pick, for
+ * a socket that already has SO_REUSEADDR, a port another such socket
+ * holds), and shares a port asked for by number with another program's
+ * SO_REUSEADDR socket. A private network namespace with one local port,
+ * held by that socket, makes the kernel's choice certain. */
+TEST(udp_reuse_port_zero_is_a_fresh_port)
+{
+  static const char *wild[2] = {"0.0.0.0", "::"};
+  static const int family[2] = {AF_INET, AF_INET6};
+  const uint16_t only = 40000;
+  ds_reactor *r;
+  rx x;
+  ds_addr h;
+  char err[256] = "";
+  FILE *f;
+  int i, fd;
+
+  ds_test_require_root();
+  CHECK_MSG(unshare(CLONE_NEWNET) == 0, "unshare: %s", strerror(errno));
+  f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "w");
+  CHECK(f != NULL);
+  CHECK(fprintf(f, "%u %u\n", only, only) > 0);
+  CHECK_EQ(fclose(f), 0);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  for (i = 0; i < 2; i++) {
+    fd = foreign_reuse_socket(family[i], only);
+    memset(&x, 0, sizeof x);
+    CHECK_EQ(ds_listen_udp(r, 0, wild[i], 0, DS_UDP_REUSE, &proto, &x, &x.u,
+                           err, sizeof err),
+             -EADDRINUSE);
+    CHECK(x.u == NULL);
+    CHECK_MSG(ds_listen_udp(r, only, wild[i], 0, DS_UDP_REUSE, &proto, &x,
+                            &x.u, err, sizeof err) == 0,
+              "share %s:%u: %s", wild[i], only, err);
+    CHECK_EQ(ds_udp_get_host(x.u, &h), 0);
+    CHECK_EQ(h.port, only);
+    ds_udp_close(x.u);
+    close(fd);
+  }
+  ds_reactor_run_once(r, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
 }
 
 TEST(udp_pause_and_resume_reading)
