@@ -801,7 +801,7 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
                             size_t errlen)
 {
   struct ares_options ao;
-  unsigned timeout_ms, attempts;
+  unsigned timeout_ms = DS__TIMEOUT_S * 1000u, attempts = DS__ATTEMPTS;
   char lookups[] = "b";
   int rc, i;
 
@@ -809,7 +809,9 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   if (lib_status != ARES_SUCCESS)
     return ds__fail(err, errlen, DS_EDNS, "c-ares: %s",
                     ares_strerror(lib_status));
-  system_timeouts(&timeout_ms, &attempts);
+  /* resolv.conf is read only when the options leave something to it. */
+  if (opts == NULL || opts->timeout_ms == 0 || opts->attempts == 0)
+    system_timeouts(&timeout_ms, &attempts);
   if (opts != NULL && opts->timeout_ms != 0)
     timeout_ms = opts->timeout_ms;
   if (opts != NULL && opts->attempts != 0)
