@@ -64,22 +64,39 @@ LAB_BINS := $(LAB_SRCS:tests/lab/%.c=$(B)/lab/%)
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(B)/%)
 
+# The preload shim: shim/*.c and the library's objects in one object that
+# exports only the libc functions it interposes.
+# Under SANITIZE the shim gets UBSan only, from objects of its own:
+# preloading ASan into programs not built with it does not work.
+SHIM_SRCS := $(sort $(wildcard shim/*.c))
+ifneq ($(strip $(SANITIZE)),)
+SHIM_SANFLAGS := $(if $(findstring undefined,$(SANITIZE)),-fsanitize=undefined \
+                 -fno-sanitize-recover=undefined)
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(B)/obj-shim/%.o) \
+             $(LIB_SRCS:%.c=$(B)/obj-shim/%.o)
+else
+SHIM_SANFLAGS :=
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(B)/obj/%.o) $(LIB_OBJS)
+endif
+PRELOAD := $(B)/libdualstack-preload.so
+
 SHARED := $(B)/libdualstack.so.$(SOVERSION)
 STATIC := $(B)/libdualstack.a
 PCFILE := $(B)/dualstack.pc
 
 DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
-             nftables clang libclang-rt-14-dev
+             nftables clang libclang-rt-14-dev \
+             netcat-traditional strace busybox-static perl
 
 .PHONY: all check deps install uninstall clean fuzz
 .DEFAULT_GOAL := all
 
-all: $(SHARED) $(STATIC) $(PCFILE) $(LAB_BINS) $(TOOL_BINS)
+all: $(SHARED) $(STATIC) $(PCFILE) $(PRELOAD) $(LAB_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(if $(filter shim/%,$<),-Ishim) -c -o $@ $<
 
 $(SHARED): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -88,6 +105,19 @@ $(SHARED): $(LIB_OBJS)
 	  -o $@ $(LIB_OBJS) $(ALL_LDFLAGS) $(CARES_LIBS)
 	$(Q)ln -sf libdualstack.so.$(SOVERSION) $(B)/libdualstack.so.$(SOMAJOR)
 	$(Q)ln -sf libdualstack.so.$(SOMAJOR) $(B)/libdualstack.so
+
+$(B)/obj-shim/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (shim)")
+	$(Q)$(CC) $(filter-out $(SANFLAGS),$(ALL_CFLAGS)) $(SHIM_SANFLAGS) \
+	  -Ishim -c -o $@ $<
+
+$(PRELOAD): $(SHIM_OBJS) shim/exports.map
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=shim/exports.map \
+	  -o $@ $(SHIM_OBJS) $(LDFLAGS) $(SHIM_SANFLAGS) $(CARES_LIBS) \
+	  -ldl -lpthread
 
 $(STATIC): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -175,4 +205,4 @@ uninstall:
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(TOOL_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(SHIM_OBJS:.o=.d) $(TOOL_BINS:=.d)

@@ -1,0 +1,170 @@
+/* The shim's lazy, once-only initialisation: the real libc functions, the
+ * configuration, the trace file, and the per-thread re-entry guard.
+ *
+ * Nothing runs in a constructor: the first hooked call initialises, under
+ * pthread_once, so a process that never makes a network call pays nothing
+ * and no thread is ever started here.
+ */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+shim_real shim__real;
+shim_config shim__cfg = {.disabled = 1, .trace_fd = -1};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_rc = -1;
+static _Thread_local int guard;
+static atomic_ulong next_id;
+
+/* Returns a symbol of the next object in the search order (libc). */
+static void *next_sym(const char *name)
+{
+  return dlsym(RTLD_NEXT, name);
+}
+
+/* Returns a private copy of fd moved high and close-on-exec, so the
+ * application's own fd numbers are left alone, or -1. */
+static int move_high(int fd)
+{
+  struct rlimit rl;
+  int base = 900, nfd;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < 1024)
+    base = (int)rl.rlim_cur / 2;
+  if (base < 3)
+    base = 3;
+  nfd = fcntl(fd, F_DUPFD_CLOEXEC, base);
+  if (nfd < 0)
+    nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  return nfd;
+}
+
+/* Opens the trace named by DUALSTACK_TRACE: a file opened O_APPEND (one
+ * write() per line keeps lines whole across processes), or a private copy
+ * of fd 2 for "stderr". Returns the fd or -1. */
+static int open_trace(const char *spec)
+{
+  int fd, hi;
+  if (spec == NULL || *spec == '\0')
+    return -1;
+  if (strcmp(spec, "stderr") == 0)
+    return move_high(STDERR_FILENO);
+  fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return -1;
+  hi = move_high(fd);
+  if (hi < 0)
+    return fd;
+  close(fd);
+  return hi;
+}
+
+/* Returns 1 if the variable is set to "1". */
+static int flag(const char *name)
+{
+  const char *v = secure_getenv(name);
+  return v != NULL && strcmp(v, "1") == 0;
+}
+
+static void init_once(void)
+{
+  shim__real.connect = next_sym("connect");
+  shim__real.bind = next_sym("bind");
+  shim__real.getaddrinfo = next_sym("getaddrinfo");
+  shim__real.freeaddrinfo = next_sym("freeaddrinfo");
+  shim__real.gethostbyname = next_sym("gethostbyname");
+  shim__real.gethostbyname2 = next_sym("gethostbyname2");
+  if (shim__real.connect == NULL || shim__real.bind == NULL ||
+      shim__real.getaddrinfo == NULL || shim__real.freeaddrinfo == NULL ||
+      shim__real.gethostbyname == NULL || shim__real.gethostbyname2 == NULL)
+    return; /* init_rc stays -1: hooks call nothing they do not have */
+
+  /* The library's own sockets (c-ares, race attempts) must use the real
+   * functions: inside this object, `connect` is the hook. */
+  ds__sys.socket = next_sym("socket");
+  ds__sys.connect = shim__real.connect;
+  ds__sys.bind = shim__real.bind;
+  ds__sys.listen = next_sym("listen");
+  ds__sys.accept4 = next_sym("accept4");
+  ds__sys.close = next_sym("close");
+  ds__sys.recv = next_sym("recv");
+  ds__sys.send = next_sym("send");
+  ds__sys.sendmsg = next_sym("sendmsg");
+  ds__sys.recvmsg = next_sym("recvmsg");
+  ds__sys.sendto = next_sym("sendto");
+  ds__sys.recvfrom = next_sym("recvfrom");
+  ds__sys.getsockname = next_sym("getsockname");
+  ds__sys.getpeername = next_sym("getpeername");
+  ds__sys.setsockopt = next_sym("setsockopt");
+  ds__sys.getsockopt = next_sym("getsockopt");
+  ds__sys.shutdown = next_sym("shutdown");
+  ds__sys.epoll_ctl = next_sym("epoll_ctl");
+  init_rc = 0;
+
+  /* A setuid or setgid process is left alone (secure_getenv would hide
+   * the variables anyway; this also skips the trace). */
+  if (getuid() != geteuid() || getgid() != getegid())
+    return;
+  if (flag("DUALSTACK_DISABLE"))
+    return;
+  shim__cfg.observe = flag("DUALSTACK_OBSERVE");
+  shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
+  shim__cfg.disabled = 0;
+}
+
+int shim__init(void)
+{
+  pthread_once(&once, init_once);
+  return init_rc;
+}
+
+int shim__enter(void)
+{
+  if (guard)
+    return 0;
+  guard = 1;
+  return 1;
+}
+
+void shim__leave(void)
+{
+  guard = 0;
+}
+
+int64_t shim__epoch_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double shim__mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+unsigned long shim__next_id(void)
+{
+  return atomic_fetch_add(&next_id, 1) + 1;
+}
+
+const char *shim__errname(int err)
+{
+  const char *s;
+  if (err == 0)
+    return "ok";
+  s = strerrorname_np(err);
+  return s != NULL ? s : "EUNKNOWN";
+}
