@@ -830,6 +830,10 @@ int ds_udp_connect_addr(ds_udp *u, const ds_addr *peer, char *err,
     return ds__fail(err, errlen, rc, "connect to %s: %s", addr_text(&dst, t, 1),
                     ds_strerror(rc));
   }
+  /* Refusals a write met and the next turn would deliver were the old
+   * peer's, like the one SO_ERROR held. */
+  if (u->connected)
+    u->refusals = 0;
   u->peer = dst;
   u->connected = 1;
   return 0;

@@ -551,8 +551,9 @@ TEST(udp_ipv6_source_carries_flow_label_and_scope)
   struct flowlabel_req fr;
   struct sockaddr_in6 to = {.sin6_family = AF_INET6};
   char text[DS_ADDR_STRLEN], want[64];
-  int fd, one = 1, tclass = 0x28;
+  int fd, one = 1, tclass = 0x28, i, rc = -1;
   socklen_t len = sizeof to;
+  uint32_t label = 0;
   uint16_t sport;
   ds_test_require_ipv6();
   CHECK_EQ(ds_reactor_new(&r), 0);
@@ -564,25 +565,33 @@ TEST(udp_ipv6_source_carries_flow_label_and_scope)
   CHECK_EQ(bind(fd, (struct sockaddr *)&to, sizeof to), 0);
   CHECK_EQ(getsockname(fd, (struct sockaddr *)&to, &len), 0);
   sport = ntohs(to.sin6_port);
-  memset(&fr, 0, sizeof fr);
-  fr.flr_dst = in6addr_loopback;
-  fr.flr_label = htonl(0x12345);
-  fr.flr_action = FL_A_GET;
-  fr.flr_share = FL_S_EXCL;
-  fr.flr_flags = FL_F_CREATE;
-  CHECK_MSG(setsockopt(fd, IPPROTO_IPV6, FL_MGR, &fr, sizeof fr) == 0,
-            "flow label lease: %s", strerror(errno));
+  /* Labels are leased per network namespace and linger for seconds after
+   * their socket closes: a fixed label would be refused (EPERM) to the
+   * next run, or to a concurrent one. Try labels of this process's own. */
+  for (i = 0; i < 32; i++) {
+    label = ((uint32_t)getpid() * 32u + (uint32_t)i) % 0xfffffu + 1u;
+    memset(&fr, 0, sizeof fr);
+    fr.flr_dst = in6addr_loopback;
+    fr.flr_label = htonl(label);
+    fr.flr_action = FL_A_GET;
+    fr.flr_share = FL_S_EXCL;
+    fr.flr_flags = FL_F_CREATE;
+    rc = setsockopt(fd, IPPROTO_IPV6, FL_MGR, &fr, sizeof fr);
+    if (rc == 0 || (errno != EPERM && errno != EEXIST))
+      break;
+  }
+  CHECK_MSG(rc == 0, "flow label lease of 0x%x: %s", label, strerror(errno));
   CHECK_EQ(setsockopt(fd, IPPROTO_IPV6, FL_SEND, &one, sizeof one), 0);
   /* A traffic class too: it shares the kernel's word with the label but
    * is no part of a ds_addr's flow info. */
   CHECK_EQ(setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass),
            0);
   to.sin6_port = htons(port_of(&b));
-  to.sin6_flowinfo = htonl(0x12345);
+  to.sin6_flowinfo = htonl(label);
   CHECK_EQ(sendto(fd, "label", 5, 0, (struct sockaddr *)&to, sizeof to), 5);
   RUN_UNTIL(r, b.n == 1, 3000);
   CHECK_EQ(b.from[0].family, AF_INET6);
-  CHECK_EQ(b.from[0].flowinfo, 0x12345);
+  CHECK_EQ(b.from[0].flowinfo, label);
   CHECK_EQ(b.from[0].scope_id, 0);
   CHECK_EQ(b.from[0].port, sport);
   snprintf(want, sizeof want, "[::1]:%u", sport);
@@ -828,6 +837,32 @@ TEST(udp_close_with_deferred_refusal_pending)
   ds_reactor_run_once(r, 0);
   CHECK_EQ(a.refused, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
+}
+
+/* A refusal from the old peer, held by the kernel or met by a write and
+ * due on the next turn, is dropped by a retarget: the new peer refused
+ * nothing. */
+TEST(udp_retarget_drops_refusals_of_the_old_peer)
+{
+  ds_reactor *r;
+  rx a, b;
+  char err[256];
+  uint16_t port = closed_port(AF_INET);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  open_port(&a, r, "0.0.0.0", 0);
+  open_port(&b, r, "127.0.0.1", 0);
+  CHECK_EQ(ds_udp_connect(a.u, "127.0.0.1", port, err, sizeof err), 0);
+  CHECK_EQ(ds_udp_write(a.u, "1", 1, NULL), 0);
+  usleep(50000); /* refused; the reactor does not run */
+  CHECK_EQ(ds_udp_write(a.u, "2", 1, NULL), 0); /* meets it, is refused */
+  usleep(50000);
+  CHECK_EQ(ds_udp_connect(a.u, "127.0.0.1", port_of(&b), err, sizeof err), 0);
+  CHECK_EQ(ds_udp_write(a.u, "live", 4, NULL), 0);
+  RUN_UNTIL(r, b.n == 1, 3000);
+  run_for(r, 100);
+  CHECK_EQ(a.refused, 0);
+  CHECK_EQ(a.errors, 0);
+  teardown(r, &a, &b, NULL);
 }
 
 TEST(udp_reuse_flag_shares_a_port)
