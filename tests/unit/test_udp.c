@@ -938,8 +938,8 @@ TEST(udp_reuse_port_zero_is_a_fresh_port)
                            err, sizeof err),
              -EADDRINUSE);
     CHECK(x.u == NULL);
-    CHECK_MSG(ds_listen_udp(r, only, wild[i], 0, DS_UDP_REUSE, &proto, &x,
-                            &x.u, err, sizeof err) == 0,
+    CHECK_MSG(ds_listen_udp(r, only, wild[i], 0, DS_UDP_REUSE, &proto, &x, &x.u,
+                            err, sizeof err) == 0,
               "share %s:%u: %s", wild[i], only, err);
     CHECK_EQ(ds_udp_get_host(x.u, &h), 0);
     CHECK_EQ(h.port, only);

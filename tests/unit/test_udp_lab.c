@@ -184,8 +184,7 @@ static void send_text(ds_udp *u, const char *text, const char *host,
                       uint16_t port)
 {
   char err[256] = "";
-  int rc = ds_udp_write_to(u, text, strlen(text), host, port, err,
-                           sizeof err);
+  int rc = ds_udp_write_to(u, text, strlen(text), host, port, err, sizeof err);
   CHECK_MSG(rc == 0, "write '%s' to %s: %s", text, host, err);
 }
 
@@ -297,9 +296,9 @@ TEST(lab_udp_link_local_unicast_with_scope)
   /* Without a scope: a wildcard port cannot guess one; the port on a
    * scoped address sends by its own interface. */
   open_port(&w, r, "::", 0, 0);
-  CHECK_EQ(ds_udp_write_to(w.u, "x", 1, lab_env("LAB_B_LL"), pb, err,
-                           sizeof err),
-           DS_ENEEDSCOPE);
+  CHECK_EQ(
+      ds_udp_write_to(w.u, "x", 1, lab_env("LAB_B_LL"), pb, err, sizeof err),
+      DS_ENEEDSCOPE);
   CHECK_MSG(strstr(err, lab_env("LAB_B_LL")) != NULL, "err: %s", err);
   CHECK_EQ(ds_addr_parse(&to, lab_env("LAB_B_LL"), pb, NULL, 0), 0);
   CHECK_EQ(ds_udp_write(a.u, "noscope", 7, &to), 0);
@@ -436,9 +435,9 @@ TEST(lab_udp_ipv6_multicast_link_scope_by_outgoing_interface)
   /* No scope on the group when sending: the outgoing interface (by
    * name) stands for it. B joins by index. */
   snprintf(src, sizeof src, "%s%%%u", lab_env("LAB_A_LL"), idx_b);
-  join_then_leave("::", "ff02::4243", "ff02::4243",
-                  lab_env("LAB_IFINDEX_B"), lab_env("LAB_IF_B"),
-                  lab_env("LAB_IF_A"), lab_env("LAB_B6"), src);
+  join_then_leave("::", "ff02::4243", "ff02::4243", lab_env("LAB_IFINDEX_B"),
+                  lab_env("LAB_IF_B"), lab_env("LAB_IF_A"), lab_env("LAB_B6"),
+                  src);
 }
 
 TEST(lab_udp_ipv6_multicast_site_scope_join_then_leave)
@@ -578,8 +577,8 @@ static void reuse_ports_get_only_their_groups(const char *wild,
     CHECK_EQ(count(&j, text), 1);
   }
   {
-    rx *all[] = {&j, &n, &s[0], &s[1], &s[2], &s[3],
-                 &s[4], &s[5], &s[6], &s[7]};
+    rx *all[] = {&j,    &n,    &s[0], &s[1], &s[2],
+                 &s[3], &s[4], &s[5], &s[6], &s[7]};
     teardown(r, all, 10);
   }
 }
@@ -820,8 +819,8 @@ static void retarget(const char *wild, const char *lo, const char *a_host,
   CHECK_STR(t, a_host);
   CHECK_EQ(ds_udp_write(a.u, "to-b", 4, NULL), 0);
   RUN_UNTIL(r, b.n == 1, 3000);
-  snprintf(want, sizeof want, strchr(a_host, ':') ? "[%s]:%u" : "%s:%u",
-           a_host, pa);
+  snprintf(want, sizeof want, strchr(a_host, ':') ? "[%s]:%u" : "%s:%u", a_host,
+           pa);
   CHECK_STR(text_of(&b.from[0], t), want);
   {
     rx *all[] = {&a, &l, &b};
@@ -861,17 +860,17 @@ TEST_T(lab_udp_real_eagain_is_queued_and_flushed_in_order, 40)
   port = port_of(&b);
   in_a();
   open_port(&s, r, "0.0.0.0", 0, 0);
-  CHECK_EQ(setsockopt(ds_udp_fd(s.u), SOL_SOCKET, SO_SNDBUF, &sndbuf,
-                      sizeof sndbuf),
-           0);
+  CHECK_EQ(
+      setsockopt(ds_udp_fd(s.u), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf),
+      0);
   ds_udp_set_queue_limit(s.u, 8000);
   for (i = 0; i < total;) {
     char err[256];
     int rc;
     memset(payload, 'p', sizeof payload);
     memcpy(payload, text, (size_t)snprintf(text, sizeof text, "%d", i));
-    rc = ds_udp_write_to(s.u, payload, sizeof payload, lab_env("LAB_B4"),
-                         port, err, sizeof err);
+    rc = ds_udp_write_to(s.u, payload, sizeof payload, lab_env("LAB_B4"), port,
+                         err, sizeof err);
     if (ds_udp_buffered(s.u) > (size_t)queued_max)
       queued_max = (int)ds_udp_buffered(s.u);
     if (rc == -EAGAIN) {
