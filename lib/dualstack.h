@@ -453,10 +453,14 @@ typedef struct ds_udp_protocol {
 
 /*! Flags for ds_listen_udp(). */
 enum {
-  /*! SO_REUSEADDR and SO_REUSEPORT: several ports that all set it (in this
-   * process or others) may bind the same address and port. Each receives
-   * every multicast datagram of the groups it joined; a unicast datagram
-   * reaches only one of them. */
+  /*! SO_REUSEADDR: several ports that all set it (in this process or
+   * others, such as a program using SO_REUSEADDR) may bind the same
+   * address and port. Each receives every multicast datagram of the
+   * groups it joined, and only those; a unicast datagram reaches only one
+   * of them. With port 0 the port is a fresh one, shared from then on.
+   * Not SO_REUSEPORT: since Linux 6.5 its socket groups can hand an IPv4
+   * multicast datagram to a member that did not join the group there, so
+   * a socket that set only SO_REUSEPORT cannot share the port. */
   DS_UDP_REUSE = 2
 };
 
@@ -702,9 +706,7 @@ DS_API int ds_lookup_start(ds_reactor *r, const char *name, int families,
                            size_t errlen);
 
 /*! Cancels l: no callback runs after this, its queries and sockets are
- * gone at once. l must not be used again. The reactor counts l until its
- * memory is freed, which may wait for the next turn (ds_reactor_free() is
- * -EBUSY until then). */
+ * gone at once. l must not be used again. */
 DS_API void ds_lookup_cancel(ds_lookup *l);
 
 /*! Sorts addrs in place by RFC 6724 section 6 destination address
