@@ -884,3 +884,30 @@ int ds_addr_scope(const ds_addr *a)
     return 0xe;
   }
 }
+
+int ds__looks_like_hostname(const char *text)
+{
+  const char *p;
+  int alpha = 0;
+  for (p = text; *p; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
+        *p == '_')
+      alpha = 1;
+    else if (!((*p >= '0' && *p <= '9') || *p == '.'))
+      return 0;
+  }
+  return alpha && p != text;
+}
+
+int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
+                      const char *what, char *err, size_t errlen)
+{
+  if (text == NULL)
+    return ds__fail(err, errlen, -EINVAL, "%s: no address given", what);
+  if (ds__looks_like_hostname(text))
+    return ds__fail(err, errlen, DS_EHOSTNAME,
+                    "%s '%s': a host name is not accepted here, give an "
+                    "IPv4 or IPv6 literal",
+                    what, text);
+  return ds_addr_parse(a, text, port, err, errlen);
+}

@@ -44,6 +44,16 @@ extern ds__sockfns ds__sys;
 int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Returns 1 if text cannot be an address literal but could be a host name:
+ * letters, digits, '-', '.' and '_' only, and not only digits and dots. */
+int ds__looks_like_hostname(const char *text);
+
+/* Parses an address literal for what ("host", "interface", "group"):
+ * host names are DS_EHOSTNAME, with err naming them; otherwise
+ * ds_addr_parse()'s result. Scope rules are the caller's. */
+int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
+                      const char *what, char *err, size_t errlen);
+
 /* Reactor handle accounting: ds_reactor_free() refuses while any handle
  * (timer, watcher, transport, listener) is alive. */
 void ds__reactor_ref(ds_reactor *r);

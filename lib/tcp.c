@@ -345,36 +345,12 @@ static void tcp_timeout(ds_timer *timer, void *data)
   tcp_close(t, -ETIMEDOUT);
 }
 
-/* Returns 1 if text cannot be an address literal but could be a host name:
- * letters, digits, '-', '.' and '_' only, and not only digits and dots. */
-static int looks_like_hostname(const char *text)
-{
-  const char *p;
-  int alpha = 0;
-  for (p = text; *p; p++) {
-    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
-        *p == '_')
-      alpha = 1;
-    else if (!((*p >= '0' && *p <= '9') || *p == '.'))
-      return 0;
-  }
-  return alpha && p != text;
-}
-
 /* Parses a literal for connect or listen: host names are DS_EHOSTNAME, a
  * link-local IPv6 address without scope DS_ENEEDSCOPE. */
 static int parse_literal(ds_addr *a, const char *text, uint16_t port,
                          const char *what, char *err, size_t errlen)
 {
-  int rc;
-  if (text == NULL)
-    return ds__fail(err, errlen, -EINVAL, "%s: no address given", what);
-  if (looks_like_hostname(text))
-    return ds__fail(err, errlen, DS_EHOSTNAME,
-                    "%s '%s': a host name is not accepted here, give an "
-                    "IPv4 or IPv6 literal",
-                    what, text);
-  rc = ds_addr_parse(a, text, port, err, errlen);
+  int rc = ds__parse_literal(a, text, port, what, err, errlen);
   if (rc != 0)
     return rc;
   if (a->family == AF_INET6 && a->scope_id == 0 &&
@@ -416,7 +392,7 @@ int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
   *out = NULL;
   if (proto == NULL || proto->data_received == NULL)
     return ds__fail(err, errlen, -EINVAL, "protocol has no data_received");
-  if (host != NULL && looks_like_hostname(host)) {
+  if (host != NULL && ds__looks_like_hostname(host)) {
     /* The IPv6 plan's low-level rule: a host name is resolved to IPv4
      * only. The race engine does it, restricted to IPv4. */
     ds_happy_opts o = {0};

@@ -73,24 +73,6 @@ struct ds_udp {
   unsigned closed : 1;
 };
 
-/* Returns 1 if text cannot be an address literal but could be a host name:
- * letters, digits, '-', '.' and '_' only, and not only digits and dots.
- * (tcp.c has the same rule; it is tiny, and both modules must agree with
- * ds_addr_parse(), not with each other.) */
-static int looks_like_hostname(const char *text)
-{
-  const char *p;
-  int alpha = 0;
-  for (p = text; *p; p++) {
-    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
-        *p == '_')
-      alpha = 1;
-    else if (!((*p >= '0' && *p <= '9') || *p == '.'))
-      return 0;
-  }
-  return alpha && p != text;
-}
-
 /* Returns "IPv4" or "IPv6" for messages. */
 static const char *family_name(int family)
 {
@@ -110,22 +92,6 @@ static int lacks_needed_scope(const ds_addr *a)
     return 1;
   scope = ds_addr_scope(a);
   return c == DS_ADDR_MULTICAST && (scope == 1 || scope == 2);
-}
-
-/* Parses a literal (no host names) for what ("interface", "host",
- * "group"). Returns 0, DS_EHOSTNAME, or ds_addr_parse()'s error; err
- * explains. The scope rule is the caller's: it differs per use. */
-static int parse_literal(ds_addr *a, const char *text, uint16_t port,
-                         const char *what, char *err, size_t errlen)
-{
-  if (text == NULL)
-    return ds__fail(err, errlen, -EINVAL, "%s: no address given", what);
-  if (looks_like_hostname(text))
-    return ds__fail(err, errlen, DS_EHOSTNAME,
-                    "%s '%s': a host name is not accepted here, give an "
-                    "IPv4 or IPv6 literal",
-                    what, text);
-  return ds_addr_parse(a, text, port, err, errlen);
 }
 
 /* Writes a's text (with the port when port is set) into buf, "(unset)" if
@@ -405,7 +371,7 @@ int ds_udp_write_to(ds_udp *u, const void *data, size_t len, const char *host,
   int rc;
   if (host == NULL)
     return udp_write(u, data, len, NULL, err, errlen);
-  rc = parse_literal(&to, host, port, "host", err, errlen);
+  rc = ds__parse_literal(&to, host, port, "host", err, errlen);
   if (rc != 0)
     return rc;
   return udp_write(u, data, len, &to, err, errlen);
@@ -671,7 +637,7 @@ int ds_listen_udp(ds_reactor *r, uint16_t port, const char *interface,
   if (flags & ~(unsigned)DS_UDP_REUSE)
     return ds__fail(err, errlen, -EINVAL, "unknown flags 0x%x",
                     flags & ~(unsigned)DS_UDP_REUSE);
-  rc = parse_literal(&a, text, port, "interface", err, errlen);
+  rc = ds__parse_literal(&a, text, port, "interface", err, errlen);
   if (rc != 0)
     return rc;
   if (lacks_needed_scope(&a))
@@ -843,7 +809,7 @@ int ds_udp_connect(ds_udp *u, const char *host, uint16_t port, char *err,
                    size_t errlen)
 {
   ds_addr a;
-  int rc = parse_literal(&a, host, port, "host", err, errlen);
+  int rc = ds__parse_literal(&a, host, port, "host", err, errlen);
   if (rc != 0)
     return rc;
   return ds_udp_connect_addr(u, &a, err, errlen);
@@ -958,7 +924,7 @@ static int mcast_prepare(const ds_udp *u, const char *group, const char *source,
   memset(m, 0, sizeof *m);
   if (u->closed)
     return ds__fail(err, errlen, -EBADF, "port is closed");
-  rc = parse_literal(&g, group, 0, "group", err, errlen);
+  rc = ds__parse_literal(&g, group, 0, "group", err, errlen);
   if (rc != 0)
     return rc;
   if (ds_addr_classify(&g) != DS_ADDR_MULTICAST)
@@ -989,7 +955,7 @@ static int mcast_prepare(const ds_udp *u, const char *group, const char *source,
   ds_addr_to_sockaddr(&g, &m->group, &len);
   if (source == NULL)
     return 0;
-  rc = parse_literal(&s, source, 0, "source", err, errlen);
+  rc = ds__parse_literal(&s, source, 0, "source", err, errlen);
   if (rc != 0)
     return rc;
   if (s.family != g.family)
