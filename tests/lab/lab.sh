@@ -442,9 +442,11 @@ lab_dns() {
   done
   for a in "$ns" "$@"; do
     _lab_resolve "$a" || return
+    # Rewritten in place, not replaced: a process already inside NS sees
+    # the file through the bind mount `ip netns exec` made of this inode.
     { grep -v '^nameserver' "/etc/netns/$_lab_ns/resolv.conf"
       echo "nameserver $first"; } > "$LAB_TMP/resolv.new" &&
-      mv "$LAB_TMP/resolv.new" "/etc/netns/$_lab_ns/resolv.conf" || return
+      cat "$LAB_TMP/resolv.new" > "/etc/netns/$_lab_ns/resolv.conf" || return
   done
   export LAB_DNS_PID
 }
