@@ -1,11 +1,7 @@
-/* The exported hooks. Each is a few lines: initialise lazily, pass the
- * call to libc, and trace what happened when a trace is on.
- *
- * State of the shim: every call passes through unchanged. Lookups,
- * connects and binds are traced (the "observe" instrument of
- * tools/dualstack-compare); the translation described in DESIGN.md is not
- * implemented yet, so DUALSTACK_OBSERVE=1 and the default mode behave the
- * same for now.
+/* The exported hooks: initialise lazily, translate what is the shim's
+ * business (names with only IPv6 addresses, dual-stack names, pool
+ * addresses), pass everything else to libc, and trace when a trace is on.
+ * With DUALSTACK_OBSERVE=1 nothing is translated, only traced.
  */
 #include "shim.h"
 
@@ -63,13 +59,19 @@ static unsigned long name_of(const ds_addr *a, char *buf, size_t len)
   return id;
 }
 
-/* Returns 1 when calls should be traced: initialised, enabled, a trace
- * open, and not a call the shim itself makes. Takes the guard. */
-static int tracing(void)
+/* Returns 1 when the shim acts on this call: initialised, enabled, and
+ * not a call the shim itself makes. Takes the guard. */
+static int active(void)
 {
-  if (shim__init() != 0 || shim__cfg.disabled || shim__cfg.trace_fd < 0)
+  if (shim__init() != 0 || shim__cfg.disabled)
     return 0;
   return shim__enter();
+}
+
+/* Returns 1 when the shim translates (not observe mode). */
+static int translating(void)
+{
+  return !shim__cfg.observe;
 }
 
 /* Returns the family name used in the trace. */
@@ -89,43 +91,73 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
                         const struct addrinfo *hints, struct addrinfo **res)
 {
   const struct addrinfo *ai;
+  struct addrinfo h2;
+  shim_answer ans;
   shim_json j;
   unsigned long id;
+  char synth[INET_ADDRSTRLEN] = "";
+  const char *ask = node;
+  int dual = 0, rc, saved;
   double t0;
-  int rc, saved;
 
   if (shim__init() != 0)
     return EAI_SYSTEM;
-  if (!tracing())
+  if (!active())
     return shim__real.getaddrinfo(node, service, hints, res);
   t0 = shim__mono_ms();
-  rc = shim__real.getaddrinfo(node, service, hints, res);
-  saved = errno;
-  id = shim__next_id();
-  shim__json_begin(&j, "lookup", id);
-  shim__json_str(&j, "name", node ? node : "");
-  shim__json_str(&j, "family", family_text(hints ? hints->ai_family : 0));
-  shim__json_str(&j, "via", "getaddrinfo");
-  shim__json_array_begin(&j, "result");
-  for (ai = rc == 0 ? *res : NULL; ai != NULL; ai = ai->ai_next) {
-    ds_addr a;
-    char text[DS_ADDR_STRLEN];
-    /* getaddrinfo lists each address once per socket type. */
-    if (ai->ai_socktype != 0 && ai->ai_socktype != SOCK_STREAM &&
-        !(hints && hints->ai_socktype == ai->ai_socktype))
-      continue;
-    if (ds_addr_from_sockaddr(&a, ai->ai_addr, ai->ai_addrlen) != 0)
-      continue;
-    ds_addr_format(&a, text, sizeof text, 0);
-    shim__json_item(&j, text);
-    if (node != NULL)
-      remember(&a, node, id);
+  if (translating() && hints != NULL &&
+      shim__eligible(node, hints->ai_family, hints->ai_flags) &&
+      shim__resolve_both(node, &ans) == 0) {
+    if (ans.n4 > 0 && !ans.loopback4) {
+      dual = ans.n6 > 0; /* real A records, all of them (RFC 6535) */
+    } else if (ans.n4 == 0 && ans.n6 > 0) {
+      struct in_addr a = {htonl(shim__pool_synthesize(node))};
+      if (a.s_addr != 0) {
+        /* libc builds the list, so its own freeaddrinfo frees it. */
+        inet_ntop(AF_INET, &a, synth, sizeof synth);
+        h2 = *hints;
+        h2.ai_flags |= AI_NUMERICHOST;
+        h2.ai_flags &= ~AI_CANONNAME;
+        hints = &h2;
+        ask = synth;
+      }
+    }
   }
-  shim__json_array_end(&j);
-  if (rc != 0)
-    shim__json_str(&j, "error", gai_strerror(rc));
-  shim__json_num(&j, "ms", shim__mono_ms() - t0);
-  shim__json_emit(&j);
+  rc = shim__real.getaddrinfo(ask, service, hints, res);
+  saved = errno;
+  for (ai = rc == 0 && dual ? *res : NULL; ai != NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET)
+      shim__pool_dual(
+          ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr), node);
+  if (shim__cfg.trace_fd >= 0) {
+    id = shim__next_id();
+    shim__json_begin(&j, "lookup", id);
+    shim__json_str(&j, "name", node ? node : "");
+    shim__json_str(&j, "family", family_text(hints ? hints->ai_family : 0));
+    shim__json_str(&j, "via", "getaddrinfo");
+    shim__json_array_begin(&j, "result");
+    for (ai = rc == 0 ? *res : NULL; ai != NULL; ai = ai->ai_next) {
+      ds_addr a;
+      char text[DS_ADDR_STRLEN];
+      /* getaddrinfo lists each address once per socket type. */
+      if (ai->ai_socktype != 0 && ai->ai_socktype != SOCK_STREAM &&
+          !(hints && hints->ai_socktype == ai->ai_socktype))
+        continue;
+      if (ds_addr_from_sockaddr(&a, ai->ai_addr, ai->ai_addrlen) != 0)
+        continue;
+      ds_addr_format(&a, text, sizeof text, 0);
+      shim__json_item(&j, text);
+      if (node != NULL)
+        remember(&a, node, id);
+    }
+    shim__json_array_end(&j);
+    if (synth[0])
+      shim__json_str(&j, "synthetic", synth);
+    if (rc != 0)
+      shim__json_str(&j, "error", gai_strerror(rc));
+    shim__json_num(&j, "ms", shim__mono_ms() - t0);
+    shim__json_emit(&j);
+  }
   shim__leave();
   errno = saved;
   return rc;
@@ -167,43 +199,91 @@ static void trace_hostent(const char *name, int family, const char *via,
   shim__json_emit(&j);
 }
 
+/* Per-thread storage for a synthesized answer, as glibc's own
+ * gethostbyname uses. */
+static _Thread_local struct {
+  struct hostent he;
+  char name[256];
+  char *aliases[1];
+  struct in_addr addr;
+  char *addrs[2];
+} tls_he;
+
+/* The shared body of gethostbyname and gethostbyname2(AF_INET): real A
+ * records when the name has them (marked dual-stack when it also has
+ * AAAA), else a synthetic address when it has only AAAA. */
+static struct hostent *lookup_hostent(const char *name, int af,
+                                      const char *via)
+{
+  struct hostent *he = NULL;
+  shim_answer ans;
+  double t0 = shim__mono_ms();
+  int saved, synthesized = 0, dual = 0;
+  char **p;
+
+  if (translating() && shim__eligible(name, af, 0) &&
+      shim__resolve_both(name, &ans) == 0) {
+    if (ans.n4 > 0 && !ans.loopback4) {
+      dual = ans.n6 > 0;
+    } else if (ans.n4 == 0 && ans.n6 > 0) {
+      uint32_t ip = shim__pool_synthesize(name);
+      if (ip != 0) {
+        snprintf(tls_he.name, sizeof tls_he.name, "%s", name);
+        tls_he.aliases[0] = NULL;
+        tls_he.addr.s_addr = htonl(ip);
+        tls_he.addrs[0] = (char *)&tls_he.addr;
+        tls_he.addrs[1] = NULL;
+        tls_he.he.h_name = tls_he.name;
+        tls_he.he.h_aliases = tls_he.aliases;
+        tls_he.he.h_addrtype = AF_INET;
+        tls_he.he.h_length = 4;
+        tls_he.he.h_addr_list = tls_he.addrs;
+        he = &tls_he.he;
+        synthesized = 1;
+      }
+    }
+  }
+  if (!synthesized)
+    he = af == AF_INET && strcmp(via, "gethostbyname") == 0
+             ? shim__real.gethostbyname(name)
+             : shim__real.gethostbyname2(name, af);
+  saved = errno;
+  for (p = he != NULL && dual ? he->h_addr_list : NULL; p && *p; p++) {
+    struct in_addr a;
+    memcpy(&a, *p, 4);
+    shim__pool_dual(ntohl(a.s_addr), name);
+  }
+  if (shim__cfg.trace_fd >= 0)
+    trace_hostent(name, af, via, he, t0);
+  errno = saved;
+  return he;
+}
+
 DS_HOOK struct hostent *gethostbyname(const char *name)
 {
   struct hostent *he;
-  double t0;
-  int saved;
   if (shim__init() != 0) {
     h_errno = NO_RECOVERY;
     return NULL;
   }
-  if (!tracing())
+  if (!active())
     return shim__real.gethostbyname(name);
-  t0 = shim__mono_ms();
-  he = shim__real.gethostbyname(name);
-  saved = errno;
-  trace_hostent(name, AF_INET, "gethostbyname", he, t0);
+  he = lookup_hostent(name, AF_INET, "gethostbyname");
   shim__leave();
-  errno = saved;
   return he;
 }
 
 DS_HOOK struct hostent *gethostbyname2(const char *name, int af)
 {
   struct hostent *he;
-  double t0;
-  int saved;
   if (shim__init() != 0) {
     h_errno = NO_RECOVERY;
     return NULL;
   }
-  if (!tracing())
+  if (!active())
     return shim__real.gethostbyname2(name, af);
-  t0 = shim__mono_ms();
-  he = shim__real.gethostbyname2(name, af);
-  saved = errno;
-  trace_hostent(name, af, "gethostbyname2", he, t0);
+  he = lookup_hostent(name, af, "gethostbyname2");
   shim__leave();
-  errno = saved;
   return he;
 }
 
@@ -234,24 +314,174 @@ static void trace_sockaddr(const char *event, const struct sockaddr *sa,
   shim__json_emit(&j);
 }
 
+/* Returns the socket type of fd (SOCK_STREAM, ...), or -1. */
+static int socket_type(int fd)
+{
+  int type = -1;
+  socklen_t len = sizeof type;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+    return -1;
+  return type;
+}
+
+/* Returns 1 if sa is an IPv4 address in the destination pool that stands
+ * for nothing (stale, or another process's): never to be sent anywhere. */
+static int unmapped_pool_address(const struct sockaddr *sa, socklen_t len)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  char name[256];
+  uint32_t ip;
+  if (sa == NULL || len < sizeof *sin || sa->sa_family != AF_INET)
+    return 0;
+  ip = ntohl(sin->sin_addr.s_addr);
+  return shim__pool_contains(ip) && shim__pool_name(ip, name, sizeof name) != 1;
+}
+
+/* Traces a refusal to send to a pool address without mapping. */
+static void trace_unmapped(const struct sockaddr *sa, socklen_t len)
+{
+  shim_json j;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN];
+  if (shim__cfg.trace_fd < 0 || ds_addr_from_sockaddr(&a, sa, len) != 0)
+    return;
+  ds_addr_format(&a, text, sizeof text, DS_ADDR_FMT_PORT);
+  shim__json_begin(&j, "passthrough", shim__next_id());
+  shim__json_str(&j, "reason", "pool address without mapping: ENETUNREACH");
+  shim__json_str(&j, "addr", text);
+  shim__json_emit(&j);
+}
+
 DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
   double t0;
   int rc, saved;
+  char name[256];
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      !tracing())
+      !active())
     return shim__real.connect(fd, sa, len);
   t0 = shim__mono_ms();
+  if (translating() && sa->sa_family == AF_INET &&
+      len >= sizeof(struct sockaddr_in)) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+    int kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
+    if (kind != 0 && socket_type(fd) == SOCK_STREAM) {
+      rc = shim__race_connect(fd, name, sin);
+      saved = errno;
+      if (shim__cfg.trace_fd >= 0)
+        trace_sockaddr("connect", sa, len, rc, saved, t0);
+      shim__leave();
+      errno = saved;
+      return rc;
+    }
+    if (kind != 2 && unmapped_pool_address(sa, len)) {
+      /* UDP to a synthetic address is not translated yet: refuse it
+       * rather than let it leave for the network. */
+      trace_unmapped(sa, len);
+      shim__leave();
+      errno = ENETUNREACH;
+      return -1;
+    }
+  }
   rc = shim__real.connect(fd, sa, len);
   saved = errno;
-  trace_sockaddr("connect", sa, len, rc, saved, t0);
+  if (shim__cfg.trace_fd >= 0)
+    trace_sockaddr("connect", sa, len, rc, saved, t0);
   shim__leave();
   errno = saved;
   return rc;
+}
+
+DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                       const struct sockaddr *sa, socklen_t len)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (sa != NULL && !shim__cfg.disabled && translating() &&
+      unmapped_pool_address(sa, len)) {
+    errno = ENETUNREACH;
+    return -1;
+  }
+  return shim__real.sendto(fd, buf, n, flags, sa, len);
+}
+
+DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (msg != NULL && msg->msg_name != NULL && !shim__cfg.disabled &&
+      translating() && unmapped_pool_address(msg->msg_name, msg->msg_namelen)) {
+    errno = ENETUNREACH;
+    return -1;
+  }
+  return shim__real.sendmsg(fd, msg, flags);
+}
+
+DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  struct sockaddr_in sin;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (!shim__cfg.disabled && sa != NULL && len != NULL &&
+      shim__fd_peer(fd, &sin)) {
+    memcpy(sa, &sin, *len < sizeof sin ? *len : sizeof sin);
+    *len = sizeof sin;
+    return 0;
+  }
+  return shim__real.getpeername(fd, sa, len);
+}
+
+DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  struct sockaddr_in sin, peer;
+  struct sockaddr_in6 s6;
+  socklen_t l6 = sizeof s6;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (!shim__cfg.disabled && sa != NULL && len != NULL &&
+      shim__fd_peer(fd, &peer) &&
+      shim__real.getsockname(fd, (struct sockaddr *)&s6, &l6) == 0 &&
+      s6.sin6_family == AF_INET6) {
+    /* The local IPv6 address, as the source-pool address standing for
+     * it, with the real port. */
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = s6.sin6_port;
+    sin.sin_addr.s_addr = htonl(shim__source_address(&s6.sin6_addr));
+    memcpy(sa, &sin, *len < sizeof sin ? *len : sizeof sin);
+    *len = sizeof sin;
+    return 0;
+  }
+  return shim__real.getsockname(fd, sa, len);
+}
+
+DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+  struct sockaddr_in peer;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (!shim__cfg.disabled && level == SOL_SOCKET && opt == SO_DOMAIN &&
+      val != NULL && len != NULL && *len >= sizeof(int) &&
+      shim__fd_peer(fd, &peer)) {
+    *(int *)val = AF_INET;
+    *len = sizeof(int);
+    return 0;
+  }
+  return shim__real.getsockopt(fd, level, opt, val, len);
 }
 
 DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
@@ -263,7 +493,7 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
     return -1;
   }
   if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      !tracing())
+      shim__cfg.trace_fd < 0 || !active())
     return shim__real.bind(fd, sa, len);
   t0 = shim__mono_ms();
   rc = shim__real.bind(fd, sa, len);

@@ -84,6 +84,15 @@ static void init_once(void)
   shim__real.freeaddrinfo = next_sym("freeaddrinfo");
   shim__real.gethostbyname = next_sym("gethostbyname");
   shim__real.gethostbyname2 = next_sym("gethostbyname2");
+  shim__real.sendto = next_sym("sendto");
+  shim__real.sendmsg = next_sym("sendmsg");
+  shim__real.getpeername = next_sym("getpeername");
+  shim__real.getsockname = next_sym("getsockname");
+  shim__real.getsockopt = next_sym("getsockopt");
+  if (shim__real.sendto == NULL || shim__real.sendmsg == NULL ||
+      shim__real.getpeername == NULL || shim__real.getsockname == NULL ||
+      shim__real.getsockopt == NULL)
+    return;
   if (shim__real.connect == NULL || shim__real.bind == NULL ||
       shim__real.getaddrinfo == NULL || shim__real.freeaddrinfo == NULL ||
       shim__real.gethostbyname == NULL || shim__real.gethostbyname2 == NULL)
@@ -99,14 +108,14 @@ static void init_once(void)
   ds__sys.close = next_sym("close");
   ds__sys.recv = next_sym("recv");
   ds__sys.send = next_sym("send");
-  ds__sys.sendmsg = next_sym("sendmsg");
+  ds__sys.sendmsg = shim__real.sendmsg;
   ds__sys.recvmsg = next_sym("recvmsg");
-  ds__sys.sendto = next_sym("sendto");
+  ds__sys.sendto = shim__real.sendto;
   ds__sys.recvfrom = next_sym("recvfrom");
-  ds__sys.getsockname = next_sym("getsockname");
-  ds__sys.getpeername = next_sym("getpeername");
+  ds__sys.getsockname = shim__real.getsockname;
+  ds__sys.getpeername = shim__real.getpeername;
   ds__sys.setsockopt = next_sym("setsockopt");
-  ds__sys.getsockopt = next_sym("getsockopt");
+  ds__sys.getsockopt = shim__real.getsockopt;
   ds__sys.shutdown = next_sym("shutdown");
   ds__sys.epoll_ctl = next_sym("epoll_ctl");
   init_rc = 0;
@@ -118,6 +127,8 @@ static void init_once(void)
   if (flag("DUALSTACK_DISABLE"))
     return;
   shim__cfg.observe = flag("DUALSTACK_OBSERVE");
+  if (shim__pool_init(secure_getenv("DUALSTACK_POOL")) != 0)
+    shim__cfg.observe = 1; /* no pool: translate nothing, still trace */
   shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
   shim__cfg.disabled = 0;
 }

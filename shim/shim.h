@@ -20,6 +20,12 @@ typedef struct shim_real {
   void (*freeaddrinfo)(struct addrinfo *);
   struct hostent *(*gethostbyname)(const char *);
   struct hostent *(*gethostbyname2)(const char *, int);
+  ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *,
+                    socklen_t);
+  ssize_t (*sendmsg)(int, const struct msghdr *, int);
+  int (*getpeername)(int, struct sockaddr *, socklen_t *);
+  int (*getsockname)(int, struct sockaddr *, socklen_t *);
+  int (*getsockopt)(int, int, int, void *, socklen_t *);
 } shim_real;
 
 /* Configuration read once from the environment (secure_getenv). */
@@ -75,3 +81,51 @@ void shim__json_emit(shim_json *j);
 const char *shim__errname(int err);
 
 #endif
+
+/* ---- pool.c: synthetic addresses (host byte order IPv4) ---- */
+
+/* Sets up the destination pool from a CIDR (NULL: 10.170.160.0/20).
+ * Returns 0 or -1 (bad CIDR or no memory: no synthesis then). */
+int shim__pool_init(const char *cidr);
+/* Returns 1 if ip lies in the destination pool's range. */
+int shim__pool_contains(uint32_t ip);
+/* Returns the synthetic address standing for name (allocated on first
+ * use, the least recently used one recycled when full), or 0. */
+uint32_t shim__pool_synthesize(const char *name);
+/* Copies the name ip stands for into name: returns 1 for a synthetic
+ * address, 2 for a real IPv4 address of a dual-stack name, 0 if none. */
+int shim__pool_name(uint32_t ip, char *name, size_t len);
+/* Records ip as a real IPv4 address handed out for dual-stack name. */
+void shim__pool_dual(uint32_t ip, const char *name);
+
+/* ---- names.c: what a lookup of name finds, both families ---- */
+
+typedef struct shim_answer {
+  int n4, n6;          /* addresses found per family */
+  int loopback4;       /* an IPv4 answer is in 127/8 */
+  uint32_t a4[16];     /* IPv4 answers, host order */
+} shim_answer;
+
+/* Looks name up for A and AAAA with the library's resolver, returning when
+ * both answered or at the first positive answer plus the Resolution
+ * Delay. Returns 0, or -1 when the resolver could not run. */
+int shim__resolve_both(const char *name, shim_answer *out);
+
+/* Returns 1 if a lookup of node with hints is one the shim answers:
+ * IPv4 only, a name (not a number inet_aton takes), not passive, not
+ * numeric-only. */
+int shim__eligible(const char *node, int family, int flags);
+
+/* ---- connect.c ---- */
+
+/* Runs the Happy Eyeballs race for name at asked's port and installs the
+ * winner on fd, remembering asked as the peer the application sees.
+ * Returns 0, or -1 with errno set. */
+int shim__race_connect(int fd, const char *name,
+                       const struct sockaddr_in *asked);
+/* If fd is a socket the shim installed a race's winner on, copies the
+ * IPv4 address the application connected to into *sin and returns 1. */
+int shim__fd_peer(int fd, struct sockaddr_in *sin);
+/* The source-pool address standing for a local IPv6 address (host
+ * order), or 0. */
+uint32_t shim__source_address(const struct in6_addr *a);

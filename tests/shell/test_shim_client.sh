@@ -1,0 +1,248 @@
+#!/bin/bash
+# The preload shim, client side, with real IPv4-only programs in a lab
+# pair: nc.traditional, Perl IO::Socket::INET, Python gethostbyname +
+# AF_INET, curl -4 and wget -4. Names come from the test DNS server in B
+# through A's resolv.conf; B serves HTTP on port 80 of both families and
+# answers with the peer address it saw.
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+. "$DS_TOP/tests/lab/lab.sh"
+
+SHIM=$DS_BUILD/libdualstack-preload.so
+PY=/usr/bin/python3
+
+need_lab() {
+  ds_require_root || return 1
+  lab_available && return 0
+  ds_skip "$LAB_WHY"
+  return 1
+}
+
+suite_setUp() {
+  need_lab || return 0
+  lab_pair || return 0
+  cat > "$LAB_TMP/dns.conf" <<'EOF'
+v6only.test  AAAA 2001:db8::2
+v6only.test  A    NODATA
+both.test    A    192.0.2.2
+both.test    AAAA 2001:db8::2
+gone.test    *    NXDOMAIN
+EOF
+  lab_dns b 192.0.2.2 "$LAB_TMP/dns.conf" "$LAB_TMP/dns.log" a
+  # HTTP on [::]:80 for both families; the body is the peer it saw.
+  lab_bg b $PY -c '
+import socket, threading
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", 80)); s.listen(64)
+def serve(c, a):
+    c.settimeout(2)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            d = c.recv(4096)
+            if not d: break
+            data += d
+    except OSError: pass
+    peer = a[0][7:] if a[0].startswith("::ffff:") else a[0]
+    body = ("peer %s\n" % peer).encode()
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    c.close()
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a)).start()'
+  lab_wait_port b tcp 80
+}
+
+suite_tearDown() {
+  lab_cleanup
+}
+
+suite_oneTimeTearDown() {
+  lab_cleanup
+}
+
+# Runs one client program against http://NAME/ in A: $1 = nc|perl|python|
+# curl|wget, $2 = name, $3 = "shim" or "bare". Prints what it received.
+client() {
+  local prog=$1 name=$2 pre=
+  [ "$3" = shim ] && pre="LD_PRELOAD=$SHIM"
+  case $prog in
+    nc) printf 'GET / HTTP/1.0\r\n\r\n' |
+        lab_run a env $pre timeout 5 nc.traditional -q 2 "$name" 80 ;;
+    perl) lab_run a env $pre timeout 5 perl -MIO::Socket::INET -e '
+        my $s = IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => 80,
+          Proto => "tcp") or die "connect: $@\n";
+        print $s "GET / HTTP/1.0\r\n\r\n"; print while <$s>;' "$name" ;;
+    python) lab_run a env $pre timeout 5 $PY -c '
+import socket, sys
+a = socket.gethostbyname(sys.argv[1])
+s = socket.socket(socket.AF_INET); s.connect((a, 80))
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+while True:
+    d = s.recv(4096)
+    if not d: break
+    sys.stdout.write(d.decode())' "$name" ;;
+    curl) lab_run a env $pre timeout 5 curl -4 -s -S "http://$name/" ;;
+    wget) lab_run a env $pre timeout 5 wget -4 -q -O - "http://$name/" ;;
+  esac
+}
+
+PROGS="nc perl python curl wget"
+
+test_ipv6_only_name_works_only_with_the_shim() {
+  need_lab || return 0
+  for p in $PROGS; do
+    out=$(client $p v6only.test bare 2>/dev/null)
+    assertNotContains "$p without the shim reaches nothing" "$out" "peer"
+    out=$(client $p v6only.test shim 2>&1)
+    assertContains "$p with the shim: the server saw A's IPv6 address" \
+      "$out" "peer 2001:db8::1"
+  done
+}
+
+test_ipv6_literal_where_ipv4_was_expected() {
+  need_lab || return 0
+  out=$(client nc 2001:db8::2 shim 2>&1)
+  assertContains "nc to an IPv6 literal" "$out" "peer 2001:db8::1"
+  out=$(client python 2001:db8::2 shim 2>&1)
+  assertContains "python to an IPv6 literal" "$out" "peer 2001:db8::1"
+}
+
+test_dual_stack_ipv6_blackholed_goes_ipv4_fast() {
+  need_lab || return 0
+  lab_blackhole b 2001:db8::2 80 tcp
+  for p in $PROGS; do
+    t0=$(date +%s%N)
+    out=$(client $p both.test shim 2>&1)
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    assertContains "$p reached the server over IPv4" "$out" "peer 192.0.2.1"
+    # 250 ms attempt delay, plus process start-up and the lookup.
+    assertTrue "$p took ${ms} ms (< 500)" "[ $ms -lt 500 ]"
+  done
+}
+
+test_dual_stack_ipv4_blackholed_goes_ipv6_with_the_shim() {
+  need_lab || return 0
+  lab_blackhole b 192.0.2.2 80 tcp
+  for p in nc python curl; do
+    out=$(client $p both.test shim 2>&1)
+    assertContains "$p with the shim over IPv6" "$out" "peer 2001:db8::1"
+  done
+  # Without the shim the IPv4-only program hangs on the black hole; the
+  # client's 5 s timeout ends it.
+  t0=$(date +%s%N)
+  out=$(client python both.test bare 2>&1)
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assertNotContains "python without the shim gets nothing" "$out" "peer"
+  assertTrue "python without the shim hung until killed (${ms} ms)" \
+    "[ $ms -ge 4500 ]"
+}
+
+test_unknown_name_same_error_with_and_without() {
+  need_lab || return 0
+  for p in nc perl python curl wget; do
+    bare=$(client $p gone.test bare 2>&1; echo "rc=$?")
+    shim=$(client $p gone.test shim 2>&1; echo "rc=$?")
+    assertEquals "$p: same output and status" "$bare" "$shim"
+  done
+}
+
+test_every_address_refused_is_econnrefused_promptly() {
+  need_lab || return 0
+  lab_refuse b 2001:db8::2 80 tcp
+  lab_refuse b 192.0.2.2 80 tcp
+  t0=$(date +%s%N)
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
+import socket
+a = socket.gethostbyname("both.test")
+try:
+    socket.socket().connect((a, 80))
+except OSError as e:
+    print(e.errno == 111, e)' 2>&1)
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assertContains "ECONNREFUSED" "$out" "True"
+  assertTrue "promptly (${ms} ms)" "[ $ms -lt 1000 ]"
+}
+
+test_second_connect_remembers_the_family() {
+  need_lab || return 0
+  lab_blackhole b 2001:db8::2 80 tcp
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
+import socket, time
+a = socket.gethostbyname("both.test")
+for i in range(2):
+    t = time.monotonic(); s = socket.socket(); s.connect((a, 80))
+    print("%d %.0f" % (i, (time.monotonic() - t) * 1000)); s.close()' 2>&1)
+  first=$(echo "$out" | awk '$1 == 0 {print $2}')
+  second=$(echo "$out" | awk '$1 == 1 {print $2}')
+  assertTrue "first connect waited the attempt delay ($first ms)" \
+    "[ -n '$first' ] && [ $first -ge 240 ]"
+  assertTrue "second connect went straight to IPv4 ($second ms)" \
+    "[ -n '$second' ] && [ $second -lt 50 ]"
+}
+
+test_application_keeps_seeing_ipv4() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
+import socket
+a = socket.gethostbyname("v6only.test")
+s = socket.socket(socket.AF_INET); s.connect((a, 80))
+print("addr", a)
+print("peer", s.getpeername()[0] == a, s.getpeername()[1])
+h = s.getsockname()[0]
+print("sock", h.startswith("172.21.") and h != "0.0.0.0")
+print("domain", s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))' 2>&1)
+  assertContains "synthetic address from the pool" "$out" "addr 10.170.16"
+  assertContains "getpeername is what it connected to" "$out" "peer True 80"
+  assertContains "getsockname is a source-pool address" "$out" "sock True"
+  assertContains "SO_DOMAIN says AF_INET" "$out" "domain 2"
+}
+
+test_pool_address_without_mapping_is_enetunreach() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_TRACE=stderr $PY -c '
+import socket
+for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.connect(("10.170.160.99", 80)); print("connected")
+    except OSError as e:
+        print("errno", e.errno)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"x", ("10.170.160.99", 80)); print("sent")
+except OSError as e:
+    print("sendto errno", e.errno)' 2>&1)
+  assertEquals "TCP and UDP connect refused" 2 \
+    "$(echo "$out" | grep -c '^errno 101$')"
+  assertContains "sendto refused" "$out" "sendto errno 101"
+  assertContains "traced" "$out" "pool address without mapping"
+}
+
+test_localhost_and_numbers_pass_through() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM $PY -c '
+import socket
+print(socket.gethostbyname("localhost"))
+print(socket.getaddrinfo("10", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+print(socket.getaddrinfo("both.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])' 2>&1)
+  assertEquals "localhost, an inet_aton number, real A records" \
+    "$(printf '127.0.0.1\n0.0.0.10\n192.0.2.2')" "$out"
+}
+
+test_disable_is_a_pure_passthrough() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_DISABLE=1 timeout 5 $PY -c '
+import socket
+try: print(socket.gethostbyname("v6only.test"))
+except OSError as e: print("error", e)' 2>&1)
+  assertContains "no synthesis when disabled" "$out" "error"
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_OBSERVE=1 timeout 5 $PY -c '
+import socket
+try: print(socket.gethostbyname("v6only.test"))
+except OSError as e: print("error", e)' 2>&1)
+  assertContains "no synthesis when observing" "$out" "error"
+}
+
+ds_run_shunit
