@@ -85,10 +85,19 @@ STATIC := $(B)/libdualstack.a
 PCFILE := $(B)/dualstack.pc
 
 DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
-             nftables clang libclang-rt-14-dev \
-             netcat-traditional strace busybox-static perl
+             nftables clang libclang-rt-14-dev python3 libuv1-dev \
+             libevent-dev curl netcat-traditional strace busybox-static perl wget
 
-.PHONY: all check deps install uninstall clean fuzz
+# Each tools/bench/NAME.c is a benchmark program: $(B)/bench/NAME, linked
+# with the library; NAME_uv and NAME_ev are the libuv and libevent peers.
+BENCH_SRCS := $(sort $(wildcard tools/bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:tools/bench/%.c=$(B)/bench/%)
+UV_LIBS = $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+EV_LIBS = $(shell pkg-config --libs libevent 2>/dev/null || echo -levent)
+$(filter %_uv,$(BENCH_BINS)): BENCH_LIBS = $(UV_LIBS)
+$(filter %_ev,$(BENCH_BINS)): BENCH_LIBS = $(EV_LIBS)
+
+.PHONY: all check deps install uninstall clean fuzz bench
 .DEFAULT_GOAL := all
 
 all: $(SHARED) $(STATIC) $(PCFILE) $(PRELOAD) $(LAB_BINS) $(TOOL_BINS)
@@ -149,6 +158,12 @@ $(B)/%: tools/%.c $(STATIC)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(CARES_LIBS)
 
+$(B)/bench/%: tools/bench/%.c tools/bench/bench.h $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(CARES_LIBS) \
+	  $(BENCH_LIBS)
+
 # The unit test binary links the library objects directly, so tests may
 # reach internal (hidden) functions.
 $(B)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
@@ -181,6 +196,12 @@ fuzz: deps
 	build/fuzz/fuzz_addr -max_total_time=$(FUZZ_SECONDS) -max_len=256 \
 	  build/fuzz/corpus
 
+# Benchmarks against libuv, libevent, curl and Python (tools/bench/run.sh):
+# a few minutes; writes tools/bench/README.md. Needs root for the lab.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
+	$(Q)DS_BUILD=$(B) bash tools/bench/run.sh
+
 deps:
 	$(Q)sh tests/deps.sh $(DEPS_PKGS)
 
@@ -205,4 +226,5 @@ uninstall:
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(SHIM_OBJS:.o=.d) $(TOOL_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(SHIM_OBJS:.o=.d) $(TOOL_BINS:=.d) \
+  $(BENCH_BINS:=.d)
