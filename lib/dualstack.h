@@ -322,9 +322,9 @@ typedef struct ds_protocol {
 } ds_protocol;
 
 /*! Connects to host:port. host is an IPv4 or IPv6 literal (a scope is
- * allowed, and required for link-local) or, with the resolver, a host
- * name resolved to IPv4 only (the IPv6 plan's low-level rule); until the
- * resolver exists a host name is DS_EHOSTNAME.
+ * allowed, and required for link-local) or a host name, resolved to IPv4
+ * only (the IPv6 plan's low-level rule; a bind address must then be IPv4,
+ * else DS_EFAMILY). Name failures arrive through connection_failed.
  * \param timeout_ms  0 for none; else the attempt ends with -ETIMEDOUT
  * \param bind  local address to bind first, or NULL; its family must be
  *              host's (else DS_EFAMILY at once)
@@ -338,10 +338,12 @@ DS_API int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
 
 /*! Queues data and writes what the socket takes at once.
  * \return 0, -ENOTCONN when not connected, -EPIPE after lose/half-close,
- * -ENOMEM. */
+ * -ENOMEM (nothing queued then), or the socket's error (ECONNRESET...),
+ * after which the connection is lost. */
 DS_API int ds_tcp_write(ds_tcp *t, const void *data, size_t len);
 
-/*! As ds_tcp_write() for an iovec. */
+/*! As ds_tcp_write() for an iovec; -EINVAL for iovcnt < 0 or above
+ * IOV_MAX (the connection stays). */
 DS_API int ds_tcp_writev(ds_tcp *t, const struct iovec *iov, int iovcnt);
 
 /*! \return bytes queued but not yet taken by the kernel. */
@@ -387,7 +389,9 @@ DS_API void ds_tcp_set_user(ds_tcp *t, void *user);
 
 /*! A protocol factory: called for each accepted connection with its
  * transport; sets *proto and *user. Returning non-zero refuses it (the
- * socket is closed). */
+ * socket is closed, no callback runs). The factory may write through the
+ * transport; if it also closes it and returns 0, the protocol gets
+ * connection_lost on a later turn and no connection_made. */
 typedef int (*ds_factory_fn)(void *factory_data, ds_tcp *t,
                              const ds_protocol **proto, void **user);
 
@@ -782,7 +786,8 @@ DS_API int ds_nat64_discover(ds_reactor *r, const ds_resolver_opts *opts,
                              ds_nat64_cb cb, void *user, ds_nat64_query **out,
                              char *err, size_t errlen);
 
-/*! Cancels a discovery: no callback runs. */
+/*! Cancels a discovery: no callback runs. The query is freed after its
+ * callback returns; a cancel from inside the callback does nothing. */
 DS_API void ds_nat64_cancel(ds_nat64_query *q);
 
 /*! What happened during a race, for tools and traces. */

@@ -70,6 +70,7 @@ struct ds_nat64_query {
   ds_lookup *lookup;
   ds_nat64_cb cb;
   void *user;
+  int in_cb; /* the callback runs: a cancel from it changes nothing */
 };
 
 /* The AAAA answer for ipv4only.arpa: the first address that embeds a
@@ -81,12 +82,10 @@ static void discovered(ds_lookup *l, int family, int status,
 {
   static const unsigned lens[] = {96, 64, 56, 48, 40, 32};
   ds_nat64_query *q = user;
-  ds_nat64_cb cb = q->cb;
-  void *u = q->user;
   size_t i, k;
   (void)l;
   (void)family;
-  free(q);
+  q->in_cb = 1;
   for (i = 0; status == 0 && i < n; i++)
     for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
       ds_addr v4, prefix;
@@ -102,10 +101,12 @@ static void discovered(ds_lookup *l, int family, int status,
       memset(&prefix, 0, sizeof prefix);
       prefix.family = AF_INET6;
       memcpy(prefix.ip.bytes, addrs[i].ip.bytes, lens[k] / 8);
-      cb(0, &prefix, lens[k], u);
+      q->cb(0, &prefix, lens[k], q->user);
+      free(q);
       return;
     }
-  cb(status != 0 ? status : DS_ENODATA, NULL, 0, u);
+  q->cb(status != 0 ? status : DS_ENODATA, NULL, 0, q->user);
+  free(q);
 }
 
 int ds_nat64_discover(ds_reactor *r, const ds_resolver_opts *opts,
@@ -134,7 +135,7 @@ int ds_nat64_discover(ds_reactor *r, const ds_resolver_opts *opts,
 
 void ds_nat64_cancel(ds_nat64_query *q)
 {
-  if (q == NULL)
+  if (q == NULL || q->in_cb)
     return;
   ds_lookup_cancel(q->lookup);
   free(q);

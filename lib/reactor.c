@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -60,6 +61,7 @@ struct ds_reactor {
   int dispatching;
   pthread_mutex_t ts_lock;
   ds__call *ts_calls, *ts_tail;
+  atomic_uint ts_pending; /* read without the lock by alive() */
 };
 
 static void run_soon(void *p);
@@ -220,6 +222,7 @@ int ds_reactor_call_threadsafe(ds_reactor *r, void (*fn)(void *), void *data)
   else
     r->ts_calls = c;
   r->ts_tail = c;
+  atomic_fetch_add(&r->ts_pending, 1);
   pthread_mutex_unlock(&r->ts_lock);
   /* EAGAIN means the counter is already non-zero: the reactor will wake. */
   do
@@ -501,6 +504,7 @@ static void run_threadsafe(ds_reactor *r)
     next = c->next;
     c->fn(c->data);
     free(c);
+    atomic_fetch_sub(&r->ts_pending, 1);
   }
 }
 
@@ -508,7 +512,7 @@ static void run_threadsafe(ds_reactor *r)
 static int alive(const ds_reactor *r)
 {
   return r->active_io > 0 || r->nheap > 0 || r->calls != NULL ||
-         r->ts_calls != NULL;
+         atomic_load(&r->ts_pending) > 0;
 }
 
 int ds_reactor_run_once(ds_reactor *r, int timeout_ms)

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ struct ds_listener {
   ds_addr host;
   unsigned accepting : 1; /* inside listener_io: freeing must wait */
   unsigned closed : 1;
+  ds_timer *backoff; /* out of fds: accepting resumes when it fires */
 };
 
 /* Given to a transport whose callbacks must not run (an error return). */
@@ -117,10 +119,21 @@ static void tcp_finish(void *p)
   ds__reactor_unref(r);
 }
 
+/* Frees the write queue. */
+static void tcp_drop_queue(ds_tcp *t)
+{
+  chunk *c, *next;
+  for (c = t->wq; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
+  t->wq = t->wq_tail = NULL;
+  t->buffered = 0;
+}
+
 /* Closes the socket now and queues the final callback with reason. */
 static void tcp_close(ds_tcp *t, int reason)
 {
-  chunk *c, *next;
 
   if (t->state == TCP_CLOSED)
     return;
@@ -137,12 +150,7 @@ static void tcp_close(ds_tcp *t, int reason)
   if (t->fd >= 0)
     ds__sys.close(t->fd);
   t->fd = -1;
-  for (c = t->wq; c != NULL; c = next) {
-    next = c->next;
-    free(c);
-  }
-  t->wq = t->wq_tail = NULL;
-  t->buffered = 0;
+  tcp_drop_queue(t);
   ds__reactor_defer(t->r, &t->final, tcp_finish, t);
 }
 
@@ -529,33 +537,13 @@ int ds_connect_host_error(const ds_tcp *t, char *buf, size_t len)
   return n < 0 ? 0 : (n >= (int)len ? (int)len - 1 : n);
 }
 
-/* Queues len bytes of data (a copy). Returns 0 or -ENOMEM. */
-static int tcp_queue(ds_tcp *t, const void *data, size_t len)
-{
-  chunk *c;
-  if (len == 0)
-    return 0;
-  c = malloc(sizeof *c + len);
-  if (c == NULL)
-    return -ENOMEM;
-  c->next = NULL;
-  c->len = len;
-  c->off = 0;
-  memcpy(c->data, data, len);
-  if (t->wq_tail != NULL)
-    t->wq_tail->next = c;
-  else
-    t->wq = c;
-  t->wq_tail = c;
-  t->buffered += len;
-  return 0;
-}
-
 int ds_tcp_writev(ds_tcp *t, const struct iovec *iov, int iovcnt)
 {
   size_t skip = 0, total = 0;
   int i, rc;
 
+  if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && iov == NULL))
+    return -EINVAL;
   if (t->state != TCP_CONNECTED)
     return -ENOTCONN;
   if (t->lose_pending || t->shut_pending || t->write_shut)
@@ -586,17 +574,33 @@ int ds_tcp_writev(ds_tcp *t, const struct iovec *iov, int iovcnt)
       return 0;
     skip = (size_t)w;
   }
-  for (i = 0; i < iovcnt; i++) {
-    const char *p = iov[i].iov_base;
-    size_t n = iov[i].iov_len;
-    if (skip >= n) {
-      skip -= n;
-      continue;
+  /* The unsent rest goes into one chunk: one allocation, and a failure
+   * queues nothing, so the byte stream never loses a middle piece. */
+  {
+    chunk *c = malloc(sizeof *c + (total - skip));
+    size_t off = 0;
+    if (c == NULL)
+      return -ENOMEM;
+    for (i = 0; i < iovcnt; i++) {
+      const char *p = iov[i].iov_base;
+      size_t n = iov[i].iov_len;
+      if (skip >= n) {
+        skip -= n;
+        continue;
+      }
+      memcpy(c->data + off, p + skip, n - skip);
+      off += n - skip;
+      skip = 0;
     }
-    rc = tcp_queue(t, p + skip, n - skip);
-    skip = 0;
-    if (rc != 0)
-      return rc;
+    c->next = NULL;
+    c->len = off;
+    c->off = 0;
+    if (t->wq_tail != NULL)
+      t->wq_tail->next = c;
+    else
+      t->wq = c;
+    t->wq_tail = c;
+    t->buffered += off;
   }
   tcp_update(t);
   if (!t->paused_producer && t->buffered > t->high) {
@@ -635,6 +639,8 @@ void ds_tcp_lose_connection(ds_tcp *t)
   t->lose_pending = 1;
   if (t->wq == NULL)
     tcp_close(t, 0);
+  else
+    tcp_update(t); /* after EOF, stop waiting for reads: they would spin */
 }
 
 void ds_tcp_abort(ds_tcp *t)
@@ -734,6 +740,15 @@ void ds_tcp_set_user(ds_tcp *t, void *user)
 
 /* ---------------------------------------------------------------- listener */
 
+/* Resumes accepting after running out of fds. */
+static void listener_resume(ds_timer *timer, void *data)
+{
+  ds_listener *l = data;
+  (void)timer;
+  if (!l->closed)
+    ds_io_set(l->io, DS_READABLE);
+}
+
 /* Accepts what is pending (bounded, for fairness with other sockets). */
 static void listener_io(ds_io *w, unsigned events, void *data)
 {
@@ -748,10 +763,19 @@ static void listener_io(ds_io *w, unsigned events, void *data)
     void *user = NULL;
     ds_tcp *t;
     int fd = ds__sys.accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    /* EAGAIN: done. ECONNABORTED, EMFILE and the like: try again on the
-     * next event rather than spinning here. */
-    if (fd < 0)
+    if (fd < 0) {
+      /* Out of fds or memory, the listening socket stays readable: stop
+       * watching it for a moment instead of waking every turn. EAGAIN,
+       * ECONNABORTED and the like: done for now. */
+      if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+           errno == ENOMEM) &&
+          (l->backoff != NULL ||
+           ds_timer_new(l->r, &l->backoff, listener_resume, l) == 0)) {
+        ds_io_set(l->io, 0);
+        ds_timer_start(l->backoff, 100, 0);
+      }
       break;
+    }
     t = tcp_new(l->r, fd, NULL, NULL);
     if (t == NULL) {
       ds__sys.close(fd);
@@ -768,12 +792,15 @@ static void listener_io(ds_io *w, unsigned events, void *data)
       /* Refused: close quietly, no callback was promised to anyone. */
       ds_io_free(t->io);
       ds__sys.close(fd);
+      tcp_drop_queue(t);
       free(t);
       ds__reactor_unref(l->r);
       continue;
     }
     t->proto = proto;
     t->user = user;
+    /* Closed inside the factory: connection_lost follows, without a
+     * connection_made (documented at ds_factory_fn). */
     if (t->state != TCP_CLOSED)
       tcp_connected(t);
   }
@@ -870,6 +897,8 @@ void ds_listener_close(ds_listener *l)
   if (l->closed)
     return;
   l->closed = 1;
+  ds_timer_free(l->backoff);
+  l->backoff = NULL;
   ds_io_free(l->io);
   l->io = NULL;
   ds__sys.close(l->fd);

@@ -92,7 +92,6 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
 {
   const struct addrinfo *ai;
   struct addrinfo h2;
-  shim_answer ans;
   shim_json j;
   unsigned long id;
   char synth[INET_ADDRSTRLEN] = "";
@@ -105,22 +104,19 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   if (!active())
     return shim__real.getaddrinfo(node, service, hints, res);
   t0 = shim__mono_ms();
-  if (translating() && hints != NULL &&
-      shim__eligible(node, hints->ai_family, hints->ai_flags) &&
-      shim__resolve_both(node, &ans) == 0) {
-    if (ans.n4 > 0 && !ans.loopback4) {
-      dual = ans.n6 > 0; /* real A records, all of them (RFC 6535) */
-    } else if (ans.n4 == 0 && ans.n6 > 0) {
-      struct in_addr a = {htonl(shim__pool_synthesize(node))};
-      if (a.s_addr != 0) {
-        /* libc builds the list, so its own freeaddrinfo frees it. */
-        inet_ntop(AF_INET, &a, synth, sizeof synth);
-        h2 = *hints;
-        h2.ai_flags |= AI_NUMERICHOST;
-        h2.ai_flags &= ~AI_CANONNAME;
-        hints = &h2;
-        ask = synth;
-      }
+  if (hints != NULL) {
+    uint32_t ip;
+    int what = shim__decide(node, hints->ai_family, hints->ai_flags, &ip);
+    dual = what == SHIM_DUAL; /* real A records, all of them (RFC 6535) */
+    if (what == SHIM_SYNTH) {
+      struct in_addr a = {htonl(ip)};
+      /* libc builds the list, so its own freeaddrinfo frees it. */
+      inet_ntop(AF_INET, &a, synth, sizeof synth);
+      h2 = *hints;
+      h2.ai_flags |= AI_NUMERICHOST;
+      h2.ai_flags &= ~AI_CANONNAME;
+      hints = &h2;
+      ask = synth;
     }
   }
   rc = shim__real.getaddrinfo(ask, service, hints, res);
@@ -203,56 +199,30 @@ static void trace_hostent(const char *name, int family, const char *via,
  * gethostbyname uses. */
 static _Thread_local struct {
   struct hostent he;
-  char name[256];
-  char *aliases[1];
-  struct in_addr addr;
-  char *addrs[2];
+  char buf[512];
 } tls_he;
 
-/* The shared body of gethostbyname and gethostbyname2(AF_INET): real A
- * records when the name has them (marked dual-stack when it also has
- * AAAA), else a synthetic address when it has only AAAA. */
-static struct hostent *lookup_hostent(const char *name, int af,
-                                      const char *via)
+/* The shared body of gethostbyname and gethostbyname2: real A records
+ * when the name has them (remembered as dual-stack when it also has AAAA),
+ * else a synthetic address when it has only AAAA. */
+static struct hostent *lookup_hostent(const char *name, int af, const char *via)
 {
   struct hostent *he = NULL;
-  shim_answer ans;
   double t0 = shim__mono_ms();
-  int saved, synthesized = 0, dual = 0;
-  char **p;
+  uint32_t ip;
+  int saved, what = shim__decide(name, af, 0, &ip);
 
-  if (translating() && shim__eligible(name, af, 0) &&
-      shim__resolve_both(name, &ans) == 0) {
-    if (ans.n4 > 0 && !ans.loopback4) {
-      dual = ans.n6 > 0;
-    } else if (ans.n4 == 0 && ans.n6 > 0) {
-      uint32_t ip = shim__pool_synthesize(name);
-      if (ip != 0) {
-        snprintf(tls_he.name, sizeof tls_he.name, "%s", name);
-        tls_he.aliases[0] = NULL;
-        tls_he.addr.s_addr = htonl(ip);
-        tls_he.addrs[0] = (char *)&tls_he.addr;
-        tls_he.addrs[1] = NULL;
-        tls_he.he.h_name = tls_he.name;
-        tls_he.he.h_aliases = tls_he.aliases;
-        tls_he.he.h_addrtype = AF_INET;
-        tls_he.he.h_length = 4;
-        tls_he.he.h_addr_list = tls_he.addrs;
-        he = &tls_he.he;
-        synthesized = 1;
-      }
-    }
-  }
-  if (!synthesized)
-    he = af == AF_INET && strcmp(via, "gethostbyname") == 0
-             ? shim__real.gethostbyname(name)
-             : shim__real.gethostbyname2(name, af);
+  if (what == SHIM_SYNTH &&
+      shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, name, ip) ==
+          0)
+    he = &tls_he.he;
+  else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
+    he = shim__real.gethostbyname(name);
+  else
+    he = shim__real.gethostbyname2(name, af);
   saved = errno;
-  for (p = he != NULL && dual ? he->h_addr_list : NULL; p && *p; p++) {
-    struct in_addr a;
-    memcpy(&a, *p, 4);
-    shim__pool_dual(ntohl(a.s_addr), name);
-  }
+  if (what == SHIM_DUAL)
+    shim__remember_dual_hostent(he, name);
   if (shim__cfg.trace_fd >= 0)
     trace_hostent(name, af, via, he, t0);
   errno = saved;

@@ -89,6 +89,14 @@ static void init_once(void)
   shim__real.getpeername = next_sym("getpeername");
   shim__real.getsockname = next_sym("getsockname");
   shim__real.getsockopt = next_sym("getsockopt");
+  shim__real.gethostbyname_r = next_sym("gethostbyname_r");
+  shim__real.gethostbyname2_r = next_sym("gethostbyname2_r");
+  shim__real.gethostbyaddr = next_sym("gethostbyaddr");
+  shim__real.getnameinfo = next_sym("getnameinfo");
+  if (shim__real.gethostbyname_r == NULL ||
+      shim__real.gethostbyname2_r == NULL || shim__real.gethostbyaddr == NULL ||
+      shim__real.getnameinfo == NULL)
+    return;
   if (shim__real.sendto == NULL || shim__real.sendmsg == NULL ||
       shim__real.getpeername == NULL || shim__real.getsockname == NULL ||
       shim__real.getsockopt == NULL)

@@ -72,8 +72,7 @@ int shim__pool_init(const char *cidr)
 
 int shim__pool_contains(uint32_t ip)
 {
-  return pool.e != NULL && ip >= pool.base - 1 &&
-         ip <= pool.base + pool.size;
+  return pool.e != NULL && ip >= pool.base - 1 && ip <= pool.base + pool.size;
 }
 
 uint32_t shim__pool_synthesize(const char *name)

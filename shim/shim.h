@@ -26,6 +26,13 @@ typedef struct shim_real {
   int (*getpeername)(int, struct sockaddr *, socklen_t *);
   int (*getsockname)(int, struct sockaddr *, socklen_t *);
   int (*getsockopt)(int, int, int, void *, socklen_t *);
+  int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t,
+                         struct hostent **, int *);
+  int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
+                          struct hostent **, int *);
+  struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
+  int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
+                     char *, socklen_t, int);
 } shim_real;
 
 /* Configuration read once from the environment (secure_getenv). */
@@ -57,12 +64,13 @@ double shim__mono_ms(void);
 unsigned long shim__next_id(void);
 
 /* Trace: a JSON object is built in a buffer and written with one write().
- * The builder never fails loudly: a line too long is cut at a field
- * boundary. */
+ * The builder never fails loudly: a line too long is cut at an element
+ * boundary and stays valid JSON. */
 typedef struct shim_json {
   char buf[4096];
   size_t len;
-  int overflow;
+  int overflow; /* an element did not fit: the rest is left out */
+  int in_array; /* an array is open */
 } shim_json;
 
 void shim__json_begin(shim_json *j, const char *event, unsigned long id);
@@ -101,9 +109,9 @@ void shim__pool_dual(uint32_t ip, const char *name);
 /* ---- names.c: what a lookup of name finds, both families ---- */
 
 typedef struct shim_answer {
-  int n4, n6;          /* addresses found per family */
-  int loopback4;       /* an IPv4 answer is in 127/8 */
-  uint32_t a4[16];     /* IPv4 answers, host order */
+  int n4, n6;      /* addresses found per family */
+  int loopback4;   /* an IPv4 answer is in 127/8 */
+  uint32_t a4[16]; /* IPv4 answers, host order */
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
@@ -129,3 +137,19 @@ int shim__fd_peer(int fd, struct sockaddr_in *sin);
 /* The source-pool address standing for a local IPv6 address (host
  * order), or 0. */
 uint32_t shim__source_address(const struct in6_addr *a);
+
+/* What the shim does with an IPv4 lookup of name (shim__decide). */
+enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH };
+
+/* Decides for a lookup: SHIM_PASS (libc answers as without the shim),
+ * SHIM_DUAL (libc answers; remember its IPv4 addresses as a dual-stack
+ * name's), or SHIM_SYNTH (*synth is the pool address standing for it). */
+int shim__decide(const char *name, int family, int flags, uint32_t *synth);
+
+/* Lays out a hostent for name with the one address ip in buf. Returns 0
+ * or ERANGE when len is too small (as glibc's _r functions do). */
+int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
+                       const char *name, uint32_t ip);
+
+/* Remembers every IPv4 address of he as dual-stack name's. */
+void shim__remember_dual_hostent(const struct hostent *he, const char *name);

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Appends raw text; remembers an overflow instead of writing past the
- * buffer (the line is then closed early, still valid JSON). */
+/* Appends raw text; on overflow sets the flag and appends nothing. Three
+ * bytes stay free for the closing "]}\n". */
 static void put(shim_json *j, const char *s, size_t n)
 {
   if (j->overflow || j->len + n + 3 > sizeof j->buf) {
@@ -41,6 +41,23 @@ static void put_string(shim_json *j, const char *s)
   put(j, "\"", 1);
 }
 
+/* Every element is added between mark() and done(): an element that does
+ * not fit is taken back whole, so the line stays valid JSON. */
+static int mark(shim_json *j, size_t *len, int *in_array)
+{
+  *len = j->len;
+  *in_array = j->in_array;
+  return !j->overflow;
+}
+
+static void done(shim_json *j, size_t len, int in_array)
+{
+  if (j->overflow) {
+    j->len = len;
+    j->in_array = in_array;
+  }
+}
+
 /* Appends the separator and the key. */
 static void put_key(shim_json *j, const char *key)
 {
@@ -55,61 +72,96 @@ void shim__json_begin(shim_json *j, const char *event, unsigned long id)
   int n;
   j->len = 0;
   j->overflow = 0;
+  j->in_array = 0;
   n = snprintf(num, sizeof num, "{\"ts\":%lld,\"pid\":%d",
                (long long)shim__epoch_ms(), (int)getpid());
   put(j, num, (size_t)n);
-  put_key(j, "event");
-  put_string(j, event);
+  shim__json_str(j, "event", event);
   shim__json_int(j, "id", (long long)id);
 }
 
 void shim__json_str(shim_json *j, const char *key, const char *value)
 {
+  size_t len;
+  int arr;
+  if (!mark(j, &len, &arr))
+    return;
   put_key(j, key);
   put_string(j, value);
+  done(j, len, arr);
 }
 
 void shim__json_int(shim_json *j, const char *key, long long value)
 {
   char num[32];
-  int n = snprintf(num, sizeof num, "%lld", value);
+  size_t len;
+  int arr, n;
+  if (!mark(j, &len, &arr))
+    return;
+  n = snprintf(num, sizeof num, "%lld", value);
   put_key(j, key);
   put(j, num, (size_t)n);
+  done(j, len, arr);
 }
 
 void shim__json_bool(shim_json *j, const char *key, int value)
 {
+  size_t len;
+  int arr;
+  if (!mark(j, &len, &arr))
+    return;
   put_key(j, key);
   if (value)
     put(j, "true", 4);
   else
     put(j, "false", 5);
+  done(j, len, arr);
 }
 
 void shim__json_num(shim_json *j, const char *key, double value)
 {
   char num[32];
-  int n = snprintf(num, sizeof num, "%.1f", value);
+  size_t len;
+  int arr, n;
+  if (!mark(j, &len, &arr))
+    return;
+  n = snprintf(num, sizeof num, "%.1f", value);
   put_key(j, key);
   put(j, num, (size_t)n);
+  done(j, len, arr);
 }
 
 void shim__json_array_begin(shim_json *j, const char *key)
 {
+  size_t len;
+  int arr;
+  if (!mark(j, &len, &arr))
+    return;
   put_key(j, key);
   put(j, "[", 1);
+  if (!j->overflow)
+    j->in_array = 1;
+  done(j, len, arr);
 }
 
 void shim__json_item(shim_json *j, const char *value)
 {
-  if (j->len > 0 && j->buf[j->len - 1] != '[')
+  size_t len;
+  int arr;
+  if (!mark(j, &len, &arr))
+    return;
+  if (j->buf[j->len - 1] != '[')
     put(j, ",", 1);
   put_string(j, value);
+  done(j, len, arr);
 }
 
 void shim__json_array_end(shim_json *j)
 {
+  if (j->overflow || !j->in_array)
+    return;
   put(j, "]", 1);
+  j->in_array = 0;
 }
 
 void shim__json_emit(shim_json *j)
@@ -118,15 +170,9 @@ void shim__json_emit(shim_json *j)
   ssize_t n;
   if (shim__cfg.trace_fd < 0)
     return;
-  /* put() kept room for the closing brace and newline; an overflowed
-   * line may end inside an array, so close that too. */
-  if (j->overflow && j->len > 0 && memchr(j->buf, '[', j->len) != NULL &&
-      j->buf[j->len - 1] != ']') {
-    char *last = strrchr(j->buf, ',');
-    if (last != NULL && last > strrchr(j->buf, '['))
-      j->len = (size_t)(last - j->buf);
+  /* put() always left room for these three bytes. */
+  if (j->in_array)
     j->buf[j->len++] = ']';
-  }
   j->buf[j->len++] = '}';
   j->buf[j->len++] = '\n';
   do

@@ -262,11 +262,13 @@ static void relay_data(ds_tcp *t, const void *data, size_t len, void *user)
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      /* A reader that went away (EPIPE) ends the session normally. */
-      if (errno != EPIPE)
-        say("dualstack-listen: stdout: %s", strerror(errno));
+      /* A reader that went away (EPIPE) ends the session normally. The
+       * errno is kept before say() and the abort make syscalls. */
+      int e = errno;
+      if (e != EPIPE)
+        say("dualstack-listen: stdout: %s", strerror(e));
       ds_tcp_abort(t);
-      finish(errno == EPIPE ? 0 : EX_SOFTWARE);
+      finish(e == EPIPE ? 0 : EX_SOFTWARE);
       return;
     }
     p += n;

@@ -231,6 +231,24 @@ print(socket.getaddrinfo("both.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0]
     "$(printf '127.0.0.1\n0.0.0.10\n192.0.2.2')" "$out"
 }
 
+test_reverse_lookups_name_the_host() {
+  need_lab || return 0
+  err=$(printf 'GET / HTTP/1.0\r\n\r\n' |
+    lab_run a env LD_PRELOAD=$SHIM timeout 5 nc.traditional -v -q 2 \
+      v6only.test 80 2>&1 >/dev/null)
+  assertContains "nc -v prints the name" "$err" "v6only.test [10.170.16"
+  out=$(lab_run a env LD_PRELOAD=$SHIM $PY -c '
+import socket
+name, aliases, addrs = socket.gethostbyname_ex("v6only.test")
+print("ex", name, addrs[0].startswith("10.170.16"))
+print("ni", socket.getnameinfo((addrs[0], 80), 0))
+print("nn", socket.getnameinfo((addrs[0], 80), socket.NI_NUMERICHOST)[0] == addrs[0])' 2>&1)
+  assertContains "gethostbyname_r synthesizes" "$out" "ex v6only.test True"
+  assertContains "getnameinfo gives the name" "$out" \
+    "ni ('v6only.test', 'http')"
+  assertContains "NI_NUMERICHOST stays numeric" "$out" "nn True"
+}
+
 test_disable_is_a_pure_passthrough() {
   need_lab || return 0
   out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_DISABLE=1 timeout 5 $PY -c '

@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 /* What one side of a connection saw. */
@@ -18,11 +20,11 @@ typedef struct side {
   int reason;
   int made_inside; /* set while the starting call runs */
   size_t got;
-  int bad_byte;          /* first index where the pattern broke, or -1 */
-  char text[256];        /* first bytes received, for small messages */
+  int bad_byte;   /* first index where the pattern broke, or -1 */
+  char text[256]; /* first bytes received, for small messages */
   int paused, resumed;
-  int stop_on_lost;      /* stop the reactor when lost or failed */
-  struct side *peer_of;  /* for tests that close another connection */
+  int stop_on_lost;     /* stop the reactor when lost or failed */
+  struct side *peer_of; /* for tests that close another connection */
   int abort_other;
   int data_after_close;
   int closed_by_other;
@@ -290,9 +292,9 @@ TEST(tcp_ipv4_any_and_ipv6_any_share_a_port)
   CHECK_EQ(client_connect(&c4, r, "127.0.0.1", port, 2000, NULL, NULL, err,
                           sizeof err),
            0);
-  CHECK_EQ(client_connect(&c6, r, "::1", port, 2000, NULL, NULL, err,
-                          sizeof err),
-           0);
+  CHECK_EQ(
+      client_connect(&c6, r, "::1", port, 2000, NULL, NULL, err, sizeof err),
+      0);
   RUN_UNTIL(r, c4.made && c6.made && s4.n == 1 && s6.n == 1, 3000);
   /* Each family reached its own listener. */
   CHECK_EQ(ds_tcp_get_peer(s4.sides[0].t, &peer), 0);
@@ -361,9 +363,8 @@ TEST(tcp_connect_refused_ipv6)
   ds_test_require_ipv6();
   port = closed_port(AF_INET6);
   CHECK_EQ(ds_reactor_new(&r), 0);
-  CHECK_EQ(client_connect(&c, r, "::1", port, 5000, NULL, NULL, err,
-                          sizeof err),
-           0);
+  CHECK_EQ(
+      client_connect(&c, r, "::1", port, 5000, NULL, NULL, err, sizeof err), 0);
   RUN_UNTIL(r, c.failed, 3000);
   CHECK_EQ(c.reason, -ECONNREFUSED);
   teardown(r, NULL);
@@ -410,13 +411,12 @@ TEST(tcp_hostnames_and_bad_literals_are_clear_errors)
              DS_EFAMILY);
     CHECK_MSG(strstr(err, "example.test") != NULL, "err: %s", err);
   }
-  CHECK_EQ(client_connect(&c, r, "fe80::1", 80, 0, NULL, NULL, err,
-                          sizeof err),
+  CHECK_EQ(client_connect(&c, r, "fe80::1", 80, 0, NULL, NULL, err, sizeof err),
            DS_ENEEDSCOPE);
   CHECK_MSG(strstr(err, "fe80::1") != NULL, "err: %s", err);
-  CHECK_EQ(client_connect(&c, r, "192.0.2.300", 80, 0, NULL, NULL, err,
-                          sizeof err),
-           DS_EBADADDR);
+  CHECK_EQ(
+      client_connect(&c, r, "192.0.2.300", 80, 0, NULL, NULL, err, sizeof err),
+      DS_EBADADDR);
   CHECK_EQ(client_connect(&c, r, "fe80::1%nosuchif0", 80, 0, NULL, NULL, err,
                           sizeof err),
            -ENODEV);
@@ -446,7 +446,7 @@ TEST(tcp_cancel_closes_the_socket)
   CHECK_EQ(ds_test_count_fds(), fds1 + 1);
   ds_tcp_abort(c.t);
   CHECK_EQ(ds_test_count_fds(), fds1); /* closed at once */
-  CHECK_EQ(c.failed, 0);                   /* callback on a later turn */
+  CHECK_EQ(c.failed, 0);               /* callback on a later turn */
   RUN_UNTIL(r, c.failed, 2000);
   CHECK_EQ(c.reason, -ECANCELED);
   CHECK_EQ(c.made, 0);
@@ -474,8 +474,8 @@ TEST(tcp_one_mebibyte_in_pieces_arrives_whole_and_in_order)
   while (off < sizeof buf) {
     size_t n = piece < sizeof buf - off ? piece : sizeof buf - off;
     if (n > 2 && piece % 3 == 0) {
-      struct iovec iov[2] = {{buf + off, n / 2}, {buf + off + n / 2,
-                                                  n - n / 2}};
+      struct iovec iov[2] = {{buf + off, n / 2},
+                             {buf + off + n / 2, n - n / 2}};
       CHECK_EQ(ds_tcp_writev(c.t, iov, 2), 0);
     } else {
       CHECK_EQ(ds_tcp_write(c.t, buf + off, n), 0);
@@ -598,8 +598,8 @@ TEST(tcp_callback_closes_other_connection_of_same_batch)
   CHECK_EQ(ds_reactor_new(&r), 0);
   start_server(&sv, r, "127.0.0.1", 0, 0);
   for (int i = 0; i < 2; i++)
-    CHECK_EQ(client_connect(&c[i], r, "127.0.0.1", server_port(&sv), 2000,
-                            NULL, NULL, err, sizeof err),
+    CHECK_EQ(client_connect(&c[i], r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                            NULL, err, sizeof err),
              0);
   RUN_UNTIL(r, c[0].made && c[1].made && sv.n == 2, 2000);
   /* Each server side aborts the other when it gets data. */
@@ -666,5 +666,104 @@ TEST(tcp_refusing_factory_closes_connection)
            0);
   RUN_UNTIL(r, c.lost, 3000);
   CHECK_EQ(sv.n, 0);
+  teardown(r, &sv);
+}
+
+/* Returns a connected raw client socket to 127.0.0.1:port. */
+static int raw_client(uint16_t port)
+{
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+  return fd;
+}
+
+/* Counts reactor turns in ms milliseconds (a spinning reactor makes
+ * thousands; an idle one a handful). */
+static int turns_in(ds_reactor *r, double ms)
+{
+  double end = ds_test_now_ms() + ms;
+  int n = 0;
+  while (ds_test_now_ms() < end) {
+    ds_reactor_run_once(r, 50);
+    n++;
+  }
+  return n;
+}
+
+TEST(tcp_peer_fin_with_queued_writes_does_not_spin)
+{
+  ds_reactor *r;
+  server sv;
+  static char big[16 << 20];
+  int c, n;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  c = raw_client(server_port(&sv));
+  RUN_UNTIL(r, sv.n == 1, 2000);
+  /* The server queues more than the kernel takes, the client sends FIN
+   * and never reads: the server's lose is pending on a full queue. */
+  CHECK_EQ(ds_tcp_write(sv.sides[0].t, big, sizeof big), 0);
+  CHECK_EQ(shutdown(c, SHUT_WR), 0);
+  n = turns_in(r, 300);
+  CHECK_MSG(n < 100, "%d reactor turns in 300 ms: spinning", n);
+  CHECK_EQ(sv.sides[0].lost, 0); /* still draining */
+  close(c);
+  RUN_UNTIL(r, sv.sides[0].lost, 3000);
+  teardown(r, &sv);
+}
+
+TEST(tcp_listener_out_of_fds_backs_off_then_accepts)
+{
+  ds_reactor *r;
+  server sv;
+  struct rlimit rl, low;
+  int c, n, fillers[64], nf = 0, fd;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  c = raw_client(server_port(&sv)); /* pending in the backlog */
+  CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  low = rl;
+  low.rlim_cur = (rlim_t)ds_test_count_fds() + 8;
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  while (nf < 64 && (fd = dup(0)) >= 0)
+    fillers[nf++] = fd;
+  CHECK(nf > 0);
+  n = turns_in(r, 300);
+  CHECK_MSG(n < 100, "%d reactor turns in 300 ms: spinning", n);
+  CHECK_EQ(sv.n, 0);
+  while (nf > 0)
+    close(fillers[--nf]);
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  RUN_UNTIL(r, sv.n == 1, 2000); /* accepted once fds are back */
+  close(c);
+  teardown(r, &sv);
+}
+
+TEST(tcp_writev_rejects_bad_counts_and_keeps_the_connection)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  static struct iovec iov[IOV_MAX + 1];
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 1, 2000);
+  for (int i = 0; i <= IOV_MAX; i++) {
+    iov[i].iov_base = "x";
+    iov[i].iov_len = 1;
+  }
+  CHECK_EQ(ds_tcp_writev(c.t, iov, IOV_MAX + 1), -EINVAL);
+  CHECK_EQ(ds_tcp_writev(c.t, iov, -1), -EINVAL);
+  CHECK_EQ(ds_tcp_writev(c.t, iov, 3), 0);
+  RUN_UNTIL(r, sv.sides[0].got == 3, 2000);
+  CHECK_EQ(c.lost, 0);
+  ds_tcp_abort(c.t);
+  RUN_UNTIL(r, c.lost, 2000);
   teardown(r, &sv);
 }

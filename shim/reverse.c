@@ -1,0 +1,121 @@
+/* The reentrant lookups (gethostbyname_r, gethostbyname2_r) and the
+ * reverse ones (gethostbyaddr, getnameinfo): a synthetic address is
+ * written into the caller's buffer like glibc does, and a reverse lookup
+ * of a synthetic address gives back the name it stands for, so `nc -v`
+ * and access logs name the right host. */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The shared body of the _r lookups. Returns what glibc's would. */
+static int lookup_r(const char *name, int af, struct hostent *ret, char *buf,
+                    size_t buflen, struct hostent **result, int *h_errnop,
+                    int (*real2)(const char *, int, struct hostent *, char *,
+                                 size_t, struct hostent **, int *))
+{
+  uint32_t ip;
+  int what = shim__decide(name, af, 0, &ip), rc;
+  if (what == SHIM_SYNTH) {
+    rc = shim__fill_hostent(ret, buf, buflen, name, ip);
+    *result = rc == 0 ? ret : NULL;
+    if (rc != 0 && h_errnop != NULL)
+      *h_errnop = NETDB_INTERNAL;
+    return rc;
+  }
+  rc = real2(name, af, ret, buf, buflen, result, h_errnop);
+  if (rc == 0 && what == SHIM_DUAL)
+    shim__remember_dual_hostent(*result, name);
+  return rc;
+}
+
+DS_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
+                            size_t buflen, struct hostent **result,
+                            int *h_errnop)
+{
+  int rc;
+  if (shim__init() != 0) {
+    if (result != NULL)
+      *result = NULL;
+    return ENOSYS;
+  }
+  if (shim__cfg.disabled || !shim__enter())
+    return shim__real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  rc = lookup_r(name, AF_INET, ret, buf, buflen, result, h_errnop,
+                shim__real.gethostbyname2_r);
+  shim__leave();
+  return rc;
+}
+
+DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
+                             char *buf, size_t buflen, struct hostent **result,
+                             int *h_errnop)
+{
+  int rc;
+  if (shim__init() != 0) {
+    if (result != NULL)
+      *result = NULL;
+    return ENOSYS;
+  }
+  if (shim__cfg.disabled || !shim__enter())
+    return shim__real.gethostbyname2_r(name, af, ret, buf, buflen, result,
+                                       h_errnop);
+  rc = lookup_r(name, af, ret, buf, buflen, result, h_errnop,
+                shim__real.gethostbyname2_r);
+  shim__leave();
+  return rc;
+}
+
+/* Per-thread storage for gethostbyaddr's answer. */
+static _Thread_local struct {
+  struct hostent he;
+  char buf[512];
+} tls_rev;
+
+DS_HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+  char name[256];
+  uint32_t ip;
+  if (shim__init() != 0) {
+    h_errno = NO_RECOVERY;
+    return NULL;
+  }
+  if (!shim__cfg.disabled && !shim__cfg.observe && addr != NULL &&
+      type == AF_INET && len == 4) {
+    memcpy(&ip, addr, 4);
+    ip = ntohl(ip);
+    if (shim__pool_name(ip, name, sizeof name) == 1 &&
+        shim__fill_hostent(&tls_rev.he, tls_rev.buf, sizeof tls_rev.buf, name,
+                           ip) == 0)
+      return &tls_rev.he;
+  }
+  return shim__real.gethostbyaddr(addr, len, type);
+}
+
+DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                        socklen_t hostlen, char *serv, socklen_t servlen,
+                        int flags)
+{
+  char name[256];
+  int rc;
+  if (shim__init() != 0)
+    return EAI_SYSTEM;
+  if (shim__cfg.disabled || shim__cfg.observe || sa == NULL ||
+      sa->sa_family != AF_INET || salen < sizeof(struct sockaddr_in) ||
+      host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
+      shim__pool_name(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
+                      name, sizeof name) != 1)
+    return shim__real.getnameinfo(sa, salen, host, hostlen, serv, servlen,
+                                  flags);
+  /* libc fills the service; the host is the name the address stands for. */
+  rc = shim__real.getnameinfo(sa, salen, host, hostlen, serv, servlen,
+                              flags | NI_NUMERICHOST);
+  if (rc != 0)
+    return rc;
+  if (strlen(name) >= hostlen)
+    return EAI_OVERFLOW;
+  memcpy(host, name, strlen(name) + 1);
+  return 0;
+}
