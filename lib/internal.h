@@ -23,6 +23,8 @@ typedef struct ds__sockfns {
   ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
   ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
   ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
+  int (*recvmmsg)(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                  struct timespec *timeout);
   ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
                     const struct sockaddr *sa, socklen_t salen);
   ssize_t (*recvfrom)(int fd, void *buf, size_t len, int flags,
@@ -53,6 +55,11 @@ int ds__looks_like_hostname(const char *text);
  * ds_addr_parse()'s result. Scope rules are the caller's. */
 int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
                       const char *what, char *err, size_t errlen);
+
+/* For a reactor whose run_once was left by longjmp (the preload shim,
+ * when an application's alarm handler jumps out of connect): forgets the
+ * turn in progress, so handles can be freed and then the reactor. */
+void ds__reactor_unwound(ds_reactor *r);
 
 /* Reactor handle accounting: ds_reactor_free() refuses while any handle
  * (timer, watcher, transport, listener) is alive. */

@@ -144,6 +144,17 @@ int ds_reactor_free(ds_reactor *r)
   return 0;
 }
 
+void ds__reactor_unwound(ds_reactor *r)
+{
+  ds_io *w;
+  r->dispatching = 0;
+  r->running = NULL;
+  while ((w = r->graveyard) != NULL) {
+    r->graveyard = w->next_dead;
+    free(w);
+  }
+}
+
 void ds__reactor_ref(ds_reactor *r)
 {
   r->handles++;

@@ -168,9 +168,13 @@ int shim__race_connect(int fd, const char *name,
     errno = to_errno(rc);
     return -1;
   }
+  shim__work()->reactor = r;
+  shim__work()->race = h;
   while (!st.done)
     if (ds_reactor_run_once(r, -1) < 0)
       break;
+  shim__work()->race = NULL;
+  shim__work()->reactor = NULL;
   if (!st.done)
     ds_happy_cancel(h);
   ds_reactor_free(r);

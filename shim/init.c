@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -23,7 +24,13 @@ shim_config shim__cfg = {.disabled = 1, .trace_fd = -1};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
-static _Thread_local int guard;
+/* The guard: where the hook holding it sits on the stack. A deeper call
+ * is the shim's own and passes through; a call at or above it means the
+ * holder was left by longjmp (alarm + longjmp out of connect, as nc -w and
+ * wget -T do), so the guard and that hook's abandoned work are taken
+ * back. */
+static _Thread_local uintptr_t guard_frame;
+static _Thread_local shim_work abandoned;
 static atomic_ulong next_id;
 
 /* Returns a symbol of the next object in the search order (libc). */
@@ -147,17 +154,43 @@ int shim__init(void)
   return init_rc;
 }
 
+/* Cancels what a hook left behind when it was unwound by longjmp. */
+static void reclaim(void)
+{
+  shim_work w = abandoned;
+  memset(&abandoned, 0, sizeof abandoned);
+  if (w.reactor != NULL)
+    ds__reactor_unwound(w.reactor);
+  if (w.race != NULL)
+    ds_happy_cancel(w.race);
+  if (w.lookup != NULL)
+    ds_lookup_cancel(w.lookup);
+  /* A reactor that still counts handles is leaked, never freed under
+   * them. */
+  if (w.reactor != NULL && ds_reactor_free(w.reactor) != 0)
+    w.reactor = NULL;
+}
+
 int shim__enter(void)
 {
-  if (guard)
-    return 0;
-  guard = 1;
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+  if (guard_frame != 0) {
+    if (here < guard_frame)
+      return 0;
+    reclaim();
+  }
+  guard_frame = here;
   return 1;
 }
 
 void shim__leave(void)
 {
-  guard = 0;
+  guard_frame = 0;
+}
+
+shim_work *shim__work(void)
+{
+  return &abandoned;
 }
 
 int64_t shim__epoch_ms(void)

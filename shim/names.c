@@ -57,6 +57,8 @@ int shim__resolve_both(const char *name, shim_answer *out)
     ds_reactor_free(r);
     return rc == DS_EBADNAME ? 0 : -1; /* a bad name finds nothing */
   }
+  shim__work()->reactor = r;
+  shim__work()->lookup = l;
   while (b.pending > 0) {
     int wait = -1;
     if (b.positive) {
@@ -68,6 +70,8 @@ int shim__resolve_both(const char *name, shim_answer *out)
     if (ds_reactor_run_once(r, wait) < 0)
       break;
   }
+  shim__work()->lookup = NULL;
+  shim__work()->reactor = NULL;
   if (b.pending > 0)
     ds_lookup_cancel(l);
   ds_reactor_run_once(r, 0);

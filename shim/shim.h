@@ -56,6 +56,17 @@ int shim__init(void);
 int shim__enter(void);
 void shim__leave(void);
 
+/* Work a hook has in progress: set while it waits, cleared when done, so
+ * that a hook left by longjmp can be cleaned up by the next one. */
+typedef struct shim_work {
+  ds_reactor *reactor;
+  ds_happy *race;
+  ds_lookup *lookup;
+} shim_work;
+
+/* Returns this thread's work record. */
+shim_work *shim__work(void);
+
 /* Milliseconds since the epoch, and a monotonic clock in ms. */
 int64_t shim__epoch_ms(void);
 double shim__mono_ms(void);

@@ -31,10 +31,12 @@ EOF
   # HTTP on [::]:80 for both families; the body is the peer it saw.
   lab_bg b $PY -c '
 import socket, threading
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 80)); s.listen(64)
+def listener(port):
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(64)
+    return s
 def serve(c, a):
     c.settimeout(2)
     data = b""
@@ -48,10 +50,14 @@ def serve(c, a):
     body = ("peer %s\n" % peer).encode()
     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     c.close()
-while True:
-    c, a = s.accept()
-    threading.Thread(target=serve, args=(c, a)).start()'
+def loop(s):
+    while True:
+        c, a = s.accept()
+        threading.Thread(target=serve, args=(c, a)).start()
+threading.Thread(target=loop, args=(listener(81),)).start()
+loop(listener(80))'
   lab_wait_port b tcp 80
+  lab_wait_port b tcp 81
 }
 
 suite_tearDown() {
@@ -259,6 +265,30 @@ print("nn", socket.getnameinfo((addrs[0], 80), socket.NI_NUMERICHOST)[0] == addr
   assertContains "getnameinfo gives the name" "$out" \
     "ni ('v6only.test', 'http')"
   assertContains "NI_NUMERICHOST stays numeric" "$out" "nn True"
+}
+
+test_alarm_and_longjmp_out_of_connect_leaves_the_shim_healthy() {
+  need_lab || return 0
+  lab_blackhole b 2001:db8::2 80 tcp
+  lab_blackhole b 192.0.2.2 80 tcp
+  # nc -w 1 to a name whose addresses are black-holed gives up at ~1 s.
+  t0=$(date +%s%N)
+  printf 'x' | lab_run a env LD_PRELOAD=$SHIM timeout 5 nc.traditional -w 1 \
+    v6only.test 80 > /dev/null 2>&1
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assertTrue "nc -w 1 gave up after ${ms} ms" \
+    "[ $ms -ge 900 ] && [ $ms -lt 3000 ]"
+  # In one process: alarm + siglongjmp out of the race, then a connect to
+  # a working name (port 81 is not black-holed) must still be translated,
+  # and no socket of the abandoned race is left.
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 10 \
+    "$DS_BUILD/lab/shim_longjmp" both.test 80 v6only.test 81 2>&1)
+  status=$?
+  echo "$out" | sed 's/^/    /'
+  assertEquals "exit status" 0 $status
+  assertContains "the alarm ended the first connect" "$out" "timeout"
+  assertContains "the second connect was translated" "$out" "second ok"
+  assertContains "no fd left" "$out" "fds_leaked 0"
 }
 
 test_disable_is_a_pure_passthrough() {
