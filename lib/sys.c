@@ -15,6 +15,7 @@ ds__sockfns ds__sys = {
     .send = send,
     .sendmsg = sendmsg,
     .recvmsg = recvmsg,
+    .recvmmsg = recvmmsg,
     .sendto = sendto,
     .recvfrom = recvfrom,
     .getsockname = getsockname,
