@@ -133,6 +133,7 @@ static void init_once(void)
   ds__sys.getsockopt = shim__real.getsockopt;
   ds__sys.shutdown = next_sym("shutdown");
   ds__sys.epoll_ctl = next_sym("epoll_ctl");
+  ds__sys.recvmmsg = next_sym("recvmmsg");
   init_rc = 0;
 
   /* A setuid or setgid process is left alone (secure_getenv would hide
