@@ -18,29 +18,6 @@
 #include <signal.h>
 #include <stdarg.h>
 
-/* Skips unless running inside a lab pair; returns the variable's value. */
-static const char *lab_env(const char *name)
-{
-  const char *v = getenv(name);
-  if (v == NULL || *v == '\0')
-    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
-  return v;
-}
-
-/* Runs a shell command (lab helpers); fails the test if it fails. */
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-  char cmd[1024];
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  rc = system(cmd);
-  CHECK_MSG(rc == 0, "command failed (%d): %s", rc, cmd);
-}
-
 /* Returns 1 while pid exists and is not a zombie (dnsd is not our child:
  * whoever reaps it may take a while). */
 static int alive(pid_t pid)
@@ -68,7 +45,8 @@ static void dnsd_stop(void)
   int pid = 0;
   double end;
 
-  snprintf(path, sizeof path, "%s/resolve-dnsd.pid", lab_env("LAB_TMP"));
+  snprintf(path, sizeof path, "%s/resolve-dnsd.pid",
+           ds_test_lab_env("LAB_TMP"));
   f = fopen(path, "re");
   if (f == NULL)
     return;
@@ -88,12 +66,12 @@ static void dnsd_stop(void)
  * log path goes to log. */
 static void dnsd_start(const char *config, char *log, size_t loglen)
 {
-  const char *tmp = lab_env("LAB_TMP");
+  const char *tmp = ds_test_lab_env("LAB_TMP");
   char conf[512], pidpath[512], cmd[1600], out[64];
   FILE *f;
   int pid;
 
-  lab_env("LAB_SH");
+  ds_test_lab_env("LAB_SH");
   dnsd_stop();
   snprintf(conf, sizeof conf, "%s/resolve-%d.conf", tmp, (int)getpid());
   snprintf(log, loglen, "%s/resolve-%d.log", tmp, (int)getpid());
@@ -121,15 +99,15 @@ static void dnsd_start(const char *config, char *log, size_t loglen)
 /* Gives A's resolv.conf these lines (in place; see the top). */
 static void resolv(const char *line1, const char *line2)
 {
-  lab_env("LAB_NS_A");
-  sh("\"$LAB_SH\" resolv \"$LAB_NS_A\" '%s' '%s'", line1, line2);
+  ds_test_lab_env("LAB_NS_A");
+  ds_test_sh("\"$LAB_SH\" resolv \"$LAB_NS_A\" '%s' '%s'", line1, line2);
 }
 
 /* Puts A's resolv.conf back as the lab made it. */
 static void resolv_restore(void)
 {
-  sh("\"$LAB_SH\" resolv \"$LAB_NS_A\" \"# lab $LAB_NS_A\" "
-     "'nameserver 127.0.0.1'");
+  ds_test_sh("\"$LAB_SH\" resolv \"$LAB_NS_A\" \"# lab $LAB_NS_A\" "
+             "'nameserver 127.0.0.1'");
 }
 
 /* Returns the query log (static buffer). */
@@ -290,8 +268,8 @@ TEST(lab_resolve_system_hosts_file_keeps_the_name_from_dns)
 
   dnsd_start(lab_config, log, sizeof log);
   resolv("nameserver 192.0.2.2", "options timeout:1 attempts:1");
-  lab_env("LAB_NS_A");
-  sh("\"$LAB_SH\" hosts \"$LAB_NS_A\" '192.0.2.99 labhost.test'");
+  ds_test_lab_env("LAB_NS_A");
+  ds_test_sh("\"$LAB_SH\" hosts \"$LAB_NS_A\" '192.0.2.99 labhost.test'");
   CHECK_EQ(ds_reactor_new(&r), 0);
   start(r, &h, "labhost.test");
   RUN_UNTIL(r, h.calls == 2, 2000);

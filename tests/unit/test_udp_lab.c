@@ -26,37 +26,13 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
-/* Skips unless running inside a lab pair; returns the variable's value. */
-static const char *lab_env(const char *name)
-{
-  const char *v = getenv(name);
-  if (v == NULL || *v == '\0')
-    SKIP("not in a lab: run through tests/lab/lab.sh run-pair");
-  return v;
-}
-
-/* Runs a shell command in the current namespace; fails the test if it
- * fails. */
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  rc = system(cmd);
-  CHECK_MSG(rc == 0, "command failed (%d): %s", rc, cmd);
-}
-
 /* The namespaces, as fds for setns(). */
 static int ns_a = -1, ns_b = -1;
 
 static void lab_open(void)
 {
   char path[256];
-  snprintf(path, sizeof path, "/run/netns/%s", lab_env("LAB_NS_B"));
+  snprintf(path, sizeof path, "/run/netns/%s", ds_test_lab_env("LAB_NS_B"));
   ns_a = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   ns_b = open(path, O_RDONLY | O_CLOEXEC);
   CHECK_MSG(ns_a >= 0 && ns_b >= 0, "cannot open the namespaces");
@@ -246,9 +222,10 @@ static void teardown(ds_reactor *r, rx **ports, int n)
 
 TEST(lab_udp_link_local_unicast_with_scope)
 {
-  const char *ifa = lab_env("LAB_IF_A"), *ifb = lab_env("LAB_IF_B");
-  unsigned idx_a = (unsigned)atoi(lab_env("LAB_IFINDEX_A"));
-  unsigned idx_b = (unsigned)atoi(lab_env("LAB_IFINDEX_B"));
+  const char *ifa = ds_test_lab_env("LAB_IF_A"),
+             *ifb = ds_test_lab_env("LAB_IF_B");
+  unsigned idx_a = (unsigned)atoi(ds_test_lab_env("LAB_IFINDEX_A"));
+  unsigned idx_b = (unsigned)atoi(ds_test_lab_env("LAB_IFINDEX_B"));
   char la[64], lb[64], lb_from_a[64], want[128], t[DS_ADDR_STRLEN], err[256];
   ds_reactor *r;
   rx a, b, w;
@@ -257,9 +234,10 @@ TEST(lab_udp_link_local_unicast_with_scope)
   int fds0;
 
   lab_open();
-  snprintf(la, sizeof la, "%s%%%s", lab_env("LAB_A_LL"), ifa);
-  snprintf(lb, sizeof lb, "%s%%%s", lab_env("LAB_B_LL"), ifb);
-  snprintf(lb_from_a, sizeof lb_from_a, "%s%%%s", lab_env("LAB_B_LL"), ifa);
+  snprintf(la, sizeof la, "%s%%%s", ds_test_lab_env("LAB_A_LL"), ifa);
+  snprintf(lb, sizeof lb, "%s%%%s", ds_test_lab_env("LAB_B_LL"), ifb);
+  snprintf(lb_from_a, sizeof lb_from_a, "%s%%%s", ds_test_lab_env("LAB_B_LL"),
+           ifa);
   CHECK_EQ(ds_reactor_new(&r), 0);
   fds0 = ds_test_count_fds();
   open_port(&a, r, la, 0, 0);
@@ -286,7 +264,8 @@ TEST(lab_udp_link_local_unicast_with_scope)
   in_b();
   CHECK(ds_addr_format(&b.from[0], t, sizeof t, DS_ADDR_FMT_PORT) > 0);
   in_a();
-  snprintf(want, sizeof want, "[%s%%%s]:%u", lab_env("LAB_A_LL"), ifb, pa);
+  snprintf(want, sizeof want, "[%s%%%s]:%u", ds_test_lab_env("LAB_A_LL"), ifb,
+           pa);
   CHECK_STR(t, want);
   CHECK_EQ(a.from[0].scope_id, idx_a);
   CHECK(ds_addr_format(&a.from[0], t, sizeof t, DS_ADDR_FMT_PORT) > 0);
@@ -296,11 +275,11 @@ TEST(lab_udp_link_local_unicast_with_scope)
   /* Without a scope: a wildcard port cannot guess one; the port on a
    * scoped address sends by its own interface. */
   open_port(&w, r, "::", 0, 0);
-  CHECK_EQ(
-      ds_udp_write_to(w.u, "x", 1, lab_env("LAB_B_LL"), pb, err, sizeof err),
-      DS_ENEEDSCOPE);
-  CHECK_MSG(strstr(err, lab_env("LAB_B_LL")) != NULL, "err: %s", err);
-  CHECK_EQ(ds_addr_parse(&to, lab_env("LAB_B_LL"), pb, NULL, 0), 0);
+  CHECK_EQ(ds_udp_write_to(w.u, "x", 1, ds_test_lab_env("LAB_B_LL"), pb, err,
+                           sizeof err),
+           DS_ENEEDSCOPE);
+  CHECK_MSG(strstr(err, ds_test_lab_env("LAB_B_LL")) != NULL, "err: %s", err);
+  CHECK_EQ(ds_addr_parse(&to, ds_test_lab_env("LAB_B_LL"), pb, NULL, 0), 0);
   CHECK_EQ(ds_udp_write(a.u, "noscope", 7, &to), 0);
   RUN_UNTIL(r, count(&b, "noscope") == 1, 3000);
   {
@@ -345,12 +324,13 @@ static void unicast_across(const char *wild, const char *a_host,
 
 TEST(lab_udp_unicast_across_the_link_ipv4)
 {
-  unicast_across("0.0.0.0", lab_env("LAB_A4"), lab_env("LAB_B4"));
+  unicast_across("0.0.0.0", ds_test_lab_env("LAB_A4"),
+                 ds_test_lab_env("LAB_B4"));
 }
 
 TEST(lab_udp_unicast_across_the_link_ipv6)
 {
-  unicast_across("::", lab_env("LAB_A6"), lab_env("LAB_B6"));
+  unicast_across("::", ds_test_lab_env("LAB_A6"), ds_test_lab_env("LAB_B6"));
 }
 
 /* Joins group in B on the interface given as b_iface, sends from A by
@@ -401,52 +381,53 @@ TEST(lab_udp_ipv4_multicast_join_then_leave)
   char src[64];
   /* Joined by interface name, left by index; A names its outgoing
    * interface by address (the lab has no 224.0.0.0/4 route). */
-  snprintf(src, sizeof src, "%s", lab_env("LAB_A4"));
-  join_then_leave("0.0.0.0", "239.1.2.3", "239.1.2.3", lab_env("LAB_IF_B"),
-                  lab_env("LAB_IFINDEX_B"), lab_env("LAB_A4"),
-                  lab_env("LAB_B4"), src);
+  snprintf(src, sizeof src, "%s", ds_test_lab_env("LAB_A4"));
+  join_then_leave("0.0.0.0", "239.1.2.3", "239.1.2.3",
+                  ds_test_lab_env("LAB_IF_B"), ds_test_lab_env("LAB_IFINDEX_B"),
+                  ds_test_lab_env("LAB_A4"), ds_test_lab_env("LAB_B4"), src);
 }
 
 TEST(lab_udp_ipv4_multicast_join_by_address)
 {
   /* B's interface named by B's own address; A's by name. */
-  join_then_leave("0.0.0.0", "239.1.2.3", "239.1.2.3", lab_env("LAB_B4"),
-                  lab_env("LAB_IF_B"), lab_env("LAB_IF_A"), lab_env("LAB_B4"),
-                  lab_env("LAB_A4"));
+  join_then_leave("0.0.0.0", "239.1.2.3", "239.1.2.3",
+                  ds_test_lab_env("LAB_B4"), ds_test_lab_env("LAB_IF_B"),
+                  ds_test_lab_env("LAB_IF_A"), ds_test_lab_env("LAB_B4"),
+                  ds_test_lab_env("LAB_A4"));
 }
 
 TEST(lab_udp_ipv6_multicast_link_scope_join_then_leave)
 {
   char ga[64], gb[64], src[64];
-  unsigned idx_b = (unsigned)atoi(lab_env("LAB_IFINDEX_B"));
+  unsigned idx_b = (unsigned)atoi(ds_test_lab_env("LAB_IFINDEX_B"));
   /* The group's own scope names the interface on both sides; the source
    * is A's link-local address, with B's interface as its scope. */
-  snprintf(ga, sizeof ga, "ff02::4242%%%s", lab_env("LAB_IF_A"));
-  snprintf(gb, sizeof gb, "ff02::4242%%%s", lab_env("LAB_IF_B"));
-  snprintf(src, sizeof src, "%s%%%u", lab_env("LAB_A_LL"), idx_b);
-  join_then_leave("::", ga, gb, NULL, lab_env("LAB_IFINDEX_B"), NULL,
-                  lab_env("LAB_B6"), src);
+  snprintf(ga, sizeof ga, "ff02::4242%%%s", ds_test_lab_env("LAB_IF_A"));
+  snprintf(gb, sizeof gb, "ff02::4242%%%s", ds_test_lab_env("LAB_IF_B"));
+  snprintf(src, sizeof src, "%s%%%u", ds_test_lab_env("LAB_A_LL"), idx_b);
+  join_then_leave("::", ga, gb, NULL, ds_test_lab_env("LAB_IFINDEX_B"), NULL,
+                  ds_test_lab_env("LAB_B6"), src);
 }
 
 TEST(lab_udp_ipv6_multicast_link_scope_by_outgoing_interface)
 {
   char src[64];
-  unsigned idx_b = (unsigned)atoi(lab_env("LAB_IFINDEX_B"));
+  unsigned idx_b = (unsigned)atoi(ds_test_lab_env("LAB_IFINDEX_B"));
   /* No scope on the group when sending: the outgoing interface (by
    * name) stands for it. B joins by index. */
-  snprintf(src, sizeof src, "%s%%%u", lab_env("LAB_A_LL"), idx_b);
-  join_then_leave("::", "ff02::4243", "ff02::4243", lab_env("LAB_IFINDEX_B"),
-                  lab_env("LAB_IF_B"), lab_env("LAB_IF_A"), lab_env("LAB_B6"),
-                  src);
+  snprintf(src, sizeof src, "%s%%%u", ds_test_lab_env("LAB_A_LL"), idx_b);
+  join_then_leave("::", "ff02::4243", "ff02::4243",
+                  ds_test_lab_env("LAB_IFINDEX_B"), ds_test_lab_env("LAB_IF_B"),
+                  ds_test_lab_env("LAB_IF_A"), ds_test_lab_env("LAB_B6"), src);
 }
 
 TEST(lab_udp_ipv6_multicast_site_scope_join_then_leave)
 {
   /* ff05::: B joins by its address, A sends by index; the source is A's
    * global address (the group is wider than the link). */
-  join_then_leave("::", "ff05::4242", "ff05::4242", lab_env("LAB_B6"),
-                  lab_env("LAB_IF_B"), lab_env("LAB_IFINDEX_A"),
-                  lab_env("LAB_B6"), lab_env("LAB_A6"));
+  join_then_leave("::", "ff05::4242", "ff05::4242", ds_test_lab_env("LAB_B6"),
+                  ds_test_lab_env("LAB_IF_B"), ds_test_lab_env("LAB_IFINDEX_A"),
+                  ds_test_lab_env("LAB_B6"), ds_test_lab_env("LAB_A6"));
 }
 
 /* A port in A that joined group sends to it: with loopback on it hears
@@ -463,11 +444,11 @@ static void loopback_off(const char *wild, const char *group,
   in_b();
   open_port(&b, r, wild, 0, 0);
   port = port_of(&b);
-  join(b.u, group, lab_env("LAB_IF_B"));
+  join(b.u, group, ds_test_lab_env("LAB_IF_B"));
   in_a();
   open_port(&s, r, wild, port, 0);
-  join(s.u, group, lab_env("LAB_IF_A"));
-  set_out(s.u, lab_env("LAB_IF_A"));
+  join(s.u, group, ds_test_lab_env("LAB_IF_A"));
+  set_out(s.u, ds_test_lab_env("LAB_IF_A"));
   CHECK_EQ(ds_udp_get_multicast_loopback(s.u), 1);
   send_text(s.u, "loop-on", group, port);
   RUN_UNTIL(r, count(&b, "loop-on") == 1 && count(&s, "loop-on") == 1, 3000);
@@ -487,12 +468,12 @@ static void loopback_off(const char *wild, const char *group,
 
 TEST(lab_udp_multicast_loopback_off_stops_self_delivery_ipv4)
 {
-  loopback_off("0.0.0.0", "239.1.2.4", lab_env("LAB_B4"));
+  loopback_off("0.0.0.0", "239.1.2.4", ds_test_lab_env("LAB_B4"));
 }
 
 TEST(lab_udp_multicast_loopback_off_stops_self_delivery_ipv6)
 {
-  loopback_off("::", "ff05::4244", lab_env("LAB_B6"));
+  loopback_off("::", "ff05::4244", ds_test_lab_env("LAB_B6"));
 }
 
 /* Two ports in B on one port number (DS_UDP_REUSE) joined to one group:
@@ -509,11 +490,11 @@ static void two_receivers(const char *wild, const char *group)
   open_port(&b1, r, wild, 0, DS_UDP_REUSE);
   port = port_of(&b1);
   open_port(&b2, r, wild, port, DS_UDP_REUSE);
-  join(b1.u, group, lab_env("LAB_IF_B"));
-  join(b2.u, group, lab_env("LAB_IF_B"));
+  join(b1.u, group, ds_test_lab_env("LAB_IF_B"));
+  join(b2.u, group, ds_test_lab_env("LAB_IF_B"));
   in_a();
   open_port(&s, r, wild, 0, 0);
-  set_out(s.u, lab_env("LAB_IF_A"));
+  set_out(s.u, ds_test_lab_env("LAB_IF_A"));
   CHECK_EQ(ds_udp_set_multicast_ttl(s.u, 1), 0);
   send_text(s.u, "both", group, port);
   RUN_UNTIL(r, b1.n == 1 && b2.n == 1, 3000);
@@ -558,12 +539,12 @@ static void reuse_ports_get_only_their_groups(const char *wild,
   open_port(&j, r, wild, 0, DS_UDP_REUSE);
   port = port_of(&j);
   open_port(&n, r, wild, port, DS_UDP_REUSE);
-  join(j.u, group, lab_env("LAB_IF_B"));
+  join(j.u, group, ds_test_lab_env("LAB_IF_B"));
   in_a();
   for (i = 0; i < 8; i++) {
     char text[8];
     open_port(&s[i], r, wild, 0, 0);
-    set_out(s[i].u, lab_env("LAB_IF_A"));
+    set_out(s[i].u, ds_test_lab_env("LAB_IF_A"));
     snprintf(text, sizeof text, "g%d", i);
     send_text(s[i].u, text, group, port);
   }
@@ -597,16 +578,16 @@ TEST(lab_udp_reuse_ports_get_only_the_groups_they_joined_ipv6)
  * fe80::12), removed at the end (and first, after a failed run). */
 static void second_link_up(void)
 {
-  const char *nb = lab_env("LAB_NS_B");
-  sh("ip link del eth1 2>/dev/null; "
-     "ip link add eth1 type veth peer name eth1 netns %s && "
-     "ip link set eth1 addrgenmode none up && "
-     "ip -n %s link set eth1 addrgenmode none up && "
-     "ip addr add 198.51.100.1/24 dev eth1 && "
-     "ip addr add fe80::11/64 dev eth1 nodad && "
-     "ip -n %s addr add 198.51.100.2/24 dev eth1 && "
-     "ip -n %s addr add fe80::12/64 dev eth1 nodad",
-     nb, nb, nb, nb);
+  const char *nb = ds_test_lab_env("LAB_NS_B");
+  ds_test_sh("ip link del eth1 2>/dev/null; "
+             "ip link add eth1 type veth peer name eth1 netns %s && "
+             "ip link set eth1 addrgenmode none up && "
+             "ip -n %s link set eth1 addrgenmode none up && "
+             "ip addr add 198.51.100.1/24 dev eth1 && "
+             "ip addr add fe80::11/64 dev eth1 nodad && "
+             "ip -n %s addr add 198.51.100.2/24 dev eth1 && "
+             "ip -n %s addr add fe80::12/64 dev eth1 nodad",
+             nb, nb, nb, nb);
 }
 
 TEST(lab_udp_outgoing_interface_decides_the_veth)
@@ -665,12 +646,12 @@ TEST(lab_udp_outgoing_interface_decides_the_veth)
   send_text(s6.u, "via-eth0", "ff02::4246", p6);
   RUN_UNTIL(r, b0.n == 1 && b6.n == 2, 3000);
   CHECK_STR(b0.data[0], "via-eth0");
-  snprintf(text, sizeof text, "%s:%u", lab_env("LAB_A4"), port_of(&s4));
+  snprintf(text, sizeof text, "%s:%u", ds_test_lab_env("LAB_A4"), port_of(&s4));
   CHECK_STR(text_of(&b0.from[0], t), text);
   CHECK_STR(b6.data[1], "via-eth0");
   CHECK_EQ(b6.from[1].scope_id, b_eth0);
-  snprintf(text, sizeof text, "[%s%%%u]:%u", lab_env("LAB_A_LL"), b_eth0,
-           port_of(&s6));
+  snprintf(text, sizeof text, "[%s%%%u]:%u", ds_test_lab_env("LAB_A_LL"),
+           b_eth0, port_of(&s6));
   CHECK_STR(text_of(&b6.from[1], t), text);
   run_for(r, 200);
   /* Each IPv4 datagram reached only the port of its link. */
@@ -681,7 +662,7 @@ TEST(lab_udp_outgoing_interface_decides_the_veth)
     rx *all[] = {&s4, &s6, &b0, &b1, &b6};
     teardown(r, all, 5);
   }
-  sh("ip link del eth1");
+  ds_test_sh("ip link del eth1");
 }
 
 /* B joins group for source src1 only; A sends from src1 and src2 (two
@@ -734,20 +715,20 @@ static void source_specific(const char *wild, const char *group,
 
 TEST(lab_udp_source_specific_join_receives_only_its_source_ipv4)
 {
-  sh("ip addr del 192.0.2.11/24 dev eth0 2>/dev/null; "
-     "ip addr add 192.0.2.11/24 dev eth0");
-  source_specific("0.0.0.0", "232.1.2.3", lab_env("LAB_A4"), "192.0.2.11",
-                  lab_env("LAB_B4"));
-  sh("ip addr del 192.0.2.11/24 dev eth0");
+  ds_test_sh("ip addr del 192.0.2.11/24 dev eth0 2>/dev/null; "
+             "ip addr add 192.0.2.11/24 dev eth0");
+  source_specific("0.0.0.0", "232.1.2.3", ds_test_lab_env("LAB_A4"),
+                  "192.0.2.11", ds_test_lab_env("LAB_B4"));
+  ds_test_sh("ip addr del 192.0.2.11/24 dev eth0");
 }
 
 TEST(lab_udp_source_specific_join_receives_only_its_source_ipv6)
 {
-  sh("ip addr del 2001:db8::11/64 dev eth0 2>/dev/null; "
-     "ip addr add 2001:db8::11/64 dev eth0 nodad");
-  source_specific("::", "ff35::8000:1", lab_env("LAB_A6"), "2001:db8::11",
-                  lab_env("LAB_B6"));
-  sh("ip addr del 2001:db8::11/64 dev eth0");
+  ds_test_sh("ip addr del 2001:db8::11/64 dev eth0 2>/dev/null; "
+             "ip addr add 2001:db8::11/64 dev eth0 nodad");
+  source_specific("::", "ff35::8000:1", ds_test_lab_env("LAB_A6"),
+                  "2001:db8::11", ds_test_lab_env("LAB_B6"));
+  ds_test_sh("ip addr del 2001:db8::11/64 dev eth0");
 }
 
 /* A connected port hears the ICMP port unreachable B answers with. */
@@ -776,12 +757,12 @@ static void refused_across(const char *wild, const char *b_host)
 
 TEST(lab_udp_connected_port_hears_icmp_unreachable_ipv4)
 {
-  refused_across("0.0.0.0", lab_env("LAB_B4"));
+  refused_across("0.0.0.0", ds_test_lab_env("LAB_B4"));
 }
 
 TEST(lab_udp_connected_port_hears_icmp_unreachable_ipv6)
 {
-  refused_across("::", lab_env("LAB_B6"));
+  refused_across("::", ds_test_lab_env("LAB_B6"));
 }
 
 /* A wildcard port connected to a loopback peer, then retargeted to B:
@@ -830,12 +811,13 @@ static void retarget(const char *wild, const char *lo, const char *a_host,
 
 TEST(lab_udp_retarget_wildcard_port_rechooses_source_ipv4)
 {
-  retarget("0.0.0.0", "127.0.0.1", lab_env("LAB_A4"), lab_env("LAB_B4"));
+  retarget("0.0.0.0", "127.0.0.1", ds_test_lab_env("LAB_A4"),
+           ds_test_lab_env("LAB_B4"));
 }
 
 TEST(lab_udp_retarget_wildcard_port_rechooses_source_ipv6)
 {
-  retarget("::", "::1", lab_env("LAB_A6"), lab_env("LAB_B6"));
+  retarget("::", "::1", ds_test_lab_env("LAB_A6"), ds_test_lab_env("LAB_B6"));
 }
 
 /* A shaped link (tbf) and the smallest send buffer make the kernel say
@@ -852,8 +834,8 @@ TEST_T(lab_udp_real_eagain_is_queued_and_flushed_in_order, 40)
   uint16_t port;
 
   lab_open();
-  sh("tc qdisc del dev eth0 root 2>/dev/null; "
-     "tc qdisc add dev eth0 root tbf rate 2mbit burst 1600 latency 2s");
+  ds_test_sh("tc qdisc del dev eth0 root 2>/dev/null; "
+             "tc qdisc add dev eth0 root tbf rate 2mbit burst 1600 latency 2s");
   CHECK_EQ(ds_reactor_new(&r), 0);
   in_b();
   open_port(&b, r, "0.0.0.0", 0, 0);
@@ -869,8 +851,8 @@ TEST_T(lab_udp_real_eagain_is_queued_and_flushed_in_order, 40)
     int rc;
     memset(payload, 'p', sizeof payload);
     memcpy(payload, text, (size_t)snprintf(text, sizeof text, "%d", i));
-    rc = ds_udp_write_to(s.u, payload, sizeof payload, lab_env("LAB_B4"), port,
-                         err, sizeof err);
+    rc = ds_udp_write_to(s.u, payload, sizeof payload,
+                         ds_test_lab_env("LAB_B4"), port, err, sizeof err);
     if (ds_udp_buffered(s.u) > (size_t)queued_max)
       queued_max = (int)ds_udp_buffered(s.u);
     if (rc == -EAGAIN) {
@@ -894,5 +876,5 @@ TEST_T(lab_udp_real_eagain_is_queued_and_flushed_in_order, 40)
     rx *all[] = {&s, &b};
     teardown(r, all, 2);
   }
-  sh("tc qdisc del dev eth0 root");
+  ds_test_sh("tc qdisc del dev eth0 root");
 }
