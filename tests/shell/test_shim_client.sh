@@ -135,8 +135,6 @@ test_dual_stack_ipv6_blackholed_goes_ipv4_fast() {
     assertContains "$p reached the server over IPv4" "$out" "peer 192.0.2.1"
     assertTrue "$p took ${ms} ms, ${base} ms to the literal (< +500)" \
       "[ $((ms - base)) -lt 500 ]"
-    assertTrue "$p waited the attempt delay (${ms} vs ${base} ms)" \
-      "[ $((ms - base)) -ge 200 ]"
   done
 }
 
@@ -289,6 +287,49 @@ test_alarm_and_longjmp_out_of_connect_leaves_the_shim_healthy() {
   assertContains "the alarm ended the first connect" "$out" "timeout"
   assertContains "the second connect was translated" "$out" "second ok"
   assertContains "no fd left" "$out" "fds_leaked 0"
+}
+
+test_sixteen_threads_fifty_connects_each() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 60 $PY -c '
+import os, socket, threading
+a = socket.gethostbyname("v6only.test")
+before = len(os.listdir("/proc/self/fd"))
+ok = []
+def work():
+    n = 0
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET)
+        try:
+            s.connect((a, 80)); s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            if b"peer 2001:db8::1" in s.recv(4096): n += 1
+        except OSError as e:
+            print("error", e)
+        s.close()
+    ok.append(n)
+ts = [threading.Thread(target=work) for _ in range(16)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("ok", sum(ok))
+print("fds", len(os.listdir("/proc/self/fd")) - before)' 2>&1)
+  assertContains "800 connects over IPv6" "$out" "ok 800"
+  assertContains "no fd left" "$out" "fds 0"
+}
+
+test_client_that_forks_after_resolving() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import os, socket
+a = socket.gethostbyname("v6only.test")
+def get():
+    s = socket.socket(socket.AF_INET); s.connect((a, 80))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n"); r = s.recv(4096); s.close()
+    return b"peer 2001:db8::1" in r
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if get() else 1)
+_, st = os.waitpid(pid, 0)
+print("child", os.WEXITSTATUS(st) == 0, "parent", get())' 2>&1)
+  assertEquals "both sides of the fork connect" "child True parent True" "$out"
 }
 
 test_disable_is_a_pure_passthrough() {
