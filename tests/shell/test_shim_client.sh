@@ -279,7 +279,13 @@ test_alarm_and_longjmp_out_of_connect_leaves_the_shim_healthy() {
   # In one process: alarm + siglongjmp out of the race, then a connect to
   # a working name (port 81 is not black-holed) must still be translated,
   # and no socket of the abandoned race is left.
-  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 10 \
+  # Under SANITIZE the C client is built with ASan, whose runtime must be
+  # loaded first; the shim itself has UBSan only.
+  pre=$SHIM
+  case "${DS_SANITIZE:-}" in
+    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
+  esac
+  out=$(lab_run a env LD_PRELOAD="$pre" timeout 10 \
     "$DS_BUILD/lab/shim_longjmp" both.test 80 v6only.test 81 2>&1)
   status=$?
   echo "$out" | sed 's/^/    /'
