@@ -9,6 +9,13 @@
  * until the end of the turn, so an event for them already fetched in the
  * same epoll batch is recognised and dropped instead of being dispatched to
  * freed memory or to a reused fd.
+ *
+ * Deadlines are kept in nanoseconds and the wait for the next one is
+ * epoll_pwait2()'s, also in nanoseconds, so a timer runs within the
+ * kernel's timer slack of its deadline (Happy Eyeballs' 250 ms is 250 ms,
+ * not 252). Where the kernel lacks epoll_pwait2() (before Linux 5.11, or a
+ * seccomp filter that refuses it), epoll_wait() waits whole milliseconds,
+ * rounded up.
  */
 #include "internal.h"
 
@@ -19,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +47,7 @@ struct ds_timer {
   ds_reactor *r;
   ds_timer_cb cb;
   void *data;
-  uint64_t due;
+  uint64_t due; /* monotonic clock, nanoseconds */
   uint64_t repeat;
   uint64_t seq; /* tie-break: equal deadlines run in arming order */
   size_t idx;   /* position in the heap, or SIZE_MAX when stopped */
@@ -51,8 +59,10 @@ struct ds_reactor {
   int stopped;
   unsigned handles;   /* live handles of every kind */
   unsigned active_io; /* watchers with events != 0 */
-  uint64_t now;
+  uint64_t now;    /* milliseconds, for ds_reactor_now() */
+  uint64_t now_ns; /* the same reading, in nanoseconds */
   uint64_t timer_seq;
+  int no_pwait2; /* epoll_pwait2() is missing or refused: epoll_wait() */
   ds_timer **heap;
   size_t nheap, capheap;
   ds__call *calls, *calls_tail;
@@ -66,22 +76,21 @@ struct ds_reactor {
 
 static void run_soon(void *p);
 
-/* Returns the monotonic clock in milliseconds, rounded up. */
-static uint64_t mono_ms_ceil(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u +
-         ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
-}
 static int alive(const ds_reactor *r);
 
-/* Returns the monotonic clock in milliseconds. */
-static uint64_t mono_ms(void)
+/* Returns the monotonic clock in nanoseconds. */
+static uint64_t mono_ns(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads the clock into the reactor's turn time. */
+static void update_now(ds_reactor *r)
+{
+  r->now_ns = mono_ns();
+  r->now = r->now_ns / 1000000u;
 }
 
 int ds_reactor_new(ds_reactor **out)
@@ -111,7 +120,7 @@ int ds_reactor_new(ds_reactor **out)
     return rc;
   }
   pthread_mutex_init(&r->ts_lock, NULL);
-  r->now = mono_ms();
+  update_now(r);
   *out = r;
   return 0;
 }
@@ -332,10 +341,12 @@ int ds_timer_start(ds_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
     t->idx = r->nheap;
     r->heap[r->nheap++] = t;
   }
-  /* The clock is read afresh, rounded up, so that a timer never fires
-   * before timeout_ms has passed since this call, even when the call comes
-   * long after the turn's cached time. */
-  t->due = mono_ms_ceil() + timeout_ms;
+  /* The clock is read afresh, so that a timer never fires before
+   * timeout_ms has passed since this call, even when the call comes long
+   * after the turn's cached time. (More than a century is forever.) */
+  if (timeout_ms > 4000000000000u)
+    timeout_ms = 4000000000000u;
+  t->due = mono_ns() + timeout_ms * 1000000u;
   t->repeat = repeat_ms;
   t->seq = r->timer_seq++;
   heap_up(r, t->idx);
@@ -372,7 +383,7 @@ static void run_timers(ds_reactor *r)
 
   while (r->nheap > 0) {
     ds_timer *t = r->heap[0];
-    if (t->due > r->now || t->seq >= limit)
+    if (t->due > r->now_ns || t->seq >= limit)
       break;
     heap_remove(r, t);
     if (t->repeat > 0)
@@ -526,29 +537,60 @@ static int alive(const ds_reactor *r)
          atomic_load(&r->ts_pending) > 0;
 }
 
+/* Waits for events at most wait_ns nanoseconds (-1: no bound) and returns
+ * epoll's result: epoll_pwait2() to the nanosecond where it can, else
+ * epoll_wait() with the wait rounded up to milliseconds, never down. */
+static int wait_events(ds_reactor *r, struct epoll_event *evs,
+                       int64_t wait_ns)
+{
+#ifdef SYS_epoll_pwait2
+  if (!r->no_pwait2) {
+    struct timespec ts, *tp = NULL;
+    long n;
+    if (wait_ns >= 0) {
+      ts.tv_sec = (time_t)(wait_ns / 1000000000);
+      ts.tv_nsec = (long)(wait_ns % 1000000000);
+      tp = &ts;
+    }
+    n = syscall(SYS_epoll_pwait2, r->epfd, evs, DS__MAX_EVENTS, tp, NULL,
+                (size_t)0);
+    /* ENOSYS: an older kernel; EPERM: a seccomp filter that predates the
+     * call (Docker's did). Both will say the same every time. */
+    if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+      return (int)n;
+    r->no_pwait2 = 1;
+  }
+#endif
+  return epoll_wait(r->epfd, evs, DS__MAX_EVENTS,
+                    wait_ns < 0 ? -1 : (int)((wait_ns + 999999) / 1000000));
+}
+
 int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
 {
   struct epoll_event evs[DS__MAX_EVENTS];
-  int n, i, wait_ms;
+  int n, i;
+  int64_t wait_ns;
   ds_io *w;
 
   r->dispatching++;
-  r->now = mono_ms();
+  update_now(r);
   run_calls(r);
 
-  wait_ms = timeout_ms;
+  wait_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
   if (r->calls != NULL || r->stopped || !alive(r))
-    wait_ms = 0;
+    wait_ns = 0;
   else if (r->nheap > 0) {
-    uint64_t due = r->heap[0]->due;
-    int until = due > r->now
-                    ? (int)(due - r->now > 86400000 ? 86400000 : due - r->now)
-                    : 0;
-    if (wait_ms < 0 || until < wait_ms)
-      wait_ms = until;
+    /* From a fresh reading: the calls above may have taken a while. */
+    uint64_t due = r->heap[0]->due, now = mono_ns();
+    int64_t until = due > now ? (due - now > 86400000000000u
+                                     ? (int64_t)86400000000000
+                                     : (int64_t)(due - now))
+                              : 0;
+    if (wait_ns < 0 || until < wait_ns)
+      wait_ns = until;
   }
 
-  n = epoll_wait(r->epfd, evs, DS__MAX_EVENTS, wait_ms);
+  n = wait_events(r, evs, wait_ns);
   if (n < 0) {
     int e = errno;
     n = 0;
@@ -557,7 +599,7 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
       return -e;
     }
   }
-  r->now = mono_ms();
+  update_now(r);
   for (i = 0; i < n; i++) {
     unsigned got = 0;
     w = evs[i].data.ptr;
