@@ -78,6 +78,24 @@ bad:
   return -1;
 }
 
+/* Returns the nanoseconds process pid's main thread has run on a CPU
+ * (the first field of /proc/PID/schedstat), or 0 when unknown. The servers
+ * are single-threaded, so this is their whole CPU time. */
+static inline uint64_t bench_cpu_ns(long pid)
+{
+  char path[64];
+  unsigned long long ns = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  if (fscanf(f, "%llu", &ns) != 1)
+    ns = 0;
+  fclose(f);
+  return (uint64_t)ns;
+}
+
 /* Prints the line run.sh waits for, at once (stdout is a pipe). */
 static inline void bench_announce_port(unsigned port)
 {

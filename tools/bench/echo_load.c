@@ -1,66 +1,97 @@
 /* TCP load generator for the echo and accept benchmarks: one thread, epoll,
- * non-blocking sockets. The same program drives every server, so every
- * contender gets exactly the same work.
+ * non-blocking sockets. One load drives every contender, so each gets
+ * exactly the same work.
  *
- *   echo_load -m pingpong -c CONNS -s BYTES [-w MS] [-d MS] TARGET...
- *     CONNS connections, each sending BYTES and waiting for all of them to
- *     come back before sending again. Prints "rtps=N" (round trips per
- *     second over the measured window, which starts WARMUP ms after every
- *     connection is up).
- *   echo_load -m conn -c SLOTS [-s BYTES | -g] [-w MS] [-d MS] TARGET...
+ *   echo_load -m pingpong -c CONNS -s BYTES [-t MS] [-r ROUNDS]
+ *             [-n NAMES] [-P PIDS] GROUP...
+ *     CONNS connections to each group, each sending BYTES and waiting for
+ *     all of them to come back before sending again.
+ *   echo_load -m conn -c SLOTS [-s BYTES | -g] [-t MS] [-r ROUNDS]
+ *             [-n NAMES] [-P PIDS] [-b N] GROUP...
  *     SLOTS connections at a time, each: connect, send BYTES and read them
- *     back (-g instead: read the server's one-byte greeting), close. Prints
- *     "cps=N" (completed connections per second).
- *   echo_load -m idle -c CONNS -s BYTES -P PID TARGET...
+ *     back (-g instead: read the server's one-byte greeting), close.
+ *   echo_load -m idle -c CONNS -s BYTES -P PID GROUP
  *     Opens CONNS connections, one round trip each, then leaves them idle
  *     and reads the server's resident memory before and after. Prints
  *     "rss_before_kb=N rss_after_kb=N bytes_per_conn=N".
  *
- * TARGETs (192.0.2.1:80, [2001:db8::1]:80) are used in turn. -b N binds
- * the sources of an IPv4 loopback target to 127.0.1.1 .. 127.0.1.N in turn,
- * so that a long connection-rate run does not run out of ports to the one
- * destination while closed connections sit in TIME_WAIT.
+ * A GROUP is one server: TARGET[,TARGET...] (192.0.2.1:80,
+ * [2001:db8::1]:80), used in turn. NAMES and PIDS are comma-separated, one
+ * per group.
  *
- * The sockets are closed with a reset at the end (SO_LINGER 0): the
- * measurement is over, and a reset leaves no TIME_WAIT behind for the next
- * run. Exit status: 0, 64 usage, 70 failure (a message on stderr). */
+ * The groups take turns in time slices of MS milliseconds (default 200),
+ * ROUNDS times (default 10), the order rotating every round: every server
+ * runs under the same conditions of the shared machine, a few hundred
+ * milliseconds apart, instead of one after the other. Only one group is
+ * loaded at a time; a slice ends by letting the round trips (or
+ * connections) in flight finish, uncounted. Round 0 warms up and is not
+ * reported. Each other slice prints one line:
+ *
+ *   slice round=R group=NAME rate=N [srv_us=N srv_util=N]
+ *
+ * rate: round trips (pingpong) or completed connections (conn) per second
+ * of the slice. With PIDS, srv_us is the server's CPU time per operation
+ * in the slice (from /proc/PID/schedstat; the servers are single-threaded)
+ * and srv_util the share of the slice it ran: what a server costs, whatever
+ * share of its core the shared machine left it.
+ *
+ * -b N binds the sources of IPv4 loopback targets to 127.0.1.1 .. 127.0.1.N
+ * in turn, so that a long connection-rate run does not run out of ports
+ * while closed connections sit in TIME_WAIT. Sockets left at the end are
+ * closed with a reset (SO_LINGER 0), which leaves no TIME_WAIT behind.
+ * Exit status: 0, 64 usage, 70 failure (a message on stderr). */
 #include "bench.h"
 
-#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#define MAX_GROUPS 8
 #define MAX_TARGETS 16
 #define MAX_CONNECTING 256 /* connects in flight: stay inside the backlog */
 #define MAX_MSG (1024 * 1024)
+#define STALL_NS 10000000000u /* a slice that cannot drain: give up */
 
 enum mode { PINGPONG, CONNRATE, IDLE };
 enum cstate { C_FREE, C_CONNECTING, C_RUNNING, C_IDLE };
 
+struct group;
+
 typedef struct conn {
+  struct group *grp;
   int fd;
   enum cstate state;
   uint32_t ev; /* epoll interest now registered */
   size_t sent, got;
 } conn;
 
-static struct {
-  enum mode mode;
-  long nconn, size, warmup_ms, duration_ms, srcs;
-  int greet;
-  long server_pid;
+typedef struct group {
+  const char *name;
+  long pid;
   struct sockaddr_storage targets[MAX_TARGETS];
   socklen_t target_len[MAX_TARGETS];
-  int ntargets, next_target, next_src;
+  int ntargets, next_target;
+  conn *conns;
+  long up;     /* pingpong, idle: connections made */
+  long active; /* round trips (pingpong) or connections (conn) going on */
+} group;
+
+static struct {
+  enum mode mode;
+  long nconn, size, slice_ms, rounds, srcs;
+  int greet;
+  group groups[MAX_GROUPS];
+  int ngroups, next_src;
   int epfd;
   char *sbuf;
   char rbuf[65536];
-  conn *conns;
-  long connecting, running, done;
-  uint64_t window_start, window_end; /* ns; 0: not started */
-  uint64_t count, errors;
+  long connecting; /* connects in flight, every group */
+  /* The slice in progress. */
+  group *cur;
+  int open;       /* new work may start (before the slice's end) */
+  uint64_t start, end, count, cpu0, cpu1;
+  uint64_t errors;
   int first_error;
 } g;
 
@@ -68,7 +99,7 @@ static void usage(void)
 {
   fprintf(stderr,
           "usage: echo_load -m pingpong|conn|idle -c N [-s BYTES] [-g] "
-          "[-w MS] [-d MS] [-P PID] [-b N] TARGET...\n");
+          "[-t MS] [-r ROUNDS] [-n NAMES] [-P PIDS] [-b N] GROUP...\n");
   exit(64);
 }
 
@@ -78,7 +109,7 @@ static void die(const char *what)
   exit(70);
 }
 
-/* Returns the server's resident memory in kB, from /proc/PID/status. */
+/* Returns the resident memory of process pid in kB (/proc/PID/status). */
 static long rss_kb(long pid)
 {
   char path[64], line[256];
@@ -106,7 +137,7 @@ static void set_interest(conn *c, uint32_t ev)
   c->ev = ev;
 }
 
-/* Closes c's socket: with FIN for a connection-rate round (the server's
+/* Closes c's socket: with FIN after a connection-rate round (the server's
  * clean close is part of the work), with a reset otherwise. */
 static void conn_close(conn *c, int reset)
 {
@@ -122,22 +153,31 @@ static void conn_close(conn *c, int reset)
   c->state = C_FREE;
 }
 
-/* Starts a connect in c. Returns 0, or -1 when the kernel refused it at
- * once (counted as an error). */
+static void note_error(int err)
+{
+  if (g.first_error == 0)
+    g.first_error = err;
+  g.errors++;
+}
+
+/* Starts a connect in c to its group's next target. Returns 0, or -1 when
+ * the kernel refused it at once (counted as an error). */
 static int conn_open(conn *c)
 {
-  int t = g.next_target++ % g.ntargets, one = 1, rc;
-  struct sockaddr *sa = (struct sockaddr *)&g.targets[t];
+  group *grp = c->grp;
+  int t = grp->next_target++ % grp->ntargets, one = 1;
+  struct sockaddr *sa = (struct sockaddr *)&grp->targets[t];
 
   c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                  0);
   if (c->fd < 0)
     die("socket");
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (g.srcs > 0 && sa->sa_family == AF_INET) {
+  if (g.srcs > 0 && sa->sa_family == AF_INET &&
+      (ntohl(((struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) {
     struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000100u + 1u + (uint32_t)(g.next_src++ %
-                                                              g.srcs));
+    uint32_t n = 1u + (uint32_t)(g.next_src++ % g.srcs);
+    src.sin_addr.s_addr = htonl(0x7f000100u + n);
     setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0)
       die("bind source");
@@ -146,11 +186,8 @@ static int conn_open(conn *c)
   c->ev = 0;
   c->sent = c->got = 0;
   g.connecting++;
-  rc = connect(c->fd, sa, g.target_len[t]);
-  if (rc != 0 && errno != EINPROGRESS) {
-    if (g.first_error == 0)
-      g.first_error = errno;
-    g.errors++;
+  if (connect(c->fd, sa, grp->target_len[t]) != 0 && errno != EINPROGRESS) {
+    note_error(errno);
     conn_close(c, 1);
     return -1;
   }
@@ -177,7 +214,7 @@ static int conn_send(conn *c)
   return 0;
 }
 
-/* Begins a round trip on a connected c. */
+/* Begins a round trip on a connected c. Returns -1 on a socket error. */
 static int conn_round(conn *c)
 {
   c->sent = c->got = 0;
@@ -188,33 +225,46 @@ static int conn_round(conn *c)
   return conn_send(c);
 }
 
+/* Fails c (a connection-rate connection is replaced; pingpong and idle
+ * need every connection, so the run stops). */
 static void conn_fail(conn *c, int err)
 {
-  if (g.first_error == 0)
-    g.first_error = err;
-  g.errors++;
-  if (c->state == C_RUNNING)
-    g.running--;
+  if (g.mode != CONNRATE) {
+    fprintf(stderr, "echo_load: a connection to %s failed: %s\n",
+            c->grp->name, strerror(err));
+    exit(70);
+  }
+  note_error(err);
+  if (c->state == C_RUNNING || c->state == C_CONNECTING)
+    c->grp->active--;
   conn_close(c, 1);
 }
 
-/* A round trip finished on c at time now. */
+/* A round trip (or a connection) finished on c at time now. */
 static void conn_done(conn *c, uint64_t now)
 {
-  if (g.window_start != 0 && now >= g.window_start && now < g.window_end)
+  group *grp = c->grp;
+  int counted = grp == g.cur && now >= g.start && now < g.end;
+
+  if (counted)
     g.count++;
   switch (g.mode) {
   case PINGPONG:
-    if (conn_round(c) != 0)
-      conn_fail(c, errno);
+    if (grp == g.cur && g.open && now < g.end) {
+      if (conn_round(c) != 0)
+        conn_fail(c, errno);
+    } else {
+      c->state = C_IDLE;
+      grp->active--;
+    }
     break;
   case CONNRATE:
-    g.running--;
+    grp->active--;
     conn_close(c, 0);
     break;
   case IDLE:
     c->state = C_IDLE;
-    g.done++;
+    grp->up++;
     break;
   }
 }
@@ -232,7 +282,13 @@ static void conn_event(conn *c, uint32_t ev, uint64_t now)
     if (!(ev & EPOLLOUT))
       return;
     g.connecting--;
-    g.running++;
+    if (g.mode == PINGPONG) {
+      /* Made before the slices begin; waits for its group's turn. */
+      c->state = C_IDLE;
+      c->grp->up++;
+      set_interest(c, EPOLLIN);
+      return;
+    }
     c->state = C_RUNNING;
     if (conn_round(c) != 0)
       conn_fail(c, errno);
@@ -254,8 +310,8 @@ static void conn_event(conn *c, uint32_t ev, uint64_t now)
     }
     c->got += (size_t)n;
     if (c->got > want) {
-      fprintf(stderr, "echo_load: server sent %zu bytes, expected %zu\n",
-              c->got, want);
+      fprintf(stderr, "echo_load: %s sent %zu bytes, expected %zu\n",
+              c->grp->name, c->got, want);
       exit(70);
     }
     if (c->got == want)
@@ -263,28 +319,111 @@ static void conn_event(conn *c, uint32_t ev, uint64_t now)
   }
 }
 
-/* Opens connections until nconn exist (pingpong, idle) or every slot is
- * busy (conn), at most MAX_CONNECTING in flight. */
+/* Opens connections: pingpong and idle, until every group has nconn;
+ * conn, the current group's free slots while its slice is open. At most
+ * MAX_CONNECTING in flight. */
 static void top_up(void)
 {
+  int k;
   long i;
-  for (i = 0; i < g.nconn && g.connecting < MAX_CONNECTING; i++) {
-    if (g.conns[i].state != C_FREE)
+  for (k = 0; k < g.ngroups; k++) {
+    group *grp = &g.groups[k];
+    if (g.mode == CONNRATE && (grp != g.cur || !g.open))
       continue;
-    if (g.mode != CONNRATE && g.errors > 0)
-      return; /* pingpong and idle need every connection */
-    conn_open(&g.conns[i]);
+    for (i = 0; i < g.nconn && g.connecting < MAX_CONNECTING; i++) {
+      if (grp->conns[i].state != C_FREE)
+        continue;
+      if (conn_open(&grp->conns[i]) == 0 && g.mode == CONNRATE)
+        grp->active++;
+    }
   }
+}
+
+/* Waits for events once (at most 10 ms) and handles them; returns the
+ * time after the wait. */
+static uint64_t turn(void)
+{
+  struct epoll_event evs[512];
+  uint64_t now;
+  int n, k;
+
+  top_up();
+  n = epoll_wait(g.epfd, evs, 512, 10);
+  if (n < 0 && errno != EINTR)
+    die("epoll_wait");
+  now = bench_now_ns();
+  for (k = 0; k < n; k++)
+    conn_event(evs[k].data.ptr, evs[k].events, now);
+  return now;
+}
+
+/* Runs one slice of group grp; prints its line unless it is a warm-up. */
+static void slice(group *grp, long round)
+{
+  uint64_t now;
+  long i;
+
+  g.cur = grp;
+  g.count = 0;
+  g.cpu0 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+  g.cpu1 = 0;
+  g.start = bench_now_ns();
+  g.end = g.start + (uint64_t)g.slice_ms * 1000000u;
+  g.open = 1;
+  if (g.mode == PINGPONG)
+    for (i = 0; i < g.nconn; i++) {
+      conn *c = &grp->conns[i];
+      c->state = C_RUNNING;
+      grp->active++;
+      if (conn_round(c) != 0)
+        conn_fail(c, errno);
+    }
+  do {
+    now = turn();
+    if (g.open && now >= g.end) {
+      /* The measured part ends here; what is in flight finishes. */
+      g.open = 0;
+      g.cpu1 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+    }
+    if (now - g.start > STALL_NS) {
+      fprintf(stderr, "echo_load: %s stalled\n", grp->name);
+      exit(70);
+    }
+  } while (g.open || grp->active > 0);
+  if (round == 0)
+    return;
+  printf("slice round=%ld group=%s rate=%.0f", round, grp->name,
+         (double)g.count / ((double)g.slice_ms / 1e3));
+  if (g.cpu0 != 0 && g.cpu1 > g.cpu0 && g.count > 0)
+    printf(" srv_us=%.2f srv_util=%.3f",
+           (double)(g.cpu1 - g.cpu0) / 1e3 / (double)g.count,
+           (double)(g.cpu1 - g.cpu0) / 1e6 / (double)g.slice_ms);
+  printf("\n");
+  fflush(stdout);
+}
+
+/* Splits a comma-separated list in place; returns the count. */
+static int split(char *text, char **out, int max)
+{
+  int n = 0;
+  char *save = NULL, *p;
+  for (p = strtok_r(text, ",", &save); p != NULL && n < max;
+       p = strtok_r(NULL, ",", &save))
+    out[n++] = p;
+  return n;
 }
 
 static void parse_args(int argc, char **argv)
 {
-  int c;
+  char *names[MAX_GROUPS] = {0}, *pids[MAX_GROUPS] = {0};
+  char *list[MAX_TARGETS];
+  int c, k, t, nnames = 0, npids = 0;
+
   g.size = 64;
-  g.warmup_ms = 300;
-  g.duration_ms = 1000;
+  g.slice_ms = 200;
+  g.rounds = 10;
   g.mode = -1;
-  while ((c = getopt(argc, argv, "m:c:s:gw:d:P:b:")) != -1) {
+  while ((c = getopt(argc, argv, "m:c:s:gt:r:n:P:b:")) != -1) {
     switch (c) {
     case 'm':
       if (strcmp(optarg, "pingpong") == 0)
@@ -305,14 +444,17 @@ static void parse_args(int argc, char **argv)
     case 'g':
       g.greet = 1;
       break;
-    case 'w':
-      g.warmup_ms = bench_num(optarg, "warmup");
+    case 't':
+      g.slice_ms = bench_num(optarg, "slice");
       break;
-    case 'd':
-      g.duration_ms = bench_num(optarg, "duration");
+    case 'r':
+      g.rounds = bench_num(optarg, "rounds");
+      break;
+    case 'n':
+      nnames = split(optarg, names, MAX_GROUPS);
       break;
     case 'P':
-      g.server_pid = bench_num(optarg, "pid");
+      npids = split(optarg, pids, MAX_GROUPS);
       break;
     case 'b':
       g.srcs = bench_num(optarg, "source count");
@@ -323,98 +465,96 @@ static void parse_args(int argc, char **argv)
       usage();
     }
   }
-  if ((int)g.mode < 0 || g.nconn <= 0 || optind >= argc ||
-      argc - optind > MAX_TARGETS || g.size < 1 || g.size > MAX_MSG ||
-      (g.mode == IDLE && g.server_pid <= 0) || (g.greet && g.mode != CONNRATE))
+  g.ngroups = argc - optind;
+  if ((int)g.mode < 0 || g.nconn <= 0 || g.ngroups < 1 ||
+      g.ngroups > MAX_GROUPS || g.size < 1 || g.size > MAX_MSG ||
+      g.slice_ms < 1 || (g.greet && g.mode != CONNRATE) ||
+      (g.mode == IDLE && (g.ngroups != 1 || npids != 1)) ||
+      (nnames != 0 && nnames != g.ngroups) ||
+      (npids != 0 && npids != g.ngroups))
     usage();
-  for (; optind < argc; optind++, g.ntargets++)
-    if (bench_parse_hostport(argv[optind], &g.targets[g.ntargets],
-                             &g.target_len[g.ntargets]) != 0)
-      exit(64);
+  for (k = 0; k < g.ngroups; k++) {
+    group *grp = &g.groups[k];
+    int n = split(argv[optind + k], list, MAX_TARGETS);
+    grp->name = nnames ? names[k] : argv[optind + k];
+    grp->pid = npids ? bench_num(pids[k], "pid") : 0;
+    for (t = 0; t < n; t++)
+      if (bench_parse_hostport(list[t], &grp->targets[t],
+                               &grp->target_len[t]) != 0)
+        exit(64);
+    grp->ntargets = n;
+    if (n == 0)
+      usage();
+  }
 }
 
 int main(int argc, char **argv)
 {
-  struct epoll_event evs[512];
-  long before_kb = 0, i, limit;
-  uint64_t t0, now;
+  long before_kb = 0, i, limit, round;
+  int k;
 
   parse_args(argc, argv);
   limit = bench_raise_nofile();
-  if (limit < g.nconn + 16) {
+  if (limit < g.nconn * g.ngroups + 16) {
     fprintf(stderr, "echo_load: fd limit %ld is too low for %ld "
                     "connections\n",
-            limit, g.nconn);
+            limit, g.nconn * g.ngroups);
     return 70;
   }
   g.sbuf = malloc((size_t)g.size);
-  g.conns = calloc((size_t)g.nconn, sizeof *g.conns);
-  if (g.sbuf == NULL || g.conns == NULL)
+  if (g.sbuf == NULL)
     die("malloc");
   for (i = 0; i < g.size; i++)
     g.sbuf[i] = (char)('a' + i % 26);
-  for (i = 0; i < g.nconn; i++)
-    g.conns[i].fd = -1;
+  for (k = 0; k < g.ngroups; k++) {
+    group *grp = &g.groups[k];
+    grp->conns = calloc((size_t)g.nconn, sizeof *grp->conns);
+    if (grp->conns == NULL)
+      die("calloc");
+    for (i = 0; i < g.nconn; i++) {
+      grp->conns[i].fd = -1;
+      grp->conns[i].grp = grp;
+    }
+  }
   g.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (g.epfd < 0)
     die("epoll_create1");
-  if (g.mode == IDLE)
-    before_kb = rss_kb(g.server_pid);
 
-  t0 = bench_now_ns();
-  if (g.mode == CONNRATE) {
-    g.window_start = t0 + (uint64_t)g.warmup_ms * 1000000u;
-    g.window_end = g.window_start + (uint64_t)g.duration_ms * 1000000u;
-  }
-  for (;;) {
-    int n, k;
-    top_up();
-    if (g.mode != CONNRATE && g.errors > 0 && g.connecting + g.running == 0)
-      break;
-    n = epoll_wait(g.epfd, evs, 512, 10);
-    if (n < 0 && errno != EINTR)
-      die("epoll_wait");
-    now = bench_now_ns();
-    for (k = 0; k < n; k++)
-      conn_event(evs[k].data.ptr, evs[k].events, now);
-    if (g.mode == PINGPONG && g.window_start == 0 && g.running == g.nconn) {
-      g.window_start = now + (uint64_t)g.warmup_ms * 1000000u;
-      g.window_end = g.window_start + (uint64_t)g.duration_ms * 1000000u;
-    }
-    if (g.window_end != 0 && now >= g.window_end)
-      break;
-    if (g.mode == IDLE && g.done == g.nconn)
-      break;
-    /* Setting up must not take forever (a server that stopped). */
-    if (g.window_start == 0 && now - t0 > 60000000000u) {
-      fprintf(stderr, "echo_load: connections not up after 60 s\n");
-      return 70;
-    }
-  }
-  if (g.mode != CONNRATE && g.errors > 0) {
-    fprintf(stderr, "echo_load: %llu connection(s) failed: %s\n",
-            (unsigned long long)g.errors, strerror(g.first_error));
-    return 70;
+  if (g.mode != CONNRATE) {
+    uint64_t t0 = bench_now_ns();
+    int all;
+    if (g.mode == IDLE)
+      before_kb = rss_kb(g.groups[0].pid);
+    do {
+      turn();
+      for (all = 1, k = 0; k < g.ngroups; k++)
+        all &= g.groups[k].up == g.nconn;
+      if (bench_now_ns() - t0 > 60000000000u) {
+        fprintf(stderr, "echo_load: connections not up after 60 s\n");
+        return 70;
+      }
+    } while (!all);
   }
   if (g.mode == IDLE) {
     long after_kb;
     /* Let the server finish with the last round trips. */
     usleep(200000);
-    after_kb = rss_kb(g.server_pid);
+    after_kb = rss_kb(g.groups[0].pid);
     printf("rss_before_kb=%ld rss_after_kb=%ld bytes_per_conn=%.0f\n",
            before_kb, after_kb,
            (double)(after_kb - before_kb) * 1024.0 / (double)g.nconn);
   } else {
-    double secs = (double)(g.window_end - g.window_start) / 1e9;
-    printf("%s=%.0f\n", g.mode == PINGPONG ? "rtps" : "cps",
-           (double)g.count / secs);
+    for (round = 0; round <= g.rounds; round++)
+      for (k = 0; k < g.ngroups; k++)
+        slice(&g.groups[(k + round) % g.ngroups], round);
     if (g.errors > 0)
       fprintf(stderr, "echo_load: %llu connect error(s), first: %s\n",
               (unsigned long long)g.errors, strerror(g.first_error));
   }
   fflush(stdout);
-  for (i = 0; i < g.nconn; i++)
-    if (g.conns[i].fd >= 0)
-      conn_close(&g.conns[i], 1);
+  for (k = 0; k < g.ngroups; k++)
+    for (i = 0; i < g.nconn; i++)
+      if (g.groups[k].conns[i].fd >= 0)
+        conn_close(&g.groups[k].conns[i], 1);
   return 0;
 }

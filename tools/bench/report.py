@@ -48,8 +48,12 @@ def med(section, case, who):
 def fmt_num(x, unit):
     if x is None:
         return "n/a"
+    if unit == "us":
+        return "%.2f" % x
     if unit == "ms":
-        return "%.1f" % x if x >= 100 else "%.2f" % x
+        if x >= 100:
+            return "%.1f" % x
+        return "%.2f" % x if x >= 1 else "%.3f" % x
     return "{:,.0f}".format(x)
 
 
@@ -67,8 +71,8 @@ def ratio(a, b):
     return a / b
 
 
-def fmt_ratio(r):
-    return "n/a" if r is None else "%.2fx" % r
+def fmt_ratio(r, digits=2):
+    return "n/a" if r is None else "%.*fx" % (digits, r)
 
 
 TARGETS = []
@@ -79,6 +83,36 @@ def target(name, ok, detail):
         TARGETS.append((name, "not measured", detail))
     else:
         TARGETS.append((name, "met" if ok else "**missed**", detail))
+
+
+def cpu_rows(out, section, rows, whos, labels, what):
+    """A table of the server's CPU microseconds per operation (from
+    /proc/PID/schedstat over each slice), with the share of the slice the
+    server ran: what each contender costs, whatever share of the core the
+    shared machine left it, and whether the server was the bottleneck."""
+    out.append("Server CPU time per %s, microseconds, median (min–max), and "
+               "the median share of a slice the server was running (busy): "
+               "lower CPU time is cheaper whatever the machine's other work "
+               "left the server; a server busy well below 100%% was not "
+               "the bottleneck (the load, or the machine, was):\n" % what)
+    head = "| case | " + " | ".join(labels) + " | " + " | ".join(
+        "%s / %s" % (l, labels[0]) for l in labels[1:]) + " |"
+    out.append(head)
+    out.append("|---" + "|---:" * (2 * len(labels) - 1) + "|")
+    for case, label in rows:
+        ds = med(section + "_cpu", case, whos[0])
+        cells = []
+        for w in whos:
+            c = cell(section + "_cpu", case, w, "us")
+            u = med(section + "_util", case, w)
+            if u is not None:
+                c += ", busy %.0f%%" % (100 * u)
+            cells.append(c)
+        rats = [fmt_ratio(ratio(med(section + "_cpu", case, w), ds))
+                for w in whos[1:]]
+        out.append("| %s | %s | %s |" % (label, " | ".join(cells),
+                                         " | ".join(rats)))
+    out.append("")
 
 
 def tcp_section(out):
@@ -103,11 +137,17 @@ def tcp_section(out):
                 cell("tcp_rtps", case, "ev"), fmt_ratio(ru), fmt_ratio(re_)))
             target("TCP round trips, %s connections, %s: >= 1.0x libuv" % (
                 conns, "64 B" if size == "64" else "16 KiB"),
-                None if ru is None else ru >= 1.0, fmt_ratio(ru))
+                None if ru is None else ru >= 1.0, fmt_ratio(ru, 3))
             target("TCP round trips, %s connections, %s: >= libevent" % (
                 conns, "64 B" if size == "64" else "16 KiB"),
-                None if re_ is None else re_ >= 1.0, fmt_ratio(re_))
+                None if re_ is None else re_ >= 1.0, fmt_ratio(re_, 3))
     out.append("")
+    cpu_rows(out, "tcp_rtps",
+             [(c + "/" + z, "%s conn, %s" % (c, "64 B" if z == "64" else
+                                              "16 KiB"))
+              for c in ("1", "100", "1000") for z in ("64", "16384")],
+             ("ds", "uv", "ev"), ("libdualstack", "libuv", "libevent"),
+             "round trip")
     ds, uv, ev = (med("tcp_cps", "32/64", w) for w in ("ds", "uv", "ev"))
     out.append("New connections per second (32 at a time; each connects, "
                "echoes 64 bytes and closes):\n")
@@ -118,12 +158,15 @@ def tcp_section(out):
         cell("tcp_cps", "32/64", "ds"), cell("tcp_cps", "32/64", "uv"),
         cell("tcp_cps", "32/64", "ev"), fmt_ratio(ratio(ds, uv)),
         fmt_ratio(ratio(ds, ev))))
+    cpu_rows(out, "tcp_cps", [("32/64", "new connection")],
+             ("ds", "uv", "ev"), ("libdualstack", "libuv", "libevent"),
+             "connection")
     r = ratio(ds, uv)
     target("TCP new connections per second: >= 1.0x libuv",
-           None if r is None else r >= 1.0, fmt_ratio(r))
+           None if r is None else r >= 1.0, fmt_ratio(r, 3))
     r = ratio(ds, ev)
     target("TCP new connections per second: >= libevent",
-           None if r is None else r >= 1.0, fmt_ratio(r))
+           None if r is None else r >= 1.0, fmt_ratio(r, 3))
     idle = INFO.get("idle", "10000")
     ds, uv, ev = (med("tcp_mem", idle, w) for w in ("ds", "uv", "ev"))
     out.append("Server resident memory per idle connection, %s connections "
@@ -159,8 +202,11 @@ def udp_section(out):
             fmt_ratio(ratio(ds, um))))
         r = ratio(ds, uv)
         target("UDP datagrams per second, %s B: >= 1.0x libuv" % size,
-               None if r is None else r >= 1.0, fmt_ratio(r))
+               None if r is None else r >= 1.0, fmt_ratio(r, 3))
     out.append("")
+    cpu_rows(out, "udp_dps", [("64", "64 B"), ("1400", "1400 B")],
+             ("ds", "uv", "uvmmsg"),
+             ("libdualstack", "libuv", "libuv + RECVMMSG"), "datagram")
 
 
 HE_ROWS = [
@@ -170,6 +216,8 @@ HE_ROWS = [
     ("aaaa_late", "AAAA answer 20 ms late (`late.test`)"),
     ("blackhole", "IPv6 black-holed, first connect"),
     ("second", "IPv6 black-holed, second connect in the same process"),
+    ("warm_literal6", "warm process (connects 3-5 of 5): IPv6 literal"),
+    ("warm_both", "warm process (connects 3-5 of 5): `both.test`"),
 ]
 
 
@@ -200,10 +248,13 @@ def he_section(out):
             label, cell("he", case, "ds", "ms"), cell("he", case, "curl", "ms"),
             cell("he", case, "python", "ms")))
     out.append("")
-    rtt = med("he", "literal6", "ds")
+    out.append("The warm rows are `he_twice -n 5` (dualstack only): the "
+               "connects after the first two of one process, without the "
+               "start-up cost a fresh process pays once.\n")
+    rtt = med("he", "warm_literal6", "ds")
     if rtt is not None:
-        out.append("RTT is taken as dualstack's median connect time to the "
-                   "IPv6 literal: %.2f ms (a TCP handshake, plus the "
+        out.append("RTT is taken as dualstack's median warm connect time to "
+                   "the IPv6 literal: %.3f ms (one TCP handshake, with the "
                    "socket calls around it).\n" % rtt)
         bh = med("he", "blackhole", "ds")
         lim = 250 + rtt + 5
@@ -215,13 +266,16 @@ def he_section(out):
         target("Happy Eyeballs, second connect: <= 2 RTT + 5 ms",
                None if sc is None else sc <= lim,
                "%s ms (limit %.1f)" % (fmt_num(sc, "ms"), lim))
-        both = med("he", "both", "ds")
-        d = None if both is None else both - rtt
-        target("Happy Eyeballs, both working: <= IPv6 literal + 1 ms",
-               None if d is None else d <= 1.0,
-               "%s ms vs %s ms (+%s)" % (fmt_num(both, "ms"),
-                                         fmt_num(rtt, "ms"),
-                                         fmt_num(d, "ms")))
+        for both_case, lit_case, how in (
+                ("both", "literal6", "fresh process (dualstack-connect)"),
+                ("warm_both", "warm_literal6", "warm process")):
+            both, lit = med("he", both_case, "ds"), med("he", lit_case, "ds")
+            d = None if both is None or lit is None else both - lit
+            target("Happy Eyeballs, both working, %s: <= IPv6 literal + "
+                   "1 ms" % how, None if d is None else d <= 1.0,
+                   "%s ms vs %s ms (%+.2f)" % (
+                       fmt_num(both, "ms"), fmt_num(lit, "ms"),
+                       d if d is not None else float("nan")))
         rows = []
         for tool, name in (("curl", "curl"), ("python", "Python")):
             lit = med("he", "literal6", tool)
@@ -260,9 +314,11 @@ def accept_section(out):
     out.append("| %s | %s | %s |\n" % (
         cell("accept_cps", "4addr", "all"), cell("accept_cps", "4addr", "any"),
         fmt_ratio(ratio(a, b))))
+    cpu_rows(out, "accept_cps", [("4addr", "accept")], ("all", "any"),
+             ("all-interfaces", "0.0.0.0"), "accepted connection")
     r = ratio(a, b)
     target("Aggregate port accepts per second: >= 0.95x one 0.0.0.0 listener",
-           None if r is None else r >= 0.95, fmt_ratio(r))
+           None if r is None else r >= 0.95, fmt_ratio(r, 3))
 
 
 INFO = {}
@@ -283,9 +339,10 @@ def main():
                "or fails a build.\n" % INFO.get("date", "?"))
     out.append("Reproduce, as root on Debian 12: `make bench` (installs "
                "libuv1-dev, libevent-dev, curl and python3 with `make "
-               "deps`). `BENCH_REPS`, `BENCH_MS`, `BENCH_WARMUP_MS`, "
-               "`BENCH_CONNS_IDLE` and `BENCH_ONLY` (tcp udp accept he) "
-               "change the runs; `tools/bench/run.sh` says how.\n")
+               "deps`). `BENCH_ROUNDS`, `BENCH_SLICE_MS`, "
+               "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS` and `BENCH_ONLY` (tcp "
+               "udp accept he) change the runs; `tools/bench/run.sh` says "
+               "how.\n")
     out.append("## Machine and method\n")
     for k, label in (("cpu", "CPU"), ("cores", "cores"), ("kernel", "kernel"),
                      ("mem", "memory"), ("load", "load average at the end"),
@@ -297,15 +354,20 @@ def main():
             out.append("- %s: %s" % (label, INFO[k]))
     out.append("- pinning: %s (taskset); loopback runs in a private "
                "network namespace of the lab" % INFO.get("cpus", "?"))
-    out.append("- runs: %s per figure and contender (3 for memory), the "
-               "contenders taking turns in an order that rotates every "
-               "round; each run %s ms measured after %s ms of warm-up, "
-               "with a fresh server process; median (min–max) shown, ratios "
-               "are of medians" % (INFO.get("reps", "?"), INFO.get("ms", "?"),
-                                   INFO.get("warmup", "?")))
-    out.append("- the machine is shared with other work: single runs vary "
-               "a lot, medians much less; compare ratios, not absolute "
-               "figures, across runs\n")
+    out.append("- slices: the servers compared in a figure run at once; the "
+               "load generator loads one at a time for %s ms, in turns, "
+               "%s times each, the order rotating every round, after one "
+               "warm-up round; each figure is the median of a contender's "
+               "slices, with min and max; ratios are of medians. Memory: "
+               "one server at a time, 3 runs each. Happy Eyeballs: %s runs "
+               "per case and tool, the tools taking turns"
+               % (INFO.get("slice", "?"), INFO.get("rounds", "?"),
+                  INFO.get("he_reps", "?")))
+    out.append("- the machine is shared with other work, which comes and "
+               "goes: a slice's rate depends on the share of its core the "
+               "server got (`srv_util` in the raw output), so the tables "
+               "also give each server's CPU time per operation, which does "
+               "not; compare ratios, not absolute figures, across runs\n")
     out.append("The servers, each written the usual way for its library "
                "(all set TCP_NODELAY and use the same backlog, SOMAXCONN): "
                "`echo_ds.c` (a `ds_protocol` whose `data_received` calls "
@@ -317,8 +379,13 @@ def main():
                "EAGAIN).\n")
     sections = {"tcp": tcp_section, "udp": udp_section, "he": he_section,
                 "accept": accept_section}
+    prefixes = {"tcp": "tcp_", "udp": "udp_", "he": "he",
+                "accept": "accept_"}
     for name in ("tcp", "udp", "he", "accept"):
-        sections[name](out)
+        if any(k[0].startswith(prefixes[name]) for k in RUNS):
+            sections[name](out)
+        else:
+            out.append("(%s: not run)\n" % name)
     out.append("## Targets\n")
     out.append("| target | result | figure |")
     out.append("|---|---|---|")
@@ -329,7 +396,8 @@ def main():
     out.append("Parts 5 and 6 of the benchmark plan (the preload shim: "
                "client-side passthrough cost, cached `getaddrinfo`, connect "
                "by name with IPv6 black-holed; server-side accept and round "
-               "trips on a widened listener) wait for the shim. run.sh "
+               "trips on a widened listener) are not measured yet: they "
+               "wait for the shim to be complete. run.sh "
                "takes them as further sections (`BENCH_ONLY`), each "
                "recording `SECTION CASE CONTENDER VALUE` lines, and "
                "report.py as further tables.\n")

@@ -3,32 +3,37 @@
 #
 #   tools/bench/run.sh            (what `make bench` runs; needs root)
 #
-# Environment: DS_BUILD (build dir, default build), BENCH_REPS (runs of each
-# figure per contender, default 5), BENCH_MS (measured window of one run,
-# default 700), BENCH_WARMUP_MS (default 200), BENCH_CONNS_IDLE (default
-# 10000), BENCH_OUT (report path, default tools/bench/README.md),
-# BENCH_ONLY (space-separated subset of: tcp udp accept he).
+# Environment: DS_BUILD (build dir, default build), BENCH_ROUNDS (slices
+# per contender and figure, default 15), BENCH_SLICE_MS (default 200),
+# BENCH_CONNS_IDLE (default 10000), BENCH_HE_REPS (Happy Eyeballs runs per
+# case and tool, default 11), BENCH_OUT (report path, default
+# tools/bench/README.md), BENCH_ONLY (space-separated subset of: tcp udp
+# accept he).
 #
 # How: the loopback benchmarks (TCP echo, UDP echo, accept rate) run in a
 # private network namespace of the lab (tests/lab/lab.sh), so their
-# TIME_WAIT sockets and sysctls never touch the shared machine; the server
-# is pinned to one core and the load generator to another (taskset); every
-# figure is measured BENCH_REPS times per contender, the contenders taking
-# turns (the order rotates each round), and the report gives the median
-# with min and max. The Happy Eyeballs benchmark runs in the standard lab
-# pair with the test DNS server. Each run appends "SECTION CASE CONTENDER
-# VALUE" lines (tab-separated) to a results file; report.py makes the
-# README from it.
+# TIME_WAIT sockets and sysctls never touch the shared machine. The
+# servers compared in a figure all run at once, pinned to one core, and
+# one load generator pinned to another core loads them in turn, a slice
+# of BENCH_SLICE_MS each, BENCH_ROUNDS times, the order rotating every
+# round (after a warm-up round): on a shared machine whose other work comes
+# and goes, every contender then runs under the same conditions, within a
+# second of the others. The report gives the median of the slices with min
+# and max, and the servers' CPU time per operation. Memory is measured with
+# one server at a time. The Happy Eyeballs benchmark runs in the standard
+# lab pair with the test DNS server, the tools taking turns. Results are
+# "SECTION CASE CONTENDER VALUE" lines (tab-separated) in a results file;
+# report.py makes the README from it.
 set -u
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${DS_BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
 BIN=$BUILD/bench
-REPS=${BENCH_REPS:-5}
-MS=${BENCH_MS:-700}
-WARMUP=${BENCH_WARMUP_MS:-200}
+ROUNDS=${BENCH_ROUNDS:-15}
+SLICE=${BENCH_SLICE_MS:-200}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-10000}
+HE_REPS=${BENCH_HE_REPS:-11}
 ONLY=${BENCH_ONLY:-tcp udp accept he}
 PY=/usr/bin/python3 # Debian's, whatever python3 is on PATH
 export DS_BUILD=$BUILD
@@ -56,47 +61,76 @@ print(" ".join(map(str, cpus)))' "$list") || list=0
 }
 
 # start_server NAME CMD...: starts a server pinned to SRV_CPU and waits for
-# its "port N" line; sets SRV_PID and SRV_PORT.
+# its "port N" line; appends to SRV_NAMES, SRV_PIDS and SRV_PORTS, and sets
+# SRV_PID and SRV_PORT.
 start_server() {
-  local out=$TMP/server.out i
+  local name=$1 out i
   shift
+  out=$TMP/server-$name.out
   : > "$out"
-  taskset -c "$SRV_CPU" "$@" > "$out" 2> "$TMP/server.err" &
+  taskset -c "$SRV_CPU" "$@" > "$out" 2> "$TMP/server-$name.err" &
   SRV_PID=$!
+  SRV_PORT=
   for ((i = 0; i < 500; i++)); do
-    read -r _ SRV_PORT < "$out" 2>/dev/null && [ -n "${SRV_PORT:-}" ] &&
+    if read -r _ SRV_PORT < "$out" 2>/dev/null && [ -n "$SRV_PORT" ]; then
+      SRV_NAMES+=("$name")
+      SRV_PIDS+=("$SRV_PID")
+      SRV_PORTS+=("$SRV_PORT")
       return 0
+    fi
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.01
   done
   say "server did not start: $*"
-  cat "$TMP/server.err" >&2
-  return 1
-}
-
-stop_server() {
+  cat "$TMP/server-$name.err" >&2
   kill "$SRV_PID" 2>/dev/null
   wait "$SRV_PID" 2>/dev/null
-  SRV_PID=
+  return 1
 }
 
-# load KEY CMD...: runs a load generator pinned to LOAD_CPU and prints the
-# value of KEY=VALUE from its output (nothing on failure). A run that fails
-# is tried once more: the machine is shared, and one stall of the server
-# must not lose a figure.
-load() {
-  local key=$1 out try
-  shift
-  for try in 1 2; do
-    out=$(taskset -c "$LOAD_CPU" "$@" 2> "$TMP/load.err")
-    out=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$key=//p")
-    if [ -n "$out" ] && [ "$out" != 0 ]; then
-      printf '%s\n' "$out"
-      return 0
-    fi
-    say "load failed (try $try): $* $(head -c 300 "$TMP/load.err")"
+# Stops every server start_server started.
+stop_servers() {
+  local pid
+  for pid in ${SRV_PIDS[@]+"${SRV_PIDS[@]}"}; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
   done
-  return 1
+  SRV_NAMES=() SRV_PIDS=() SRV_PORTS=()
+}
+SRV_NAMES=() SRV_PIDS=() SRV_PORTS=()
+
+# joined: the names and pids of the running servers, comma-separated.
+names() { local IFS=,; printf '%s\n' "${SRV_NAMES[*]}"; }
+pids() { local IFS=,; printf '%s\n' "${SRV_PIDS[*]}"; }
+
+# slices SECTION CASE CMD...: runs a load generator (pinned to LOAD_CPU)
+# that prints "slice ... group=NAME rate=N ... srv_us=N srv_util=N" lines,
+# and records rate as SECTION, srv_us as SECTION_cpu and srv_util as
+# SECTION_util. A load that fails is
+# said, and its figures are missing from the report.
+slices() {
+  local section=$1 scase=$2 line w name rate us util n=0
+  shift 2
+  while read -r line; do
+    name= rate= us= util=
+    for w in $line; do
+      case $w in
+        group=*) name=${w#group=} ;;
+        rate=*) rate=${w#rate=} ;;
+        srv_us=*) us=${w#srv_us=} ;;
+        srv_util=*) util=${w#srv_util=} ;;
+      esac
+    done
+    [ -n "$name" ] && [ -n "$rate" ] || continue
+    record "$section" "$scase" "$name" "$rate"
+    [ -n "$us" ] && record "${section}_cpu" "$scase" "$name" "$us"
+    [ -n "$util" ] && record "${section}_util" "$scase" "$name" "$util"
+    n=$((n + 1))
+  done < <(taskset -c "$LOAD_CPU" "$@" 2> "$TMP/load.err")
+  if [ "$n" = 0 ] || [ -s "$TMP/load.err" ]; then
+    say "load: $* (${n} slices): $(head -c 400 "$TMP/load.err")"
+  fi
+  [ "$n" -gt 0 ]
 }
 
 # rotate N ITEMS...: prints ITEMS rotated left by N (the order of a round).
@@ -110,43 +144,54 @@ rotate() {
   done
 }
 
+# Starts the three TCP echo servers on 127.0.0.1.
+start_echo_servers() {
+  start_server ds "$BIN/echo_ds" 127.0.0.1 &&
+    start_server uv "$BIN/echo_uv" 127.0.0.1 &&
+    start_server ev "$BIN/echo_ev" 127.0.0.1
+}
+
+# Prints the servers' addresses, one argument each: 127.0.0.1:PORT...
+loopback_targets() {
+  local p
+  for p in "${SRV_PORTS[@]}"; do
+    printf '127.0.0.1:%s\n' "$p"
+  done
+}
+
 # ------------------------------------------------------------ TCP echo
 
 bench_tcp() {
-  local rep srv conns size v
+  local rep srv conns size out
   local -a servers=(ds uv ev)
-  say "TCP echo: round trips per second (${REPS} runs of ${MS} ms each)"
+  say "TCP echo: round trips per second ($ROUNDS slices of $SLICE ms each)"
   for conns in 1 100 1000; do
     for size in 64 16384; do
-      for ((rep = 0; rep < REPS; rep++)); do
-        for srv in $(rotate "$rep" "${servers[@]}"); do
-          start_server "$srv" "$BIN/echo_$srv" 127.0.0.1 || continue
-          v=$(load rtps "$BIN/echo_load" -m pingpong -c "$conns" -s "$size" \
-            -w "$WARMUP" -d "$MS" "127.0.0.1:$SRV_PORT") &&
-            record tcp_rtps "$conns/$size" "$srv" "$v"
-          stop_server
-        done
-      done
+      start_echo_servers &&
+        slices tcp_rtps "$conns/$size" "$BIN/echo_load" -m pingpong \
+          -c "$conns" -s "$size" -t "$SLICE" -r "$ROUNDS" -n "$(names)" \
+          -P "$(pids)" $(loopback_targets)
+      stop_servers
     done
   done
   say "TCP echo: new connections per second"
-  for ((rep = 0; rep < REPS; rep++)); do
-    for srv in $(rotate "$rep" "${servers[@]}"); do
-      start_server "$srv" "$BIN/echo_$srv" 127.0.0.1 || continue
-      v=$(load cps "$BIN/echo_load" -m conn -c 32 -s 64 -b 250 \
-        -w "$WARMUP" -d "$MS" "127.0.0.1:$SRV_PORT") &&
-        record tcp_cps 32/64 "$srv" "$v"
-      stop_server
-    done
-  done
+  start_echo_servers &&
+    slices tcp_cps 32/64 "$BIN/echo_load" -m conn -c 32 -s 64 -b 250 \
+      -t "$SLICE" -r "$ROUNDS" -n "$(names)" -P "$(pids)" $(loopback_targets)
+  stop_servers
   say "TCP echo: memory per idle connection ($IDLE_CONNS connections)"
   for ((rep = 0; rep < 3; rep++)); do
     for srv in $(rotate "$rep" "${servers[@]}"); do
       start_server "$srv" "$BIN/echo_$srv" 127.0.0.1 || continue
-      v=$(load bytes_per_conn "$BIN/echo_load" -m idle -c "$IDLE_CONNS" \
-        -s 64 -b 250 -P "$SRV_PID" "127.0.0.1:$SRV_PORT") &&
-        record tcp_mem "$IDLE_CONNS" "$srv" "$v"
-      stop_server
+      out=$(taskset -c "$LOAD_CPU" "$BIN/echo_load" -m idle \
+        -c "$IDLE_CONNS" -s 64 -b 250 -P "$SRV_PID" "127.0.0.1:$SRV_PORT")
+      out=$(printf '%s\n' $out | sed -n 's/^bytes_per_conn=//p')
+      if [ -n "$out" ]; then
+        record tcp_mem "$IDLE_CONNS" "$srv" "$out"
+      else
+        say "memory: $srv failed"
+      fi
+      stop_servers
     done
   done
 }
@@ -154,22 +199,16 @@ bench_tcp() {
 # ------------------------------------------------------------ UDP echo
 
 bench_udp() {
-  local rep srv size v
-  local -a servers=(ds uv uvmmsg)
+  local size
   say "UDP echo: datagrams per second"
   for size in 64 1400; do
-    for ((rep = 0; rep < REPS; rep++)); do
-      for srv in $(rotate "$rep" "${servers[@]}"); do
-        case $srv in
-          uvmmsg) start_server "$srv" "$BIN/udp_uv" -m 127.0.0.1 ;;
-          *) start_server "$srv" "$BIN/udp_$srv" 127.0.0.1 ;;
-        esac || continue
-        v=$(load dps "$BIN/udp_load" -s "$size" -k 4 -W 16 -w "$WARMUP" \
-          -d "$MS" "127.0.0.1:$SRV_PORT") &&
-          record udp_dps "$size" "$srv" "$v"
-        stop_server
-      done
-    done
+    start_server ds "$BIN/udp_ds" 127.0.0.1 &&
+      start_server uv "$BIN/udp_uv" 127.0.0.1 &&
+      start_server uvmmsg "$BIN/udp_uv" -m 127.0.0.1 &&
+      slices udp_dps "$size" "$BIN/udp_load" -s "$size" -k 4 -W 16 \
+        -t "$SLICE" -r "$ROUNDS" -n "$(names)" -P "$(pids)" \
+        $(loopback_targets)
+    stop_servers
   done
 }
 
@@ -178,21 +217,22 @@ bench_udp() {
 # The namespace has 192.0.2.1, 192.0.2.3, 198.51.100.1 and 198.51.100.3
 # (see main): clients take them in turn, for both servers.
 bench_accept() {
-  local rep srv v
-  local -a servers=(all any) targets
+  local -a groups=()
+  local a p g
   say "Aggregate listening port: accepts per second over 4 addresses"
-  for ((rep = 0; rep < REPS; rep++)); do
-    for srv in $(rotate "$rep" "${servers[@]}"); do
-      start_server "$srv" "$BIN/accept_ds" "$srv" || continue
-      targets=()
+  if start_server all "$BIN/accept_ds" all &&
+    start_server any "$BIN/accept_ds" any; then
+    for p in "${SRV_PORTS[@]}"; do
+      g=
       for a in 192.0.2.1 192.0.2.3 198.51.100.1 198.51.100.3; do
-        targets+=("$a:$SRV_PORT")
+        g=${g:+$g,}$a:$p
       done
-      v=$(load cps "$BIN/echo_load" -m conn -g -c 32 -w "$WARMUP" -d "$MS" \
-        "${targets[@]}") && record accept_cps 4addr "$srv" "$v"
-      stop_server
+      groups+=("$g")
     done
-  done
+    slices accept_cps 4addr "$BIN/echo_load" -m conn -g -c 32 -t "$SLICE" \
+      -r "$ROUNDS" -n "$(names)" -P "$(pids)" "${groups[@]}"
+  fi
+  stop_servers
 }
 
 # -------------------------------------------------------- Happy Eyeballs
@@ -273,20 +313,41 @@ he_blackhole_round() {
   [ -n "$v" ] && record he blackhole ds "$v"
 }
 
+# The warm rounds: five connects in one process (he_twice), keeping the
+# last three: the cost of a name once the process is warm, and (to the
+# literal) the round trip time the targets are stated in.
+he_warm_round() {
+  local v
+  for v in $("$BIN/he_twice" -n 5 2001:db8::2 80 |
+    sed -n 's/.* ms=\([0-9.]*\) .*/\1/p' | tail -n 3); do
+    record he warm_literal6 ds "$v"
+  done
+  for v in $("$BIN/he_twice" -n 5 both.test 80 |
+    sed -n 's/.* ms=\([0-9.]*\) .*/\1/p' | tail -n 3); do
+    record he warm_both ds "$v"
+  done
+}
+
 # Runs inside the lab pair (in A), with dnsd on B answering the names.
 bench_he_inside() {
-  local rep port
+  local rep
   "$LAB_SH" bg "$LAB_NS_B" -o "$LAB_TMP/http.log" "$BIN/http_ok" 80 \
     > /dev/null || return
   "$LAB_SH" wait-port "$LAB_NS_B" tcp 80 || return
-  for ((rep = 0; rep < REPS; rep++)); do
+  # Not recorded: fills the neighbour caches and wakes dnsd, so the first
+  # recorded run pays for nothing the others do not.
+  ds_connect_ms both.test > /dev/null
+  ds_connect_ms 192.0.2.2 > /dev/null
+  curl_ms http://both.test/ > /dev/null
+  for ((rep = 0; rep < HE_REPS; rep++)); do
     he_round "$rep" literal6 2001:db8::2 '[2001:db8::2]'
     he_round "$rep" literal4 192.0.2.2 192.0.2.2
     he_round "$rep" both both.test both.test
     he_round "$rep" aaaa_late late.test late.test
+    he_warm_round
   done
   "$LAB_SH" blackhole "$LAB_NS_B" 2001:db8::2 80 tcp || return
-  for ((rep = 0; rep < REPS; rep++)); do
+  for ((rep = 0; rep < HE_REPS; rep++)); do
     he_blackhole_round "$rep"
   done
   "$LAB_SH" unfilter "$LAB_NS_B"
@@ -342,10 +403,10 @@ machine_info() {
   printf 'commit\t%s\n' "$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)"
   printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
   printf 'cpus\t%s\n' "server $SRV_CPU, load $LOAD_CPU"
-  printf 'reps\t%s\n' "$REPS"
-  printf 'ms\t%s\n' "$MS"
-  printf 'warmup\t%s\n' "$WARMUP"
+  printf 'rounds\t%s\n' "$ROUNDS"
+  printf 'slice\t%s\n' "$SLICE"
   printf 'idle\t%s\n' "$IDLE_CONNS"
+  printf 'he_reps\t%s\n' "$HE_REPS"
 }
 
 main() {
@@ -369,12 +430,15 @@ main() {
   done
   if [ -n "$local_wanted" ]; then
     # s: the server namespace, with four IPv4 addresses (and one IPv6) on
-    # a veth to an empty peer p; TIME_WAIT ports are reused after a second,
-    # as the connection-rate runs need.
+    # a veth to an empty peer p. Closed connections keep no TIME_WAIT
+    # there: the connection-rate runs open some 100,000 connections to a
+    # handful of addresses, and a client searching for a free port would
+    # otherwise become what is measured.
     setup='lab_ns s p && lab_link s p &&
       lab_addr s "$LAB_LINK_IF1" 192.0.2.1/24 192.0.2.3/24 198.51.100.1/24 \
         198.51.100.3/24 2001:db8::1/64 &&
-      lab_run s sysctl -q -w net.ipv4.tcp_tw_reuse=1'
+      lab_run s sysctl -q -w net.ipv4.tcp_tw_reuse=1 \
+        net.ipv4.tcp_max_tw_buckets=0'
     "$TOP/tests/lab/lab.sh" run --setup "$setup" --in s -- \
       env BENCH_RESULTS="$RESULTS" BENCH_TMP="$TMP" bash "$0" local-inside ||
       say "the loopback benchmarks failed (status $?)"

@@ -1,30 +1,53 @@
-/* UDP load generator for the datagram echo benchmark: SOCKETS connected
- * sockets, each keeping WINDOW datagrams of BYTES in flight to the echo
- * server and sending one more for each that comes back. Batched with
- * recvmmsg() and sendmmsg() so that the load costs less per datagram than
- * any server, and the server's core is the bottleneck.
+/* UDP load generator for the datagram echo benchmark: for each server
+ * (group), SOCKETS connected sockets, each keeping WINDOW datagrams of
+ * BYTES in flight and sending one more for each that comes back. Batched
+ * with recvmmsg() and sendmmsg(), so that the load costs less per datagram
+ * than any server, and the server's core is the bottleneck.
  *
- *   udp_load -s BYTES [-k SOCKETS] [-W WINDOW] [-w MS] [-d MS] TARGET
+ *   udp_load -s BYTES [-k SOCKETS] [-W WINDOW] [-t MS] [-r ROUNDS]
+ *            [-n NAMES] [-P PIDS] TARGET...
  *
- * A socket that has heard nothing for 20 ms counts its window as lost and
- * sends it again, so a dropped datagram cannot stall it. Prints "dps=N"
- * (echoed datagrams received per second) and "lost=N". */
+ * One TARGET (192.0.2.1:7, [::1]:7) per group; NAMES and PIDS are
+ * comma-separated, one per group. As in echo_load, the groups take turns
+ * in slices of MS milliseconds (default 200), ROUNDS times (default 10),
+ * the order rotating every round, and round 0 warms up unreported. A slice
+ * ends by waiting for the datagrams in flight (at most 50 ms: the rest
+ * count as lost). Each reported slice prints:
+ *
+ *   slice round=R group=NAME rate=N lost=N [srv_us=N srv_util=N]
+ *
+ * rate: echoed datagrams received per second of the slice; srv_us and
+ * srv_util (with PIDS): the server's CPU time per datagram and the share
+ * of the slice it ran, from /proc/PID/schedstat. A socket that has heard
+ * nothing for 20 ms in a slice counts its window as lost and sends it
+ * again, so a dropped datagram cannot stall it. */
 #include "bench.h"
 
 #include <getopt.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#define MAX_GROUPS 8
 #define MAX_SOCKS 64
 #define BATCH 64
 
 typedef struct sock {
-  int fd;
+  int fd, group;
   long inflight;
   uint64_t last_rx;
 } sock;
 
-static long size = 64, nsocks = 4, window = 16;
+typedef struct group {
+  const char *name;
+  long pid;
+  struct sockaddr_storage target;
+  socklen_t target_len;
+  sock socks[MAX_SOCKS];
+} group;
+
+static long size = 64, nsocks = 4, window = 16, slice_ms = 200, rounds = 10;
+static group groups[MAX_GROUPS];
+static int ngroups, epfd;
 static char sbuf[65536];
 static char rbufs[BATCH][65536];
 
@@ -32,6 +55,13 @@ static void die(const char *what)
 {
   fprintf(stderr, "udp_load: %s: %s\n", what, strerror(errno));
   exit(70);
+}
+
+static void usage(void)
+{
+  fprintf(stderr, "usage: udp_load -s BYTES [-k SOCKETS] [-W WINDOW] "
+                  "[-t MS] [-r ROUNDS] [-n NAMES] [-P PIDS] TARGET...\n");
+  exit(64);
 }
 
 /* Sends n datagrams on s (fewer if the socket has no room). */
@@ -58,17 +88,116 @@ static void send_n(sock *s, long n)
   }
 }
 
+/* Reads what s has; returns the datagrams read. */
+static int drain(sock *s)
+{
+  struct mmsghdr m[BATCH];
+  struct iovec iov[BATCH];
+  int j, got;
+  memset(m, 0, sizeof m);
+  for (j = 0; j < BATCH; j++) {
+    iov[j].iov_base = rbufs[j];
+    iov[j].iov_len = sizeof rbufs[j];
+    m[j].msg_hdr.msg_iov = &iov[j];
+    m[j].msg_hdr.msg_iovlen = 1;
+  }
+  got = recvmmsg(s->fd, m, BATCH, MSG_DONTWAIT, NULL);
+  if (got < 0) {
+    if (errno != EAGAIN && errno != ECONNREFUSED)
+      die("recvmmsg");
+    return 0;
+  }
+  for (j = 0; j < got; j++)
+    if (m[j].msg_len != (unsigned)size) {
+      fprintf(stderr, "udp_load: got %u bytes, sent %ld\n", m[j].msg_len,
+              size);
+      exit(70);
+    }
+  s->inflight = s->inflight > got ? s->inflight - got : 0;
+  return got;
+}
+
+/* Runs one slice of group k; prints its line unless it is a warm-up. */
+static void slice(int k, long round)
+{
+  group *grp = &groups[k];
+  struct epoll_event evs[MAX_SOCKS * MAX_GROUPS];
+  uint64_t start, end, now, count = 0, lost = 0, cpu0, cpu1 = 0;
+  long i, inflight;
+  int open = 1;
+
+  cpu0 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+  start = bench_now_ns();
+  end = start + (uint64_t)slice_ms * 1000000u;
+  for (i = 0; i < nsocks; i++) {
+    grp->socks[i].last_rx = start;
+    send_n(&grp->socks[i], window);
+  }
+  for (;;) {
+    int n = epoll_wait(epfd, evs, MAX_SOCKS * MAX_GROUPS, 5), e;
+    if (n < 0 && errno != EINTR)
+      die("epoll_wait");
+    now = bench_now_ns();
+    if (open && now >= end) {
+      open = 0;
+      cpu1 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+    }
+    for (e = 0; e < n; e++) {
+      sock *s = evs[e].data.ptr;
+      int got = drain(s);
+      if (s->group != k || got == 0)
+        continue; /* a late echo of an earlier slice */
+      s->last_rx = now;
+      if (now < end)
+        count += (uint64_t)got;
+      if (open)
+        send_n(s, window - s->inflight);
+    }
+    for (inflight = 0, i = 0; i < nsocks; i++) {
+      sock *s = &grp->socks[i];
+      if (s->inflight > 0 && now - s->last_rx > (open ? 20000000u
+                                                       : 50000000u)) {
+        lost += (uint64_t)s->inflight;
+        s->inflight = 0;
+        s->last_rx = now;
+        if (open)
+          send_n(s, window);
+      }
+      inflight += s->inflight;
+    }
+    if (!open && inflight == 0)
+      break;
+  }
+  if (round == 0)
+    return;
+  printf("slice round=%ld group=%s rate=%.0f lost=%llu", round, grp->name,
+         (double)count / ((double)slice_ms / 1e3), (unsigned long long)lost);
+  if (cpu0 != 0 && cpu1 > cpu0 && count > 0)
+    printf(" srv_us=%.2f srv_util=%.3f", (double)(cpu1 - cpu0) / 1e3 /
+                                             (double)count,
+           (double)(cpu1 - cpu0) / 1e6 / (double)slice_ms);
+  printf("\n");
+  fflush(stdout);
+}
+
+/* Splits a comma-separated list in place; returns the count. */
+static int split(char *text, char **out, int max)
+{
+  int n = 0;
+  char *save = NULL, *p;
+  for (p = strtok_r(text, ",", &save); p != NULL && n < max;
+       p = strtok_r(NULL, ",", &save))
+    out[n++] = p;
+  return n;
+}
+
 int main(int argc, char **argv)
 {
-  long warmup_ms = 300, duration_ms = 1000, i;
-  struct sockaddr_storage ss;
-  socklen_t sslen;
-  struct epoll_event evs[MAX_SOCKS];
-  sock socks[MAX_SOCKS];
-  uint64_t t0, start, end, now, count = 0, lost = 0;
-  int epfd, c;
+  char *names[MAX_GROUPS] = {0}, *pids[MAX_GROUPS] = {0};
+  int c, k, nnames = 0, npids = 0;
+  long i, round;
 
-  while ((c = getopt(argc, argv, "s:k:W:w:d:")) != -1) {
+  while ((c = getopt(argc, argv, "s:k:W:t:r:n:P:")) != -1) {
     switch (c) {
     case 's':
       size = bench_num(optarg, "size");
@@ -79,94 +208,53 @@ int main(int argc, char **argv)
     case 'W':
       window = bench_num(optarg, "window");
       break;
-    case 'w':
-      warmup_ms = bench_num(optarg, "warmup");
+    case 't':
+      slice_ms = bench_num(optarg, "slice");
       break;
-    case 'd':
-      duration_ms = bench_num(optarg, "duration");
+    case 'r':
+      rounds = bench_num(optarg, "rounds");
+      break;
+    case 'n':
+      nnames = split(optarg, names, MAX_GROUPS);
+      break;
+    case 'P':
+      npids = split(optarg, pids, MAX_GROUPS);
       break;
     default:
-      goto usage;
+      usage();
     }
   }
-  if (optind != argc - 1 || size < 1 || size > 65507 || nsocks < 1 ||
-      nsocks > MAX_SOCKS || window < 1)
-    goto usage;
-  if (bench_parse_hostport(argv[optind], &ss, &sslen) != 0)
-    return 64;
+  ngroups = argc - optind;
+  if (ngroups < 1 || ngroups > MAX_GROUPS || size < 1 || size > 65507 ||
+      nsocks < 1 || nsocks > MAX_SOCKS || window < 1 || slice_ms < 1 ||
+      (nnames != 0 && nnames != ngroups) || (npids != 0 && npids != ngroups))
+    usage();
   memset(sbuf, 'u', sizeof sbuf);
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0)
     die("epoll_create1");
-  t0 = bench_now_ns();
-  for (i = 0; i < nsocks; i++) {
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &socks[i]};
-    socks[i].fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (socks[i].fd < 0)
-      die("socket");
-    if (connect(socks[i].fd, (struct sockaddr *)&ss, sslen) != 0)
-      die("connect");
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, socks[i].fd, &e) != 0)
-      die("epoll_ctl");
-    socks[i].inflight = 0;
-    socks[i].last_rx = t0;
-    send_n(&socks[i], window);
-  }
-  start = t0 + (uint64_t)warmup_ms * 1000000u;
-  end = start + (uint64_t)duration_ms * 1000000u;
-  for (;;) {
-    int n = epoll_wait(epfd, evs, MAX_SOCKS, 5), k;
-    if (n < 0 && errno != EINTR)
-      die("epoll_wait");
-    now = bench_now_ns();
-    if (now >= end)
-      break;
-    for (k = 0; k < n; k++) {
-      sock *s = evs[k].data.ptr;
-      struct mmsghdr m[BATCH];
-      struct iovec iov[BATCH];
-      int j, got;
-      memset(m, 0, sizeof m);
-      for (j = 0; j < BATCH; j++) {
-        iov[j].iov_base = rbufs[j];
-        iov[j].iov_len = sizeof rbufs[j];
-        m[j].msg_hdr.msg_iov = &iov[j];
-        m[j].msg_hdr.msg_iovlen = 1;
-      }
-      got = recvmmsg(s->fd, m, BATCH, MSG_DONTWAIT, NULL);
-      if (got <= 0) {
-        if (got < 0 && errno != EAGAIN && errno != ECONNREFUSED)
-          die("recvmmsg");
-        continue;
-      }
-      for (j = 0; j < got; j++)
-        if (m[j].msg_len != (unsigned)size) {
-          fprintf(stderr, "udp_load: got %u bytes, sent %ld\n",
-                  m[j].msg_len, size);
-          return 70;
-        }
-      if (now >= start)
-        count += (uint64_t)got;
-      s->last_rx = now;
-      s->inflight = s->inflight > got ? s->inflight - got : 0;
-      send_n(s, window - s->inflight);
-    }
+  for (k = 0; k < ngroups; k++) {
+    group *grp = &groups[k];
+    grp->name = nnames ? names[k] : argv[optind + k];
+    grp->pid = npids ? bench_num(pids[k], "pid") : 0;
+    if (bench_parse_hostport(argv[optind + k], &grp->target,
+                             &grp->target_len) != 0)
+      return 64;
     for (i = 0; i < nsocks; i++) {
-      sock *s = &socks[i];
-      if (now - s->last_rx > 20000000u) {
-        lost += (uint64_t)s->inflight;
-        s->inflight = 0;
-        s->last_rx = now;
-        send_n(s, window);
-      }
+      sock *s = &grp->socks[i];
+      struct epoll_event e = {.events = EPOLLIN, .data.ptr = s};
+      s->group = k;
+      s->fd = socket(grp->target.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (s->fd < 0)
+        die("socket");
+      if (connect(s->fd, (struct sockaddr *)&grp->target, grp->target_len))
+        die("connect");
+      if (epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &e) != 0)
+        die("epoll_ctl");
     }
   }
-  printf("dps=%.0f lost=%llu\n",
-         (double)count / ((double)(end - start) / 1e9),
-         (unsigned long long)lost);
+  for (round = 0; round <= rounds; round++)
+    for (k = 0; k < ngroups; k++)
+      slice((int)((k + round) % ngroups), round);
   return 0;
-usage:
-  fprintf(stderr, "usage: udp_load -s BYTES [-k SOCKETS] [-W WINDOW] "
-                  "[-w MS] [-d MS] TARGET\n");
-  return 64;
 }
