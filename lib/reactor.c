@@ -59,8 +59,8 @@ struct ds_reactor {
   int stopped;
   unsigned handles;   /* live handles of every kind */
   unsigned active_io; /* watchers with events != 0 */
-  uint64_t now;    /* milliseconds, for ds_reactor_now() */
-  uint64_t now_ns; /* the same reading, in nanoseconds */
+  uint64_t now;       /* milliseconds, for ds_reactor_now() */
+  uint64_t now_ns;    /* the same reading, in nanoseconds */
   uint64_t timer_seq;
   int no_pwait2; /* epoll_pwait2() is missing or refused: epoll_wait() */
   ds_timer **heap;
@@ -540,8 +540,7 @@ static int alive(const ds_reactor *r)
 /* Waits for events at most wait_ns nanoseconds (-1: no bound) and returns
  * epoll's result: epoll_pwait2() to the nanosecond where it can, else
  * epoll_wait() with the wait rounded up to milliseconds, never down. */
-static int wait_events(ds_reactor *r, struct epoll_event *evs,
-                       int64_t wait_ns)
+static int wait_events(ds_reactor *r, struct epoll_event *evs, int64_t wait_ns)
 {
 #ifdef SYS_epoll_pwait2
   if (!r->no_pwait2) {
@@ -582,10 +581,10 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
   else if (r->nheap > 0) {
     /* From a fresh reading: the calls above may have taken a while. */
     uint64_t due = r->heap[0]->due, now = mono_ns();
-    int64_t until = due > now ? (due - now > 86400000000000u
-                                     ? (int64_t)86400000000000
-                                     : (int64_t)(due - now))
-                              : 0;
+    int64_t until = due > now
+                        ? (due - now > 86400000000000u ? (int64_t)86400000000000
+                                                       : (int64_t)(due - now))
+                        : 0;
     if (wait_ns < 0 || until < wait_ns)
       wait_ns = until;
   }

@@ -85,7 +85,7 @@ struct ds_udp {
   size_t max_dgram;
   rxbatch *rx;
   unsigned rx_count, rx_next; /* datagrams in the batch, next to deliver */
-  dgram *wq, *wq_tail; /* send queue */
+  dgram *wq, *wq_tail;        /* send queue */
   size_t wq_bytes, wq_limit;
   unsigned mc_ifindex;    /* outgoing multicast interface set, or 0 */
   struct in_addr mc_addr; /* IPv4: the address it was set by, or 0 */

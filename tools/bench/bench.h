@@ -73,8 +73,7 @@ static inline int bench_parse_hostport(const char *text,
   freeaddrinfo(ai);
   return 0;
 bad:
-  fprintf(stderr, "bad address '%s' (want 192.0.2.1:80 or [::1]:80)\n",
-          text);
+  fprintf(stderr, "bad address '%s' (want 192.0.2.1:80 or [::1]:80)\n", text);
   return -1;
 }
 

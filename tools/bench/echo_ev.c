@@ -17,8 +17,7 @@
 static void on_read(struct bufferevent *bev, void *ctx)
 {
   (void)ctx;
-  evbuffer_add_buffer(bufferevent_get_output(bev),
-                      bufferevent_get_input(bev));
+  evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
 }
 
 static void on_event(struct bufferevent *bev, short what, void *ctx)

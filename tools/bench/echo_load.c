@@ -89,7 +89,7 @@ static struct {
   long connecting; /* connects in flight, every group */
   /* The slice in progress. */
   group *cur;
-  int open;       /* new work may start (before the slice's end) */
+  int open; /* new work may start (before the slice's end) */
   uint64_t start, end, count, cpu0, cpu1;
   uint64_t errors;
   int first_error;
@@ -97,9 +97,8 @@ static struct {
 
 static void usage(void)
 {
-  fprintf(stderr,
-          "usage: echo_load -m pingpong|conn|idle -c N [-s BYTES] [-g] "
-          "[-t MS] [-r ROUNDS] [-n NAMES] [-P PIDS] [-b N] GROUP...\n");
+  fprintf(stderr, "usage: echo_load -m pingpong|conn|idle -c N [-s BYTES] [-g] "
+                  "[-t MS] [-r ROUNDS] [-n NAMES] [-P PIDS] [-b N] GROUP...\n");
   exit(64);
 }
 
@@ -168,8 +167,7 @@ static int conn_open(conn *c)
   int t = grp->next_target++ % grp->ntargets, one = 1;
   struct sockaddr *sa = (struct sockaddr *)&grp->targets[t];
 
-  c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                 0);
+  c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0)
     die("socket");
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -199,8 +197,8 @@ static int conn_open(conn *c)
 static int conn_send(conn *c)
 {
   while (c->sent < (size_t)g.size) {
-    ssize_t n = send(c->fd, g.sbuf + c->sent, (size_t)g.size - c->sent,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->fd, g.sbuf + c->sent, (size_t)g.size - c->sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -230,8 +228,8 @@ static int conn_round(conn *c)
 static void conn_fail(conn *c, int err)
 {
   if (g.mode != CONNRATE) {
-    fprintf(stderr, "echo_load: a connection to %s failed: %s\n",
-            c->grp->name, strerror(err));
+    fprintf(stderr, "echo_load: a connection to %s failed: %s\n", c->grp->name,
+            strerror(err));
     exit(70);
   }
   note_error(err);
@@ -496,8 +494,9 @@ int main(int argc, char **argv)
   parse_args(argc, argv);
   limit = bench_raise_nofile();
   if (limit < g.nconn * g.ngroups + 16) {
-    fprintf(stderr, "echo_load: fd limit %ld is too low for %ld "
-                    "connections\n",
+    fprintf(stderr,
+            "echo_load: fd limit %ld is too low for %ld "
+            "connections\n",
             limit, g.nconn * g.ngroups);
     return 70;
   }

@@ -58,8 +58,8 @@ int main(int argc, char **argv)
 
     o.memory = m;
     t0 = bench_now_ns();
-    if (ds_happy_start(r, argv[a], (uint16_t)port, &o, on_done, NULL, &st,
-                       &h, err, sizeof err) != 0) {
+    if (ds_happy_start(r, argv[a], (uint16_t)port, &o, on_done, NULL, &st, &h,
+                       err, sizeof err) != 0) {
       fprintf(stderr, "he_twice: %s\n", err);
       return 69;
     }

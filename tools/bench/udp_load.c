@@ -109,8 +109,7 @@ static int drain(sock *s)
   }
   for (j = 0; j < got; j++)
     if (m[j].msg_len != (unsigned)size) {
-      fprintf(stderr, "udp_load: got %u bytes, sent %ld\n", m[j].msg_len,
-              size);
+      fprintf(stderr, "udp_load: got %u bytes, sent %ld\n", m[j].msg_len, size);
       exit(70);
     }
   s->inflight = s->inflight > got ? s->inflight - got : 0;
@@ -155,8 +154,8 @@ static void slice(int k, long round)
     }
     for (inflight = 0, i = 0; i < nsocks; i++) {
       sock *s = &grp->socks[i];
-      if (s->inflight > 0 && now - s->last_rx > (open ? 20000000u
-                                                       : 50000000u)) {
+      if (s->inflight > 0 &&
+          now - s->last_rx > (open ? 20000000u : 50000000u)) {
         lost += (uint64_t)s->inflight;
         s->inflight = 0;
         s->last_rx = now;
@@ -173,8 +172,8 @@ static void slice(int k, long round)
   printf("slice round=%ld group=%s rate=%.0f lost=%llu", round, grp->name,
          (double)count / ((double)slice_ms / 1e3), (unsigned long long)lost);
   if (cpu0 != 0 && cpu1 > cpu0 && count > 0)
-    printf(" srv_us=%.2f srv_util=%.3f", (double)(cpu1 - cpu0) / 1e3 /
-                                             (double)count,
+    printf(" srv_us=%.2f srv_util=%.3f",
+           (double)(cpu1 - cpu0) / 1e3 / (double)count,
            (double)(cpu1 - cpu0) / 1e6 / (double)slice_ms);
   printf("\n");
   fflush(stdout);
