@@ -95,6 +95,14 @@ static inline uint64_t bench_cpu_ns(long pid)
   return (uint64_t)ns;
 }
 
+/* Returns the CPU time of the calling thread in nanoseconds. */
+static inline uint64_t bench_self_cpu_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Prints the line run.sh waits for, at once (stdout is a pipe). */
 static inline void bench_announce_port(unsigned port)
 {

@@ -27,13 +27,15 @@
  * connections) in flight finish, uncounted. Round 0 warms up and is not
  * reported. Each other slice prints one line:
  *
- *   slice round=R group=NAME rate=N [srv_us=N srv_util=N]
+ *   slice round=R group=NAME rate=N load_us=N [srv_us=N srv_util=N]
  *
  * rate: round trips (pingpong) or completed connections (conn) per second
- * of the slice. With PIDS, srv_us is the server's CPU time per operation
- * in the slice (from /proc/PID/schedstat; the servers are single-threaded)
- * and srv_util the share of the slice it ran: what a server costs, whatever
- * share of its core the shared machine left it.
+ * of the slice; load_us: this program's CPU time per operation (on two
+ * cores, the load's side of a TCP connection costs about what the
+ * server's does, so the load may be the limit). With PIDS, srv_us is the
+ * server's CPU time per operation in the slice (from /proc/PID/schedstat; the
+ * servers are single-threaded) and srv_util the share of the slice it ran: what
+ * a server costs, whatever share of its core the shared machine left it.
  *
  * -b N binds the sources of IPv4 loopback targets to 127.0.1.1 .. 127.0.1.N
  * in turn, so that a long connection-rate run does not run out of ports
@@ -90,7 +92,7 @@ static struct {
   /* The slice in progress. */
   group *cur;
   int open; /* new work may start (before the slice's end) */
-  uint64_t start, end, count, cpu0, cpu1;
+  uint64_t start, end, count, cpu0, cpu1, self0, self1;
   uint64_t errors;
   int first_error;
 } g;
@@ -170,7 +172,10 @@ static int conn_open(conn *c)
   c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0)
     die("socket");
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* A connection-rate connection sends one message: Nagle never holds a
+   * first segment back, and the call would be load on the load. */
+  if (g.mode != CONNRATE)
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (g.srcs > 0 && sa->sa_family == AF_INET &&
       (ntohl(((struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) {
     struct sockaddr_in src = {.sin_family = AF_INET};
@@ -189,7 +194,10 @@ static int conn_open(conn *c)
     conn_close(c, 1);
     return -1;
   }
-  set_interest(c, EPOLLOUT);
+  /* Connection rate: registered once, edge-triggered, for both ways, so
+   * that a connection costs the load no epoll_ctl() after this one: the
+   * handshake's end is an EPOLLOUT edge, the answer an EPOLLIN edge. */
+  set_interest(c, g.mode == CONNRATE ? EPOLLIN | EPOLLOUT | EPOLLET : EPOLLOUT);
   return 0;
 }
 
@@ -208,7 +216,8 @@ static int conn_send(conn *c)
     }
     c->sent += (size_t)n;
   }
-  set_interest(c, EPOLLIN | (c->sent < (size_t)g.size ? EPOLLOUT : 0));
+  if (g.mode != CONNRATE)
+    set_interest(c, EPOLLIN | (c->sent < (size_t)g.size ? EPOLLOUT : 0));
   return 0;
 }
 
@@ -217,7 +226,8 @@ static int conn_round(conn *c)
 {
   c->sent = c->got = 0;
   if (g.greet) {
-    set_interest(c, EPOLLIN);
+    if (g.mode != CONNRATE)
+      set_interest(c, EPOLLIN);
     return 0;
   }
   return conn_send(c);
@@ -270,12 +280,15 @@ static void conn_done(conn *c, uint64_t now)
 static void conn_event(conn *c, uint32_t ev, uint64_t now)
 {
   if (c->state == C_CONNECTING) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      conn_fail(c, err);
-      return;
+    /* Edge-triggered connection-rate sockets ask only on an error. */
+    if (g.mode != CONNRATE || (ev & (EPOLLERR | EPOLLHUP))) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0 || (ev & EPOLLERR)) {
+        conn_fail(c, err != 0 ? err : ECONNRESET);
+        return;
+      }
     }
     if (!(ev & EPOLLOUT))
       return;
@@ -288,16 +301,22 @@ static void conn_event(conn *c, uint32_t ev, uint64_t now)
       return;
     }
     c->state = C_RUNNING;
-    if (conn_round(c) != 0)
+    if (conn_round(c) != 0) {
       conn_fail(c, errno);
-    return;
+      return;
+    }
+    /* Edge-triggered: an answer already there came with this edge. */
+    if (g.mode != CONNRATE || !(ev & EPOLLIN))
+      return;
   }
   if ((ev & EPOLLOUT) && !g.greet && c->sent < (size_t)g.size &&
       conn_send(c) != 0) {
     conn_fail(c, errno);
     return;
   }
-  if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+  /* Level-triggered sockets read once per event; edge-triggered ones
+   * until the socket is empty or the answer is whole. */
+  while (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     size_t want = g.greet ? 1 : (size_t)g.size;
     ssize_t n = recv(c->fd, g.rbuf, sizeof g.rbuf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -312,8 +331,12 @@ static void conn_event(conn *c, uint32_t ev, uint64_t now)
               c->grp->name, c->got, want);
       exit(70);
     }
-    if (c->got == want)
+    if (c->got == want) {
       conn_done(c, now);
+      return;
+    }
+    if (g.mode != CONNRATE)
+      return;
   }
 }
 
@@ -365,6 +388,7 @@ static void slice(group *grp, long round)
   g.count = 0;
   g.cpu0 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
   g.cpu1 = 0;
+  g.self0 = bench_self_cpu_ns();
   g.start = bench_now_ns();
   g.end = g.start + (uint64_t)g.slice_ms * 1000000u;
   g.open = 1;
@@ -382,6 +406,7 @@ static void slice(group *grp, long round)
       /* The measured part ends here; what is in flight finishes. */
       g.open = 0;
       g.cpu1 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+      g.self1 = bench_self_cpu_ns();
     }
     if (now - g.start > STALL_NS) {
       fprintf(stderr, "echo_load: %s stalled\n", grp->name);
@@ -392,6 +417,9 @@ static void slice(group *grp, long round)
     return;
   printf("slice round=%ld group=%s rate=%.0f", round, grp->name,
          (double)g.count / ((double)g.slice_ms / 1e3));
+  if (g.count > 0)
+    printf(" load_us=%.2f",
+           (double)(g.self1 - g.self0) / 1e3 / (double)g.count);
   if (g.cpu0 != 0 && g.cpu1 > g.cpu0 && g.count > 0)
     printf(" srv_us=%.2f srv_util=%.3f",
            (double)(g.cpu1 - g.cpu0) / 1e3 / (double)g.count,

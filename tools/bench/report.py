@@ -8,6 +8,7 @@ MACHINE has KEY VALUE lines. Every figure is the median of its runs, with
 min and max; every ratio is a ratio of medians. tools/bench/notes.md, when
 present, is appended (hand-written findings that outlive a run).
 """
+import math
 import os
 import statistics
 import sys
@@ -72,7 +73,11 @@ def ratio(a, b):
 
 
 def fmt_ratio(r, digits=2):
-    return "n/a" if r is None else "%.*fx" % (digits, r)
+    """Rounded down, so that a ratio below 1 never shows as 1.00x."""
+    if r is None:
+        return "n/a"
+    scale = 10 ** digits
+    return "%.*fx" % (digits, math.floor(r * scale + 1e-9) / scale)
 
 
 TARGETS = []
@@ -94,11 +99,13 @@ def cpu_rows(out, section, rows, whos, labels, what):
                "the median share of a slice the server was running (busy): "
                "lower CPU time is cheaper whatever the machine's other work "
                "left the server; a server busy well below 100%% was not "
-               "the bottleneck (the load, or the machine, was):\n" % what)
+               "the bottleneck (the load, or the machine, was). The last "
+               "column is the load generator's own CPU time per %s, "
+               "median over every slice:\n" % (what, what))
     head = "| case | " + " | ".join(labels) + " | " + " | ".join(
-        "%s / %s" % (l, labels[0]) for l in labels[1:]) + " |"
+        "%s / %s" % (l, labels[0]) for l in labels[1:]) + " | load |"
     out.append(head)
-    out.append("|---" + "|---:" * (2 * len(labels) - 1) + "|")
+    out.append("|---" + "|---:" * (2 * len(labels)) + "|")
     for case, label in rows:
         ds = med(section + "_cpu", case, whos[0])
         cells = []
@@ -110,8 +117,11 @@ def cpu_rows(out, section, rows, whos, labels, what):
             cells.append(c)
         rats = [fmt_ratio(ratio(med(section + "_cpu", case, w), ds))
                 for w in whos[1:]]
-        out.append("| %s | %s | %s |" % (label, " | ".join(cells),
-                                         " | ".join(rats)))
+        loads = [x for w in whos
+                 for x in RUNS.get((section + "_load", case, w), [])]
+        load = ("%.2f" % statistics.median(loads)) if loads else "n/a"
+        out.append("| %s | %s | %s | %s |" % (label, " | ".join(cells),
+                                              " | ".join(rats), load))
     out.append("")
 
 

@@ -104,27 +104,30 @@ names() { local IFS=,; printf '%s\n' "${SRV_NAMES[*]}"; }
 pids() { local IFS=,; printf '%s\n' "${SRV_PIDS[*]}"; }
 
 # slices SECTION CASE CMD...: runs a load generator (pinned to LOAD_CPU)
-# that prints "slice ... group=NAME rate=N ... srv_us=N srv_util=N" lines,
-# and records rate as SECTION, srv_us as SECTION_cpu and srv_util as
-# SECTION_util. A load that fails is
+# that prints "slice ... group=NAME rate=N ... srv_us=N srv_util=N
+# load_us=N" lines, and records rate as SECTION, srv_us as SECTION_cpu,
+# srv_util as SECTION_util and load_us as SECTION_load. A load that fails
+# is
 # said, and its figures are missing from the report.
 slices() {
-  local section=$1 scase=$2 line w name rate us util n=0
+  local section=$1 scase=$2 line w name rate us util lus n=0
   shift 2
   while read -r line; do
-    name= rate= us= util=
+    name= rate= us= util= lus=
     for w in $line; do
       case $w in
         group=*) name=${w#group=} ;;
         rate=*) rate=${w#rate=} ;;
         srv_us=*) us=${w#srv_us=} ;;
         srv_util=*) util=${w#srv_util=} ;;
+        load_us=*) lus=${w#load_us=} ;;
       esac
     done
     [ -n "$name" ] && [ -n "$rate" ] || continue
     record "$section" "$scase" "$name" "$rate"
     [ -n "$us" ] && record "${section}_cpu" "$scase" "$name" "$us"
     [ -n "$util" ] && record "${section}_util" "$scase" "$name" "$util"
+    [ -n "$lus" ] && record "${section}_load" "$scase" "$name" "$lus"
     n=$((n + 1))
   done < <(taskset -c "$LOAD_CPU" "$@" 2> "$TMP/load.err")
   if [ "$n" = 0 ] || [ -s "$TMP/load.err" ]; then
@@ -176,7 +179,7 @@ bench_tcp() {
   done
   say "TCP echo: new connections per second"
   start_echo_servers &&
-    slices tcp_cps 32/64 "$BIN/echo_load" -m conn -c 32 -s 64 -b 250 \
+    slices tcp_cps 32/64 "$BIN/echo_load" -m conn -c 32 -s 64 \
       -t "$SLICE" -r "$ROUNDS" -n "$(names)" -P "$(pids)" $(loopback_targets)
   stop_servers
   say "TCP echo: memory per idle connection ($IDLE_CONNS connections)"
@@ -184,7 +187,7 @@ bench_tcp() {
     for srv in $(rotate "$rep" "${servers[@]}"); do
       start_server "$srv" "$BIN/echo_$srv" 127.0.0.1 || continue
       out=$(taskset -c "$LOAD_CPU" "$BIN/echo_load" -m idle \
-        -c "$IDLE_CONNS" -s 64 -b 250 -P "$SRV_PID" "127.0.0.1:$SRV_PORT")
+        -c "$IDLE_CONNS" -s 64 -P "$SRV_PID" "127.0.0.1:$SRV_PORT")
       out=$(printf '%s\n' $out | sed -n 's/^bytes_per_conn=//p')
       if [ -n "$out" ]; then
         record tcp_mem "$IDLE_CONNS" "$srv" "$out"

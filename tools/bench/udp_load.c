@@ -14,9 +14,10 @@
  * ends by waiting for the datagrams in flight (at most 50 ms: the rest
  * count as lost). Each reported slice prints:
  *
- *   slice round=R group=NAME rate=N lost=N [srv_us=N srv_util=N]
+ *   slice round=R group=NAME rate=N lost=N load_us=N [srv_us=N srv_util=N]
  *
- * rate: echoed datagrams received per second of the slice; srv_us and
+ * rate: echoed datagrams received per second of the slice; load_us: this
+ * program's CPU time per datagram (is the load the limit?); srv_us and
  * srv_util (with PIDS): the server's CPU time per datagram and the share
  * of the slice it ran, from /proc/PID/schedstat. A socket that has heard
  * nothing for 20 ms in a slice counts its window as lost and sends it
@@ -122,6 +123,7 @@ static void slice(int k, long round)
   group *grp = &groups[k];
   struct epoll_event evs[MAX_SOCKS * MAX_GROUPS];
   uint64_t start, end, now, count = 0, lost = 0, cpu0, cpu1 = 0;
+  uint64_t self0 = bench_self_cpu_ns(), self1 = 0;
   long i, inflight;
   int open = 1;
 
@@ -140,6 +142,7 @@ static void slice(int k, long round)
     if (open && now >= end) {
       open = 0;
       cpu1 = grp->pid > 0 ? bench_cpu_ns(grp->pid) : 0;
+      self1 = bench_self_cpu_ns();
     }
     for (e = 0; e < n; e++) {
       sock *s = evs[e].data.ptr;
@@ -171,6 +174,8 @@ static void slice(int k, long round)
     return;
   printf("slice round=%ld group=%s rate=%.0f lost=%llu", round, grp->name,
          (double)count / ((double)slice_ms / 1e3), (unsigned long long)lost);
+  if (count > 0)
+    printf(" load_us=%.2f", (double)(self1 - self0) / 1e3 / (double)count);
   if (cpu0 != 0 && cpu1 > cpu0 && count > 0)
     printf(" srv_us=%.2f srv_util=%.3f",
            (double)(cpu1 - cpu0) / 1e3 / (double)count,
