@@ -397,7 +397,7 @@ def main():
                   INFO.get("he_reps", "?")))
     out.append("- the machine is shared with other work, which comes and "
                "goes: a slice's rate depends on the share of its core the "
-               "server got (`srv_util` in the raw output), so the tables "
+               "server got (the busy share in the tables), so they "
                "also give each server's CPU time per operation, which does "
                "not; compare ratios, not absolute figures, across runs\n")
     out.append("The servers, each written the usual way for its library "
