@@ -571,8 +571,10 @@ DS_API size_t ds_udp_buffered(const ds_udp *u);
  * EAGAIN is returned at once (resume_producing() still follows). */
 DS_API void ds_udp_set_queue_limit(ds_udp *u, size_t limit);
 
-/*! Stops reading (datagrams wait in the kernel, which drops what does not
- * fit) or starts again. */
+/*! Stops reading or starts again. While paused, datagrams wait in the
+ * kernel, which drops what does not fit; up to 15 already read in the
+ * current recvmmsg() batch wait in the port and are delivered first, in
+ * order, after the resume. */
 DS_API void ds_udp_pause_reading(ds_udp *u);
 DS_API void ds_udp_resume_reading(ds_udp *u);
 
