@@ -101,6 +101,27 @@ void ds_test_require_ipv6(void)
     SKIP("no IPv6 loopback on this machine");
 }
 
+unsigned short ds_test_closed_port(int family, int type)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in);
+  int fd = socket(family, type | SOCK_CLOEXEC, 0);
+  unsigned short port;
+  ss.ss_family = (sa_family_t)family;
+  if (family == AF_INET6)
+    ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+  else
+    ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    ds_test_fail(__FILE__, __LINE__, "no free loopback port");
+  port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                  : ((struct sockaddr_in *)&ss)->sin_port);
+  close(fd); /* bound, never listening or reading: the port is closed */
+  return port;
+}
+
 const char *ds_test_lab_env(const char *name)
 {
   const char *v = getenv(name);

@@ -29,6 +29,11 @@ void ds_test_require_root(void);
 /* Skips the test unless IPv6 loopback (::1) can be bound. */
 void ds_test_require_ipv6(void);
 
+/* Returns a port on the loopback address of family (AF_INET or AF_INET6)
+ * that nothing is bound to for socket type (SOCK_STREAM or SOCK_DGRAM):
+ * TCP connects there are refused, UDP datagrams get ICMP unreachable. */
+unsigned short ds_test_closed_port(int family, int type);
+
 /* Returns the value of a variable the lab runner exports (LAB_NS_B, ...);
  * skips the test when it is not running inside a lab
  * (tests/lab/lab.sh run-pair). */
@@ -38,7 +43,7 @@ void ds_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TEST_T(name, secs)                                                     \
   static void test_##name(void);                                               \
-  __attribute__((constructor)) static void test_reg_##name(void)              \
+  __attribute__((constructor)) static void test_reg_##name(void)               \
   {                                                                            \
     ds_test_register(#name, test_##name, (secs));                              \
   }                                                                            \

@@ -198,27 +198,6 @@ static int client_connect(side *c, ds_reactor *r, const char *host,
     CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
   } while (0)
 
-/* Returns a TCP port on loopback that nothing listens on. */
-static uint16_t closed_port(int family)
-{
-  struct sockaddr_storage ss = {0};
-  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in);
-  int fd = socket(family, SOCK_STREAM, 0);
-  uint16_t port;
-  ss.ss_family = (sa_family_t)family;
-  if (family == AF_INET6)
-    ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-  else
-    ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
-  CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-  port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                  : ((struct sockaddr_in *)&ss)->sin_port);
-  close(fd); /* bound, never listening: connects are refused */
-  return port;
-}
-
 /* Aborts the server's open connections and stops listening. */
 static void server_close(server *sv)
 {
@@ -338,7 +317,7 @@ TEST(tcp_connect_refused)
   side c;
   char err[256];
   int fds0 = ds_test_count_fds();
-  uint16_t port = closed_port(AF_INET);
+  uint16_t port = ds_test_closed_port(AF_INET, SOCK_STREAM);
   double t0;
   CHECK_EQ(ds_reactor_new(&r), 0);
   t0 = ds_test_now_ms();
@@ -361,7 +340,7 @@ TEST(tcp_connect_refused_ipv6)
   char err[256];
   uint16_t port;
   ds_test_require_ipv6();
-  port = closed_port(AF_INET6);
+  port = ds_test_closed_port(AF_INET6, SOCK_STREAM);
   CHECK_EQ(ds_reactor_new(&r), 0);
   CHECK_EQ(
       client_connect(&c, r, "::1", port, 5000, NULL, NULL, err, sizeof err), 0);
@@ -627,7 +606,7 @@ TEST(tcp_addresses_of_both_ends_and_bind_port)
   side c;
   ds_addr bind, ch, cp, sh, sp;
   char err[256];
-  uint16_t bport = closed_port(AF_INET);
+  uint16_t bport = ds_test_closed_port(AF_INET, SOCK_STREAM);
   CHECK_EQ(ds_reactor_new(&r), 0);
   start_server(&sv, r, "127.0.0.1", 0, 0);
   CHECK_EQ(ds_addr_parse(&bind, "127.0.0.1", bport, NULL, 0), 0);

@@ -165,28 +165,6 @@ static void teardown(ds_reactor *r, rx *a, rx *b, rx *c)
   CHECK_EQ(rc, 0);
 }
 
-/* Returns a UDP port on the loopback address of family that nothing is
- * bound to: ICMP port unreachable answers datagrams sent there. */
-static uint16_t closed_port(int family)
-{
-  struct sockaddr_storage ss = {0};
-  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in);
-  int fd = socket(family, SOCK_DGRAM, 0);
-  uint16_t port;
-  ss.ss_family = (sa_family_t)family;
-  if (family == AF_INET6)
-    ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-  else
-    ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
-  CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-  port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                  : ((struct sockaddr_in *)&ss)->sin_port);
-  close(fd);
-  return port;
-}
-
 TEST(udp_ipv6_port_on_loopback_reports_its_address)
 {
   ds_reactor *r;
@@ -450,7 +428,7 @@ static void refused(const char *host, int family)
   ds_reactor *r;
   rx a, b;
   char err[256];
-  uint16_t port = closed_port(family);
+  uint16_t port = ds_test_closed_port(family, SOCK_DGRAM);
   double t0;
 
   CHECK_EQ(ds_reactor_new(&r), 0);
@@ -507,7 +485,7 @@ TEST(udp_refusal_without_callback_goes_to_error)
   ds_reactor *r;
   rx a, b;
   char err[256];
-  uint16_t port = closed_port(AF_INET);
+  uint16_t port = ds_test_closed_port(AF_INET, SOCK_DGRAM);
   CHECK_EQ(ds_reactor_new(&r), 0);
   memset(&a, 0, sizeof a);
   CHECK_EQ(ds_listen_udp(r, 0, "127.0.0.1", 0, 0, &only_error, &a, &a.u, err,
@@ -821,7 +799,7 @@ TEST(udp_close_with_deferred_refusal_pending)
   ds_reactor *r;
   rx a;
   char err[256];
-  uint16_t port = closed_port(AF_INET);
+  uint16_t port = ds_test_closed_port(AF_INET, SOCK_DGRAM);
   int fds0;
   CHECK_EQ(ds_reactor_new(&r), 0);
   fds0 = ds_test_count_fds();
@@ -847,7 +825,7 @@ TEST(udp_retarget_drops_refusals_of_the_old_peer)
   ds_reactor *r;
   rx a, b;
   char err[256];
-  uint16_t port = closed_port(AF_INET);
+  uint16_t port = ds_test_closed_port(AF_INET, SOCK_DGRAM);
   CHECK_EQ(ds_reactor_new(&r), 0);
   open_port(&a, r, "0.0.0.0", 0);
   open_port(&b, r, "127.0.0.1", 0);
