@@ -19,61 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FD_MAX 4096
-#define SRC_MAX 4094
-
-/* What the shim knows of an fd it installed a winner on; ino and dev tell
- * whether the fd still holds that socket (some closes are never seen). */
-static struct {
-  dev_t dev;
-  ino_t ino;
-  struct sockaddr_in peer;
-} fds[FD_MAX];
-static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static struct {
-  struct in6_addr a[SRC_MAX];
-  unsigned n;
-  pthread_mutex_t lock;
-} src = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-uint32_t shim__source_address(const struct in6_addr *a)
-{
-  /* 172.21.112.0/20: one address per local IPv6 address, in order. */
-  uint32_t base = (172u << 24) | (21u << 16) | (112u << 8), ip = 0;
-  unsigned i;
-  pthread_mutex_lock(&src.lock);
-  for (i = 0; i < src.n; i++)
-    if (memcmp(&src.a[i], a, sizeof *a) == 0)
-      break;
-  if (i == src.n && src.n < SRC_MAX)
-    src.a[src.n++] = *a;
-  if (i < src.n)
-    ip = base + 1 + i;
-  pthread_mutex_unlock(&src.lock);
-  return ip;
-}
-
-/* Returns 1 and fills st if fd is open. */
-static int stat_fd(int fd, struct stat *st)
-{
-  return fstat(fd, st) == 0;
-}
-
 int shim__fd_peer(int fd, struct sockaddr_in *sin)
 {
-  struct stat st;
-  int ok = 0;
-  if (fd < 0 || fd >= FD_MAX || !stat_fd(fd, &st))
+  shim_fd e;
+  if (!shim__fd_get(fd, &e) || e.peer.sin_family != AF_INET)
     return 0;
-  pthread_mutex_lock(&fds_lock);
-  if (fds[fd].ino != 0 && fds[fd].ino == st.st_ino &&
-      fds[fd].dev == st.st_dev) {
-    *sin = fds[fd].peer;
-    ok = 1;
-  }
-  pthread_mutex_unlock(&fds_lock);
-  return ok;
+  *sin = e.peer;
+  return 1;
 }
 
 /* The family memory shared by every race of the process (DESIGN:
@@ -90,7 +42,7 @@ static void memory_init(void)
 }
 
 typedef struct race {
-  int done, fd, err;
+  int done, fd, err, family;
 } race;
 
 static void on_done(ds_happy *h, int fd, int err, void *user)
@@ -100,6 +52,10 @@ static void on_done(ds_happy *h, int fd, int err, void *user)
   st->done = 1;
   st->fd = fd;
   st->err = err;
+  if (fd >= 0) {
+    socklen_t len = sizeof st->family;
+    ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &st->family, &len);
+  }
 }
 
 /* Returns the errno an application expects for a race's failure code. */
@@ -136,9 +92,8 @@ int shim__race_connect(int fd, const char *name,
   ds_reactor *r;
   ds_happy *h;
   ds_happy_opts o = {0};
-  race st = {0, -1, 0};
+  race st = {0, -1, 0, 0};
   uint16_t port = ntohs(asked->sin_port);
-  struct stat sb;
   int fdflags, flflags, rc;
   const char *env;
 
@@ -193,13 +148,13 @@ int shim__race_connect(int fd, const char *name,
   }
   ds__sys.close(st.fd);
   fcntl(fd, F_SETFL, flflags);
-  if (fd < FD_MAX && fstat(fd, &sb) == 0) {
+  {
     /* getpeername shows the address the application connected to. */
-    pthread_mutex_lock(&fds_lock);
-    fds[fd].dev = sb.st_dev;
-    fds[fd].ino = sb.st_ino;
-    fds[fd].peer = *asked;
-    pthread_mutex_unlock(&fds_lock);
+    shim_fd e = {0};
+    e.kind = SHIM_FD_CLIENT;
+    e.family = st.family;
+    e.peer = *asked;
+    shim__fd_set(fd, &e);
   }
   return 0;
 }

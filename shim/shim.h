@@ -145,9 +145,6 @@ int shim__race_connect(int fd, const char *name,
 /* If fd is a socket the shim installed a race's winner on, copies the
  * IPv4 address the application connected to into *sin and returns 1. */
 int shim__fd_peer(int fd, struct sockaddr_in *sin);
-/* The source-pool address standing for a local IPv6 address (host
- * order), or 0. */
-uint32_t shim__source_address(const struct in6_addr *a);
 
 /* What the shim does with an IPv4 lookup of name (shim__decide). */
 enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH };
@@ -164,3 +161,87 @@ int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
 
 /* Remembers every IPv4 address of he as dual-stack name's. */
 void shim__remember_dual_hostent(const struct hostent *he, const char *name);
+
+/* ---- fd.c: what the shim knows per fd ----
+ * An entry is trusted only while fd still holds the socket it was made
+ * for (same device and inode), since some closes are never seen. */
+
+#define SHIM_FD_MAX 4096
+
+enum {
+  SHIM_FD_NONE,     /* nothing known */
+  SHIM_FD_CLIENT,   /* a race's winner is installed (TCP client) */
+  SHIM_FD_PENDING,  /* a non-blocking race runs for this fd */
+  SHIM_FD_DGRAM,    /* a UDP socket moved to IPv6 (client side) */
+  SHIM_FD_WIDE,     /* an AF_INET socket bound to 0.0.0.0, widened to [::] */
+  SHIM_FD_ACCEPTED  /* a connection accepted on a widened listener */
+};
+
+typedef struct shim_fd {
+  int kind;
+  int family;              /* of the socket now under fd */
+  struct sockaddr_in peer; /* the peer as the application sees it, if any
+                              (port 0 and INADDR_ANY: none) */
+  struct sockaddr_in local; /* the bound address as the application sees
+                              it (WIDE: 0.0.0.0:PORT), if any */
+  int err;                 /* PENDING that failed: its errno */
+  uint32_t source;         /* a source-pool address this fd holds (host
+                              order), released when the fd closes; 0 */
+} shim_fd;
+
+/* Copies fd's entry into *out and returns 1 if there is one and it still
+ * describes the socket under fd; else returns 0. */
+int shim__fd_get(int fd, shim_fd *out);
+/* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
+void shim__fd_set(int fd, const shim_fd *e);
+/* Forgets fd (entry, recorded options); releases its source address. */
+void shim__fd_clear(int fd);
+/* Returns 1 if the shim may hold any state for fd: a cheap test, without
+ * a system call, for the close and dup hooks. */
+int shim__fd_known(int fd);
+/* Marks fd as possibly holding state (options recorded for it). */
+void shim__fd_mark(int fd);
+
+/* ---- sockopt.c: options recorded per fd, replayed on a new socket ---- */
+
+/* Records a successful setsockopt() on fd, to be replayed later. */
+void shim__opt_record(int fd, int level, int name, const void *val,
+                      socklen_t len);
+/* Sets the options recorded for from on the socket to, whose family is
+ * family: IPPROTO_IP options get their IPv6 twins on an IPv6 socket (and
+ * are also set as they are, for IPv4-mapped traffic, when dual is 1).
+ * Returns 0, or a negative errno of the first option the kernel refused
+ * (the rest are still set). */
+int shim__opt_replay(int from, int to, int family, int dual);
+/* Returns 1 and the IPv6 twin of an IPPROTO_IP option, or 0. */
+int shim__opt_twin(int name, int *name6);
+/* Forgets what was recorded for fd. */
+void shim__opt_forget(int fd);
+
+/* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */
+
+/* The source-pool address standing for IPv6 address a (host order),
+ * allocated on first use and stable while in use; when the pool is full
+ * the least recently used entry not held by an open socket is recycled.
+ * Returns 0 when none can be had. */
+uint32_t shim__source_address(const struct in6_addr *a);
+/* Copies the IPv6 address that source-pool address ip stands for into
+ * *out and returns 1, or returns 0. */
+int shim__source_lookup(uint32_t ip, struct in6_addr *out);
+/* Holds (delta 1) or releases (delta -1) ip for an open socket. */
+void shim__source_hold(uint32_t ip, int delta);
+
+/* ---- dgram.c: addresses of datagrams and peers ---- */
+
+/* The IPv4 address the application sees for IPv6 peer s6 of fd:
+ * IPv4-mapped -> the IPv4 address; an IPv6 address the shim chose for a
+ * synthetic destination -> that synthetic address; anything else -> a
+ * source-pool address. Returns 0, or -1 if none could be had. */
+int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
+                     struct sockaddr_in *out);
+/* The IPv6 address to use on an IPv6 socket for IPv4 address sin the
+ * application gave: a synthetic destination -> its IPv6 address, a
+ * source-pool address -> the IPv6 address it stands for, anything else
+ * -> IPv4-mapped. Returns 0, or -1 with errno (ENETUNREACH: a pool
+ * address without mapping). */
+int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
