@@ -59,9 +59,7 @@ static unsigned long name_of(const ds_addr *a, char *buf, size_t len)
   return id;
 }
 
-/* Returns 1 when the shim acts on this call: initialised, enabled, and
- * not a call the shim itself makes. Takes the guard. */
-static int active(void)
+int shim__active(void)
 {
   if (shim__init() != 0 || shim__cfg.disabled)
     return 0;
@@ -101,7 +99,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
 
   if (shim__init() != 0)
     return EAI_SYSTEM;
-  if (!active())
+  if (!shim__active())
     return shim__real.getaddrinfo(node, service, hints, res);
   t0 = shim__mono_ms();
   if (hints != NULL) {
@@ -236,7 +234,7 @@ DS_HOOK struct hostent *gethostbyname(const char *name)
     h_errno = NO_RECOVERY;
     return NULL;
   }
-  if (!active())
+  if (!shim__active())
     return shim__real.gethostbyname(name);
   he = lookup_hostent(name, AF_INET, "gethostbyname");
   shim__leave();
@@ -250,15 +248,14 @@ DS_HOOK struct hostent *gethostbyname2(const char *name, int af)
     h_errno = NO_RECOVERY;
     return NULL;
   }
-  if (!active())
+  if (!shim__active())
     return shim__real.gethostbyname2(name, af);
   he = lookup_hostent(name, af, "gethostbyname2");
   shim__leave();
   return he;
 }
 
-/* Traces a connect or bind of an IPv4 or IPv6 socket. */
-static void trace_sockaddr(const char *event, const struct sockaddr *sa,
+void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
                            socklen_t len, int rc, int err, double t0)
 {
   shim_json j;
@@ -332,7 +329,7 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
     return -1;
   }
   if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      !active())
+      !shim__active())
     return shim__real.connect(fd, sa, len);
   t0 = shim__mono_ms();
   if (translating() && sa->sa_family == AF_INET &&
@@ -343,7 +340,7 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
       rc = shim__race_connect(fd, name, sin);
       saved = errno;
       if (shim__cfg.trace_fd >= 0)
-        trace_sockaddr("connect", sa, len, rc, saved, t0);
+        shim__trace_sockaddr("connect", sa, len, rc, saved, t0);
       shim__leave();
       errno = saved;
       return rc;
@@ -360,7 +357,7 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
   rc = shim__real.connect(fd, sa, len);
   saved = errno;
   if (shim__cfg.trace_fd >= 0)
-    trace_sockaddr("connect", sa, len, rc, saved, t0);
+    shim__trace_sockaddr("connect", sa, len, rc, saved, t0);
   shim__leave();
   errno = saved;
   return rc;
@@ -452,24 +449,4 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
     return 0;
   }
   return shim__real.getsockopt(fd, level, opt, val, len);
-}
-
-DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
-{
-  double t0;
-  int rc, saved;
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      shim__cfg.trace_fd < 0 || !active())
-    return shim__real.bind(fd, sa, len);
-  t0 = shim__mono_ms();
-  rc = shim__real.bind(fd, sa, len);
-  saved = errno;
-  trace_sockaddr("bind", sa, len, rc, saved, t0);
-  shim__leave();
-  errno = saved;
-  return rc;
 }

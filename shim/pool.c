@@ -135,3 +135,16 @@ void shim__pool_dual(uint32_t ip, const char *name)
   snprintf(pool.dual[slot].name, sizeof pool.dual[slot].name, "%s", name);
   pthread_mutex_unlock(&pool.lock);
 }
+
+int shim__pool_v6(uint32_t ip, struct in6_addr *out)
+{
+  (void)ip;
+  (void)out;
+  return 0; /* not written yet */
+}
+
+uint32_t shim__pool_from_v6(const struct in6_addr *a)
+{
+  (void)a;
+  return 0; /* not written yet */
+}

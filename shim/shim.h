@@ -56,6 +56,11 @@ int shim__init(void);
 int shim__enter(void);
 void shim__leave(void);
 
+/* Returns 1 when the shim acts on this call: initialised, enabled, and
+ * not a call the shim itself makes; then the guard is taken and the
+ * caller must shim__leave(). */
+int shim__active(void);
+
 /* Work a hook has in progress: set while it waits, cleared when done, so
  * that a hook left by longjmp can be cleaned up by the next one. */
 typedef struct shim_work {
@@ -96,6 +101,12 @@ void shim__json_array_end(shim_json *j);
 /* Closes the object and writes the line, if tracing is on. */
 void shim__json_emit(shim_json *j);
 
+/* Traces a connect or bind (event "connect" or "bind") of address sa:
+ * rc and err are the call's result and errno, t0 its start
+ * (shim__mono_ms). */
+void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
+                          socklen_t len, int rc, int err, double t0);
+
 /* Returns "ok" or the errno's symbolic name ("ECONNREFUSED"). */
 const char *shim__errname(int err);
 
@@ -116,6 +127,12 @@ uint32_t shim__pool_synthesize(const char *name);
 int shim__pool_name(uint32_t ip, char *name, size_t len);
 /* Records ip as a real IPv4 address handed out for dual-stack name. */
 void shim__pool_dual(uint32_t ip, const char *name);
+/* Copies the IPv6 address chosen for synthetic address ip (the first of
+ * its name's AAAA records in RFC 6724 order, looked up on first use)
+ * into *out and returns 1, or returns 0 (no mapping, no AAAA). */
+int shim__pool_v6(uint32_t ip, struct in6_addr *out);
+/* Returns the synthetic address whose chosen IPv6 address is a, or 0. */
+uint32_t shim__pool_from_v6(const struct in6_addr *a);
 
 /* ---- names.c: what a lookup of name finds, both families ---- */
 
@@ -245,3 +262,8 @@ int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
  * -> IPv4-mapped. Returns 0, or -1 with errno (ENETUNREACH: a pool
  * address without mapping). */
 int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
+/* Moves AF_INET datagram socket fd, about to send to or connect to
+ * synthetic address dst, to an IPv6 dual-stack socket on the same fd (its
+ * options, bind and flags kept; entry SHIM_FD_DGRAM). Returns 0, 1 when
+ * fd is no such socket (nothing done), or -1 with errno. */
+int shim__dgram_move(int fd, const struct sockaddr_in *dst);
