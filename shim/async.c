@@ -69,11 +69,7 @@ static struct {
  * -1. */
 static int move_high(int fd)
 {
-  int hi = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 600);
-  if (hi < 0)
-    return fd;
-  ds__sys.close(fd);
-  return hi;
+  return ds__move_high(fd);
 }
 
 /* Sets up the stand-in listener (once per process). Returns 0 or -1. */

@@ -57,6 +57,17 @@ static int move_high(int fd)
   return nfd;
 }
 
+/* Returns where the shim's long-lived fds go: high, but within a small
+ * RLIMIT_NOFILE. */
+static int fd_floor(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < 1024)
+    return (int)rl.rlim_cur / 2 > 3 ? (int)rl.rlim_cur / 2 : 3;
+  return 600;
+}
+
 /* Opens the trace named by DUALSTACK_TRACE: a file opened O_APPEND (one
  * write() per line keeps lines whole across processes), or a private copy
  * of fd 2 for "stderr". Returns the fd or -1. */
@@ -202,6 +213,7 @@ static void init_once(void)
   ds__sys.shutdown = next_sym("shutdown");
   ds__sys.epoll_ctl = shim__real.epoll_ctl;
   ds__sys.recvmmsg = next_sym("recvmmsg");
+  ds__sys.fd_floor = fd_floor();
   init_rc = 0;
 
   /* A setuid or setgid process is left alone (secure_getenv would hide
