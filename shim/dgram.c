@@ -17,6 +17,10 @@ int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
     memcpy(&out->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
     return 0;
   }
+  if ((ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
+    out->sin_addr.s_addr = htonl(ip);
+    return 0;
+  }
   ip = shim__source_address(&s6->sin6_addr);
   if (ip == 0)
     return -1;
@@ -30,6 +34,14 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out)
   memset(out, 0, sizeof *out);
   out->sin6_family = AF_INET6;
   out->sin6_port = sin->sin_port;
+  if (shim__pool_contains(ntohl(sin->sin_addr.s_addr))) {
+    if (!shim__pool_v6(ntohl(sin->sin_addr.s_addr), &a)) {
+      errno = ENETUNREACH;
+      return -1;
+    }
+    out->sin6_addr = a;
+    return 0;
+  }
   if (shim__source_lookup(ntohl(sin->sin_addr.s_addr), &a)) {
     out->sin6_addr = a;
     return 0;

@@ -157,6 +157,7 @@ typedef struct shim_answer {
   int n4, n6;      /* addresses found per family */
   int loopback4;   /* an IPv4 answer is in 127/8 */
   uint32_t a4[16]; /* IPv4 answers, host order */
+  ds_addr a6[16];  /* IPv6 answers (the first 16) */
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
