@@ -350,6 +350,18 @@ static int connect_dgram(int fd, const struct sockaddr *sa, socklen_t len,
   return rc;
 }
 
+/* Returns 1 if a real IPv4 address of a dual-stack name is to be
+ * connected to as asked (DUALSTACK_EXCLUDE: its network or port). */
+static int excluded_dual(const struct sockaddr_in *sin)
+{
+  ds_addr a;
+  if (shim__excluded_port(ntohs(sin->sin_port)))
+    return 1;
+  return ds_addr_from_sockaddr(&a, (const struct sockaddr *)sin,
+                               sizeof *sin) == 0 &&
+         shim__excluded_addr(&a);
+}
+
 /* Set by do_connect when a race went on in the helper thread. */
 static _Thread_local int async_started;
 
@@ -376,6 +388,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
     return shim__real.connect(fd, sa, len);
   kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
   if (kind == 0 && !unmapped_pool_address(sa, len))
+    return shim__real.connect(fd, sa, len);
+  if (kind == 2 && excluded_dual(sin))
     return shim__real.connect(fd, sa, len);
   type = socket_type(fd);
   if (type == SOCK_STREAM && kind != 0) {

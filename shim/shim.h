@@ -335,3 +335,14 @@ void shim__epoll_record(int epfd, int op, int fd,
                         const struct epoll_event *ev);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
+
+/* ---- exclude.c: DUALSTACK_EXCLUDE ---- */
+
+/* Reads the list (at init). */
+void shim__exclude_init(const char *list);
+/* Returns 1 if name is excluded (itself or a domain above it). */
+int shim__excluded_name(const char *name);
+/* Returns 1 if address a (IPv4 or IPv6) lies in an excluded network. */
+int shim__excluded_addr(const ds_addr *a);
+/* Returns 1 if port is excluded. */
+int shim__excluded_port(uint16_t port);

@@ -426,6 +426,41 @@ print(socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET)[0][4][0])' "$h" 2>&1)
 192.0.2.1" "$out"
 }
 
+test_exclude_leaves_names_networks_and_ports_alone() {
+  need_lab || return 0
+  py='import socket, sys
+try:
+    a = socket.gethostbyname(sys.argv[1])
+    s = socket.socket(); s.settimeout(3); s.connect((a, 80))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    d = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        d += b
+    print(d.decode().split("\n")[-2])
+except OSError as e:
+    print("error", type(e).__name__)'
+  out=$(lab_run a env LD_PRELOAD=$SHIM $PY -c "$py" both.test 2>&1)
+  assertEquals "dual-stack name raced: IPv6" "peer 2001:db8::1" "$out"
+  for ex in both.test .test "*.test" :80 192.0.2.0/24; do
+    out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="nothing.test, $ex" \
+      $PY -c "$py" both.test 2>&1)
+    assertEquals "excluded by '$ex': IPv4 as asked" "peer 192.0.2.1" "$out"
+  done
+  for ex in v6only.test 2001:db8::/32 2001:db8::2; do
+    out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="$ex" \
+      $PY -c "$py" v6only.test 2>&1)
+    assertEquals "excluded by '$ex': as without the shim" "error gaierror" "$out"
+  done
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="2001:db8::/200,:0,x..y" \
+    DUALSTACK_TRACE=stderr $PY -c "$py" v6only.test 2>&1)
+  assertContains "bad length named" "$out" "item '2001:db8::/200': bad prefix length"
+  assertContains "bad port named" "$out" "item ':0': not a port"
+  assertContains "bad name named" "$out" "item 'x..y'"
+  assertContains "the rest still works" "$out" "peer 2001:db8::1"
+}
+
 test_disable_is_a_pure_passthrough() {
   need_lab || return 0
   out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_DISABLE=1 timeout 5 $PY -c '
