@@ -184,6 +184,7 @@ int shim__race_connect(int fd, const char *name,
 typedef struct shim_race {
   ds_happy_opts o;
   ds_addr b4, b6;    /* the application's bind, per family */
+  ds_addr nat64;     /* the NAT64 prefix, when one is known */
   int app_fd;        /* whose recorded options each attempt gets */
   unsigned long id;  /* trace id */
   double t0;         /* shim__mono_ms() at the start */
@@ -346,3 +347,14 @@ int shim__excluded_name(const char *name);
 int shim__excluded_addr(const ds_addr *a);
 /* Returns 1 if port is excluded. */
 int shim__excluded_port(uint16_t port);
+
+/* ---- nat64.c: DUALSTACK_NAT64 ---- */
+
+/* Reads the setting (at init). */
+void shim__nat64_init(const char *value);
+/* Copies a configured or already discovered prefix and returns 1, or
+ * returns 0 (never blocks). */
+int shim__nat64_known(ds_addr *prefix, unsigned *len);
+/* As shim__nat64_known, but discovers the prefix (RFC 7050) when the
+ * setting is auto and none is known yet: may wait for DNS. */
+int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
