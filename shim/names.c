@@ -64,7 +64,10 @@ int shim__resolve_both(const char *name, shim_answer *out)
   while (b.pending > 0) {
     int wait = -1;
     if (b.positive) {
-      double left = b.first_positive + 50 - shim__mono_ms();
+      double left = b.first_positive +
+                    (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms
+                                                   : 50) -
+                    shim__mono_ms();
       if (left <= 0)
         break;
       wait = (int)left + 1;
