@@ -59,6 +59,7 @@ typedef struct centry {
 static struct {
   pthread_mutex_t lock;
   centry e[SHIM_CACHE_SIZE];
+  int n; /* slots ever used since the last emptying: e[0..n) */
   unsigned long tick;
   unsigned long gen; /* bumped whenever the table is emptied */
   stamp hosts, resolv;
@@ -133,13 +134,16 @@ static int cache_find(const char *name, uint32_t h, shim_answer *out,
   stamp_of(SHIM_RESOLV_PATH, &rs);
   pthread_mutex_lock(&cache.lock);
   if (!stamp_same(&hs, &cache.hosts) || !stamp_same(&rs, &cache.resolv)) {
-    memset(cache.e, 0, sizeof cache.e);
+    /* Only the slots used: the table's untouched pages stay untouched
+     * (a page fault costs more than a lookup here). */
+    memset(cache.e, 0, (size_t)cache.n * sizeof cache.e[0]);
+    cache.n = 0;
     cache.hosts = hs;
     cache.resolv = rs;
     cache.gen++;
   }
   *gen = cache.gen;
-  for (i = 0; i < SHIM_CACHE_SIZE; i++) {
+  for (i = 0; i < cache.n; i++) {
     centry *e = &cache.e[i];
     if (e->hash != h || strcasecmp(e->name, name) != 0)
       continue;
@@ -169,16 +173,21 @@ static void cache_store(const char *name, uint32_t h, const shim_answer *ans,
     return;
   pthread_mutex_lock(&cache.lock);
   if (gen == cache.gen) {
-    for (i = 0; i < SHIM_CACHE_SIZE; i++) {
+    /* The same name (another thread stored it meanwhile), else a free
+     * slot, else the least recently used. */
+    for (i = 0; i < cache.n; i++) {
       centry *e = &cache.e[i];
       if (e->hash == h && strcasecmp(e->name, name) == 0) {
-        slot = e; /* another thread stored it meanwhile */
+        slot = e;
         break;
       }
       if (slot == NULL || (slot->hash != 0 &&
                            (e->hash == 0 || e->used < slot->used)))
         slot = e;
     }
+    if (i == cache.n && cache.n < SHIM_CACHE_SIZE &&
+        (slot == NULL || slot->hash != 0))
+      slot = &cache.e[cache.n++];
     slot->hash = h;
     strcpy(slot->name, name);
     slot->ans = *ans;
