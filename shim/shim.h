@@ -266,6 +266,9 @@ typedef struct shim_fd {
 int shim__fd_get(int fd, shim_fd *out);
 /* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
 void shim__fd_set(int fd, const shim_fd *e);
+/* Records e for fd as it will be once socket like is dup3()ed onto it
+ * (set before the swap, so that nobody woken by it sees the old entry). */
+void shim__fd_set_as(int fd, int like, const shim_fd *e);
 /* Forgets fd (entry, recorded options); releases its source address. */
 void shim__fd_clear(int fd);
 /* Returns 1 if the shim may hold any state for fd: a cheap test, without
