@@ -58,8 +58,14 @@ suite_oneTimeTearDown() {
 }
 
 # Runs the client in A under the shim: $1 = mode, $2 = name, $3 = port.
+# Under SANITIZE the C client is built with ASan, whose runtime must be
+# loaded first; the shim itself has UBSan only.
 nb() {
-  lab_run a env LD_PRELOAD=$SHIM DUALSTACK_TRACE="$LAB_TMP/trace" \
+  local pre=$SHIM
+  case "${DS_SANITIZE:-}" in
+    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
+  esac
+  lab_run a env LD_PRELOAD="$pre" DUALSTACK_TRACE="$LAB_TMP/trace" \
     timeout 20 "$NB" "$1" "$2" "${3:-7}" 2>&1
 }
 
