@@ -761,6 +761,11 @@ typedef struct ds_happy_opts {
    * 169.254/16. NULL: none. Found by ds_nat64_discover() or configured. */
   const ds_addr *nat64_prefix;
   unsigned nat64_prefix_len; /*!< 32, 40, 48, 56, 64 or 96; 0: 96 */
+  /*! Called with each attempt's socket before its bind and connect (to
+   * set options); a non-zero return (a negative errno) fails that attempt
+   * with it. NULL: none. */
+  int (*prepare)(int fd, int family, void *user);
+  void *prepare_user; /*!< passed to prepare */
 } ds_happy_opts;
 
 /*! RFC 6052 address synthesis: embeds IPv4 address v4 in prefix/len.

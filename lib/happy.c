@@ -480,6 +480,11 @@ static int attempt_start(ds_happy *h, const ds_addr *addr)
                       IPPROTO_TCP);
   if (fd < 0)
     return -errno;
+  if (h->o.prepare != NULL &&
+      (rc = h->o.prepare(fd, addr->family, h->o.prepare_user)) != 0) {
+    ds__sys.close(fd);
+    return rc < 0 ? rc : -EINVAL;
+  }
   if (bind != NULL) {
     ds_addr_to_sockaddr(bind, &ss, &len);
     if (ds__sys.bind(fd, (struct sockaddr *)&ss, len) != 0) {

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <netdb.h>
+#include <sys/epoll.h>
 #include <stdint.h>
 
 #define DS_HOOK __attribute__((visibility("default")))
@@ -31,6 +32,15 @@ typedef struct shim_real {
   int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
                           struct hostent **, int *);
   struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
+  int (*close)(int);
+  int (*close_range)(unsigned, unsigned, int);
+  int (*dup)(int);
+  int (*dup2)(int, int);
+  int (*dup3)(int, int, int);
+  int (*fcntl)(int, int, ...);
+  int (*fcntl64)(int, int, ...);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
+  int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
                      char *, socklen_t, int);
 } shim_real;
@@ -40,6 +50,13 @@ typedef struct shim_config {
   int disabled; /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
   int observe;  /* DUALSTACK_OBSERVE=1: trace only, change nothing */
   int trace_fd; /* -1: no trace */
+  /* The race's settings (0: the library's default). */
+  unsigned attempt_delay_ms;    /* DUALSTACK_ATTEMPT_DELAY_MS */
+  unsigned resolution_delay_ms; /* DUALSTACK_RESOLUTION_DELAY_MS */
+  unsigned family_count;        /* DUALSTACK_FAMILY_COUNT */
+  unsigned connect_timeout_ms;  /* DUALSTACK_CONNECT_TIMEOUT_MS */
+  unsigned memory_s;            /* DUALSTACK_MEMORY_S (default 600) */
+  int prefer;                   /* DUALSTACK_PREFER: AF_INET6 or AF_INET */
 } shim_config;
 
 extern shim_real shim__real;
@@ -55,6 +72,11 @@ int shim__init(void);
  * call through untouched. */
 int shim__enter(void);
 void shim__leave(void);
+
+/* Returns 1 when the shim acts on this call: initialised, enabled, and
+ * not a call the shim itself makes; then the guard is taken and the
+ * caller must shim__leave(). */
+int shim__active(void);
 
 /* Work a hook has in progress: set while it waits, cleared when done, so
  * that a hook left by longjmp can be cleaned up by the next one. */
@@ -96,6 +118,12 @@ void shim__json_array_end(shim_json *j);
 /* Closes the object and writes the line, if tracing is on. */
 void shim__json_emit(shim_json *j);
 
+/* Traces a connect or bind (event "connect" or "bind") of address sa:
+ * rc and err are the call's result and errno, t0 its start
+ * (shim__mono_ms). */
+void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
+                          socklen_t len, int rc, int err, double t0);
+
 /* Returns "ok" or the errno's symbolic name ("ECONNREFUSED"). */
 const char *shim__errname(int err);
 
@@ -116,6 +144,12 @@ uint32_t shim__pool_synthesize(const char *name);
 int shim__pool_name(uint32_t ip, char *name, size_t len);
 /* Records ip as a real IPv4 address handed out for dual-stack name. */
 void shim__pool_dual(uint32_t ip, const char *name);
+/* Copies the IPv6 address chosen for synthetic address ip (the first of
+ * its name's AAAA records in RFC 6724 order, looked up on first use)
+ * into *out and returns 1, or returns 0 (no mapping, no AAAA). */
+int shim__pool_v6(uint32_t ip, struct in6_addr *out);
+/* Returns the synthetic address whose chosen IPv6 address is a, or 0. */
+uint32_t shim__pool_from_v6(const struct in6_addr *a);
 
 /* ---- names.c: what a lookup of name finds, both families ---- */
 
@@ -123,6 +157,7 @@ typedef struct shim_answer {
   int n4, n6;      /* addresses found per family */
   int loopback4;   /* an IPv4 answer is in 127/8 */
   uint32_t a4[16]; /* IPv4 answers, host order */
+  ds_addr a6[16];  /* IPv6 answers (the first 16) */
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
@@ -138,16 +173,46 @@ int shim__eligible(const char *node, int family, int flags);
 /* ---- connect.c ---- */
 
 /* Runs the Happy Eyeballs race for name at asked's port and installs the
- * winner on fd, remembering asked as the peer the application sees.
- * Returns 0, or -1 with errno set. */
+ * winner on fd, remembering asked as the peer the application sees; id
+ * links its trace events. Returns 0, or -1 with errno set. */
 int shim__race_connect(int fd, const char *name,
-                       const struct sockaddr_in *asked);
+                       const struct sockaddr_in *asked, unsigned long id);
+
+/* A race run on behalf of an application's fd: its options, and the
+ * attempts seen so far for the trace. */
+#define SHIM_RACE_ATTEMPTS 32
+typedef struct shim_race {
+  ds_happy_opts o;
+  ds_addr b4, b6;    /* the application's bind, per family */
+  int app_fd;        /* whose recorded options each attempt gets */
+  unsigned long id;  /* trace id */
+  double t0;         /* shim__mono_ms() at the start */
+  void *result;      /* the caller's */
+  int natt;
+  struct {
+    int index, open;
+    double t;
+    ds_addr addr;
+  } att[SHIM_RACE_ATTEMPTS];
+} shim_race;
+
+/* Fills rs for a race on behalf of fd (settings, the application's bind
+ * and options; blocking: SO_SNDTIMEO bounds it). Returns 0, or -1 with
+ * errno (fd is not a socket). */
+int shim__race_setup(shim_race *rs, int fd, int blocking);
+/* The race's event callback (user: the shim_race): traces attempts. */
+void shim__race_event(ds_happy *h, const ds_happy_event *ev, void *user);
+/* Traces attempt i of rs as ended at end (ms since the start). */
+void shim__race_trace_attempt(shim_race *rs, int i, double end, int result);
+/* Traces the attempts still open as cancelled. */
+void shim__race_trace_rest(shim_race *rs);
+/* Returns the errno an application expects for a race's failure code. */
+int shim__race_errno(int err);
+/* Returns the family of socket fd. */
+int shim__race_family(int fd);
 /* If fd is a socket the shim installed a race's winner on, copies the
  * IPv4 address the application connected to into *sin and returns 1. */
 int shim__fd_peer(int fd, struct sockaddr_in *sin);
-/* The source-pool address standing for a local IPv6 address (host
- * order), or 0. */
-uint32_t shim__source_address(const struct in6_addr *a);
 
 /* What the shim does with an IPv4 lookup of name (shim__decide). */
 enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH };
@@ -164,3 +229,109 @@ int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
 
 /* Remembers every IPv4 address of he as dual-stack name's. */
 void shim__remember_dual_hostent(const struct hostent *he, const char *name);
+
+/* ---- fd.c: what the shim knows per fd ----
+ * An entry is trusted only while fd still holds the socket it was made
+ * for (same device and inode), since some closes are never seen. */
+
+#define SHIM_FD_MAX 4096
+
+enum {
+  SHIM_FD_NONE,     /* nothing known */
+  SHIM_FD_CLIENT,   /* a race's winner is installed (TCP client) */
+  SHIM_FD_PENDING,  /* a non-blocking race runs for this fd */
+  SHIM_FD_DGRAM,    /* a UDP socket moved to IPv6 (client side) */
+  SHIM_FD_WIDE,     /* an AF_INET socket bound to 0.0.0.0, widened to [::] */
+  SHIM_FD_ACCEPTED  /* a connection accepted on a widened listener */
+};
+
+typedef struct shim_fd {
+  int kind;
+  int family;              /* of the socket now under fd */
+  struct sockaddr_in peer; /* the peer as the application sees it, if any
+                              (port 0 and INADDR_ANY: none) */
+  struct sockaddr_in local; /* the bound address as the application sees
+                              it (WIDE: 0.0.0.0:PORT), if any */
+  int err;                 /* PENDING that failed: its errno */
+  uint32_t source;         /* a source-pool address this fd holds (host
+                              order), released when the fd closes; 0 */
+} shim_fd;
+
+/* Copies fd's entry into *out and returns 1 if there is one and it still
+ * describes the socket under fd; else returns 0. */
+int shim__fd_get(int fd, shim_fd *out);
+/* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
+void shim__fd_set(int fd, const shim_fd *e);
+/* Forgets fd (entry, recorded options); releases its source address. */
+void shim__fd_clear(int fd);
+/* Returns 1 if the shim may hold any state for fd: a cheap test, without
+ * a system call, for the close and dup hooks. */
+int shim__fd_known(int fd);
+/* Gives to (a dup of from) from's entry, if from has one. */
+void shim__fd_copy(int from, int to);
+/* Marks fd as possibly holding state (options recorded for it). */
+void shim__fd_mark(int fd);
+
+/* ---- sockopt.c: options recorded per fd, replayed on a new socket ---- */
+
+/* Records a successful setsockopt() on fd, to be replayed later. */
+void shim__opt_record(int fd, int level, int name, const void *val,
+                      socklen_t len);
+/* Sets the options recorded for from on the socket to, whose family is
+ * family: IPPROTO_IP options get their IPv6 twins on an IPv6 socket (and
+ * are also set as they are, for IPv4-mapped traffic, when dual is 1).
+ * Returns 0, or a negative errno of the first option the kernel refused
+ * (the rest are still set). */
+int shim__opt_replay(int from, int to, int family, int dual);
+/* Returns 1 and the IPv6 twin of an IPPROTO_IP option, or 0. */
+int shim__opt_twin(int name, int *name6);
+/* Forgets what was recorded for fd. */
+void shim__opt_forget(int fd);
+
+/* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */
+
+/* The source-pool address standing for IPv6 address a (host order),
+ * allocated on first use and stable while in use; when the pool is full
+ * the least recently used entry not held by an open socket is recycled.
+ * Returns 0 when none can be had. */
+uint32_t shim__source_address(const struct in6_addr *a);
+/* Copies the IPv6 address that source-pool address ip stands for into
+ * *out and returns 1, or returns 0. */
+int shim__source_lookup(uint32_t ip, struct in6_addr *out);
+/* Holds (delta 1) or releases (delta -1) ip for an open socket. */
+void shim__source_hold(uint32_t ip, int delta);
+
+/* ---- dgram.c: addresses of datagrams and peers ---- */
+
+/* The IPv4 address the application sees for IPv6 peer s6 of fd:
+ * IPv4-mapped -> the IPv4 address; an IPv6 address the shim chose for a
+ * synthetic destination -> that synthetic address; anything else -> a
+ * source-pool address. Returns 0, or -1 if none could be had. */
+int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
+                     struct sockaddr_in *out);
+/* The IPv6 address to use on an IPv6 socket for IPv4 address sin the
+ * application gave: a synthetic destination -> its IPv6 address, a
+ * source-pool address -> the IPv6 address it stands for, anything else
+ * -> IPv4-mapped. Returns 0, or -1 with errno (ENETUNREACH: a pool
+ * address without mapping). */
+int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
+/* Moves AF_INET datagram socket fd, about to send to or connect to
+ * synthetic address dst, to an IPv6 dual-stack socket on the same fd (its
+ * options, bind and flags kept; entry SHIM_FD_DGRAM). Returns 0, 1 when
+ * fd is no such socket (nothing done), or -1 with errno. */
+int shim__dgram_move(int fd, const struct sockaddr_in *dst);
+
+/* ---- async.c: non-blocking connect races in the helper thread ---- */
+
+/* Starts the race for non-blocking fd in the helper thread: returns -1
+ * with errno EINPROGRESS (started) or another errno, or 1 when it cannot
+ * run there (the caller races in its own thread instead). */
+int shim__async_connect(int fd, const char *name,
+                        const struct sockaddr_in *asked, unsigned long id);
+/* Cancels the race running for fd, if any (fd is being closed). */
+void shim__async_cancel(int fd);
+/* Records an epoll_ctl() the application made (op succeeded). */
+void shim__epoll_record(int epfd, int op, int fd,
+                        const struct epoll_event *ev);
+/* Forgets the epoll registrations recorded for fd. */
+void shim__epoll_forget(int fd);
