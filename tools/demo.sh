@@ -39,7 +39,12 @@ for p in nc.traditional /usr/bin/python3; do
     exit 1
   fi
 done
-mkdir -p "$OUT"
+# Timelines go to build/demo, or to a temporary directory for a user who
+# cannot write there.
+if ! { mkdir -p "$OUT" && [ -w "$OUT" ]; } 2>/dev/null; then
+  OUT=$(mktemp -d "${TMPDIR:-/tmp}/dualstack-demo.XXXXXX") || exit 1
+fi
+rm -f "$OUT"/*.svg
 
 # Prints a connection's outcome from dualstack-compare --json on stdin:
 # "before: ... / after: ..." for the first connect row.
@@ -63,8 +68,9 @@ loopback_demo() {
   say "On loopback (no root: no private lab)"
   note "An IPv6 literal where an IPv4-only program expects an IPv4 address:
 nc.traditional cannot use [::1], with the shim it can."
-  local port_file=$OUT/port
-  rm -f "$port_file"
+  local tmp port_file
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/dualstack-demo.XXXXXX") || return
+  port_file=$tmp/port
   /usr/bin/python3 -c '
 import socket, sys, time
 s = socket.socket(socket.AF_INET6)
@@ -85,8 +91,8 @@ time.sleep(30)' "$port_file" &
   fi
   kill "$srv" 2>/dev/null
   wait "$srv" 2>/dev/null
-  skipped+=("the private lab (needs root for network namespaces):"
-            "v6only.demo, dual.demo with black-holed IPv6, the legacy server")
+  rm -rf "$tmp"
+  skipped+=("the private lab (needs root for network namespaces): v6only.demo, dual.demo with black-holed IPv6, the legacy server")
 }
 
 lab_demo() {
