@@ -196,7 +196,9 @@ static int swap_locked(job *j, int w)
 
   fdflags = shim__real.fcntl(fd, F_GETFD);
   flflags = shim__real.fcntl(fd, F_GETFL);
-  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, ds__sys.fd_floor);
+  if (old < 0)
+    old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (fdflags < 0 || flflags < 0 || old < 0) {
     if (old >= 0)
       ds__sys.close(old);

@@ -64,7 +64,10 @@ int shim__resolve_both(const char *name, shim_answer *out)
   while (b.pending > 0) {
     int wait = -1;
     if (b.positive) {
-      double left = b.first_positive + 50 - shim__mono_ms();
+      double left = b.first_positive +
+                    (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms
+                                                   : 50) -
+                    shim__mono_ms();
       if (left <= 0)
         break;
       wait = (int)left + 1;
@@ -98,8 +101,16 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth)
   shim_answer ans;
   *synth = 0;
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
-      shim__resolve_both(name, &ans) != 0)
+      shim__excluded_name(name) || shim__resolve_both(name, &ans) != 0)
     return SHIM_PASS;
+  if (ans.n6 > 0 && ans.n6 <= 16) {
+    /* IPv6 addresses in excluded networks do not count. */
+    int i, kept = 0;
+    for (i = 0; i < ans.n6; i++)
+      if (!shim__excluded_addr(&ans.a6[i]))
+        ans.a6[kept++] = ans.a6[i];
+    ans.n6 = kept;
+  }
   if (ans.n4 > 0 && !ans.loopback4)
     return ans.n6 > 0 ? SHIM_DUAL : SHIM_PASS;
   if (ans.n4 == 0 && ans.n6 > 0) {

@@ -184,6 +184,7 @@ int shim__race_connect(int fd, const char *name,
 typedef struct shim_race {
   ds_happy_opts o;
   ds_addr b4, b6;    /* the application's bind, per family */
+  ds_addr nat64;     /* the NAT64 prefix, when one is known */
   int app_fd;        /* whose recorded options each attempt gets */
   unsigned long id;  /* trace id */
   double t0;         /* shim__mono_ms() at the start */
@@ -335,3 +336,25 @@ void shim__epoll_record(int epfd, int op, int fd,
                         const struct epoll_event *ev);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
+
+/* ---- exclude.c: DUALSTACK_EXCLUDE ---- */
+
+/* Reads the list (at init). */
+void shim__exclude_init(const char *list);
+/* Returns 1 if name is excluded (itself or a domain above it). */
+int shim__excluded_name(const char *name);
+/* Returns 1 if address a (IPv4 or IPv6) lies in an excluded network. */
+int shim__excluded_addr(const ds_addr *a);
+/* Returns 1 if port is excluded. */
+int shim__excluded_port(uint16_t port);
+
+/* ---- nat64.c: DUALSTACK_NAT64 ---- */
+
+/* Reads the setting (at init). */
+void shim__nat64_init(const char *value);
+/* Copies a configured or already discovered prefix and returns 1, or
+ * returns 0 (never blocks). */
+int shim__nat64_known(ds_addr *prefix, unsigned *len);
+/* As shim__nat64_known, but discovers the prefix (RFC 7050) when the
+ * setting is auto and none is known yet: may wait for DNS. */
+int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
