@@ -424,6 +424,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
   }
   if (sa->sa_family != AF_INET || len < sizeof *sin)
     return shim__real.connect(fd, sa, len);
+  if (!shim__pool_maybe(ntohl(sin->sin_addr.s_addr)))
+    return connect_literal(fd, sin, len);
   kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
   if (kind == 0 && !unmapped_pool_address(sa, len))
     return connect_literal(fd, sin, len);

@@ -139,6 +139,9 @@ int shim__pool_contains(uint32_t ip);
 /* Returns the synthetic address standing for name (allocated on first
  * use, the least recently used one recycled when full), or 0. */
 uint32_t shim__pool_synthesize(const char *name);
+/* Returns 0 when ip is certainly neither synthetic nor a dual-stack
+ * name's (a lock-free test for connect's fast path), else 1. */
+int shim__pool_maybe(uint32_t ip);
 /* Copies the name ip stands for into name: returns 1 for a synthetic
  * address, 2 for a real IPv4 address of a dual-stack name, 0 if none. */
 int shim__pool_name(uint32_t ip, char *name, size_t len);
