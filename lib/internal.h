@@ -68,6 +68,9 @@ int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
  * turn in progress, so handles can be freed and then the reactor. */
 void ds__reactor_unwound(ds_reactor *r);
 
+/* Copies the reactor's own fds (its epoll fd and its wake-up eventfd). */
+void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd);
+
 /* Reactor handle accounting: ds_reactor_free() refuses while any handle
  * (timer, watcher, transport, listener) is alive. */
 void ds__reactor_ref(ds_reactor *r);

@@ -117,8 +117,8 @@ int ds_reactor_new(ds_reactor **out)
       ds__sys.epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) != 0) {
     rc = -errno;
     if (r->wakefd >= 0)
-      close(r->wakefd);
-    close(r->epfd);
+      ds__sys.close(r->wakefd);
+    ds__sys.close(r->epfd);
     free(r);
     return rc;
   }
@@ -149,8 +149,8 @@ int ds_reactor_free(ds_reactor *r)
     free(c);
   }
   pthread_mutex_destroy(&r->ts_lock);
-  close(r->wakefd);
-  close(r->epfd);
+  ds__sys.close(r->wakefd);
+  ds__sys.close(r->epfd);
   free(r->heap);
   free(r);
   return 0;
@@ -645,4 +645,10 @@ int ds_reactor_run(ds_reactor *r)
   }
   r->stopped = 0;
   return 0;
+}
+
+void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd)
+{
+  *epfd = r->epfd;
+  *wakefd = r->wakefd;
 }

@@ -62,8 +62,10 @@ static struct {
   int lfd;        /* the loopback listener with a full queue, or -1 */
   int filler;     /* the connection that fills its queue */
   struct sockaddr_in laddr;
-  epreg *ep[SHIM_FD_MAX];
-} A = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, -1, -1, {0}, {0}};
+} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, {0}};
+
+/* Epoll registrations by fd, under A.lock (apart from A: zero pages). */
+static epreg *eps[SHIM_FD_MAX];
 
 /* Returns a private copy of fd, close-on-exec and high, closing fd, or
  * -1. */
@@ -76,7 +78,6 @@ static int move_high(int fd)
 static int listener_locked(void)
 {
   socklen_t len = sizeof A.laddr;
-  int fl;
   if (A.lfd >= 0)
     return 0;
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -99,8 +100,8 @@ static int listener_locked(void)
   if (ds__sys.connect(A.filler, (struct sockaddr *)&A.laddr, sizeof A.laddr) !=
       0)
     goto fail;
-  fl = shim__real.fcntl(A.filler, F_GETFL);
-  (void)fl;
+  shim__fd_private(A.lfd);
+  shim__fd_private(A.filler);
   return 0;
 fail:
   if (A.filler >= 0)
@@ -122,20 +123,21 @@ static void *helper(void *arg)
 
 /* In a forked child the thread is gone: the next race starts another.
  * Whatever the parent's thread owned is left as it is (not freed: its
- * state may be half-changed). */
-static void atfork_child(void)
+ * state may be half-changed). A.lock is recursive: paths that hold it
+ * (a swap) call others that take it (clearing an fd). */
+void shim__async_fork(int phase)
 {
-  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-  A.lock = fresh;
-  A.pid = 0;
-  A.r = NULL;
-  A.jobs = NULL;
+  shim__fork_mutex(&A.lock, phase, 1);
+  if (phase == SHIM_FORK_CHILD) {
+    A.pid = 0;
+    A.r = NULL;
+    A.jobs = NULL;
+  }
 }
 
 /* Starts the helper thread if this process has none. Returns 0 or -1. */
 static int thread_locked(void)
 {
-  static int atfork_done;
   pthread_attr_t attr;
   pthread_t t;
   sigset_t all, old;
@@ -145,10 +147,6 @@ static int thread_locked(void)
     return 0;
   if (ds_reactor_new(&r) != 0)
     return -1;
-  if (!atfork_done) {
-    pthread_atfork(NULL, NULL, atfork_child);
-    atfork_done = 1;
-  }
   /* The application's signals are not the helper's business. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -164,6 +162,12 @@ static int thread_locked(void)
   }
   A.r = r;
   A.pid = getpid();
+  {
+    int epfd, wakefd;
+    ds__reactor_fds(r, &epfd, &wakefd);
+    shim__fd_private(epfd);
+    shim__fd_private(wakefd);
+  }
   return 0;
 }
 
@@ -190,7 +194,7 @@ static int swap_locked(job *j, int w)
 {
   int fd = j->fd, old, fdflags, flflags, i, n = 0;
   struct sockaddr sa = {.sa_family = AF_UNSPEC};
-  epreg *ep = fd < SHIM_FD_MAX ? A.ep[fd] : NULL;
+  epreg *ep = fd < SHIM_FD_MAX ? eps[fd] : NULL;
   int readd[EP_MAX];
   shim_fd e = {0};
 
@@ -213,6 +217,8 @@ static int swap_locked(job *j, int w)
   /* The entry first: an application woken by the swap must find it. */
   e.kind = SHIM_FD_CLIENT;
   e.family = shim__race_family(w);
+  /* Options the application set while the race ran. */
+  shim__opt_replay(fd, w, e.family, 0);
   e.peer = j->asked;
   shim__fd_set_as(fd, w, &e);
   if (shim__real.dup3(w, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
@@ -285,8 +291,18 @@ static void on_done(ds_happy *h, int w, int err, void *user)
     free(j);
     return;
   }
-  /* Traced before the application is woken: it may exit at once. */
+  /* Traced before the application is woken (it may exit at once), and
+   * not under the lock (the trace may be a slow pipe). */
+  pthread_mutex_unlock(&A.lock);
   trace_end(j, e);
+  pthread_mutex_lock(&A.lock);
+  if (j->cancelled || !still_there(j)) {
+    if (w >= 0)
+      ds__sys.close(w);
+    pthread_mutex_unlock(&A.lock);
+    free(j);
+    return;
+  }
   if (w >= 0 && swap_locked(j, w) != 0) {
     e = errno != 0 ? errno : EIO;
     trace_end(j, e);
@@ -417,7 +433,7 @@ void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev)
   if (fd < 0 || fd >= SHIM_FD_MAX)
     return;
   pthread_mutex_lock(&A.lock);
-  ep = A.ep[fd];
+  ep = eps[fd];
   for (i = 0; ep != NULL && i < ep->n; i++)
     if (ep->r[i].epfd == epfd)
       break;
@@ -428,7 +444,7 @@ void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev)
   }
   if (ev == NULL)
     goto done;
-  if (ep == NULL && (ep = A.ep[fd] = calloc(1, sizeof *ep)) == NULL)
+  if (ep == NULL && (ep = eps[fd] = calloc(1, sizeof *ep)) == NULL)
     goto done;
   if (i == ep->n) {
     if (ep->n == EP_MAX)
@@ -444,12 +460,21 @@ done:
 
 void shim__epoll_forget(int fd)
 {
-  epreg *ep;
   if (fd < 0 || fd >= SHIM_FD_MAX)
     return;
+  /* The record stays allocated for the next fd of that number. */
   pthread_mutex_lock(&A.lock);
-  ep = A.ep[fd];
-  A.ep[fd] = NULL;
+  if (eps[fd] != NULL)
+    eps[fd]->n = 0;
   pthread_mutex_unlock(&A.lock);
-  free(ep);
+}
+
+void shim__async_lock(void)
+{
+  pthread_mutex_lock(&A.lock);
+}
+
+void shim__async_unlock(void)
+{
+  pthread_mutex_unlock(&A.lock);
 }

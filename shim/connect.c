@@ -33,13 +33,34 @@ int shim__fd_peer(int fd, struct sockaddr_in *sin)
 /* The family memory shared by every race of the process (DESIGN:
  * DUALSTACK_MEMORY_S, default 600 s), created with the first race. */
 static ds_family_memory *memory;
-static pthread_once_t memory_once = PTHREAD_ONCE_INIT;
+static int memory_tried;
+static pthread_mutex_t memory_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void memory_init(void)
+/* Returns the family memory, made on first use (NULL: none). */
+static ds_family_memory *family_memory(void)
 {
+  ds_family_memory *m;
   unsigned s = shim__cfg.memory_s;
-  if (s > 0 && ds_family_memory_new(&memory, 256, (uint64_t)s * 1000) != 0)
+  pthread_mutex_lock(&memory_lock);
+  if (!memory_tried) {
+    memory_tried = 1;
+    if (s > 0 && ds_family_memory_new(&memory, 256, (uint64_t)s * 1000) != 0)
+      memory = NULL;
+  }
+  m = memory;
+  pthread_mutex_unlock(&memory_lock);
+  return m;
+}
+
+void shim__connect_fork(int phase)
+{
+  shim__fork_mutex(&memory_lock, phase, 0);
+  /* The memory's own lock may have been held by another thread: the child
+   * starts a new memory (the old one is left, not freed). */
+  if (phase == SHIM_FORK_CHILD) {
     memory = NULL;
+    memory_tried = 0;
+  }
 }
 
 int shim__race_errno(int err)
@@ -97,8 +118,7 @@ int shim__race_setup(shim_race *rs, int fd, int blocking)
   rs->o.timeout_ms = blocking ? send_timeout_ms(fd) : 0;
   if (rs->o.timeout_ms == 0)
     rs->o.timeout_ms = shim__cfg.connect_timeout_ms;
-  pthread_once(&memory_once, memory_init);
-  rs->o.memory = memory;
+  rs->o.memory = family_memory();
   rs->o.prepare = prepare;
   rs->o.prepare_user = rs;
   /* Used by the race only for IPv4 addresses the host cannot route. */
@@ -251,6 +271,15 @@ int shim__race_connect(int fd, const char *name,
   e.kind = SHIM_FD_CLIENT;
   e.family = shim__race_family(st.fd);
   e.peer = *asked;
+  {
+    /* The winner connected without blocking; one more connect() marks it
+     * connected, so the application's next connect() says EISCONN as
+     * after a blocking connect. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (ds__sys.getpeername(st.fd, (struct sockaddr *)&ss, &sl) == 0)
+      ds__sys.connect(st.fd, (struct sockaddr *)&ss, sl);
+  }
   if (shim__real.dup3(st.fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
     int err = errno;
     ds__sys.close(st.fd);

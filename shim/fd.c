@@ -65,7 +65,8 @@ void shim__fd_set_as(int fd, int like, const shim_fd *e)
   fds[fd].dev = st.st_dev;
   fds[fd].ino = st.st_ino;
   fds[fd].e = *e;
-  atomic_store(&known[fd], 1);
+  if (!shim__fd_is_private(fd))
+    atomic_store(&known[fd], 1);
   pthread_mutex_unlock(&lock);
   if (e->source != 0 && e->source != old)
     shim__source_hold(e->source, 1);
@@ -76,14 +77,13 @@ void shim__fd_set_as(int fd, int like, const shim_fd *e)
 void shim__fd_clear(int fd)
 {
   uint32_t source = 0;
-  if (!shim__fd_known(fd))
+  if (!shim__fd_known(fd) || shim__fd_is_private(fd))
     return;
   pthread_mutex_lock(&lock);
   source = fds[fd].e.source;
   memset(&fds[fd], 0, sizeof fds[fd]);
   atomic_store(&known[fd], 0);
   pthread_mutex_unlock(&lock);
-  shim__opt_forget(fd);
   shim__epoll_forget(fd);
   shim__async_cancel(fd);
   if (source != 0)
@@ -93,7 +93,7 @@ void shim__fd_clear(int fd)
 /* Marks fd as possibly holding state (recorded options). */
 void shim__fd_mark(int fd)
 {
-  if (fd >= 0 && fd < SHIM_FD_MAX)
+  if (fd >= 0 && fd < SHIM_FD_MAX && !shim__fd_is_private(fd))
     atomic_store(&known[fd], 1);
 }
 
@@ -102,4 +102,21 @@ void shim__fd_copy(int from, int to)
   shim_fd e;
   if (shim__fd_get(from, &e))
     shim__fd_set(to, &e);
+}
+
+void shim__fd_fork(int phase)
+{
+  shim__fork_mutex(&lock, phase, 0);
+}
+
+void shim__fd_private(int fd)
+{
+  if (fd >= 0 && fd < SHIM_FD_MAX)
+    atomic_store(&known[fd], 2);
+}
+
+int shim__fd_is_private(int fd)
+{
+  return fd >= 0 && fd < SHIM_FD_MAX &&
+         atomic_load_explicit(&known[fd], memory_order_relaxed) == 2;
 }

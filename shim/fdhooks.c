@@ -1,7 +1,7 @@
 /* Hooks that keep the fd table true: close, close_range, dup, dup2, dup3
  * and fcntl's F_DUPFD forget or copy what the shim knows of an fd;
- * setsockopt records options for replay and gives IPPROTO_IP options
- * their IPv6 twins on sockets the shim moved to IPv6; epoll_ctl records
+ * setsockopt gives IPPROTO_IP options their IPv6 twins on sockets the
+ * shim moved to IPv6; epoll_ctl records
  * registrations that must follow a socket swapped under its fd.
  *
  * These run on every such call of the process, so an fd the shim knows
@@ -22,20 +22,44 @@ DS_HOOK int close(int fd)
     errno = ENOSYS;
     return -1;
   }
-  if (shim__fd_known(fd))
+  if (shim__fd_known(fd)) {
+    if (shim__fd_is_private(fd))
+      return 0; /* the shim's own: it stays, as if it were not there */
     shim__fd_clear(fd);
+  }
   return shim__real.close(fd);
+}
+
+/* close_range() of [first, last] without the shim's own fds. */
+static int close_range_around(unsigned first, unsigned last, int flags)
+{
+  unsigned fd, from = first, top = last < SHIM_FD_MAX ? last : SHIM_FD_MAX - 1;
+  int rc;
+  for (fd = first; fd <= top && fd >= first; fd++) {
+    if (!shim__fd_is_private((int)fd))
+      continue;
+    if (fd > from && (rc = shim__real.close_range(from, fd - 1, flags)) != 0)
+      return rc;
+    from = fd + 1;
+  }
+  if (from > last || from < first)
+    return 0;
+  return shim__real.close_range(from, last, flags);
 }
 
 DS_HOOK int close_range(unsigned first, unsigned last, int flags)
 {
   unsigned fd;
-  int rc;
+  int rc, e;
   if (shim__init() != 0 || shim__real.close_range == NULL) {
     errno = ENOSYS;
     return -1;
   }
-  rc = shim__real.close_range(first, last, flags);
+  shim__async_lock(); /* no swap in the middle of it */
+  rc = close_range_around(first, last, flags);
+  e = errno;
+  shim__async_unlock();
+  errno = e;
   if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
     for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
       if (shim__fd_known((int)fd))
@@ -75,7 +99,16 @@ DS_HOOK int dup2(int fd, int newfd)
     errno = ENOSYS;
     return -1;
   }
-  rc = shim__real.dup2(fd, newfd);
+  if (!shim__fd_known(newfd))
+    rc = shim__real.dup2(fd, newfd);
+  else {
+    int e;
+    shim__async_lock(); /* newfd may be in the middle of a swap */
+    rc = shim__real.dup2(fd, newfd);
+    e = errno;
+    shim__async_unlock();
+    errno = e;
+  }
   if (rc >= 0)
     duped(fd, newfd);
   return rc;
@@ -88,7 +121,16 @@ DS_HOOK int dup3(int fd, int newfd, int flags)
     errno = ENOSYS;
     return -1;
   }
-  rc = shim__real.dup3(fd, newfd, flags);
+  if (!shim__fd_known(newfd))
+    rc = shim__real.dup3(fd, newfd, flags);
+  else {
+    int e;
+    shim__async_lock(); /* newfd may be in the middle of a swap */
+    rc = shim__real.dup3(fd, newfd, flags);
+    e = errno;
+    shim__async_unlock();
+    errno = e;
+  }
   if (rc >= 0)
     duped(fd, newfd);
   return rc;
@@ -139,7 +181,7 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
                        socklen_t len)
 {
   shim_fd e;
-  int rc, name6;
+  int name6;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
@@ -162,21 +204,25 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
     }
     return shim__real.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
   }
-  rc = shim__real.setsockopt(fd, level, name, val, len);
-  if (rc == 0 && !shim__cfg.observe)
-    shim__opt_record(fd, level, name, val, len);
-  return rc;
+  return shim__real.setsockopt(fd, level, name, val, len);
 }
 
 DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-  int rc;
+  int rc, e = errno;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
+  if (shim__cfg.disabled || shim__cfg.observe)
+    return shim__real.epoll_ctl(epfd, op, fd, ev);
+  shim__async_lock();
   rc = shim__real.epoll_ctl(epfd, op, fd, ev);
-  if (rc == 0 && !shim__cfg.disabled && !shim__cfg.observe)
+  if (rc == 0)
     shim__epoll_record(epfd, op, fd, ev);
+  else
+    e = errno;
+  shim__async_unlock();
+  errno = e;
   return rc;
 }

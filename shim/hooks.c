@@ -24,6 +24,11 @@ static struct {
 static unsigned names_next;
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void shim__names_fork(int phase)
+{
+  shim__fork_mutex(&names_lock, phase, 0);
+}
+
 /* Remembers that a came from looking up name (trace id). */
 static void remember(const ds_addr *a, const char *name, unsigned long id)
 {
@@ -417,10 +422,19 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       errno = EALREADY; /* as for a connect in progress */
       return -1;
     }
-    if (e.kind == SHIM_FD_PENDING)
-      shim__fd_clear(fd); /* a failed race: this is a new connect */
-    else if (e.kind == SHIM_FD_DGRAM)
+    if (e.kind == SHIM_FD_PENDING) {
+      /* A failed race: like the kernel after a failed non-blocking
+       * connect, this connect reports the error, and the next one starts
+       * afresh. */
+      shim__fd_clear(fd);
+      errno = e.err;
+      return -1;
+    }
+    if (e.kind == SHIM_FD_DGRAM)
       return connect_dgram(fd, sa, len, &e);
+    /* Connected already (a race's winner, an accepted connection): the
+     * kernel says EISCONN. */
+    return shim__real.connect(fd, sa, len);
   }
   if (sa->sa_family != AF_INET || len < sizeof *sin)
     return shim__real.connect(fd, sa, len);

@@ -147,6 +147,10 @@ static int flag(const char *name)
   return v != NULL && strcmp(v, "1") == 0;
 }
 
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
 static void init_once(void)
 {
   /* First what init itself uses: these are hooked too. */
@@ -215,6 +219,7 @@ static void init_once(void)
   ds__sys.recvmmsg = next_sym("recvmmsg");
   ds__sys.fd_floor = fd_floor();
   init_rc = 0;
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
 
   /* A setuid or setgid process is left alone (secure_getenv would hide
    * the variables anyway; this also skips the trace). */
@@ -226,10 +231,69 @@ static void init_once(void)
   if (shim__pool_init(secure_getenv("DUALSTACK_POOL")) != 0)
     shim__cfg.observe = 1; /* no pool: translate nothing, still trace */
   shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
+  if (shim__cfg.trace_fd > STDERR_FILENO)
+    shim__fd_private(shim__cfg.trace_fd);
   read_race_config();
   shim__exclude_init(secure_getenv("DUALSTACK_EXCLUDE"));
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
   shim__cfg.disabled = 0;
+}
+
+void shim__fork_mutex(pthread_mutex_t *m, int phase, int recursive)
+{
+  pthread_mutexattr_t attr;
+  if (phase == SHIM_FORK_PREPARE) {
+    pthread_mutex_lock(m);
+  } else if (phase == SHIM_FORK_PARENT) {
+    pthread_mutex_unlock(m);
+  } else {
+    /* The child's thread is not the owner the mutex recorded: a fresh
+     * one, never an unlock. */
+    pthread_mutexattr_init(&attr);
+    if (recursive)
+      pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+  }
+}
+
+/* Every lock of the shim is taken before fork() (outer ones first, as
+ * they nest) and given back on both sides, so a child never inherits a
+ * lock another thread held. */
+static void fork_phase(int phase)
+{
+  if (phase == SHIM_FORK_PREPARE) {
+    shim__async_fork(phase);
+    shim__fd_fork(phase);
+    shim__source_fork(phase);
+    shim__pool_fork(phase);
+    shim__names_fork(phase);
+    shim__nat64_fork(phase);
+    shim__connect_fork(phase);
+  } else {
+    shim__connect_fork(phase);
+    shim__nat64_fork(phase);
+    shim__names_fork(phase);
+    shim__pool_fork(phase);
+    shim__source_fork(phase);
+    shim__fd_fork(phase);
+    shim__async_fork(phase);
+  }
+}
+
+static void fork_prepare(void)
+{
+  fork_phase(SHIM_FORK_PREPARE);
+}
+
+static void fork_parent(void)
+{
+  fork_phase(SHIM_FORK_PARENT);
+}
+
+static void fork_child(void)
+{
+  fork_phase(SHIM_FORK_CHILD);
 }
 
 int shim__init(void)

@@ -147,3 +147,8 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len)
   pthread_mutex_unlock(&nat.lock);
   return shim__nat64_known(prefix, len);
 }
+
+void shim__nat64_fork(int phase)
+{
+  shim__fork_mutex(&nat.lock, phase, 0);
+}

@@ -195,3 +195,8 @@ uint32_t shim__pool_from_v6(const struct in6_addr *a)
   pthread_mutex_unlock(&pool.lock);
   return ip;
 }
+
+void shim__pool_fork(int phase)
+{
+  shim__fork_mutex(&pool.lock, phase, 0);
+}

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <stdint.h>
 
@@ -85,6 +86,18 @@ typedef struct shim_work {
   ds_happy *race;
   ds_lookup *lookup;
 } shim_work;
+
+/* fork() handling: each module's locks are taken before fork
+ * (SHIM_FORK_PREPARE) and released (PARENT) or made afresh (CHILD). */
+enum { SHIM_FORK_PREPARE, SHIM_FORK_PARENT, SHIM_FORK_CHILD };
+void shim__fork_mutex(pthread_mutex_t *m, int phase, int recursive);
+void shim__async_fork(int phase);
+void shim__fd_fork(int phase);
+void shim__source_fork(int phase);
+void shim__pool_fork(int phase);
+void shim__names_fork(int phase); /* the trace's name ring (hooks.c) */
+void shim__nat64_fork(int phase);
+void shim__connect_fork(int phase);
 
 /* Returns this thread's work record. */
 shim_work *shim__work(void);
@@ -238,7 +251,7 @@ void shim__remember_dual_hostent(const struct hostent *he, const char *name);
  * An entry is trusted only while fd still holds the socket it was made
  * for (same device and inode), since some closes are never seen. */
 
-#define SHIM_FD_MAX 4096
+#define SHIM_FD_MAX 65536
 
 enum {
   SHIM_FD_NONE,     /* nothing known */
@@ -276,24 +289,26 @@ void shim__fd_clear(int fd);
 int shim__fd_known(int fd);
 /* Gives to (a dup of from) from's entry, if from has one. */
 void shim__fd_copy(int from, int to);
+/* Marks fd as one of the shim's own (the trace, the helper thread's):
+ * the application's close() and close_range() leave it open, as if it
+ * were not there (daemons close every fd they did not open). */
+void shim__fd_private(int fd);
+/* Returns 1 if fd is one of the shim's own. */
+int shim__fd_is_private(int fd);
 /* Marks fd as possibly holding state (options recorded for it). */
 void shim__fd_mark(int fd);
 
-/* ---- sockopt.c: options recorded per fd, replayed on a new socket ---- */
+/* ---- sockopt.c: options carried over to a new socket ---- */
 
-/* Records a successful setsockopt() on fd, to be replayed later. */
-void shim__opt_record(int fd, int level, int name, const void *val,
-                      socklen_t len);
-/* Sets the options recorded for from on the socket to, whose family is
- * family: IPPROTO_IP options get their IPv6 twins on an IPv6 socket (and
- * are also set as they are, for IPv4-mapped traffic, when dual is 1).
- * Returns 0, or a negative errno of the first option the kernel refused
- * (the rest are still set). */
+/* Sets on socket to, whose family is family, the options the application
+ * set on its socket from (those that differ from a fresh socket's):
+ * IPPROTO_IP options get their IPv6 twins on an IPv6 socket, and are also
+ * set as they are (for IPv4-mapped traffic; their refusal then matters
+ * only when dual is 1). Returns 0, or a negative errno of the first option
+ * the kernel refused (the rest are still set). */
 int shim__opt_replay(int from, int to, int family, int dual);
 /* Returns 1 and the IPv6 twin of an IPPROTO_IP option, or 0. */
 int shim__opt_twin(int name, int *name6);
-/* Forgets what was recorded for fd. */
-void shim__opt_forget(int fd);
 
 /* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */
 
@@ -342,6 +357,11 @@ void shim__epoll_record(int epfd, int op, int fd,
                         const struct epoll_event *ev);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
+/* Holds off swaps (and takes the lock they hold): the application's own
+ * epoll_ctl, dup2, dup3 and close_range on fds the shim knows run under
+ * it, so none lands in the middle of a swap. Recursive. */
+void shim__async_lock(void);
+void shim__async_unlock(void);
 
 /* ---- exclude.c: DUALSTACK_EXCLUDE ---- */
 

@@ -1,6 +1,12 @@
-/* Socket options the application set before connect or bind, recorded per
- * fd and replayed on the socket the shim puts in its place (a race's
- * attempts, a UDP socket moved to IPv6, a widened listener).
+/* Socket options the application set before connect or bind, carried
+ * over to the socket the shim puts in its place (a race's attempts and
+ * winner, a UDP socket moved to IPv6, a widened listener).
+ *
+ * Nothing is recorded when the application sets an option, so setsockopt
+ * costs nothing extra: when a socket is replaced, each option of a known
+ * list is read back from the application's socket and compared with a
+ * fresh socket of the same kind; those that differ are set on the new one.
+ * This also catches options set while a non-blocking race ran.
  *
  * On an IPv6 socket an IPPROTO_IP option is set twice: as its IPv6 twin
  * (IP_TOS -> IPV6_TCLASS, ...), which governs IPv6 traffic, and as itself,
@@ -10,31 +16,65 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdlib.h>
+#include <netinet/udp.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#define OPT_MAX 16
-#define OPT_LEN 32
+/* How a value is carried over. */
+enum { COPY, HALF /* the kernel doubles what is set: set half */ };
 
-typedef struct opt {
-  int level, name;
-  socklen_t len;
-  unsigned char val[OPT_LEN];
-} opt;
-
-typedef struct record {
-  dev_t dev;
-  ino_t ino;
-  unsigned n;
-  opt o[OPT_MAX];
-} record;
-
-static record *recs[SHIM_FD_MAX];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct {
+  int level, name, how;
+} known_opts[] = {
+    {SOL_SOCKET, SO_REUSEADDR, COPY},
+    {SOL_SOCKET, SO_REUSEPORT, COPY},
+    {SOL_SOCKET, SO_KEEPALIVE, COPY},
+    {SOL_SOCKET, SO_RCVBUF, HALF},
+    {SOL_SOCKET, SO_SNDBUF, HALF},
+    {SOL_SOCKET, SO_RCVLOWAT, COPY},
+    {SOL_SOCKET, SO_LINGER, COPY},
+    {SOL_SOCKET, SO_RCVTIMEO, COPY},
+    {SOL_SOCKET, SO_SNDTIMEO, COPY},
+    {SOL_SOCKET, SO_PRIORITY, COPY},
+    {SOL_SOCKET, SO_MARK, COPY},
+    {SOL_SOCKET, SO_BROADCAST, COPY},
+    {SOL_SOCKET, SO_OOBINLINE, COPY},
+    {SOL_SOCKET, SO_DONTROUTE, COPY},
+    {SOL_SOCKET, SO_TIMESTAMP, COPY},
+    {SOL_SOCKET, SO_TIMESTAMPNS, COPY},
+    {SOL_SOCKET, SO_BINDTODEVICE, COPY},
+    {IPPROTO_TCP, TCP_NODELAY, COPY},
+    {IPPROTO_TCP, TCP_CORK, COPY},
+    {IPPROTO_TCP, TCP_KEEPIDLE, COPY},
+    {IPPROTO_TCP, TCP_KEEPINTVL, COPY},
+    {IPPROTO_TCP, TCP_KEEPCNT, COPY},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, COPY},
+    {IPPROTO_TCP, TCP_MAXSEG, COPY},
+    {IPPROTO_TCP, TCP_CONGESTION, COPY},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, COPY},
+    {IPPROTO_TCP, TCP_FASTOPEN, COPY},
+    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, COPY},
+    {IPPROTO_TCP, TCP_WINDOW_CLAMP, COPY},
+    {IPPROTO_TCP, TCP_LINGER2, COPY},
+    {IPPROTO_TCP, TCP_SYNCNT, COPY},
+    {IPPROTO_IP, IP_TOS, COPY},
+    {IPPROTO_IP, IP_TTL, COPY},
+    {IPPROTO_IP, IP_MULTICAST_TTL, COPY},
+    {IPPROTO_IP, IP_MULTICAST_LOOP, COPY},
+    {IPPROTO_IP, IP_MULTICAST_ALL, COPY},
+    {IPPROTO_IP, IP_PKTINFO, COPY},
+    {IPPROTO_IP, IP_RECVTOS, COPY},
+    {IPPROTO_IP, IP_RECVTTL, COPY},
+    {IPPROTO_IP, IP_MTU_DISCOVER, COPY},
+    {IPPROTO_IP, IP_RECVERR, COPY},
+    {IPPROTO_IP, IP_FREEBIND, COPY},
+    {IPPROTO_IP, IP_TRANSPARENT, COPY},
+    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, COPY},
+    {IPPROTO_UDP, UDP_CORK, COPY},
+    {IPPROTO_UDP, UDP_SEGMENT, COPY},
+};
 
 int shim__opt_twin(int name, int *name6)
 {
@@ -77,130 +117,77 @@ int shim__opt_twin(int name, int *name6)
   }
 }
 
-/* Returns 1 for options worth replaying: plain values the kernel copies
- * (not filters holding pointers, not group memberships, which are made
- * after bind on the socket the application then holds). */
-static int replayable(int level, int name, socklen_t len)
+/* Returns option opt of socket fd at SOL_SOCKET as an int, or -1. */
+static int int_opt(int fd, int opt)
 {
-  if (len == 0 || len > OPT_LEN)
-    return 0;
-  switch (level) {
-  case SOL_SOCKET:
-    return name != SO_ATTACH_FILTER && name != SO_DETACH_FILTER &&
-           name != SO_ATTACH_BPF && name != SO_ATTACH_REUSEPORT_CBPF &&
-           name != SO_ATTACH_REUSEPORT_EBPF;
-  case IPPROTO_IP:
-    return name != IP_ADD_MEMBERSHIP && name != IP_DROP_MEMBERSHIP &&
-           name != IP_ADD_SOURCE_MEMBERSHIP &&
-           name != IP_DROP_SOURCE_MEMBERSHIP && name != IP_BLOCK_SOURCE &&
-           name != IP_UNBLOCK_SOURCE && name != IP_MSFILTER &&
-           name != MCAST_JOIN_GROUP && name != MCAST_LEAVE_GROUP &&
-           name != IP_OPTIONS;
-  case IPPROTO_TCP:
-    return name != TCP_REPAIR && name != TCP_REPAIR_QUEUE &&
-           name != TCP_QUEUE_SEQ && name != TCP_REPAIR_OPTIONS &&
-           name != TCP_REPAIR_WINDOW && name != TCP_MD5SIG &&
-           name != TCP_MD5SIG_EXT && name != TCP_ULP;
-  case IPPROTO_UDP:
-    return 1;
-  default:
-    return 0;
-  }
+  int v = -1;
+  socklen_t len = sizeof v;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0)
+    return -1;
+  return v;
 }
 
-void shim__opt_record(int fd, int level, int name, const void *val,
-                      socklen_t len)
-{
-  struct stat st;
-  record *r;
-  unsigned i;
-  if (fd < 0 || fd >= SHIM_FD_MAX || val == NULL ||
-      !replayable(level, name, len) || fstat(fd, &st) != 0 ||
-      !S_ISSOCK(st.st_mode))
-    return;
-  pthread_mutex_lock(&lock);
-  r = recs[fd];
-  if (r != NULL && (r->ino != st.st_ino || r->dev != st.st_dev))
-    r->n = 0; /* a socket closed behind the shim's back: start afresh */
-  if (r == NULL && (r = recs[fd] = calloc(1, sizeof *r)) == NULL)
-    goto done; /* out of memory: the option is simply not replayed */
-  r->dev = st.st_dev;
-  r->ino = st.st_ino;
-  for (i = 0; i < r->n; i++)
-    if (r->o[i].level == level && r->o[i].name == name)
-      break;
-  if (i == OPT_MAX)
-    goto done; /* more distinct options than kept: the rest are lost */
-  if (i == r->n)
-    r->n++;
-  r->o[i].level = level;
-  r->o[i].name = name;
-  r->o[i].len = len;
-  memcpy(r->o[i].val, val, len);
-  shim__fd_mark(fd);
-done:
-  pthread_mutex_unlock(&lock);
-}
-
-void shim__opt_forget(int fd)
-{
-  record *r;
-  if (fd < 0 || fd >= SHIM_FD_MAX)
-    return;
-  pthread_mutex_lock(&lock);
-  r = recs[fd];
-  recs[fd] = NULL;
-  pthread_mutex_unlock(&lock);
-  free(r);
-}
-
-/* Sets one recorded option on to; returns 0 or a negative errno. */
-static int set_one(int to, int family, int dual, const opt *o)
+/* Sets one option read from the application's socket on to; returns 0
+ * or a negative errno that matters (see shim__opt_replay). */
+static int set_one(int to, int family, int dual, int level, int name,
+                   int how, unsigned char *val, socklen_t len)
 {
   int name6, v;
-  socklen_t len;
-  const void *val;
-  if (o->level != IPPROTO_IP || family != AF_INET6)
-    return ds__sys.setsockopt(to, o->level, o->name, o->val, o->len) == 0
-               ? 0
-               : -errno;
-  /* As itself, for IPv4-mapped traffic: the kernel takes IPPROTO_IP
-   * options on IPv6 sockets; an error only matters without a twin. */
-  if (ds__sys.setsockopt(to, o->level, o->name, o->val, o->len) != 0 &&
-      !shim__opt_twin(o->name, &name6))
-    return dual ? -errno : 0;
-  if (!shim__opt_twin(o->name, &name6))
-    return 0;
-  /* IPv4 takes one-byte values for some options; IPv6 wants an int. */
-  val = o->val;
-  len = o->len;
-  if (o->len == 1) {
-    v = o->val[0];
-    val = &v;
-    len = sizeof v;
+  if (how == HALF && len == sizeof(int)) {
+    memcpy(&v, val, sizeof v);
+    v /= 2;
+    memcpy(val, &v, sizeof v);
   }
+  if (level != IPPROTO_IP || family != AF_INET6)
+    return ds__sys.setsockopt(to, level, name, val, len) == 0 ? 0 : -errno;
+  /* As itself, for IPv4-mapped traffic: the kernel takes IPPROTO_IP
+   * options on IPv6 sockets; its refusal only matters without a twin on
+   * a dual-stack socket. */
+  if (ds__sys.setsockopt(to, level, name, val, len) != 0 &&
+      !shim__opt_twin(name, &name6))
+    return dual ? -errno : 0;
+  if (!shim__opt_twin(name, &name6))
+    return 0;
   return ds__sys.setsockopt(to, IPPROTO_IPV6, name6, val, len) == 0 ? 0
                                                                      : -errno;
 }
 
 int shim__opt_replay(int from, int to, int family, int dual)
 {
-  struct stat st;
-  record copy, *r;
-  unsigned i;
-  int rc = 0, e;
-  if (from < 0 || from >= SHIM_FD_MAX || fstat(from, &st) != 0)
+  unsigned char a[64], b[64];
+  socklen_t la, lb;
+  size_t i;
+  int ref, type, domain, proto, rc = 0, e;
+
+  domain = int_opt(from, SO_DOMAIN);
+  type = int_opt(from, SO_TYPE);
+  proto = int_opt(from, SO_PROTOCOL);
+  if (domain < 0 || type < 0 || proto < 0)
     return 0;
-  pthread_mutex_lock(&lock);
-  r = recs[from];
-  if (r == NULL || r->ino != st.st_ino || r->dev != st.st_dev) {
-    pthread_mutex_unlock(&lock);
-    return 0;
-  }
-  copy = *r;
-  pthread_mutex_unlock(&lock);
-  for (i = 0; i < copy.n; i++)
-    if ((e = set_one(to, family, dual, &copy.o[i])) != 0 && rc == 0)
+  /* A fresh socket of the same kind says what the defaults are. */
+  ref = ds__sys.socket(domain, type | SOCK_CLOEXEC, proto);
+  if (ref < 0)
+    return 0; /* no descriptor to spare: the options are not carried */
+  for (i = 0; i < sizeof known_opts / sizeof known_opts[0]; i++) {
+    la = sizeof a;
+    lb = sizeof b;
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    if (ds__sys.getsockopt(from, known_opts[i].level, known_opts[i].name, a,
+                           &la) != 0 ||
+        ds__sys.getsockopt(ref, known_opts[i].level, known_opts[i].name, b,
+                           &lb) != 0)
+      continue; /* not an option of this kind of socket */
+    if (la == lb && memcmp(a, b, la) == 0)
+      continue;
+    if (known_opts[i].name == SO_BINDTODEVICE ||
+        known_opts[i].name == TCP_CONGESTION)
+      la = (socklen_t)strnlen((char *)a, la);
+    e = set_one(to, family, dual, known_opts[i].level, known_opts[i].name,
+                known_opts[i].how, a, la);
+    if (e != 0 && rc == 0)
       rc = e;
+  }
+  ds__sys.close(ref);
   return rc;
 }

@@ -50,3 +50,8 @@ void shim__source_hold(uint32_t ip, int delta)
   (void)ip;
   (void)delta;
 }
+
+void shim__source_fork(int phase)
+{
+  shim__fork_mutex(&src.lock, phase, 0);
+}
