@@ -196,6 +196,94 @@ print("ok", sum(ok), "fds", fds() - base)' 2>&1)
   assertEquals "200 connects over IPv6, no fd left" "ok 200 fds 0" "$out"
 }
 
+test_connect_again_behaves_as_the_kernel() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import errno, select, socket
+a = socket.gethostbyname("v6only.test")
+s = socket.socket(); s.connect((a, 7))
+print("blocking again", errno.errorcode[s.connect_ex((a, 7))])
+s = socket.socket(); s.setblocking(False)
+print("first", errno.errorcode[s.connect_ex((a, 9))])
+select.select([], [s], [], 5)
+print("refused", errno.errorcode.get(s.connect_ex((a, 9)), 0))
+print("anew", errno.errorcode.get(s.connect_ex((a, 9)), 0))
+' 2>&1)
+  assertContains "blocking: EISCONN" "$out" "blocking again EISCONN"
+  assertContains "non-blocking: EINPROGRESS" "$out" "first EINPROGRESS"
+  assertContains "then the race's error, once" "$out" "refused ECONNREFUSED"
+  assertContains "then a new connect" "$out" "anew EINPROGRESS"
+}
+
+test_options_set_during_the_race_are_kept() {
+  need_lab || return 0
+  lab_blackhole b "$LAB_B6" 7 tcp
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import select, socket
+a = socket.gethostbyname("both.test")
+s = socket.socket(); s.setblocking(False)
+s.connect_ex((a, 7))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+select.select([], [s], [], 5)
+print("won", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), s.getpeername()[0])
+print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+print("keepalive", s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+' 2>&1)
+  assertContains "IPv4 won after the attempt delay" "$out" "won 0 192.0.2.2"
+  assertContains "TCP_NODELAY kept" "$out" "nodelay 1"
+  assertContains "SO_KEEPALIVE kept" "$out" "keepalive 1"
+}
+
+test_fork_while_other_threads_use_the_shim() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 60 $PY -c '
+import os, select, signal, socket, threading
+a = socket.gethostbyname("v6only.test")
+s = socket.socket(); s.connect((a, 7))
+stop = False
+def churn():
+    # dup and close of a socket the shim knows: its table locks.
+    while not stop:
+        d = s.dup(); d.close()
+        t = socket.socket(); t.setblocking(False); t.connect_ex((a, 7))
+        t.close()
+threading.Thread(target=churn, daemon=True).start()
+hung = 0
+for i in range(200):
+    p = os.fork()
+    if p == 0:
+        signal.alarm(3)
+        d = s.dup(); d.close()
+        t = socket.socket(); t.connect((a, 7)); t.close()
+        os._exit(0)
+    _, st = os.waitpid(p, 0)
+    if st != 0: hung += 1
+stop = True
+print("children stuck or failed", hung)' 2>&1)
+  assertEquals "every child ran" "children stuck or failed 0" "$out"
+}
+
+test_the_shims_own_fds_survive_a_close_loop() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import os, select, socket
+a = socket.gethostbyname("v6only.test")
+def nb():
+    s = socket.socket(); s.setblocking(False); s.connect_ex((a, 7))
+    select.select([], [s], [], 5)
+    r = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    s.close(); return r
+print("before", nb())
+for fd in range(3, 1024):  # as daemons do
+    try: os.close(fd)
+    except OSError: pass
+os.closerange(3, 65536)
+print("after", nb())' 2>&1)
+  assertEquals "races still work" "before 0
+after 0" "$out"
+}
+
 test_trace_records_attempts_with_the_connect_id() {
   need_lab || return 0
   lab_blackhole b "$LAB_B6" 7 tcp
