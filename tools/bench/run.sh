@@ -8,8 +8,9 @@
 # BENCH_CONNS_IDLE (default 10000), BENCH_HE_REPS (Happy Eyeballs runs per
 # case and tool, default 11), BENCH_SHIM_REPS (runs per case of the shim
 # benchmark, with and without the shim each, default 11), BENCH_OUT
-# (report path, default tools/bench/README.md), BENCH_ONLY
-# (space-separated subset of: tcp udp accept he shim).
+# (report path, default tools/bench/README.md), BENCH_RESULTS_OUT (where
+# to keep a copy of the raw results, default none), BENCH_ONLY
+# (space-separated subset of: tcp udp accept he shim shimserver).
 #
 # How: the loopback benchmarks (TCP echo, UDP echo, accept rate) run in a
 # private network namespace of the lab (tests/lab/lab.sh), so their
@@ -40,7 +41,7 @@ SLICE=${BENCH_SLICE_MS:-200}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-10000}
 HE_REPS=${BENCH_HE_REPS:-11}
 SHIM_REPS=${BENCH_SHIM_REPS:-11}
-ONLY=${BENCH_ONLY:-tcp udp accept he shim}
+ONLY=${BENCH_ONLY:-tcp udp accept he shim shimserver}
 SHIM=$BUILD/libdualstack-preload.so
 PY=/usr/bin/python3 # Debian's, whatever python3 is on PATH
 export DS_BUILD=$BUILD
@@ -462,6 +463,93 @@ EOF
     env BENCH_RESULTS="$RESULTS" BENCH_TMP="$TMP" bash "$0" shim-inside
 }
 
+# ------------------------------------------------ the shim, server side
+
+# shimsrv_reach TARGET ARGS...: one short connection-rate slice of one
+# connection to TARGET (ARGS: -g or -s 64, what the server speaks); true
+# when a connection completed. Keeps a run whose IPv6 clients cannot
+# connect (a shim that does not widen the listener) from failing.
+shimsrv_reach() {
+  local target=$1 out
+  shift
+  out=$(taskset -c "$LOAD_CPU" "$BIN/echo_load" -m conn -c 1 -t 50 -r 1 \
+    "$@" "$target" 2>/dev/null)
+  out=${out##*rate=}
+  out=${out%% *}
+  [ -n "$out" ] && [ "$out" -gt 0 ] 2>/dev/null
+}
+
+# shimsrv_peers CASE NAME: records what server NAME (stopped, its summary
+# line on stderr) saw of its peers: AF_INET ones in 127/8 and in the
+# shim's source pool, and any that were not AF_INET.
+shimsrv_peers() {
+  local scase=$1 name=$2 line w
+  line=$(grep '^accepted=' "$TMP/server-$name.err" | tail -n 1)
+  [ -n "$line" ] || { say "shim server side: no summary from $name"; return; }
+  say "shim server side, $scase, $name: $line"
+  for w in $line; do
+    case $w in
+      accepted=* | loopback=* | srcpool=* | other_family=*)
+        record shimsrv_peers "$scase" "$name:${w%%=*}" "${w#*=}" ;;
+    esac
+  done
+}
+
+# The shim's server side (part 6): legacy_server (AF_INET, 0.0.0.0) runs
+# twice at once on the server core, as is and with the shim preloaded;
+# one echo_load on the load core takes turns, a slice each: IPv4 clients
+# (127.0.0.1) to the plain server (bare), IPv4 clients to the shim's
+# (shim4), IPv6 clients ([::1]) to the shim's (shim6), the last only when
+# a probe connects (otherwise recorded as not available). Three cases:
+# accepts (32 connections at a time, connect, read the greeting, close),
+# 64-byte round trips on 1 and on 100 connections.
+bench_shimserver() {
+  local what mode scase pb ps
+  local -a load probe names pids targets
+  say "Shim, server side: a legacy 0.0.0.0 server, IPv4 clients without" \
+    "and with the shim, IPv6 clients with it"
+  for what in accept rt1 rt100; do
+    case $what in
+      accept) mode=accept scase=accept load=(-m conn -g -c 32) probe=(-g) ;;
+      rt1) mode=echo scase=64/1 load=(-m pingpong -s 64 -c 1) probe=(-s 64) ;;
+      rt100) mode=echo scase=64/100 load=(-m pingpong -s 64 -c 100)
+        probe=(-s 64) ;;
+    esac
+    if ! start_server bare "$BIN/legacy_server" "$mode"; then
+      stop_servers
+      continue
+    fi
+    pb=$SRV_PORT
+    if ! start_server shim env LD_PRELOAD="$SHIM" "$BIN/legacy_server" \
+      "$mode"; then
+      stop_servers
+      continue
+    fi
+    ps=$SRV_PORT
+    names=(bare shim4) pids=("${SRV_PIDS[0]}" "${SRV_PIDS[1]}")
+    targets=("127.0.0.1:$pb" "127.0.0.1:$ps")
+    if shimsrv_reach "[::1]:$ps" "${probe[@]}"; then
+      names+=(shim6) pids+=("${SRV_PIDS[1]}") targets+=("[::1]:$ps")
+    else
+      say "shim server side, $scase: IPv6 clients cannot connect to the" \
+        "shim's server ([::1]:$ps): not available"
+      record shimsrv_na "$scase" shim6 1
+    fi
+    # Without the shim, IPv6 clients must find nothing there.
+    if shimsrv_reach "[::1]:$pb" "${probe[@]}"; then
+      record shimsrv_v6bare "$scase" bare 1
+    else
+      record shimsrv_v6bare "$scase" bare 0
+    fi
+    slices shimsrv "$scase" "$BIN/echo_load" "${load[@]}" -t "$SLICE" \
+      -r "$ROUNDS" -n "$(IFS=,; echo "${names[*]}")" \
+      -P "$(IFS=,; echo "${pids[*]}")" "${targets[@]}"
+    stop_servers
+    shimsrv_peers "$scase" bare
+    shimsrv_peers "$scase" shim
+  done
+}
+
 # ---------------------------------------------------------------- main
 
 # Inside the private namespace: the loopback benchmarks.
@@ -479,6 +567,7 @@ local_inside() {
       udp) bench_udp ;;
       accept) bench_accept ;;
       shim) bench_shim_local ;;
+      shimserver) bench_shimserver ;;
     esac
   done
 }
@@ -514,7 +603,7 @@ main() {
     exit 77
   fi
   for f in echo_ds echo_uv echo_ev echo_load udp_ds udp_uv udp_load \
-    accept_ds http_ok he_twice shim_client; do
+    accept_ds http_ok he_twice shim_client legacy_server; do
     [ -x "$BIN/$f" ] || { say "$BIN/$f not built: run make bench"; exit 70; }
   done
   start=$(date +%s)
@@ -524,7 +613,7 @@ main() {
   : > "$RESULTS"
   export BENCH_RESULTS=$RESULTS BENCH_TMP=$TMP
   for want in $ONLY; do
-    case $want in tcp | udp | accept | shim) local_wanted=1 ;; esac
+    case $want in tcp | udp | accept | shim | shimserver) local_wanted=1 ;; esac
   done
   if [ -n "$local_wanted" ]; then
     # s: the server namespace, with four IPv4 addresses (and one IPv6) on
@@ -550,6 +639,7 @@ main() {
   $PY "$TOP/tools/bench/report.py" "$RESULTS" "$TMP/machine.tsv" \
     > "$TMP/README.md" || exit 70
   cp "$TMP/README.md" "${BENCH_OUT:-$TOP/tools/bench/README.md}"
+  [ -z "${BENCH_RESULTS_OUT:-}" ] || cp "$RESULTS" "$BENCH_RESULTS_OUT"
   cat "$TMP/README.md"
 }
 
