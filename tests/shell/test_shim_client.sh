@@ -130,6 +130,22 @@ test_ipv6_literal_where_ipv4_was_expected() {
   assertContains "nc to an IPv6 literal" "$out" "peer 2001:db8::1"
   out=$(client python 2001:db8::2 shim 2>&1)
   assertContains "python to an IPv6 literal" "$out" "peer 2001:db8::1"
+  # A's own literals, ::1 and 2001:db8::1, to an IPv6-only server in A.
+  lab_bg a $PY -c '
+import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", 82)); s.listen(8)
+while True:
+    c, a = s.accept(); c.sendall(b"peer %s\n" % a[0].encode()); c.close()'
+  lab_wait_port a tcp 82
+  for lit in ::1 2001:db8::1; do
+    out=$(lab_run a timeout 5 nc.traditional -w 2 "$lit" 82 2>&1 </dev/null)
+    assertNotContains "without the shim nc cannot take $lit" "$out" "peer"
+    out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 nc.traditional -w 2 "$lit" 82 \
+      2>&1 </dev/null)
+    assertContains "nc to $lit" "$out" "peer $lit"
+  done
 }
 
 # Milliseconds one client run takes: $@ as for client().
