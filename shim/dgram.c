@@ -1,4 +1,6 @@
-/* Addresses of datagrams and peers on sockets the shim moved to IPv6. */
+/* Addresses of datagrams and peers on sockets the shim moved to IPv6, and
+ * the datagram hooks (sendto, sendmsg): a destination-pool address that
+ * stands for nothing is never sent anywhere. */
 #include "shim.h"
 
 #include <arpa/inet.h>
@@ -38,4 +40,47 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out)
   out->sin6_addr.s6_addr[11] = 0xff;
   memcpy(&out->sin6_addr.s6_addr[12], &sin->sin_addr, 4);
   return 0;
+}
+
+/* Returns 1 if sa is an IPv4 address in the destination pool that stands
+ * for nothing (stale, or another process's): never to be sent anywhere. */
+static int unmapped_pool_address(const struct sockaddr *sa, socklen_t len)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  char name[256];
+  uint32_t ip;
+  if (sa == NULL || len < sizeof *sin || sa->sa_family != AF_INET)
+    return 0;
+  ip = ntohl(sin->sin_addr.s_addr);
+  return shim__pool_contains(ip) && shim__pool_name(ip, name, sizeof name) != 1;
+}
+
+DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                       const struct sockaddr *sa, socklen_t len)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (sa != NULL && !shim__cfg.disabled && !shim__cfg.observe &&
+      unmapped_pool_address(sa, len)) {
+    errno = ENETUNREACH;
+    return -1;
+  }
+  return shim__real.sendto(fd, buf, n, flags, sa, len);
+}
+
+DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (msg != NULL && msg->msg_name != NULL && !shim__cfg.disabled &&
+      !shim__cfg.observe &&
+      unmapped_pool_address(msg->msg_name, msg->msg_namelen)) {
+    errno = ENETUNREACH;
+    return -1;
+  }
+  return shim__real.sendmsg(fd, msg, flags);
 }
