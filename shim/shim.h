@@ -33,6 +33,16 @@ typedef struct shim_real {
   struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
   int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
                      char *, socklen_t, int);
+  /* The server side and the datagram hooks (server.c, dgram.c). */
+  int (*accept)(int, struct sockaddr *, socklen_t *);
+  int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+  ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+                      socklen_t *);
+  ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
+                          socklen_t *);
+  ssize_t (*recvmsg)(int, struct msghdr *, int);
+  int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
+  int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
 } shim_real;
 
 /* Configuration read once from the environment (secure_getenv). */
@@ -247,6 +257,14 @@ uint32_t shim__source_address(const struct in6_addr *a);
 int shim__source_lookup(uint32_t ip, struct in6_addr *out);
 /* Holds (delta 1) or releases (delta -1) ip for an open socket. */
 void shim__source_hold(uint32_t ip, int delta);
+/* As shim__source_address; *fresh (if not NULL) is set to 1 when the
+ * address was handed out to a by this call (first use, or recycled). */
+uint32_t shim__source_get(const struct in6_addr *a, int *fresh);
+/* Returns 1 when the source pool is usable (DUALSTACK_SOURCE_POOL is a
+ * good CIDR, or unset), 0 when it is not (nothing is widened then). */
+int shim__source_ok(void);
+/* Returns 1 if ip (host order) lies in the source pool's range. */
+int shim__source_contains(uint32_t ip);
 
 /* ---- dgram.c: addresses of datagrams and peers ---- */
 
@@ -267,3 +285,10 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
  * options, bind and flags kept; entry SHIM_FD_DGRAM). Returns 0, 1 when
  * fd is no such socket (nothing done), or -1 with errno. */
 int shim__dgram_move(int fd, const struct sockaddr_in *dst);
+
+/* ---- server.c: widened binds, accept ---- */
+
+/* Traces IPv6 peer and the IPv4 address shown for it (shown may be NULL):
+ * event "accept" or "recv". */
+void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
+                      const struct sockaddr_in *shown);
