@@ -252,13 +252,12 @@ static void copy_out(struct sockaddr *sa, socklen_t *len, const void *src,
 }
 
 /* Records accepted connection nfd, whose peer is IPv6 (IPv4-mapped or
- * not), and gives the application its IPv4 view in *sin. Returns 0, or -1
- * when no source-pool address can be had. */
+ * not), and gives the application its IPv4 view in *sin. The local
+ * address is left to getsockname, which finds it when asked. Returns 0,
+ * or -1 when no source-pool address can be had. */
 static int accepted(int nfd, const struct sockaddr_in6 *peer,
                     struct sockaddr_in *sin)
 {
-  struct sockaddr_in6 local;
-  socklen_t len = sizeof local;
   shim_fd e;
   int fresh = 0;
   memset(&e, 0, sizeof e);
@@ -276,15 +275,6 @@ static int accepted(int nfd, const struct sockaddr_in6 *peer,
   e.kind = SHIM_FD_ACCEPTED;
   e.family = AF_INET6;
   e.peer = *sin;
-  if (ds__sys.getsockname(nfd, (struct sockaddr *)&local, &len) == 0 &&
-      local.sin6_family == AF_INET6) {
-    e.local.sin_family = AF_INET;
-    e.local.sin_port = local.sin6_port;
-    if (IN6_IS_ADDR_V4MAPPED(&local.sin6_addr))
-      memcpy(&e.local.sin_addr, &local.sin6_addr.s6_addr[12], 4);
-    else
-      e.local.sin_addr.s_addr = htonl(shim__source_address(&local.sin6_addr));
-  }
   shim__fd_set(nfd, &e);
   return 0;
 }
