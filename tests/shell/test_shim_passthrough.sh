@@ -55,7 +55,7 @@ EOF
 test_exports_only_the_interposed_libc_functions() {
   syms=$(nm -D --defined-only "$SHIM" | awk '{print $3}' | sort | tr '\n' ' ')
   assertEquals "exported symbols" \
-    "bind connect freeaddrinfo getaddrinfo gethostbyaddr gethostbyname gethostbyname2 gethostbyname2_r gethostbyname_r getnameinfo getpeername getsockname getsockopt sendmsg sendto " \
+    "__recvfrom_chk accept accept4 bind connect freeaddrinfo getaddrinfo gethostbyaddr gethostbyname gethostbyname2 gethostbyname2_r gethostbyname_r getnameinfo getpeername getsockname getsockopt recvfrom recvmmsg recvmsg sendmmsg sendmsg sendto " \
     "$syms"
 }
 
