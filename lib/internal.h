@@ -36,10 +36,17 @@ typedef struct ds__sockfns {
   int (*getsockopt)(int fd, int level, int opt, void *val, socklen_t *len);
   int (*shutdown)(int fd, int how);
   int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
+  /* When above 0, a reactor's own fds are moved to this number or above
+   * (the shim keeps its fds out of the application's way). */
+  int fd_floor;
 } ds__sockfns;
 
 /* The table in use; libc's functions unless the shim replaced them. */
 extern ds__sockfns ds__sys;
+
+/* Returns fd moved to ds__sys.fd_floor or above (close-on-exec), or fd
+ * itself when there is no floor or no room there. */
+int ds__move_high(int fd);
 
 /* Writes a formatted message into err (if err is not NULL) and returns
  * code, so that callers can write `return ds__fail(err, n, code, ...)`. */

@@ -109,7 +109,10 @@ int ds_reactor_new(ds_reactor **out)
     free(r);
     return rc;
   }
+  r->epfd = ds__move_high(r->epfd);
   r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (r->wakefd >= 0)
+    r->wakefd = ds__move_high(r->wakefd);
   if (r->wakefd < 0 ||
       ds__sys.epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) != 0) {
     rc = -errno;

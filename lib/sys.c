@@ -1,6 +1,7 @@
 /* The table of real socket calls (see internal.h) and small shared helpers. */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -35,4 +36,16 @@ int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
     va_end(ap);
   }
   return code;
+}
+
+int ds__move_high(int fd)
+{
+  int hi;
+  if (ds__sys.fd_floor <= 0 || fd >= ds__sys.fd_floor)
+    return fd;
+  hi = fcntl(fd, F_DUPFD_CLOEXEC, ds__sys.fd_floor);
+  if (hi < 0)
+    return fd;
+  ds__sys.close(fd);
+  return hi;
 }

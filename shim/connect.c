@@ -1,12 +1,15 @@
 /* connect() to an address the shim handed out: the Happy Eyeballs race
  * (lib/happy.c) over the name's addresses, its winner installed on the
- * application's fd, and the fd table that lets getpeername/getsockname
- * keep showing IPv4 afterwards.
+ * application's fd, and what getpeername/getsockname need to keep showing
+ * IPv4 afterwards.
  *
- * The race runs on a private reactor in the calling thread. A blocking
- * socket waits as connect() would, bounded by SO_SNDTIMEO when set; a
- * non-blocking socket also waits for the race for now (the helper-thread
- * race that returns EINPROGRESS at once is not implemented yet).
+ * A blocking socket races on a private reactor in the calling thread and
+ * waits as connect() would, bounded by SO_SNDTIMEO when set (its expiry
+ * shows EINPROGRESS, as the kernel's does). A non-blocking socket gets
+ * EINPROGRESS at once and the race runs in the helper thread (async.c).
+ * Each attempt socket gets the options the application set on its fd
+ * before connect, and the application's bind (its port, and its address
+ * for IPv4 attempts).
  */
 #include "shim.h"
 
@@ -16,7 +19,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int shim__fd_peer(int fd, struct sockaddr_in *sin)
@@ -35,31 +37,12 @@ static pthread_once_t memory_once = PTHREAD_ONCE_INIT;
 
 static void memory_init(void)
 {
-  const char *v = secure_getenv("DUALSTACK_MEMORY_S");
-  unsigned long s = v != NULL ? strtoul(v, NULL, 10) : 600;
+  unsigned s = shim__cfg.memory_s;
   if (s > 0 && ds_family_memory_new(&memory, 256, (uint64_t)s * 1000) != 0)
     memory = NULL;
 }
 
-typedef struct race {
-  int done, fd, err, family;
-} race;
-
-static void on_done(ds_happy *h, int fd, int err, void *user)
-{
-  race *st = user;
-  (void)h;
-  st->done = 1;
-  st->fd = fd;
-  st->err = err;
-  if (fd >= 0) {
-    socklen_t len = sizeof st->family;
-    ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &st->family, &len);
-  }
-}
-
-/* Returns the errno an application expects for a race's failure code. */
-static int to_errno(int err)
+int shim__race_errno(int err)
 {
   if (err < 0 && err > -4096)
     return -err;
@@ -86,41 +69,158 @@ static unsigned send_timeout_ms(int fd)
   return (unsigned)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
 }
 
+/* Gives each attempt socket the application's options. */
+static int prepare(int fd, int family, void *user)
+{
+  shim_race *rs = user;
+  int on = 1;
+  /* An attempt bound to the application's port must not take the IPv4
+   * port too (both families race with the same port). */
+  if (family == AF_INET6 && rs->b6.family == AF_INET6 && rs->b6.port != 0)
+    ds__sys.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  return shim__opt_replay(rs->app_fd, fd, family, 0);
+}
+
+int shim__race_setup(shim_race *rs, int fd, int blocking)
+{
+  struct sockaddr_in local;
+  socklen_t len = sizeof local;
+
+  memset(&rs->o, 0, sizeof rs->o);
+  rs->app_fd = fd;
+  rs->natt = 0;
+  rs->t0 = shim__mono_ms();
+  rs->o.attempt_delay_ms = shim__cfg.attempt_delay_ms;
+  rs->o.resolution_delay_ms = shim__cfg.resolution_delay_ms;
+  rs->o.first_family_count = shim__cfg.family_count;
+  rs->o.prefer = shim__cfg.prefer;
+  rs->o.timeout_ms = blocking ? send_timeout_ms(fd) : 0;
+  if (rs->o.timeout_ms == 0)
+    rs->o.timeout_ms = shim__cfg.connect_timeout_ms;
+  pthread_once(&memory_once, memory_init);
+  rs->o.memory = memory;
+  rs->o.prepare = prepare;
+  rs->o.prepare_user = rs;
+  /* The application's bind: its address for IPv4 attempts, its port for
+   * both families. */
+  memset(&rs->b4, 0, sizeof rs->b4);
+  memset(&rs->b6, 0, sizeof rs->b6);
+  if (ds__sys.getsockname(fd, (struct sockaddr *)&local, &len) != 0)
+    return -1; /* EBADF or ENOTSOCK, as connect would say */
+  if (local.sin_family == AF_INET &&
+      (local.sin_port != 0 || local.sin_addr.s_addr != htonl(INADDR_ANY))) {
+    ds_addr_from_sockaddr(&rs->b4, (struct sockaddr *)&local, sizeof local);
+    rs->o.bind4 = &rs->b4;
+    if (local.sin_port != 0) {
+      rs->b6.family = AF_INET6;
+      rs->b6.port = ntohs(local.sin_port);
+      rs->o.bind6 = &rs->b6;
+    }
+  }
+  return 0;
+}
+
+void shim__race_event(ds_happy *h, const ds_happy_event *ev, void *user)
+{
+  shim_race *rs = user;
+  int i;
+  (void)h;
+  if (ev->type == DS_HE_ATTEMPT && rs->natt < SHIM_RACE_ATTEMPTS) {
+    i = rs->natt++;
+    rs->att[i].index = ev->index;
+    rs->att[i].t = ev->t_ms;
+    rs->att[i].addr = ev->addr;
+    rs->att[i].open = 1;
+    return;
+  }
+  if (ev->type != DS_HE_RESULT)
+    return;
+  for (i = 0; i < rs->natt; i++)
+    if (rs->att[i].index == ev->index && rs->att[i].open) {
+      rs->att[i].open = 0;
+      shim__race_trace_attempt(rs, i, ev->t_ms, ev->result);
+    }
+}
+
+void shim__race_trace_attempt(shim_race *rs, int i, double end, int result)
+{
+  shim_json j;
+  char text[DS_ADDR_STRLEN];
+  if (shim__cfg.trace_fd < 0)
+    return;
+  ds_addr_format(&rs->att[i].addr, text, sizeof text, 0);
+  shim__json_begin(&j, "attempt", rs->id);
+  shim__json_str(&j, "family",
+                 rs->att[i].addr.family == AF_INET6 ? "ipv6" : "ipv4");
+  shim__json_str(&j, "addr", text);
+  shim__json_int(&j, "port", rs->att[i].addr.port);
+  shim__json_num(&j, "t_ms", rs->att[i].t);
+  shim__json_num(&j, "ms", end - rs->att[i].t);
+  shim__json_str(&j, "result", shim__errname(result < 0 ? -result : 0));
+  shim__json_emit(&j);
+}
+
+void shim__race_trace_rest(shim_race *rs)
+{
+  double now = shim__mono_ms() - rs->t0;
+  int i;
+  for (i = 0; i < rs->natt; i++)
+    if (rs->att[i].open) {
+      rs->att[i].open = 0;
+      shim__race_trace_attempt(rs, i, now, -ECANCELED);
+    }
+}
+
+typedef struct race {
+  int done, fd, err;
+} race;
+
+static void on_done(ds_happy *h, int fd, int err, void *user)
+{
+  shim_race *rs = user;
+  race *st = rs->result;
+  (void)h;
+  st->done = 1;
+  st->fd = fd;
+  st->err = err;
+}
+
+int shim__race_family(int fd)
+{
+  int family = AF_UNSPEC;
+  socklen_t len = sizeof family;
+  ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+  return family;
+}
+
 int shim__race_connect(int fd, const char *name,
-                       const struct sockaddr_in *asked)
+                       const struct sockaddr_in *asked, unsigned long id)
 {
   ds_reactor *r;
   ds_happy *h;
-  ds_happy_opts o = {0};
-  race st = {0, -1, 0, 0};
+  shim_race rs;
+  race st = {0, -1, 0};
   uint16_t port = ntohs(asked->sin_port);
+  shim_fd e = {0};
   int fdflags, flflags, rc;
-  const char *env;
 
-  fdflags = fcntl(fd, F_GETFD);
-  flflags = fcntl(fd, F_GETFL);
+  fdflags = shim__real.fcntl(fd, F_GETFD);
+  flflags = shim__real.fcntl(fd, F_GETFL);
   if (fdflags < 0 || flflags < 0)
     return -1; /* EBADF from fcntl, as connect would say */
-  o.timeout_ms = send_timeout_ms(fd);
-  env = secure_getenv("DUALSTACK_CONNECT_TIMEOUT_MS");
-  if (o.timeout_ms == 0 && env != NULL)
-    o.timeout_ms = (unsigned)strtoul(env, NULL, 10);
-  env = secure_getenv("DUALSTACK_ATTEMPT_DELAY_MS");
-  if (env != NULL)
-    o.attempt_delay_ms = (unsigned)strtoul(env, NULL, 10);
-  env = secure_getenv("DUALSTACK_PREFER");
-  if (env != NULL && strcmp(env, "ipv4") == 0)
-    o.prefer = AF_INET;
-  pthread_once(&memory_once, memory_init);
-  o.memory = memory;
+  if (shim__race_setup(&rs, fd, 1) != 0)
+    return -1;
+  rs.id = id;
+  rs.result = &st;
   if (ds_reactor_new(&r) != 0) {
     errno = ENOMEM;
     return -1;
   }
-  rc = ds_happy_start(r, name, port, &o, on_done, NULL, &st, &h, NULL, 0);
+  rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs,
+                      &h, NULL, 0);
   if (rc != 0) {
     ds_reactor_free(r);
-    errno = to_errno(rc);
+    errno = shim__race_errno(rc);
     return -1;
   }
   shim__work()->reactor = r;
@@ -132,29 +232,31 @@ int shim__race_connect(int fd, const char *name,
   shim__work()->reactor = NULL;
   if (!st.done)
     ds_happy_cancel(h);
+  shim__race_trace_rest(&rs);
   ds_reactor_free(r);
   if (st.fd < 0) {
-    errno = st.done ? to_errno(st.err) : EIO;
+    errno = st.done ? shim__race_errno(st.err) : EIO;
+    /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS then. */
+    if (st.err == -ETIMEDOUT && rs.o.timeout_ms != 0 &&
+        rs.o.timeout_ms == send_timeout_ms(fd))
+      errno = EINPROGRESS;
     return -1;
   }
   /* Install the winner on the application's fd: the fd keeps its number
    * and close-on-exec flag; O_NONBLOCK belongs to the open file
    * description, so the application's setting is put back. */
-  if (dup3(st.fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-    int e = errno;
+  e.kind = SHIM_FD_CLIENT;
+  e.family = shim__race_family(st.fd);
+  e.peer = *asked;
+  if (shim__real.dup3(st.fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+    int err = errno;
     ds__sys.close(st.fd);
-    errno = e;
+    errno = err;
     return -1;
   }
   ds__sys.close(st.fd);
-  fcntl(fd, F_SETFL, flflags);
-  {
-    /* getpeername shows the address the application connected to. */
-    shim_fd e = {0};
-    e.kind = SHIM_FD_CLIENT;
-    e.family = st.family;
-    e.peer = *asked;
-    shim__fd_set(fd, &e);
-  }
+  shim__real.fcntl(fd, F_SETFL, flflags);
+  /* getpeername shows the address the application connected to. */
+  shim__fd_set(fd, &e);
   return 0;
 }

@@ -79,6 +79,8 @@ void shim__fd_clear(int fd)
   atomic_store(&known[fd], 0);
   pthread_mutex_unlock(&lock);
   shim__opt_forget(fd);
+  shim__epoll_forget(fd);
+  shim__async_cancel(fd);
   if (source != 0)
     shim__source_hold(source, -1);
 }
@@ -88,4 +90,11 @@ void shim__fd_mark(int fd)
 {
   if (fd >= 0 && fd < SHIM_FD_MAX)
     atomic_store(&known[fd], 1);
+}
+
+void shim__fd_copy(int from, int to)
+{
+  shim_fd e;
+  if (shim__fd_get(from, &e))
+    shim__fd_set(to, &e);
 }

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -319,11 +320,97 @@ static void trace_unmapped(const struct sockaddr *sa, socklen_t len)
   shim__json_emit(&j);
 }
 
+/* Returns the trace id of the lookup that gave sa's address (0: none). */
+static unsigned long connect_id(const struct sockaddr *sa, socklen_t len)
+{
+  ds_addr a;
+  char name[256];
+  unsigned long id = 0;
+  if (ds_addr_from_sockaddr(&a, sa, len) == 0)
+    id = name_of(&a, name, sizeof name);
+  return id != 0 ? id : shim__next_id();
+}
+
+/* connect() on a datagram socket the shim moved to IPv6: the destination
+ * is translated and remembered as the peer the application sees. */
+static int connect_dgram(int fd, const struct sockaddr *sa, socklen_t len,
+                         shim_fd *e)
+{
+  struct sockaddr_in6 s6;
+  int rc;
+  if (sa->sa_family != AF_INET || len < sizeof(struct sockaddr_in))
+    return shim__real.connect(fd, sa, len);
+  if (shim__peer_to_v6((const struct sockaddr_in *)sa, &s6) != 0)
+    return -1;
+  rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
+  if (rc == 0) {
+    e->peer = *(const struct sockaddr_in *)sa;
+    shim__fd_set(fd, e);
+  }
+  return rc;
+}
+
+/* Set by do_connect when a race went on in the helper thread. */
+static _Thread_local int async_started;
+
+/* The body of connect() once the shim has decided to look: fd is the
+ * application's, sa an AF_INET or AF_INET6 address. */
+static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  char name[256];
+  shim_fd e;
+  int kind, type, fl, rc;
+
+  if (shim__fd_known(fd) && shim__fd_get(fd, &e)) {
+    if (e.kind == SHIM_FD_PENDING && e.err == 0) {
+      errno = EALREADY; /* as for a connect in progress */
+      return -1;
+    }
+    if (e.kind == SHIM_FD_PENDING)
+      shim__fd_clear(fd); /* a failed race: this is a new connect */
+    else if (e.kind == SHIM_FD_DGRAM)
+      return connect_dgram(fd, sa, len, &e);
+  }
+  if (sa->sa_family != AF_INET || len < sizeof *sin)
+    return shim__real.connect(fd, sa, len);
+  kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
+  if (kind == 0 && !unmapped_pool_address(sa, len))
+    return shim__real.connect(fd, sa, len);
+  type = socket_type(fd);
+  if (type == SOCK_STREAM && kind != 0) {
+    unsigned long id = connect_id(sa, len);
+    fl = shim__real.fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) {
+      rc = shim__async_connect(fd, name, sin, id);
+      async_started = rc < 0 && errno == EINPROGRESS;
+      if (rc <= 0)
+        return rc;
+      /* No helper thread could take it: race here. */
+    }
+    return shim__race_connect(fd, name, sin, id);
+  }
+  if (type == SOCK_DGRAM && kind == 1) {
+    rc = shim__dgram_move(fd, sin);
+    if (rc < 0)
+      return -1;
+    if (rc == 0 && shim__fd_get(fd, &e))
+      return connect_dgram(fd, sa, len, &e);
+  }
+  if (kind != 2) {
+    /* A synthetic address (or a pool address without mapping) the shim cannot translate here is refused
+     * rather than let out to the network. */
+    trace_unmapped(sa, len);
+    errno = ENETUNREACH;
+    return -1;
+  }
+  return shim__real.connect(fd, sa, len);
+}
+
 DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
   double t0;
   int rc, saved;
-  char name[256];
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
@@ -332,92 +419,137 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
       !shim__active())
     return shim__real.connect(fd, sa, len);
   t0 = shim__mono_ms();
-  if (translating() && sa->sa_family == AF_INET &&
-      len >= sizeof(struct sockaddr_in)) {
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-    int kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
-    if (kind != 0 && socket_type(fd) == SOCK_STREAM) {
-      rc = shim__race_connect(fd, name, sin);
-      saved = errno;
-      if (shim__cfg.trace_fd >= 0)
-        shim__trace_sockaddr("connect", sa, len, rc, saved, t0);
-      shim__leave();
-      errno = saved;
-      return rc;
-    }
-    if (kind != 2 && unmapped_pool_address(sa, len)) {
-      /* UDP to a synthetic address is not translated yet: refuse it
-       * rather than let it leave for the network. */
-      trace_unmapped(sa, len);
-      shim__leave();
-      errno = ENETUNREACH;
-      return -1;
-    }
-  }
-  rc = shim__real.connect(fd, sa, len);
+  async_started = 0;
+  if (translating())
+    rc = do_connect(fd, sa, len);
+  else
+    rc = shim__real.connect(fd, sa, len);
   saved = errno;
-  if (shim__cfg.trace_fd >= 0)
+  /* A race left running in the helper thread traces its own end. */
+  if (shim__cfg.trace_fd >= 0 && !async_started)
     shim__trace_sockaddr("connect", sa, len, rc, saved, t0);
   shim__leave();
   errno = saved;
   return rc;
 }
 
+/* Copies sin into the application's buffer as the kernel would. */
+static void give_v4(struct sockaddr *sa, socklen_t *len,
+                    const struct sockaddr_in *sin)
+{
+  memcpy(sa, sin, *len < sizeof *sin ? *len : sizeof *sin);
+  *len = sizeof *sin;
+}
+
+/* get(peer|sock)name through real(): an IPv6 answer the application's
+ * sockaddr_in-sized buffer cannot hold (an IPv6 socket it inherited, or
+ * one the shim moved) is given as the IPv4 address standing for it. */
+static int name_v4(int fd, struct sockaddr *sa, socklen_t *len,
+                   int (*real)(int, struct sockaddr *, socklen_t *))
+{
+  struct sockaddr_in6 s6;
+  struct sockaddr_in sin;
+  socklen_t l6 = sizeof s6, asked = *len;
+  int rc = real(fd, sa, len);
+  if (rc != 0 || *len <= asked || asked < sizeof sin ||
+      asked >= sizeof s6 || sa->sa_family != AF_INET6)
+    return rc;
+  if (real(fd, (struct sockaddr *)&s6, &l6) != 0 ||
+      s6.sin6_family != AF_INET6 || shim__peer_to_v4(fd, &s6, &sin) != 0)
+    return rc;
+  give_v4(sa, len, &sin);
+  return 0;
+}
+
+/* The local address of a socket the shim moved to IPv6, as IPv4. */
+static int local_v4(int fd, const shim_fd *e, struct sockaddr_in *out)
+{
+  struct sockaddr_in6 s6;
+  socklen_t l6 = sizeof s6;
+  if (shim__real.getsockname(fd, (struct sockaddr *)&s6, &l6) != 0 ||
+      s6.sin6_family != AF_INET6)
+    return -1;
+  if (e->kind == SHIM_FD_WIDE) {
+    *out = e->local;
+    out->sin_family = AF_INET;
+    out->sin_port = s6.sin6_port;
+    return 0;
+  }
+  memset(out, 0, sizeof *out);
+  out->sin_family = AF_INET;
+  out->sin_port = s6.sin6_port;
+  if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr))
+    return 0;
+  if (IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) {
+    memcpy(&out->sin_addr, &s6.sin6_addr.s6_addr[12], 4);
+    return 0;
+  }
+  out->sin_addr.s_addr = htonl(shim__source_address(&s6.sin6_addr));
+  return 0;
+}
+
 DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-  struct sockaddr_in sin;
+  shim_fd e;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (!shim__cfg.disabled && sa != NULL && len != NULL &&
-      shim__fd_peer(fd, &sin)) {
-    memcpy(sa, &sin, *len < sizeof sin ? *len : sizeof sin);
-    *len = sizeof sin;
+  if (shim__cfg.disabled || sa == NULL || len == NULL)
+    return shim__real.getpeername(fd, sa, len);
+  if (shim__fd_known(fd) && shim__fd_get(fd, &e) &&
+      e.kind != SHIM_FD_PENDING && e.peer.sin_family == AF_INET) {
+    give_v4(sa, len, &e.peer);
     return 0;
   }
-  return shim__real.getpeername(fd, sa, len);
+  return name_v4(fd, sa, len, shim__real.getpeername);
 }
 
 DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-  struct sockaddr_in sin, peer;
-  struct sockaddr_in6 s6;
-  socklen_t l6 = sizeof s6;
+  struct sockaddr_in sin;
+  shim_fd e;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (!shim__cfg.disabled && sa != NULL && len != NULL &&
-      shim__fd_peer(fd, &peer) &&
-      shim__real.getsockname(fd, (struct sockaddr *)&s6, &l6) == 0 &&
-      s6.sin6_family == AF_INET6) {
-    /* The local IPv6 address, as the source-pool address standing for
-     * it, with the real port. */
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = s6.sin6_port;
-    sin.sin_addr.s_addr = htonl(shim__source_address(&s6.sin6_addr));
-    memcpy(sa, &sin, *len < sizeof sin ? *len : sizeof sin);
-    *len = sizeof sin;
+  if (shim__cfg.disabled || sa == NULL || len == NULL)
+    return shim__real.getsockname(fd, sa, len);
+  if (shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6 &&
+      local_v4(fd, &e, &sin) == 0) {
+    give_v4(sa, len, &sin);
     return 0;
   }
-  return shim__real.getsockname(fd, sa, len);
+  return name_v4(fd, sa, len, shim__real.getsockname);
 }
 
 DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
 {
-  struct sockaddr_in peer;
+  shim_fd e;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (!shim__cfg.disabled && level == SOL_SOCKET && opt == SO_DOMAIN &&
-      val != NULL && len != NULL && *len >= sizeof(int) &&
-      shim__fd_peer(fd, &peer)) {
+  if (shim__cfg.disabled || level != SOL_SOCKET || val == NULL ||
+      len == NULL || *len < sizeof(int) || !shim__fd_known(fd) ||
+      !shim__fd_get(fd, &e))
+    return shim__real.getsockopt(fd, level, opt, val, len);
+  if (opt == SO_DOMAIN) {
     *(int *)val = AF_INET;
     *len = sizeof(int);
     return 0;
   }
+  if (opt == SO_ERROR && e.kind == SHIM_FD_PENDING && e.err != 0) {
+    /* The race's error, not the stand-in's; read once, like the
+     * kernel's. */
+    int ignored;
+    socklen_t l = sizeof ignored;
+    shim__real.getsockopt(fd, level, opt, &ignored, &l);
+    *(int *)val = e.err;
+    *len = sizeof(int);
+    shim__fd_clear(fd);
+    return 0;
+  }
   return shim__real.getsockopt(fd, level, opt, val, len);
 }
+

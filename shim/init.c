@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -50,10 +51,21 @@ static int move_high(int fd)
     base = (int)rl.rlim_cur / 2;
   if (base < 3)
     base = 3;
-  nfd = fcntl(fd, F_DUPFD_CLOEXEC, base);
+  nfd = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, base);
   if (nfd < 0)
-    nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    nfd = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
   return nfd;
+}
+
+/* Returns where the shim's long-lived fds go: high, but within a small
+ * RLIMIT_NOFILE. */
+static int fd_floor(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < 1024)
+    return (int)rl.rlim_cur / 2 > 3 ? (int)rl.rlim_cur / 2 : 3;
+  return 600;
 }
 
 /* Opens the trace named by DUALSTACK_TRACE: a file opened O_APPEND (one
@@ -72,8 +84,60 @@ static int open_trace(const char *spec)
   hi = move_high(fd);
   if (hi < 0)
     return fd;
-  close(fd);
+  shim__real.close(fd);
   return hi;
+}
+
+/* Traces that variable name has a value the shim cannot use. */
+static void trace_bad(const char *name, const char *value, const char *why)
+{
+  shim_json j;
+  char reason[160];
+  snprintf(reason, sizeof reason, "%s=%.40s: %s; using the default", name,
+           value, why);
+  shim__json_begin(&j, "passthrough", shim__next_id());
+  shim__json_str(&j, "reason", reason);
+  shim__json_emit(&j);
+}
+
+/* Returns the number in variable name, within [lo, hi], or def when unset
+ * or bad (a bad value is traced). */
+static unsigned env_uint(const char *name, unsigned def, unsigned lo,
+                         unsigned hi)
+{
+  const char *v = secure_getenv(name);
+  char *end;
+  unsigned long n;
+  if (v == NULL || *v == '\0')
+    return def;
+  errno = 0;
+  n = strtoul(v, &end, 10);
+  if (errno != 0 || *end != '\0' || v[0] == '-' || n < lo || n > hi) {
+    char why[64];
+    snprintf(why, sizeof why, "not a number from %u to %u", lo, hi);
+    trace_bad(name, v, why);
+    return def;
+  }
+  return (unsigned)n;
+}
+
+/* Reads the race's settings. */
+static void read_race_config(void)
+{
+  const char *v = secure_getenv("DUALSTACK_PREFER");
+  shim__cfg.attempt_delay_ms =
+      env_uint("DUALSTACK_ATTEMPT_DELAY_MS", 0, 10, 2000);
+  shim__cfg.resolution_delay_ms =
+      env_uint("DUALSTACK_RESOLUTION_DELAY_MS", 0, 1, 2000);
+  shim__cfg.family_count = env_uint("DUALSTACK_FAMILY_COUNT", 0, 1, 16);
+  shim__cfg.connect_timeout_ms =
+      env_uint("DUALSTACK_CONNECT_TIMEOUT_MS", 0, 1, 3600000);
+  shim__cfg.memory_s = env_uint("DUALSTACK_MEMORY_S", 600, 0, 86400 * 7);
+  shim__cfg.prefer = AF_INET6;
+  if (v != NULL && strcmp(v, "ipv4") == 0)
+    shim__cfg.prefer = AF_INET;
+  else if (v != NULL && *v != '\0' && strcmp(v, "ipv6") != 0)
+    trace_bad("DUALSTACK_PREFER", v, "not ipv4 or ipv6");
 }
 
 /* Returns 1 if the variable is set to "1". */
@@ -85,6 +149,21 @@ static int flag(const char *name)
 
 static void init_once(void)
 {
+  /* First what init itself uses: these are hooked too. */
+  shim__real.close = next_sym("close");
+  shim__real.fcntl = next_sym("fcntl");
+  shim__real.fcntl64 = next_sym("fcntl64");
+  shim__real.dup = next_sym("dup");
+  shim__real.dup2 = next_sym("dup2");
+  shim__real.dup3 = next_sym("dup3");
+  shim__real.close_range = next_sym("close_range"); /* may be missing */
+  shim__real.setsockopt = next_sym("setsockopt");
+  shim__real.epoll_ctl = next_sym("epoll_ctl");
+  if (shim__real.close == NULL || shim__real.fcntl == NULL ||
+      shim__real.dup == NULL || shim__real.dup2 == NULL ||
+      shim__real.dup3 == NULL || shim__real.setsockopt == NULL ||
+      shim__real.epoll_ctl == NULL)
+    return;
   shim__real.connect = next_sym("connect");
   shim__real.bind = next_sym("bind");
   shim__real.getaddrinfo = next_sym("getaddrinfo");
@@ -132,7 +211,7 @@ static void init_once(void)
   ds__sys.bind = shim__real.bind;
   ds__sys.listen = next_sym("listen");
   ds__sys.accept4 = next_sym("accept4");
-  ds__sys.close = next_sym("close");
+  ds__sys.close = shim__real.close;
   ds__sys.recv = next_sym("recv");
   ds__sys.send = next_sym("send");
   ds__sys.sendmsg = shim__real.sendmsg;
@@ -141,11 +220,12 @@ static void init_once(void)
   ds__sys.recvfrom = next_sym("recvfrom");
   ds__sys.getsockname = shim__real.getsockname;
   ds__sys.getpeername = shim__real.getpeername;
-  ds__sys.setsockopt = next_sym("setsockopt");
+  ds__sys.setsockopt = shim__real.setsockopt;
   ds__sys.getsockopt = shim__real.getsockopt;
   ds__sys.shutdown = next_sym("shutdown");
-  ds__sys.epoll_ctl = next_sym("epoll_ctl");
+  ds__sys.epoll_ctl = shim__real.epoll_ctl;
   ds__sys.recvmmsg = next_sym("recvmmsg");
+  ds__sys.fd_floor = fd_floor();
   init_rc = 0;
 
   /* A setuid or setgid process is left alone (secure_getenv would hide
@@ -158,6 +238,7 @@ static void init_once(void)
   if (shim__pool_init(secure_getenv("DUALSTACK_POOL")) != 0)
     shim__cfg.observe = 1; /* no pool: translate nothing, still trace */
   shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
+  read_race_config();
   shim__cfg.disabled = 0;
 }
 

@@ -30,6 +30,8 @@ static void on_answer(ds_lookup *l, int family, int status,
   }
   for (i = 0; i < n; i++) {
     if (family == AF_INET6) {
+      if (b->out->n6 < 16)
+        b->out->a6[b->out->n6] = addrs[i];
       b->out->n6++;
       continue;
     }

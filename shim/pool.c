@@ -21,6 +21,8 @@
 typedef struct entry {
   char name[256];
   uint64_t used;
+  int has_v6;         /* v6 was chosen (UDP clients) */
+  struct in6_addr v6; /* the IPv6 address datagrams to it go to */
 } entry;
 
 static struct {
@@ -97,6 +99,7 @@ uint32_t shim__pool_synthesize(const char *name)
   }
   snprintf(pool.e[victim].name, sizeof pool.e[victim].name, "%s", name);
   pool.e[victim].used = ++pool.tick;
+  pool.e[victim].has_v6 = 0;
   ip = pool.base + victim;
 done:
   pthread_mutex_unlock(&pool.lock);
@@ -138,13 +141,48 @@ void shim__pool_dual(uint32_t ip, const char *name)
 
 int shim__pool_v6(uint32_t ip, struct in6_addr *out)
 {
-  (void)ip;
-  (void)out;
-  return 0; /* not written yet */
+  char name[256];
+  shim_answer ans;
+  entry *e;
+  int n, ok = 0;
+  if (shim__pool_name(ip, name, sizeof name) != 1)
+    return 0;
+  pthread_mutex_lock(&pool.lock);
+  e = &pool.e[ip - pool.base];
+  if (e->has_v6 && strcasecmp(e->name, name) == 0) {
+    *out = e->v6;
+    ok = 1;
+  }
+  pthread_mutex_unlock(&pool.lock);
+  if (ok)
+    return 1;
+  /* First use: the name's first IPv6 address in RFC 6724 order. */
+  if (shim__resolve_both(name, &ans) != 0 || ans.n6 == 0)
+    return 0;
+  n = ans.n6 < 16 ? ans.n6 : 16;
+  ds_sort_destinations(ans.a6, (size_t)n);
+  pthread_mutex_lock(&pool.lock);
+  if (strcasecmp(e->name, name) == 0) {
+    memcpy(&e->v6, ans.a6[0].ip.bytes, sizeof e->v6);
+    e->has_v6 = 1;
+    *out = e->v6;
+    ok = 1;
+  }
+  pthread_mutex_unlock(&pool.lock);
+  return ok;
 }
 
 uint32_t shim__pool_from_v6(const struct in6_addr *a)
 {
-  (void)a;
-  return 0; /* not written yet */
+  uint32_t i, ip = 0;
+  if (pool.e == NULL)
+    return 0;
+  pthread_mutex_lock(&pool.lock);
+  for (i = 0; i < pool.next && i < pool.size; i++)
+    if (pool.e[i].has_v6 && memcmp(&pool.e[i].v6, a, sizeof *a) == 0) {
+      ip = pool.base + i;
+      break;
+    }
+  pthread_mutex_unlock(&pool.lock);
+  return ip;
 }

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <netdb.h>
+#include <sys/epoll.h>
 #include <stdint.h>
 
 #define DS_HOOK __attribute__((visibility("default")))
@@ -31,6 +32,15 @@ typedef struct shim_real {
   int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
                           struct hostent **, int *);
   struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
+  int (*close)(int);
+  int (*close_range)(unsigned, unsigned, int);
+  int (*dup)(int);
+  int (*dup2)(int, int);
+  int (*dup3)(int, int, int);
+  int (*fcntl)(int, int, ...);
+  int (*fcntl64)(int, int, ...);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
+  int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
                      char *, socklen_t, int);
   /* The server side and the datagram hooks (server.c, dgram.c). */
@@ -50,6 +60,13 @@ typedef struct shim_config {
   int disabled; /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
   int observe;  /* DUALSTACK_OBSERVE=1: trace only, change nothing */
   int trace_fd; /* -1: no trace */
+  /* The race's settings (0: the library's default). */
+  unsigned attempt_delay_ms;    /* DUALSTACK_ATTEMPT_DELAY_MS */
+  unsigned resolution_delay_ms; /* DUALSTACK_RESOLUTION_DELAY_MS */
+  unsigned family_count;        /* DUALSTACK_FAMILY_COUNT */
+  unsigned connect_timeout_ms;  /* DUALSTACK_CONNECT_TIMEOUT_MS */
+  unsigned memory_s;            /* DUALSTACK_MEMORY_S (default 600) */
+  int prefer;                   /* DUALSTACK_PREFER: AF_INET6 or AF_INET */
 } shim_config;
 
 extern shim_real shim__real;
@@ -150,6 +167,7 @@ typedef struct shim_answer {
   int n4, n6;      /* addresses found per family */
   int loopback4;   /* an IPv4 answer is in 127/8 */
   uint32_t a4[16]; /* IPv4 answers, host order */
+  ds_addr a6[16];  /* IPv6 answers (the first 16) */
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
@@ -165,10 +183,43 @@ int shim__eligible(const char *node, int family, int flags);
 /* ---- connect.c ---- */
 
 /* Runs the Happy Eyeballs race for name at asked's port and installs the
- * winner on fd, remembering asked as the peer the application sees.
- * Returns 0, or -1 with errno set. */
+ * winner on fd, remembering asked as the peer the application sees; id
+ * links its trace events. Returns 0, or -1 with errno set. */
 int shim__race_connect(int fd, const char *name,
-                       const struct sockaddr_in *asked);
+                       const struct sockaddr_in *asked, unsigned long id);
+
+/* A race run on behalf of an application's fd: its options, and the
+ * attempts seen so far for the trace. */
+#define SHIM_RACE_ATTEMPTS 32
+typedef struct shim_race {
+  ds_happy_opts o;
+  ds_addr b4, b6;    /* the application's bind, per family */
+  int app_fd;        /* whose recorded options each attempt gets */
+  unsigned long id;  /* trace id */
+  double t0;         /* shim__mono_ms() at the start */
+  void *result;      /* the caller's */
+  int natt;
+  struct {
+    int index, open;
+    double t;
+    ds_addr addr;
+  } att[SHIM_RACE_ATTEMPTS];
+} shim_race;
+
+/* Fills rs for a race on behalf of fd (settings, the application's bind
+ * and options; blocking: SO_SNDTIMEO bounds it). Returns 0, or -1 with
+ * errno (fd is not a socket). */
+int shim__race_setup(shim_race *rs, int fd, int blocking);
+/* The race's event callback (user: the shim_race): traces attempts. */
+void shim__race_event(ds_happy *h, const ds_happy_event *ev, void *user);
+/* Traces attempt i of rs as ended at end (ms since the start). */
+void shim__race_trace_attempt(shim_race *rs, int i, double end, int result);
+/* Traces the attempts still open as cancelled. */
+void shim__race_trace_rest(shim_race *rs);
+/* Returns the errno an application expects for a race's failure code. */
+int shim__race_errno(int err);
+/* Returns the family of socket fd. */
+int shim__race_family(int fd);
 /* If fd is a socket the shim installed a race's winner on, copies the
  * IPv4 address the application connected to into *sin and returns 1. */
 int shim__fd_peer(int fd, struct sockaddr_in *sin);
@@ -226,6 +277,8 @@ void shim__fd_clear(int fd);
 /* Returns 1 if the shim may hold any state for fd: a cheap test, without
  * a system call, for the close and dup hooks. */
 int shim__fd_known(int fd);
+/* Gives to (a dup of from) from's entry, if from has one. */
+void shim__fd_copy(int from, int to);
 /* Marks fd as possibly holding state (options recorded for it). */
 void shim__fd_mark(int fd);
 
@@ -285,6 +338,21 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
  * options, bind and flags kept; entry SHIM_FD_DGRAM). Returns 0, 1 when
  * fd is no such socket (nothing done), or -1 with errno. */
 int shim__dgram_move(int fd, const struct sockaddr_in *dst);
+
+/* ---- async.c: non-blocking connect races in the helper thread ---- */
+
+/* Starts the race for non-blocking fd in the helper thread: returns -1
+ * with errno EINPROGRESS (started) or another errno, or 1 when it cannot
+ * run there (the caller races in its own thread instead). */
+int shim__async_connect(int fd, const char *name,
+                        const struct sockaddr_in *asked, unsigned long id);
+/* Cancels the race running for fd, if any (fd is being closed). */
+void shim__async_cancel(int fd);
+/* Records an epoll_ctl() the application made (op succeeded). */
+void shim__epoll_record(int epfd, int op, int fd,
+                        const struct epoll_event *ev);
+/* Forgets the epoll registrations recorded for fd. */
+void shim__epoll_forget(int fd);
 
 /* ---- server.c: widened binds, accept ---- */
 

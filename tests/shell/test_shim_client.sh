@@ -58,6 +58,23 @@ threading.Thread(target=loop, args=(listener(81),)).start()
 loop(listener(80))'
   lab_wait_port b tcp 80
   lab_wait_port b tcp 81
+  # UDP echo on [::]:9999 for both families: replies "FAMILY TCLASS DATA"
+  # (the traffic class the datagram came with, for option replay).
+  lab_bg b $PY -c '
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+s.bind(("::", 9999))
+while True:
+    d, anc, fl, a = s.recvmsg(2048, 256)
+    tc = 0
+    for lvl, typ, val in anc:
+        if lvl == socket.IPPROTO_IPV6 and typ == socket.IPV6_TCLASS:
+            tc = int.from_bytes(val[:4], "little")
+    fam = b"ipv4" if a[0].startswith("::ffff:") else b"ipv6"
+    s.sendto(fam + b" %d " % tc + d, a)'
+  lab_wait_port b udp 9999
 }
 
 suite_tearDown() {
@@ -336,6 +353,77 @@ if pid == 0:
 _, st = os.waitpid(pid, 0)
 print("child", os.WEXITSTATUS(st) == 0, "parent", get())' 2>&1)
   assertEquals "both sides of the fork connect" "child True parent True" "$out"
+}
+
+test_udp_client_to_an_ipv6_only_name_gets_the_reply() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
+import socket
+a = socket.gethostbyname("v6only.test")
+print("addr", a)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x20)
+s.settimeout(3)
+s.sendto(b"hello", (a, 9999))
+d, peer = s.recvfrom(100)
+print("reply", d.decode(), peer[0] == a, peer[1])
+print("domain", s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.settimeout(3)
+c.connect((a, 9999)); c.send(b"again")
+print("connected", c.recv(100).decode(), c.getpeername() == (a, 9999))
+' 2>&1)
+  assertContains "synthetic address" "$out" "addr 10.170.16"
+  assertContains "reply over IPv6, IP_TOS replayed as the traffic class, \
+from the synthetic address" "$out" "reply ipv6 32 hello True 9999"
+  assertContains "SO_DOMAIN still AF_INET" "$out" "domain 2"
+  assertContains "connected UDP" "$out" "connected ipv6 0 again True"
+  # Without the shim the same program cannot even resolve the name.
+  out=$(lab_run a timeout 5 $PY -c '
+import socket
+socket.gethostbyname("v6only.test")' 2>&1)
+  assertContains "without the shim" "$out" "gaierror"
+}
+
+test_options_set_before_connect_are_kept() {
+  need_lab || return 0
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
+import socket
+s = socket.socket(socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+s.connect((socket.gethostbyname("v6only.test"), 80))
+print("rcvbuf", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+print("tos", s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS))
+print("tclass", s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+print("tclass_after", s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+' 2>&1)
+  assertContains "SO_RCVBUF (the kernel doubles it)" "$out" "rcvbuf 131072"
+  assertContains "TCP_NODELAY" "$out" "nodelay 1"
+  assertContains "IP_TOS reads back" "$out" "tos 16"
+  assertContains "IP_TOS became the IPv6 traffic class" "$out" "tclass 16"
+  assertContains "IP_TOS set after connect too" "$out" "tclass_after 40"
+}
+
+test_nss_only_name_still_resolves() {
+  need_lab || return 0
+  [ -e /lib/x86_64-linux-gnu/libnss_myhostname.so.2 ] ||
+    { ds_skip "libnss-myhostname is not installed"; return 0; }
+  # In A, NSS knows the machine's host name (myhostname: A's addresses);
+  # neither A's hosts file nor the DNS server does.
+  printf 'hosts: files dns myhostname\n' > "/etc/netns/$LAB_NS_A/nsswitch.conf"
+  h=$(hostname)
+  bare=$(lab_run a $PY -c 'import socket,sys; print(socket.gethostbyname(sys.argv[1]))' "$h" 2>&1)
+  out=$(lab_run a env LD_PRELOAD=$SHIM $PY -c '
+import socket, sys
+print(socket.gethostbyname(sys.argv[1]))
+print(socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET)[0][4][0])' "$h" 2>&1)
+  assertEquals "without the shim: one of A's addresses" 192.0.2.1 "$bare"
+  assertEquals "with the shim: the same, both calls" "192.0.2.1
+192.0.2.1" "$out"
 }
 
 test_disable_is_a_pure_passthrough() {

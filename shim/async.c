@@ -1,0 +1,451 @@
+/* Non-blocking connect to a name: connect() returns EINPROGRESS at once
+ * and the Happy Eyeballs race runs in a helper thread, started on first
+ * use (never in a constructor) and again in a forked child that needs it.
+ *
+ * While the race runs, the application's own socket stands in: it is
+ * connected to a private loopback listener whose accept queue is kept
+ * full, so it sits in SYN_SENT, exactly like a connect in progress (poll
+ * and epoll report nothing, SO_ERROR is 0, getpeername says ENOTCONN),
+ * and the application's epoll registrations on it stay valid.
+ *
+ * When the race is won, the winner goes onto the fd under the
+ * application: the stand-in is kept alive by a private dup, the fd's epoll
+ * registrations (recorded by the epoll_ctl hook) are deleted, the winner is
+ * dup3()ed onto the fd with the fd's flags, the registrations are added
+ * again (epoll reports the winner writable at once), and the stand-in is
+ * disconnected (connect AF_UNSPEC), which wakes poll() and select()
+ * callers; they look at the fd again and find the winner. When the race
+ * fails, the stand-in is disconnected and SO_ERROR reports the race's
+ * error (ECONNREFUSED, ETIMEDOUT, ...) instead of the stand-in's.
+ */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct job {
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  char name[256];
+  struct sockaddr_in asked;
+  shim_race rs;
+  ds_happy *h;
+  int cancelled;
+  struct job *next;
+} job;
+
+/* Epoll registrations per fd, recorded by the epoll_ctl hook. */
+#define EP_MAX 4
+typedef struct epreg {
+  int n;
+  struct {
+    int epfd;
+    struct epoll_event ev;
+  } r[EP_MAX];
+} epreg;
+
+static struct {
+  pthread_mutex_t lock;
+  pid_t pid;      /* the process the thread runs in (0: none) */
+  ds_reactor *r;  /* the helper thread's */
+  job *jobs;      /* races running */
+  int lfd;        /* the loopback listener with a full queue, or -1 */
+  int filler;     /* the connection that fills its queue */
+  struct sockaddr_in laddr;
+  epreg *ep[SHIM_FD_MAX];
+} A = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, -1, -1, {0}, {0}};
+
+/* Returns a private copy of fd, close-on-exec and high, closing fd, or
+ * -1. */
+static int move_high(int fd)
+{
+  return ds__move_high(fd);
+}
+
+/* Sets up the stand-in listener (once per process). Returns 0 or -1. */
+static int listener_locked(void)
+{
+  socklen_t len = sizeof A.laddr;
+  int fl;
+  if (A.lfd >= 0)
+    return 0;
+  A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (A.lfd < 0)
+    return -1;
+  A.lfd = move_high(A.lfd);
+  memset(&A.laddr, 0, sizeof A.laddr);
+  A.laddr.sin_family = AF_INET;
+  A.laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (ds__sys.bind(A.lfd, (struct sockaddr *)&A.laddr, sizeof A.laddr) != 0 ||
+      ds__sys.listen(A.lfd, 0) != 0 ||
+      ds__sys.getsockname(A.lfd, (struct sockaddr *)&A.laddr, &len) != 0)
+    goto fail;
+  /* With a backlog of 0 the queue holds one connection; once it is there,
+   * every further SYN is dropped and its connect stays in progress. */
+  A.filler = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (A.filler < 0)
+    goto fail;
+  A.filler = move_high(A.filler);
+  if (ds__sys.connect(A.filler, (struct sockaddr *)&A.laddr, sizeof A.laddr) !=
+      0)
+    goto fail;
+  fl = shim__real.fcntl(A.filler, F_GETFL);
+  (void)fl;
+  return 0;
+fail:
+  if (A.filler >= 0)
+    ds__sys.close(A.filler);
+  ds__sys.close(A.lfd);
+  A.lfd = A.filler = -1;
+  return -1;
+}
+
+/* The helper thread: runs its reactor for good. */
+static void *helper(void *arg)
+{
+  ds_reactor *r = arg;
+  for (;;)
+    if (ds_reactor_run_once(r, -1) < 0)
+      usleep(1000);
+  return NULL;
+}
+
+/* In a forked child the thread is gone: the next race starts another.
+ * Whatever the parent's thread owned is left as it is (not freed: its
+ * state may be half-changed). */
+static void atfork_child(void)
+{
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  A.lock = fresh;
+  A.pid = 0;
+  A.r = NULL;
+  A.jobs = NULL;
+}
+
+/* Starts the helper thread if this process has none. Returns 0 or -1. */
+static int thread_locked(void)
+{
+  static int atfork_done;
+  pthread_attr_t attr;
+  pthread_t t;
+  sigset_t all, old;
+  ds_reactor *r;
+  int rc;
+  if (A.pid == getpid() && A.r != NULL)
+    return 0;
+  if (ds_reactor_new(&r) != 0)
+    return -1;
+  if (!atfork_done) {
+    pthread_atfork(NULL, NULL, atfork_child);
+    atfork_done = 1;
+  }
+  /* The application's signals are not the helper's business. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  rc = pthread_create(&t, &attr, helper, r);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    ds_reactor_free(r);
+    return -1;
+  }
+  A.r = r;
+  A.pid = getpid();
+  return 0;
+}
+
+/* Unlinks j from the running races. */
+static void unlink_locked(job *j)
+{
+  job **p;
+  for (p = &A.jobs; *p != NULL; p = &(*p)->next)
+    if (*p == j) {
+      *p = j->next;
+      return;
+    }
+}
+
+/* Returns 1 if fd still holds the stand-in j was started with. */
+static int still_there(const job *j)
+{
+  struct stat st;
+  return fstat(j->fd, &st) == 0 && st.st_ino == j->ino && st.st_dev == j->dev;
+}
+
+/* Puts winner w on j's fd (see the top of the file). Returns 0 or -1. */
+static int swap_locked(job *j, int w)
+{
+  int fd = j->fd, old, fdflags, flflags, i, n = 0;
+  struct sockaddr sa = {.sa_family = AF_UNSPEC};
+  epreg *ep = fd < SHIM_FD_MAX ? A.ep[fd] : NULL;
+  int readd[EP_MAX];
+  shim_fd e = {0};
+
+  fdflags = shim__real.fcntl(fd, F_GETFD);
+  flflags = shim__real.fcntl(fd, F_GETFL);
+  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (fdflags < 0 || flflags < 0 || old < 0) {
+    if (old >= 0)
+      ds__sys.close(old);
+    return -1;
+  }
+  /* A registration the record has but epoll does not (the epoll fd was
+   * closed, or the fd removed behind the shim) fails to delete: skip. */
+  for (i = 0; ep != NULL && i < ep->n; i++)
+    if ((readd[i] = ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_DEL, fd,
+                                      NULL) == 0))
+      n++;
+  if (shim__real.dup3(w, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+    for (i = 0; ep != NULL && i < ep->n; i++)
+      if (readd[i])
+        ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
+    ds__sys.close(old);
+    return -1;
+  }
+  shim__real.fcntl(fd, F_SETFL, flflags);
+  for (i = 0; ep != NULL && i < ep->n; i++)
+    if (readd[i])
+      ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
+  (void)n;
+  e.kind = SHIM_FD_CLIENT;
+  e.family = shim__race_family(fd);
+  e.peer = j->asked;
+  shim__fd_set(fd, &e);
+  /* Wake whoever waits on the stand-in; they find the winner. */
+  ds__sys.connect(old, &sa, sizeof sa);
+  ds__sys.close(old);
+  return 0;
+}
+
+/* The race failed (or its winner could not be installed): the stand-in is
+ * disconnected, which wakes the application, and SO_ERROR will say err. */
+static void fail_locked(job *j, int err)
+{
+  struct sockaddr sa = {.sa_family = AF_UNSPEC};
+  shim_fd e = {0};
+  e.kind = SHIM_FD_PENDING;
+  e.family = AF_INET;
+  e.peer = j->asked;
+  e.err = err;
+  shim__fd_set(j->fd, &e);
+  ds__sys.connect(j->fd, &sa, sizeof sa);
+}
+
+/* Traces the end of a race run for fd. */
+static void trace_end(job *j, int err)
+{
+  struct sockaddr_in *sin = &j->asked;
+  if (shim__cfg.trace_fd < 0)
+    return;
+  shim__race_trace_rest(&j->rs);
+  {
+    shim_json js;
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    shim__json_begin(&js, "connect", j->rs.id);
+    shim__json_str(&js, "name", j->name);
+    shim__json_str(&js, "addr", text);
+    shim__json_int(&js, "port", ntohs(sin->sin_port));
+    shim__json_str(&js, "family", "ipv4");
+    shim__json_str(&js, "result", shim__errname(err));
+    shim__json_bool(&js, "nonblocking", 1);
+    shim__json_num(&js, "ms", shim__mono_ms() - j->rs.t0);
+    shim__json_emit(&js);
+  }
+}
+
+static void on_done(ds_happy *h, int w, int err, void *user)
+{
+  job *j = (job *)((char *)user - offsetof(job, rs));
+  int e = 0;
+  (void)h;
+  pthread_mutex_lock(&A.lock);
+  unlink_locked(j);
+  if (j->cancelled || !still_there(j)) {
+    if (w >= 0)
+      ds__sys.close(w);
+    pthread_mutex_unlock(&A.lock);
+    shim__race_trace_rest(&j->rs);
+    free(j);
+    return;
+  }
+  if (w >= 0 && swap_locked(j, w) != 0)
+    e = errno != 0 ? errno : EIO;
+  else if (w < 0)
+    e = shim__race_errno(err);
+  if (w >= 0)
+    ds__sys.close(w);
+  if (e != 0)
+    fail_locked(j, e);
+  pthread_mutex_unlock(&A.lock);
+  trace_end(j, e);
+  free(j);
+}
+
+/* On the helper thread: starts j's race. */
+static void start_job(void *arg)
+{
+  job *j = arg;
+  int rc;
+  pthread_mutex_lock(&A.lock);
+  if (j->cancelled) {
+    unlink_locked(j);
+    pthread_mutex_unlock(&A.lock);
+    free(j);
+    return;
+  }
+  pthread_mutex_unlock(&A.lock);
+  rc = ds_happy_start(A.r, j->name, ntohs(j->asked.sin_port), &j->rs.o,
+                      on_done, shim__race_event, &j->rs, &j->h, NULL, 0);
+  if (rc != 0)
+    on_done(NULL, -1, rc, &j->rs);
+}
+
+/* On the helper thread: cancels the races whose fd was closed. */
+static void sweep_cancelled(void *arg)
+{
+  job *j, *next, *dead = NULL;
+  (void)arg;
+  pthread_mutex_lock(&A.lock);
+  for (j = A.jobs; j != NULL; j = next) {
+    next = j->next;
+    if (j->cancelled && j->h != NULL) {
+      unlink_locked(j);
+      j->next = dead;
+      dead = j;
+    }
+  }
+  pthread_mutex_unlock(&A.lock);
+  for (j = dead; j != NULL; j = next) {
+    next = j->next;
+    ds_happy_cancel(j->h);
+    shim__race_trace_rest(&j->rs);
+    free(j);
+  }
+}
+
+int shim__async_connect(int fd, const char *name,
+                        const struct sockaddr_in *asked, unsigned long id)
+{
+  struct stat st;
+  shim_fd e = {0};
+  job *j = calloc(1, sizeof *j);
+  int rc;
+
+  if (j == NULL)
+    return 1;
+  if (shim__race_setup(&j->rs, fd, 0) != 0) {
+    free(j);
+    return -1;
+  }
+  j->fd = fd;
+  j->asked = *asked;
+  j->rs.id = id;
+  snprintf(j->name, sizeof j->name, "%s", name);
+  pthread_mutex_lock(&A.lock);
+  if (fd >= SHIM_FD_MAX || thread_locked() != 0 || listener_locked() != 0)
+    goto blocking;
+  /* The stand-in: the application's socket, connecting for as long as
+   * the race runs. */
+  rc = shim__real.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
+  if (rc == 0 || errno != EINPROGRESS) {
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    if (rc == 0)
+      ds__sys.connect(fd, &sa, sizeof sa);
+    goto blocking;
+  }
+  if (fstat(fd, &st) != 0)
+    goto blocking;
+  j->dev = st.st_dev;
+  j->ino = st.st_ino;
+  e.kind = SHIM_FD_PENDING;
+  e.family = AF_INET;
+  e.peer = *asked;
+  shim__fd_set(fd, &e);
+  j->next = A.jobs;
+  A.jobs = j;
+  if (ds_reactor_call_threadsafe(A.r, start_job, j) != 0) {
+    unlink_locked(j);
+    shim__fd_clear(fd);
+    goto blocking;
+  }
+  pthread_mutex_unlock(&A.lock);
+  errno = EINPROGRESS;
+  return -1;
+blocking:
+  pthread_mutex_unlock(&A.lock);
+  free(j);
+  return 1;
+}
+
+void shim__async_cancel(int fd)
+{
+  job *j;
+  int any = 0;
+  pthread_mutex_lock(&A.lock);
+  for (j = A.jobs; j != NULL; j = j->next)
+    if (j->fd == fd && !j->cancelled && still_there(j)) {
+      j->cancelled = 1;
+      any = 1;
+    }
+  if (any && A.r != NULL && A.pid == getpid())
+    ds_reactor_call_threadsafe(A.r, sweep_cancelled, NULL);
+  pthread_mutex_unlock(&A.lock);
+}
+
+void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+  epreg *ep;
+  int i;
+  if (fd < 0 || fd >= SHIM_FD_MAX)
+    return;
+  pthread_mutex_lock(&A.lock);
+  ep = A.ep[fd];
+  for (i = 0; ep != NULL && i < ep->n; i++)
+    if (ep->r[i].epfd == epfd)
+      break;
+  if (op == EPOLL_CTL_DEL) {
+    if (ep != NULL && i < ep->n)
+      ep->r[i] = ep->r[--ep->n];
+    goto done;
+  }
+  if (ev == NULL)
+    goto done;
+  if (ep == NULL && (ep = A.ep[fd] = calloc(1, sizeof *ep)) == NULL)
+    goto done;
+  if (i == ep->n) {
+    if (ep->n == EP_MAX)
+      goto done; /* more epoll sets than kept: this one is not moved */
+    ep->n++;
+  }
+  ep->r[i].epfd = epfd;
+  ep->r[i].ev = *ev;
+  shim__fd_mark(fd);
+done:
+  pthread_mutex_unlock(&A.lock);
+}
+
+void shim__epoll_forget(int fd)
+{
+  epreg *ep;
+  if (fd < 0 || fd >= SHIM_FD_MAX)
+    return;
+  pthread_mutex_lock(&A.lock);
+  ep = A.ep[fd];
+  A.ep[fd] = NULL;
+  pthread_mutex_unlock(&A.lock);
+  free(ep);
+}

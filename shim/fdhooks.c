@@ -1,0 +1,182 @@
+/* Hooks that keep the fd table true: close, close_range, dup, dup2, dup3
+ * and fcntl's F_DUPFD forget or copy what the shim knows of an fd;
+ * setsockopt records options for replay and gives IPPROTO_IP options
+ * their IPv6 twins on sockets the shim moved to IPv6; epoll_ctl records
+ * registrations that must follow a socket swapped under its fd.
+ *
+ * These run on every such call of the process, so an fd the shim knows
+ * nothing about costs one lock-free table read.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <linux/close_range.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+DS_HOOK int close(int fd)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (shim__fd_known(fd))
+    shim__fd_clear(fd);
+  return shim__real.close(fd);
+}
+
+DS_HOOK int close_range(unsigned first, unsigned last, int flags)
+{
+  unsigned fd;
+  int rc;
+  if (shim__init() != 0 || shim__real.close_range == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  rc = shim__real.close_range(first, last, flags);
+  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+    for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
+      if (shim__fd_known((int)fd))
+        shim__fd_clear((int)fd);
+  return rc;
+}
+
+DS_HOOK int dup(int fd)
+{
+  int nfd;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  nfd = shim__real.dup(fd);
+  if (nfd >= 0 && shim__fd_known(fd))
+    shim__fd_copy(fd, nfd);
+  return nfd;
+}
+
+/* After newfd was made a copy of fd: newfd's old state is gone, and it
+ * gets fd's. */
+static void duped(int fd, int newfd)
+{
+  if (fd == newfd)
+    return;
+  if (shim__fd_known(newfd))
+    shim__fd_clear(newfd);
+  if (shim__fd_known(fd))
+    shim__fd_copy(fd, newfd);
+}
+
+DS_HOOK int dup2(int fd, int newfd)
+{
+  int rc;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  rc = shim__real.dup2(fd, newfd);
+  if (rc >= 0)
+    duped(fd, newfd);
+  return rc;
+}
+
+DS_HOOK int dup3(int fd, int newfd, int flags)
+{
+  int rc;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  rc = shim__real.dup3(fd, newfd, flags);
+  if (rc >= 0)
+    duped(fd, newfd);
+  return rc;
+}
+
+/* The shared body of fcntl and fcntl64: the argument is passed on as it
+ * came (an int or a pointer, as glibc's own fcntl does). */
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+  int rc = real(fd, cmd, arg);
+  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
+      shim__fd_known(fd))
+    shim__fd_copy(fd, rc);
+  return rc;
+}
+
+DS_HOOK int fcntl(int fd, int cmd, ...)
+{
+  va_list ap;
+  void *arg;
+  va_start(ap, cmd);
+  arg = va_arg(ap, void *);
+  va_end(ap);
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return fcntl_common(shim__real.fcntl, fd, cmd, arg);
+}
+
+DS_HOOK int fcntl64(int fd, int cmd, ...)
+{
+  va_list ap;
+  void *arg;
+  va_start(ap, cmd);
+  arg = va_arg(ap, void *);
+  va_end(ap);
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return fcntl_common(shim__real.fcntl64 != NULL ? shim__real.fcntl64
+                                                 : shim__real.fcntl,
+                      fd, cmd, arg);
+}
+
+DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
+                       socklen_t len)
+{
+  shim_fd e;
+  int rc, name6;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (shim__cfg.disabled)
+    return shim__real.setsockopt(fd, level, name, val, len);
+  /* On a socket moved to IPv6, an IPPROTO_IP option is set as itself
+   * (for IPv4-mapped traffic, and so getsockopt reads it back) and as its
+   * IPv6 twin, whose result the application gets. */
+  if (level == IPPROTO_IP && shim__fd_known(fd) && shim__fd_get(fd, &e) &&
+      e.family == AF_INET6 && shim__opt_twin(name, &name6)) {
+    int v;
+    const void *v6 = val;
+    socklen_t l6 = len;
+    shim__real.setsockopt(fd, level, name, val, len);
+    if (len == 1 && val != NULL) {
+      v = *(const unsigned char *)val;
+      v6 = &v;
+      l6 = sizeof v;
+    }
+    return shim__real.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
+  }
+  rc = shim__real.setsockopt(fd, level, name, val, len);
+  if (rc == 0 && !shim__cfg.observe)
+    shim__opt_record(fd, level, name, val, len);
+  return rc;
+}
+
+DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  int rc;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  rc = shim__real.epoll_ctl(epfd, op, fd, ev);
+  if (rc == 0 && !shim__cfg.disabled && !shim__cfg.observe)
+    shim__epoll_record(epfd, op, fd, ev);
+  return rc;
+}
