@@ -322,13 +322,17 @@ fd = s.fileno()
 s.bind(("0.0.0.0", 0))
 port = s.getsockname()[1]
 print("fd", s.fileno() == fd, "port", port > 0)
+print("name", s.getsockname())
 print("domain", s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))
+
 print("reuse", s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0,
       s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0)
 print("v6only", s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
 print("nonblock", bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK),
       "cloexec", bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC))
 s.listen(5)
+print("tcp6", any(l.split()[1].endswith(":%04X" % port)
+                  for l in open("/proc/net/tcp6").readlines()[1:]))
 for a in ("::1", "127.0.0.1"):
     c = socket.create_connection((a, port))
     import select; select.select([s], [], [], 5)
@@ -337,7 +341,10 @@ for a in ("::1", "127.0.0.1"):
 ' 2>&1)
   echo "$out" | sed 's/^/    /'
   assertContains "same fd, kernel-chosen port" "$out" "fd True port True"
-  assertContains "now an IPv6 socket underneath" "$out" "domain 10"
+  assertContains "getsockname says 0.0.0.0 and the port" "$out" \
+    "name ('0.0.0.0', "
+  assertContains "SO_DOMAIN still says AF_INET" "$out" "domain 2"
+  assertContains "an IPv6 socket underneath" "$out" "tcp6 True"
   assertContains "SO_REUSEADDR and SO_REUSEPORT kept" "$out" "reuse True True"
   assertContains "dual-stack" "$out" "v6only 0"
   assertContains "O_NONBLOCK and FD_CLOEXEC kept" "$out" \
