@@ -70,12 +70,15 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out)
 
 /* ---- receiving ---- */
 
-/* Returns 1 when fd holds an IPv6 socket the shim put there (or knows of)
- * whose addresses the application must see as IPv4. */
+/* Returns the kind of fd's entry (SHIM_FD_WIDE, ...) when fd holds an
+ * IPv6 socket the shim put there (or knows of) whose addresses the
+ * application must see as IPv4, else 0. */
 static int v6_view(int fd)
 {
   shim_fd e;
-  return shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6;
+  return shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6
+             ? e.kind
+             : 0;
 }
 
 /* Copies n bytes of address src out as the kernel does: at most *len
@@ -87,9 +90,10 @@ static void copy_out(void *sa, socklen_t *len, const void *src, socklen_t n)
 }
 
 /* Writes the address the application sees for the sender ss (sl bytes)
- * of a datagram on fd into sa/len. Returns 0, or -1 when an IPv6 sender
- * cannot be shown (no source-pool address to be had). */
-static int show_sender(int fd, const struct sockaddr_storage *ss,
+ * of a datagram on fd (whose entry is of kind, or 0) into sa/len.
+ * Returns 0, or -1 when an IPv6 sender cannot be shown (no source-pool
+ * address to be had). */
+static int show_sender(int fd, int kind, const struct sockaddr_storage *ss,
                        socklen_t sl, void *sa, socklen_t *len)
 {
   const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
@@ -103,11 +107,12 @@ static int show_sender(int fd, const struct sockaddr_storage *ss,
   if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
     shim__peer_to_v4(fd, s6, &sin);
   } else {
-    shim_fd e;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
     sin.sin_port = s6->sin6_port;
-    if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_DGRAM &&
+    /* A UDP client's replies come from the synthetic address it sent
+     * to; a server's IPv6 peers get source-pool addresses. */
+    if (kind == SHIM_FD_DGRAM &&
         (ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
       sin.sin_addr.s_addr = htonl(ip);
     } else {
@@ -131,15 +136,17 @@ DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
   struct sockaddr_storage ss;
   socklen_t sl;
   ssize_t r;
+  int kind;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   /* Translated: sockets the shim made IPv6, and any socket read into a
    * sockaddr_in (an inherited IPv6 socket shows up as such). */
-  if (sa == NULL || len == NULL || shim__cfg.disabled ||
-      (!(*len == sizeof(struct sockaddr_in) && !shim__cfg.observe) &&
-       !v6_view(fd)))
+  if (sa == NULL || len == NULL || shim__cfg.disabled)
+    return shim__real.recvfrom(fd, buf, n, flags, sa, len);
+  kind = v6_view(fd);
+  if (!kind && !(*len == sizeof(struct sockaddr_in) && !shim__cfg.observe))
     return shim__real.recvfrom(fd, buf, n, flags, sa, len);
   for (;;) {
     sl = sizeof ss;
@@ -150,7 +157,7 @@ DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
       *len = 0;
       return r;
     }
-    if (show_sender(fd, &ss, sl, sa, len) == 0)
+    if (show_sender(fd, kind, &ss, sl, sa, len) == 0)
       return r;
     /* A sender that cannot be shown: its datagram is dropped (consumed
      * if only peeked) and the next one read, as if it had been lost. */
@@ -292,7 +299,7 @@ DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     if (r < 0)
       return r;
     if (msg->msg_name != NULL && m.msg_namelen > 0 &&
-        show_sender(fd, &ss, m.msg_namelen, msg->msg_name,
+        show_sender(fd, known, &ss, m.msg_namelen, msg->msg_name,
                     &msg->msg_namelen) != 0) {
       if (flags & MSG_PEEK)
         shim__real.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT,
@@ -357,7 +364,7 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     if (h->msg_name != NULL) {
       if (m[i].msg_hdr.msg_namelen == 0)
         h->msg_namelen = 0;
-      else if (show_sender(fd, &names[i], m[i].msg_hdr.msg_namelen,
+      else if (show_sender(fd, known, &names[i], m[i].msg_hdr.msg_namelen,
                            h->msg_name, &h->msg_namelen) != 0)
         memset(h->msg_name, 0, h->msg_namelen); /* cannot be shown */
     }

@@ -299,6 +299,27 @@ void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
   shim__json_emit(&j);
 }
 
+/* Returns 1 when accepts are only traced (observe mode with a trace). */
+static int observing(void)
+{
+  return !shim__cfg.disabled && shim__cfg.observe && shim__cfg.trace_fd >= 0;
+}
+
+/* Observe mode: traces an accepted peer as it is, nothing translated. */
+static void trace_observed(const struct sockaddr_storage *ss, socklen_t sl)
+{
+  shim_json j;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN];
+  if (ds_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sl) != 0)
+    return;
+  ds_addr_format(&a, text, sizeof text, 0);
+  shim__json_begin(&j, "accept", shim__next_id());
+  shim__json_str(&j, "peer", text);
+  shim__json_int(&j, "port", a.port);
+  shim__json_emit(&j);
+}
+
 /* The shared body of accept and accept4. */
 static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
@@ -308,6 +329,16 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   shim_fd e;
   int nfd, wide, inherited;
 
+  if (observing()) {
+    nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+    if (nfd >= 0) {
+      int saved = errno;
+      trace_observed(&ss, sl);
+      copy_out(sa, len, &ss, sl);
+      errno = saved;
+    }
+    return nfd;
+  }
   wide = shim__fd_known(fd) && !shim__cfg.disabled && shim__fd_get(fd, &e) &&
          e.kind == SHIM_FD_WIDE;
   /* A socket the process inherited (inetd, socket activation) may be
@@ -349,8 +380,8 @@ DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
     errno = ENOSYS;
     return -1;
   }
-  if (!shim__fd_known(fd) && (sa == NULL || len == NULL ||
-                              *len != sizeof(struct sockaddr_in)))
+  if (!shim__fd_known(fd) && !observing() &&
+      (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in)))
     return shim__real.accept(fd, sa, len);
   return do_accept(fd, sa, len, 0);
 }

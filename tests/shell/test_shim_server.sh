@@ -386,8 +386,14 @@ test_observe_mode_widens_nothing_but_traces() {
     timeout 20 $PY "$tmp/peers.py" "$port"
   wait_port tcp "$port"
   assertEquals "bound to 0.0.0.0" "0.0.0.0:$port " "$(listeners tcp "$port")"
+  out=$(client 127.0.0.1 "$port" "")
+  assertEquals "IPv4 client served" "127.0.0.1 127.0.0.1" "$out"
   assertContains "bind traced" "$(cat "$tmp/t")" \
     "\"addr\":\"0.0.0.0\",\"port\":$port,\"family\":\"ipv4\",\"widened\":false"
+  assertContains "accept traced" "$(cat "$tmp/t")" \
+    '"event":"accept","id":'
+  assertContains "accept traced with the peer" "$(cat "$tmp/t")" \
+    '"peer":"127.0.0.1"'
 }
 
 test_bad_source_pool_widens_nothing() {
