@@ -559,21 +559,19 @@ DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     return shim__real.sendmmsg(fd, vec, vlen, flags);
   n = vlen < BATCH ? vlen : BATCH;
   for (i = 0; i < n; i++) {
-    m[i] = vec[i];
-    switch (destination(fd, vec[i].msg_hdr.msg_name,
-                        vec[i].msg_hdr.msg_namelen, &names[i])) {
-    case 0:
+    int where = destination(fd, vec[i].msg_hdr.msg_name,
+                            vec[i].msg_hdr.msg_namelen, &names[i]);
+    if (where < 0) {
+      if (i == 0)
+        return -1;
+      n = i; /* those before it are sent; the caller retries the rest */
       break;
-    case 1:
+    }
+    m[i] = vec[i];
+    if (where == 1) {
       m[i].msg_hdr.msg_name = &names[i];
       m[i].msg_hdr.msg_namelen = sizeof names[i];
       any = 1;
-      break;
-    default:
-      if (i == 0)
-        return -1;
-      n = i; /* send those before it; the caller retries the rest */
-      break;
     }
   }
   if (!any && n == vlen)

@@ -318,6 +318,11 @@ uint32_t shim__source_get(const struct in6_addr *a, int *fresh);
 int shim__source_ok(void);
 /* Returns 1 if ip (host order) lies in the source pool's range. */
 int shim__source_contains(uint32_t ip);
+/* For reverse lookups (gethostbyaddr, getnameinfo) of source-pool
+ * address ip: copies the name of the IPv6 address it stands for (libc's
+ * reverse lookup, NI_NAMEREQD) or else its literal into host and returns
+ * 1; returns 0 when ip stands for nothing (or len is too small). */
+int shim__source_reverse(uint32_t ip, char *host, size_t len);
 
 /* ---- dgram.c: addresses of datagrams and peers ---- */
 

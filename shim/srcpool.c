@@ -211,3 +211,23 @@ void shim__source_hold(uint32_t ip, int delta)
   e->used = ++src.tick;
   pthread_mutex_unlock(&src.lock);
 }
+
+int shim__source_reverse(uint32_t ip, char *host, size_t len)
+{
+  struct sockaddr_in6 s6;
+  char text[INET6_ADDRSTRLEN];
+  memset(&s6, 0, sizeof s6);
+  s6.sin6_family = AF_INET6;
+  if (host == NULL || len == 0 || !shim__source_lookup(ip, &s6.sin6_addr))
+    return 0;
+  /* The IPv6 address's own name, through libc (hosts file, DNS, NSS). */
+  if (shim__real.getnameinfo != NULL &&
+      shim__real.getnameinfo((struct sockaddr *)&s6, sizeof s6, host,
+                             (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
+    return 1;
+  if (inet_ntop(AF_INET6, &s6.sin6_addr, text, sizeof text) == NULL ||
+      strlen(text) >= len)
+    return 0;
+  memcpy(host, text, strlen(text) + 1);
+  return 1;
+}

@@ -408,6 +408,75 @@ test_bad_source_pool_widens_nothing() {
   assertEquals "IPv4 client served" "127.0.0.1 127.0.0.1" "$out"
 }
 
+test_udp_recvmmsg_sendmmsg_and_pktinfo_with_ipv6_clients() {
+  out=$(LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import ctypes, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint),
+                ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 8, 1)  # IP_PKTINFO, before bind
+s.bind(("0.0.0.0", 0))
+port = s.getsockname()[1]
+c6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c6.settimeout(5)
+c4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c4.settimeout(5)
+c6.sendto(b"a", ("::1", port)); c6.sendto(b"b", ("::1", port))
+c4.sendto(b"c", ("127.0.0.1", port))
+import time; time.sleep(0.2)
+N = 4
+vec = (mmsghdr * N)()
+names = [ctypes.create_string_buffer(16) for _ in range(N)]
+bufs = [ctypes.create_string_buffer(64) for _ in range(N)]
+iovs = [iovec(ctypes.cast(b, ctypes.c_void_p), 64) for b in bufs]
+for i in range(N):
+    vec[i].hdr.name = ctypes.cast(names[i], ctypes.c_void_p)
+    vec[i].hdr.namelen = 16
+    vec[i].hdr.iov = ctypes.pointer(iovs[i]); vec[i].hdr.iovlen = 1
+n = libc.recvmmsg(s.fileno(), vec, N, socket.MSG_DONTWAIT, None)
+print("recvmmsg", n)
+for i in range(n):
+    fam, p = struct.unpack("=HH", names[i].raw[:4])
+    print("msg", bufs[i].raw[:vec[i].len].decode(), fam, vec[i].hdr.namelen,
+          socket.inet_ntoa(names[i].raw[4:8]))
+    bufs[i].raw = bufs[i].raw[:vec[i].len].upper() + b"\0" * (64 - vec[i].len)
+    iovs[i].len = vec[i].len
+m = libc.sendmmsg(s.fileno(), vec, n, 0)
+print("sendmmsg", m)
+print("c6 got", sorted([c6.recvfrom(10)[0].decode() for _ in range(2)]))
+print("c4 got", c4.recvfrom(10)[0].decode())
+# recvmsg with IP_PKTINFO, and a reply through sendmsg with it
+c6.sendto(b"p", ("::1", port))
+d, anc, fl, peer = s.recvmsg(64, socket.CMSG_SPACE(12))
+print("recvmsg", d.decode(), peer[0], [(l, t, len(x)) for l, t, x in anc], fl)
+for l, t, x in anc:
+    if (l, t) == (0, 8):
+        idx, spec, a = struct.unpack("i4s4s", x)
+        print("pktinfo", idx > 0, socket.inet_ntoa(spec), socket.inet_ntoa(a))
+s.sendmsg([b"P"], anc, 0, peer)
+print("c6 got", c6.recvfrom(10))
+' 2>&1)
+  echo "$out" | sed 's/^/    /'
+  assertContains "recvmmsg got the three datagrams" "$out" "recvmmsg 3"
+  assertContains "IPv6 sender as a source-pool address" "$out" \
+    "msg a 2 16 172.21.112."
+  assertContains "IPv4 sender as itself" "$out" "msg c 2 16 127.0.0.1"
+  assertContains "sendmmsg sent the three replies" "$out" "sendmmsg 3"
+  assertContains "the IPv6 client got its replies" "$out" "c6 got ['A', 'B']"
+  assertContains "the IPv4 client got its reply" "$out" "c4 got C"
+  assertContains "IPV6_PKTINFO given as IP_PKTINFO" "$out" \
+    "recvmsg p 172.21.112.1 [(0, 8, 12)] 0"
+  assertContains "its addresses are IPv4" "$out" "pktinfo True 172.21.112."
+  assertContains "sendmsg with IP_PKTINFO reached the IPv6 client" "$out" \
+    "c6 got (b'P', ('::1', "
+}
+
 # Makes namespace "s" where any address of 2001:db8:1::/64 is local, so
 # clients can come from as many IPv6 addresses as a test needs.
 anyip_ns() {
