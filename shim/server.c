@@ -216,6 +216,13 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
     return shim__real.bind(fd, sa, len);
   wildcard = sa->sa_family == AF_INET && len >= sizeof *sin &&
              sin->sin_addr.s_addr == htonl(INADDR_ANY);
+  if (shim__fd_known(fd) && !shim__cfg.disabled && sa->sa_family == AF_INET) {
+    shim_fd e;
+    if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE) {
+      errno = EINVAL; /* bound already, as the kernel says */
+      return -1;
+    }
+  }
   if ((!wildcard && shim__cfg.trace_fd < 0) || !shim__active())
     return shim__real.bind(fd, sa, len);
   t0 = shim__mono_ms();
