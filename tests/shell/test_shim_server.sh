@@ -380,6 +380,29 @@ while True: s.accept()[0].close()' "$port"
     '"widened":false'
 }
 
+test_widening_that_fails_falls_back_to_the_original_bind() {
+  port=$(free_port)
+  # [::]:PORT is taken by an IPv6-only socket; 0.0.0.0:PORT is free.
+  bg timeout 20 $PY -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", int(sys.argv[1]))); s.listen(5); time.sleep(30)' "$port"
+  wait_port tcp "$port"
+  bg env LD_PRELOAD=$SHIM DUALSTACK_TRACE="$tmp/t" timeout 20 \
+    $PY "$tmp/peers.py" "$port"
+  for _ in $(seq 250); do
+    [ "$(listeners tcp "$port")" = "0.0.0.0:$port [::]:$port " ] && break
+    sleep 0.02
+  done
+  assertEquals "the server bound 0.0.0.0 as asked" \
+    "0.0.0.0:$port [::]:$port " "$(listeners tcp "$port")"
+  out=$(client 127.0.0.1 "$port" "")
+  assertEquals "IPv4 client served" "127.0.0.1 127.0.0.1" "$out"
+  assertContains "traced: not widened, and why" "$(cat "$tmp/t")" \
+    '"widened":false,"reason":"bind [::] failed","result":"ok"'
+}
+
 test_observe_mode_widens_nothing_but_traces() {
   port=$(free_port)
   bg env LD_PRELOAD=$SHIM DUALSTACK_OBSERVE=1 DUALSTACK_TRACE="$tmp/t" \
