@@ -466,19 +466,25 @@ DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
   }
 }
 
-/* Rewrites the IPv4 control data of a datagram going to IPv6 address
- * dst (from) into to (tolen bytes): IP_PKTINFO -> IPV6_PKTINFO (its
- * source address mapped back when it is a source-pool address, else left
- * to the kernel), IP_TOS -> IPV6_TCLASS, IP_TTL -> IPV6_HOPLIMIT; the
- * rest as it is. Returns the length, or 0 when it does not fit. */
-static size_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
+/* Rewrites the IPv4 control data of a datagram going to an IPv6 address
+ * (from) into to (tolen bytes): IP_PKTINFO -> IPV6_PKTINFO (its source
+ * address mapped back when it is a source-pool address, else left to the
+ * kernel), IP_TOS -> IPV6_TCLASS, IP_TTL -> IPV6_HOPLIMIT; the rest as it
+ * is. Returns the length, or -1 when it does not fit or is malformed (the
+ * caller then sends the application's own, for the kernel to judge). */
+static ssize_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
 {
   struct cmsghdr *c, *out;
+  const char *end = (const char *)from->msg_control + from->msg_controllen;
   size_t used = 0;
   for (c = CMSG_FIRSTHDR(from); c != NULL;
        c = CMSG_NXTHDR((struct msghdr *)from, c)) {
     const void *data = CMSG_DATA(c);
-    size_t dlen = c->cmsg_len - CMSG_LEN(0);
+    size_t dlen;
+    if (c->cmsg_len < CMSG_LEN(0) ||
+        c->cmsg_len > (size_t)(end - (const char *)c))
+      return -1;
+    dlen = c->cmsg_len - CMSG_LEN(0);
     int level = c->cmsg_level, type = c->cmsg_type, v;
     struct in_pktinfo pi;
     struct in6_pktinfo p6;
@@ -493,12 +499,15 @@ static size_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
       level = IPPROTO_IPV6, type = IPV6_PKTINFO, data = &p6, dlen = sizeof p6;
     } else if (level == IPPROTO_IP && (type == IP_TOS || type == IP_TTL) &&
                dlen >= 1) {
-      v = dlen >= sizeof v ? *(const int *)data : *(const unsigned char *)data;
+      if (dlen >= sizeof v)
+        memcpy(&v, data, sizeof v);
+      else
+        v = *(const unsigned char *)data;
       level = IPPROTO_IPV6, type = type == IP_TOS ? IPV6_TCLASS : IPV6_HOPLIMIT;
       data = &v, dlen = sizeof v;
     }
     if (used + CMSG_SPACE(dlen) > tolen)
-      return 0;
+      return -1;
     out = (struct cmsghdr *)((char *)to + used);
     out->cmsg_len = CMSG_LEN(dlen);
     out->cmsg_level = level;
@@ -506,7 +515,7 @@ static size_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
     memcpy(CMSG_DATA(out), data, dlen);
     used += CMSG_SPACE(dlen);
   }
-  return used;
+  return (ssize_t)used;
 }
 
 DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -537,10 +546,11 @@ DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
   /* IPv4-mapped destinations take IPPROTO_IP cmsgs as they are. */
   if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) && msg->msg_control != NULL &&
       msg->msg_controllen > 0 && msg->msg_controllen * 2 <= sizeof ctl.buf) {
-    m.msg_control = ctl.buf;
-    m.msg_controllen = cmsg_to_v6(msg, ctl.buf, sizeof ctl.buf);
-    if (m.msg_controllen == 0)
-      m.msg_control = NULL;
+    ssize_t n = cmsg_to_v6(msg, ctl.buf, sizeof ctl.buf);
+    if (n >= 0) {
+      m.msg_control = n > 0 ? ctl.buf : NULL;
+      m.msg_controllen = (size_t)n;
+    }
   }
   return shim__real.sendmsg(fd, &m, flags);
 }
