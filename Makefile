@@ -5,6 +5,7 @@
 #   make check SANITIZE=address,undefined
 #                     the same tests, built with sanitizers into build-san/
 #   make deps         install the Debian packages the build and tests need
+#   make demo         the shim's main job in a private lab (tools/demo.sh)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make V=1          show commands
 
@@ -12,6 +13,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 SOMAJOR := 0
@@ -97,7 +99,7 @@ EV_LIBS = $(shell pkg-config --libs libevent 2>/dev/null || echo -levent)
 $(filter %_uv,$(BENCH_BINS)): BENCH_LIBS = $(UV_LIBS)
 $(filter %_ev,$(BENCH_BINS)): BENCH_LIBS = $(EV_LIBS)
 
-.PHONY: all check deps install uninstall clean fuzz bench
+.PHONY: all check deps install uninstall clean fuzz bench demo
 .DEFAULT_GOAL := all
 
 all: $(SHARED) $(STATIC) $(PCFILE) $(PRELOAD) $(LAB_BINS) $(TOOL_BINS)
@@ -205,9 +207,26 @@ bench: deps
 deps:
 	$(Q)sh tests/deps.sh $(DEPS_PKGS)
 
+# demo installs what is missing when root; without root it goes on and
+# shows what it can on loopback (tools/demo.sh says what it skipped).
+demo:
+	$(Q)sh tests/deps.sh $(DEPS_PKGS) || \
+	  echo "demo: going on without the missing packages"
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)DS_BUILD=$(B) bash tools/demo.sh
+
+# What install puts where (uninstall removes the same list).
+INST_BINS := dualstack-connect dualstack-listen dualstack-run dualstack-compare
+INST_MAN1 := dualstack-run.1 dualstack-compare.1 dualstack-connect.1 \
+             dualstack-listen.1
+INST_MAN3 := libdualstack.3
+INST_MAN8 := libdualstack-preload.8
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
-	  $(DESTDIR)$(LIBDIR)/pkgconfig
+	  $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	  $(DESTDIR)$(MANDIR)/man8
 	install -m 644 lib/dualstack.h $(DESTDIR)$(INCDIR)/dualstack.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdualstack.so.$(SOVERSION) \
@@ -215,13 +234,27 @@ install: all
 	ln -sf libdualstack.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdualstack.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc)
+	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/dualstack-connect $(B)/dualstack-listen \
+	  tools/dualstack-compare $(DESTDIR)$(BINDIR)/
+	sed 's|^installed_shim=$$|installed_shim=$(LIBDIR)/libdualstack-preload.so|' \
+	  tools/dualstack-run > $(DESTDIR)$(BINDIR)/dualstack-run
+	chmod 755 $(DESTDIR)$(BINDIR)/dualstack-run
+	install -m 644 $(addprefix man/,$(INST_MAN1)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(addprefix man/,$(INST_MAN3)) $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 $(addprefix man/,$(INST_MAN8)) $(DESTDIR)$(MANDIR)/man8/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/dualstack.h \
 	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOVERSION) \
 	  $(DESTDIR)$(LIBDIR)/libdualstack.so.$(SOMAJOR) \
 	  $(DESTDIR)$(LIBDIR)/libdualstack.so $(DESTDIR)$(LIBDIR)/libdualstack.a \
-	  $(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/dualstack.pc \
+	  $(DESTDIR)$(LIBDIR)/libdualstack-preload.so \
+	  $(addprefix $(DESTDIR)$(BINDIR)/,$(INST_BINS)) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(INST_MAN1)) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(INST_MAN3)) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(INST_MAN8))
 
 clean:
 	rm -rf build build-san

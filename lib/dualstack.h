@@ -715,6 +715,24 @@ DS_API int ds_lookup_start(ds_reactor *r, const char *name, int families,
  * gone at once. l must not be used again. */
 DS_API void ds_lookup_cancel(ds_lookup *l);
 
+/*! ds_lookup_ttl() values that are not a number of seconds. */
+enum {
+  /*! No TTL is known: a DNS failure (NXDOMAIN and NODATA included: c-ares
+   * 1.18's search does not pass on the SOA), or no answer yet. */
+  DS_TTL_NONE = -1,
+  /*! Answered without DNS, from an address literal or the hosts file:
+   * good until the hosts file changes. */
+  DS_TTL_LOCAL = -2
+};
+
+/*! How long family's answer of l may be kept (for caches): for a
+ * positive DNS answer the smallest TTL of its address records in seconds
+ * (0 allowed: do not keep), else DS_TTL_LOCAL or DS_TTL_NONE. Valid inside
+ * l's ds_lookup_cb, for the family being delivered or one delivered
+ * before; l must not be NULL there (NULL gives DS_TTL_NONE).
+ * \param family  AF_INET or AF_INET6 */
+DS_API int ds_lookup_ttl(const ds_lookup *l, int family);
+
 /*! Sorts addrs in place by RFC 6724 section 6 destination address
  * selection (the source for each is found with a UDP connect, so nothing
  * is sent). Stable for equal addresses. \return 0 or -ENOMEM. */

@@ -46,6 +46,7 @@
 #include "internal.h"
 
 #include <ares.h>
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <ctype.h>
@@ -66,6 +67,9 @@
 #define DS__ATTEMPTS 2
 #define DS__TIMEOUT_MAX_S 30
 #define DS__ATTEMPTS_MAX 5
+#define DS__NDOTS_MAX 15 /* RES_MAXNDOTS */
+#define DS__MAXNS 3      /* MAXNS: glibc uses the first three servers */
+#define DS__SEARCH_MAX 32
 
 /* Index of a family's answer in a lookup: AAAA first, as it is sent. */
 enum { ANS_AAAA = 0, ANS_A = 1 };
@@ -77,6 +81,7 @@ typedef struct answer {
   int status; /* 0 or the error delivered */
   ds_addr *addrs;
   size_t n, cap;
+  int ttl; /* DNS: smallest TTL of the records, seconds; else DS_TTL_* */
   unsigned wanted : 1;    /* requested by the caller */
   unsigned servfail : 1;  /* a server answered SERVFAIL for this type */
   unsigned done : 1;      /* status and addrs are final */
@@ -106,6 +111,7 @@ struct ds_lookup {
   unsigned queued : 1;     /* call is in the reactor's queue */
   unsigned delivering : 1; /* inside lookup_deliver() */
   unsigned cancelled : 1;
+  unsigned local : 1; /* answered from a literal or the hosts file */
 };
 
 /* ----------------------------------------------------------- c-ares setup */
@@ -248,6 +254,7 @@ static void answer_finish(answer *a, int status)
     free(a->addrs);
     a->addrs = NULL;
     a->n = 0;
+    a->ttl = DS_TTL_NONE;
   }
   l->ready[l->nready++] = (int)(a - l->ans);
   lookup_schedule(l);
@@ -284,18 +291,26 @@ static void lookup_fail_pending(ds_lookup *l, int status)
   l->dns_pending = 0;
 }
 
-/* Returns the addresses of a DNS reply of a's family in a. Returns 0 with
- * at least one address, or the status to deliver. */
+/* Returns the addresses of a DNS reply of a's family in a, and their
+ * smallest TTL in a->ttl. Returns 0 with at least one address, or the
+ * status to deliver. */
 static int answer_parse(answer *a, unsigned char *abuf, int alen)
 {
+  /* The TTLs of the first 64 records: one RRset has one TTL (RFC 2181
+   * 5.2), so a longer answer says nothing more. */
+  enum { NTTL = 64 };
+  union {
+    struct ares_addrttl v4[NTTL];
+    struct ares_addr6ttl v6[NTTL];
+  } ttls;
   struct hostent *he = NULL;
   ds_addr ad;
-  int rc, i;
+  int rc, i, nttl = NTTL;
 
   if (a->family == AF_INET)
-    rc = ares_parse_a_reply(abuf, alen, &he, NULL, NULL);
+    rc = ares_parse_a_reply(abuf, alen, &he, ttls.v4, &nttl);
   else
-    rc = ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+    rc = ares_parse_aaaa_reply(abuf, alen, &he, ttls.v6, &nttl);
   if (rc != ARES_SUCCESS) {
     if (he != NULL)
       ares_free_hostent(he);
@@ -309,6 +324,13 @@ static int answer_parse(answer *a, unsigned char *abuf, int alen)
     rc = answer_add(a, &ad);
   }
   ares_free_hostent(he);
+  for (i = 0; i < nttl && i < NTTL; i++) {
+    int t = a->family == AF_INET ? ttls.v4[i].ttl : ttls.v6[i].ttl;
+    if (t < 0)
+      t = 0;
+    if (a->ttl < 0 || t < a->ttl)
+      a->ttl = t;
+  }
   if (rc == 0 && a->n == 0)
     rc = DS_ENODATA; /* a CNAME without an address of this family */
   return rc;
@@ -633,11 +655,23 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
   return rc != 0 ? rc : found;
 }
 
-/* Applies glibc's `timeout:N` and `attempts:N` from an options string
- * (the rest of an `options` line, or RES_OPTIONS) to *timeout_s and
- * *attempts, clamped as glibc clamps them. */
-static void apply_options(const char *p, unsigned *timeout_s,
-                          unsigned *attempts)
+/* The system's resolver configuration, read once per lookup and handed
+ * to c-ares whole, so that c-ares does not read /etc/resolv.conf a second
+ * time (it skips the file when every setting comes as an option). */
+typedef struct resconf {
+  unsigned timeout_s, attempts, ndots;
+  int rotate;
+  struct ares_addr_port_node *servers; /* `nameserver` lines, in order */
+  int nservers;
+  char *domains[DS__SEARCH_MAX]; /* `search` / `domain`, or LOCALDOMAIN */
+  int ndomains;
+  int have_domains; /* a search list was given (even an empty one) */
+} resconf;
+
+/* Applies glibc's `timeout:N`, `attempts:N`, `ndots:N` and `rotate` from
+ * an options string (the rest of an `options` line, or RES_OPTIONS) to c,
+ * clamped as glibc clamps them. */
+static void apply_options(const char *p, resconf *c)
 {
   while (*p != '\0') {
     const char *end;
@@ -649,44 +683,166 @@ static void apply_options(const char *p, unsigned *timeout_s,
       end++;
     if (strncmp(p, "timeout:", 8) == 0 && isdigit((unsigned char)p[8])) {
       v = strtoul(p + 8, NULL, 10);
-      *timeout_s = v < 1                   ? 1
-                   : v > DS__TIMEOUT_MAX_S ? DS__TIMEOUT_MAX_S
-                                           : (unsigned)v;
+      c->timeout_s = v < 1                   ? 1
+                     : v > DS__TIMEOUT_MAX_S ? DS__TIMEOUT_MAX_S
+                                             : (unsigned)v;
     } else if (strncmp(p, "attempts:", 9) == 0 &&
                isdigit((unsigned char)p[9])) {
       v = strtoul(p + 9, NULL, 10);
-      *attempts = v < 1                  ? 1
-                  : v > DS__ATTEMPTS_MAX ? DS__ATTEMPTS_MAX
-                                         : (unsigned)v;
+      c->attempts = v < 1                  ? 1
+                    : v > DS__ATTEMPTS_MAX ? DS__ATTEMPTS_MAX
+                                           : (unsigned)v;
+    } else if (strncmp(p, "ndots:", 6) == 0 && isdigit((unsigned char)p[6])) {
+      v = strtoul(p + 6, NULL, 10);
+      c->ndots = v > DS__NDOTS_MAX ? DS__NDOTS_MAX : (unsigned)v;
+    } else if (end - p == 6 && strncmp(p, "rotate", 6) == 0) {
+      c->rotate = 1;
     }
     p = end;
   }
 }
 
-/* Reads the system's per-try timeout and attempts: /etc/resolv.conf's
- * `options` lines, then RES_OPTIONS, over glibc's defaults. c-ares reads
- * neither `timeout:` nor `attempts:` and would wait 5 s x 4 tries. */
-static void system_timeouts(unsigned *timeout_ms, unsigned *attempts)
+/* Frees what resconf_read() allocated. */
+static void resconf_free(resconf *c)
 {
-  unsigned t = DS__TIMEOUT_S, n = DS__ATTEMPTS;
+  int i;
+  struct ares_addr_port_node *s = c->servers;
+  while (s != NULL) {
+    struct ares_addr_port_node *next = s->next;
+    free(s);
+    s = next;
+  }
+  c->servers = NULL;
+  for (i = 0; i < c->ndomains; i++)
+    free(c->domains[i]);
+  c->ndomains = 0;
+}
+
+/* Replaces c's search list with the names in list (whitespace-separated),
+ * as glibc's `search` line and LOCALDOMAIN do. Returns 0 or -ENOMEM. */
+static int set_search(resconf *c, const char *list)
+{
+  int i;
+  for (i = 0; i < c->ndomains; i++)
+    free(c->domains[i]);
+  c->ndomains = 0;
+  c->have_domains = 1;
+  while (*list != '\0') {
+    size_t n;
+    while (isspace((unsigned char)*list))
+      list++;
+    n = strcspn(list, " \t\r\n");
+    if (n > 0 && c->ndomains < DS__SEARCH_MAX) {
+      c->domains[c->ndomains] = strndup(list, n);
+      if (c->domains[c->ndomains] == NULL)
+        return -ENOMEM;
+      c->ndomains++;
+    }
+    list += n;
+  }
+  return 0;
+}
+
+/* Appends the name server text (an IPv4 or IPv6 literal) to c, as glibc
+ * does for its first three `nameserver` lines. A scoped IPv6 server is
+ * skipped: c-ares 1.18.1 cannot use one. Returns 0 or -ENOMEM. */
+static int add_nameserver(resconf *c, const char *text)
+{
+  struct ares_addr_port_node *node, **tail;
+  unsigned char buf[16];
+  int family;
+
+  if (c->nservers >= DS__MAXNS)
+    return 0;
+  if (inet_pton(AF_INET, text, buf) == 1)
+    family = AF_INET;
+  else if (inet_pton(AF_INET6, text, buf) == 1)
+    family = AF_INET6;
+  else
+    return 0;
+  node = calloc(1, sizeof *node);
+  if (node == NULL)
+    return -ENOMEM;
+  node->family = family;
+  memcpy(family == AF_INET ? (void *)&node->addr.addr4
+                           : (void *)&node->addr.addr6,
+         buf, family == AF_INET ? 4 : 16);
+  node->udp_port = 53;
+  node->tcp_port = 53;
+  for (tail = &c->servers; *tail != NULL; tail = &(*tail)->next)
+    ;
+  *tail = node;
+  c->nservers++;
+  return 0;
+}
+
+/* Reads the system's resolver configuration, as glibc does: the
+ * `nameserver`, `search`/`domain` and `options` lines of /etc/resolv.conf
+ * (the last `search` or `domain` line wins), then LOCALDOMAIN and
+ * RES_OPTIONS, over glibc's defaults (timeout 5 s, 2 attempts, ndots 1,
+ * 127.0.0.1 when no server is named, the host name's domain when no
+ * search list is given). Returns 0 or -ENOMEM. */
+static int resconf_read(resconf *c)
+{
   FILE *f = fopen(DS__RESOLV_PATH, "re");
   const char *env;
-  char *line = NULL;
+  char *line = NULL, host[256];
   size_t cap = 0;
+  int rc = 0;
 
+  memset(c, 0, sizeof *c);
+  c->timeout_s = DS__TIMEOUT_S;
+  c->attempts = DS__ATTEMPTS;
+  c->ndots = 1;
   if (f != NULL) {
-    while (getline(&line, &cap, f) >= 0)
-      if (strncmp(line, "options", 7) == 0 &&
-          (line[7] == ' ' || line[7] == '\t'))
-        apply_options(line + 7, &t, &n);
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+      char *p = line, *word, *arg;
+      size_t n;
+      if (*p == '#' || *p == ';')
+        continue;
+      p[strcspn(p, "#;")] = '\0'; /* c-ares drops trailing comments too */
+      while (isspace((unsigned char)*p))
+        p++;
+      n = strcspn(p, " \t\r\n");
+      word = p;
+      arg = p + n;
+      if (*arg != '\0')
+        *arg++ = '\0';
+      while (isspace((unsigned char)*arg))
+        arg++;
+      if (strcmp(word, "nameserver") == 0) {
+        arg[strcspn(arg, " \t\r\n")] = '\0';
+        rc = add_nameserver(c, arg);
+      } else if (strcmp(word, "search") == 0) {
+        rc = set_search(c, arg);
+      } else if (strcmp(word, "domain") == 0) {
+        arg[strcspn(arg, " \t\r\n")] = '\0';
+        rc = set_search(c, arg);
+      } else if (strcmp(word, "options") == 0) {
+        apply_options(arg, c);
+      }
+    }
     free(line);
     fclose(f);
   }
+  env = secure_getenv("LOCALDOMAIN");
+  if (rc == 0 && env != NULL)
+    rc = set_search(c, env);
   env = secure_getenv("RES_OPTIONS");
   if (env != NULL)
-    apply_options(env, &t, &n);
-  *timeout_ms = t * 1000u;
-  *attempts = n;
+    apply_options(env, c);
+  if (rc == 0 && !c->have_domains && gethostname(host, sizeof host) == 0) {
+    char *dot;
+    host[sizeof host - 1] = '\0';
+    dot = strchr(host, '.');
+    if (dot != NULL && dot[1] != '\0')
+      rc = set_search(c, dot + 1);
+  }
+  if (rc == 0 && c->servers == NULL)
+    rc = add_nameserver(c, "127.0.0.1");
+  if (rc != 0)
+    resconf_free(c);
+  return rc;
 }
 
 /* Frees a server list made by parse_servers(). */
@@ -793,15 +949,18 @@ static int parse_servers(const char *csv, struct ares_addr_port_node **out,
 }
 
 /* Opens l's channel, with servers if not NULL (else resolv.conf's), and
- * sends the AAAA and A searches. Returns 0 or an error with err saying why
- * (nothing is left open then but l itself). */
+ * sends the AAAA and A searches. resolv.conf is read once, here, and
+ * everything c-ares would read from it is given as options, so c-ares does
+ * not read it again (nor nsswitch.conf). Returns 0 or an error with err
+ * saying why (nothing is left open then but l itself). */
 static int lookup_start_dns(ds_lookup *l, const char *name,
                             const ds_resolver_opts *opts,
                             struct ares_addr_port_node *servers, char *err,
                             size_t errlen)
 {
   struct ares_options ao;
-  unsigned timeout_ms = DS__TIMEOUT_S * 1000u, attempts = DS__ATTEMPTS;
+  resconf sc;
+  unsigned timeout_ms, attempts;
   char lookups[] = "b";
   int rc, i;
 
@@ -809,9 +968,10 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   if (lib_status != ARES_SUCCESS)
     return ds__fail(err, errlen, DS_EDNS, "c-ares: %s",
                     ares_strerror(lib_status));
-  /* resolv.conf is read only when the options leave something to it. */
-  if (opts == NULL || opts->timeout_ms == 0 || opts->attempts == 0)
-    system_timeouts(&timeout_ms, &attempts);
+  if (resconf_read(&sc) != 0)
+    return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  timeout_ms = sc.timeout_s * 1000u;
+  attempts = sc.attempts;
   if (opts != NULL && opts->timeout_ms != 0)
     timeout_ms = opts->timeout_ms;
   if (opts != NULL && opts->attempts != 0)
@@ -822,27 +982,39 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   memset(&ao, 0, sizeof ao);
   ao.timeout = (int)timeout_ms;
   ao.tries = (int)(attempts > 100 ? 100 : attempts);
+  ao.ndots = (int)sc.ndots;
+  ao.domains = sc.domains;
+  ao.ndomains = sc.ndomains;
+  ao.servers = NULL; /* set below, with ports and IPv6 */
+  ao.nservers = 0;
+  ao.sortlist = NULL; /* only ares_gethostbyname() sorts with it */
+  ao.nsort = 0;
   /* Only DNS: the hosts file was read already, for both families. */
   ao.lookups = lookups;
   ao.sock_state_cb = sock_state;
   ao.sock_state_cb_data = l;
   rc = ds_timer_new(l->r, &l->timer, lookup_timer, l);
-  if (rc != 0)
+  if (rc != 0) {
+    resconf_free(&sc);
     return ds__fail(err, errlen, rc, "out of memory");
+  }
   rc = ares_init_options(&l->ch, &ao,
                          ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                             ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
+                             ARES_OPT_NDOTS | ARES_OPT_DOMAINS |
+                             ARES_OPT_SERVERS | ARES_OPT_SORTLIST |
+                             ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB |
+                             (sc.rotate ? ARES_OPT_ROTATE : ARES_OPT_NOROTATE));
   if (rc != ARES_SUCCESS) {
     l->ch = NULL;
+    resconf_free(&sc);
     return ds__fail(err, errlen, map_status(rc), "c-ares: %s",
                     ares_strerror(rc));
   }
-  if (servers != NULL) {
-    rc = ares_set_servers_ports(l->ch, servers);
-    if (rc != ARES_SUCCESS)
-      return ds__fail(err, errlen, map_status(rc), "c-ares servers: %s",
-                      ares_strerror(rc));
-  }
+  rc = ares_set_servers_ports(l->ch, servers != NULL ? servers : sc.servers);
+  resconf_free(&sc);
+  if (rc != ARES_SUCCESS)
+    return ds__fail(err, errlen, map_status(rc), "c-ares servers: %s",
+                    ares_strerror(rc));
   ares_set_socket_functions(l->ch, &sock_fns, l);
 
   for (i = 0; i < 2; i++)
@@ -923,8 +1095,10 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
   l->ans[ANS_AAAA].wanted = (families & DS_LOOKUP_AAAA) != 0;
   l->ans[ANS_A].family = AF_INET;
   l->ans[ANS_A].wanted = (families & DS_LOOKUP_A) != 0;
-  for (i = 0; i < 2; i++)
+  for (i = 0; i < 2; i++) {
     l->ans[i].l = l;
+    l->ans[i].ttl = DS_TTL_NONE;
+  }
   ds__reactor_ref(r);
 
   if (is_literal) {
@@ -948,6 +1122,7 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
   if (rc == 1) {
     /* Both families from the literal or the hosts file: a family with no
      * address there has none at all (no DNS). AAAA is delivered first. */
+    l->local = 1;
     for (i = 0; i < 2; i++)
       answer_finish(&l->ans[i], l->ans[i].n > 0 ? 0 : DS_ENODATA);
   } else {
@@ -965,6 +1140,17 @@ fail:
   servers_free(servers);
   lookup_free(l);
   return rc;
+}
+
+int ds_lookup_ttl(const ds_lookup *l, int family)
+{
+  const answer *a;
+  if (l == NULL || (family != AF_INET && family != AF_INET6))
+    return DS_TTL_NONE;
+  if (l->local)
+    return DS_TTL_LOCAL;
+  a = &l->ans[family == AF_INET6 ? ANS_AAAA : ANS_A];
+  return a->done ? a->ttl : DS_TTL_NONE;
 }
 
 void ds_lookup_cancel(ds_lookup *l)

@@ -196,7 +196,9 @@ static int swap_locked(job *j, int w)
 
   fdflags = shim__real.fcntl(fd, F_GETFD);
   flflags = shim__real.fcntl(fd, F_GETFL);
-  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, ds__sys.fd_floor);
+  if (old < 0)
+    old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (fdflags < 0 || flflags < 0 || old < 0) {
     if (old >= 0)
       ds__sys.close(old);
@@ -208,6 +210,11 @@ static int swap_locked(job *j, int w)
     if ((readd[i] = ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_DEL, fd,
                                       NULL) == 0))
       n++;
+  /* The entry first: an application woken by the swap must find it. */
+  e.kind = SHIM_FD_CLIENT;
+  e.family = shim__race_family(w);
+  e.peer = j->asked;
+  shim__fd_set_as(fd, w, &e);
   if (shim__real.dup3(w, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
     for (i = 0; ep != NULL && i < ep->n; i++)
       if (readd[i])
@@ -220,10 +227,6 @@ static int swap_locked(job *j, int w)
     if (readd[i])
       ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
   (void)n;
-  e.kind = SHIM_FD_CLIENT;
-  e.family = shim__race_family(fd);
-  e.peer = j->asked;
-  shim__fd_set(fd, &e);
   /* Wake whoever waits on the stand-in; they find the winner. */
   ds__sys.connect(old, &sa, sizeof sa);
   ds__sys.close(old);
@@ -270,7 +273,7 @@ static void trace_end(job *j, int err)
 static void on_done(ds_happy *h, int w, int err, void *user)
 {
   job *j = (job *)((char *)user - offsetof(job, rs));
-  int e = 0;
+  int e = w >= 0 ? 0 : shim__race_errno(err);
   (void)h;
   pthread_mutex_lock(&A.lock);
   unlink_locked(j);
@@ -282,16 +285,17 @@ static void on_done(ds_happy *h, int w, int err, void *user)
     free(j);
     return;
   }
-  if (w >= 0 && swap_locked(j, w) != 0)
+  /* Traced before the application is woken: it may exit at once. */
+  trace_end(j, e);
+  if (w >= 0 && swap_locked(j, w) != 0) {
     e = errno != 0 ? errno : EIO;
-  else if (w < 0)
-    e = shim__race_errno(err);
+    trace_end(j, e);
+  }
   if (w >= 0)
     ds__sys.close(w);
   if (e != 0)
     fail_locked(j, e);
   pthread_mutex_unlock(&A.lock);
-  trace_end(j, e);
   free(j);
 }
 

@@ -101,6 +101,9 @@ int shim__race_setup(shim_race *rs, int fd, int blocking)
   rs->o.memory = memory;
   rs->o.prepare = prepare;
   rs->o.prepare_user = rs;
+  /* Used by the race only for IPv4 addresses the host cannot route. */
+  if (shim__nat64_known(&rs->nat64, &rs->o.nat64_prefix_len))
+    rs->o.nat64_prefix = &rs->nat64;
   /* The application's bind: its address for IPv4 attempts, its port for
    * both families. */
   memset(&rs->b4, 0, sizeof rs->b4);

@@ -50,9 +50,14 @@ int shim__fd_get(int fd, shim_fd *out)
 
 void shim__fd_set(int fd, const shim_fd *e)
 {
+  shim__fd_set_as(fd, fd, e);
+}
+
+void shim__fd_set_as(int fd, int like, const shim_fd *e)
+{
   struct stat st;
   uint32_t old = 0;
-  if (fd < 0 || fd >= SHIM_FD_MAX || fstat(fd, &st) != 0)
+  if (fd < 0 || fd >= SHIM_FD_MAX || fstat(like, &st) != 0)
     return;
   pthread_mutex_lock(&lock);
   if (fds[fd].e.source != e->source)

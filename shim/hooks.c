@@ -350,8 +350,58 @@ static int connect_dgram(int fd, const struct sockaddr *sa, socklen_t len,
   return rc;
 }
 
+/* Returns 1 if a real IPv4 address of a dual-stack name is to be
+ * connected to as asked (DUALSTACK_EXCLUDE: its network or port). */
+static int excluded_dual(const struct sockaddr_in *sin)
+{
+  ds_addr a;
+  if (shim__excluded_port(ntohs(sin->sin_port)))
+    return 1;
+  return ds_addr_from_sockaddr(&a, (const struct sockaddr *)sin,
+                               sizeof *sin) == 0 &&
+         shim__excluded_addr(&a);
+}
+
 /* Set by do_connect when a race went on in the helper thread. */
 static _Thread_local int async_started;
+
+/* Starts a race for fd to name (in the helper thread for a non-blocking
+ * socket, else here): returns as connect() does. */
+static int race(int fd, const char *name, const struct sockaddr_in *sin,
+                unsigned long id)
+{
+  int fl = shim__real.fcntl(fd, F_GETFL), rc;
+  if (fl >= 0 && (fl & O_NONBLOCK)) {
+    rc = shim__async_connect(fd, name, sin, id);
+    async_started = rc < 0 && errno == EINPROGRESS;
+    if (rc <= 0)
+      return rc;
+    /* No helper thread could take it: race here. */
+  }
+  return shim__race_connect(fd, name, sin, id);
+}
+
+/* connect() of an IPv4 address that is no business of the pool: as
+ * asked, unless the host has no route to it (ENETUNREACH: an IPv6-only
+ * host) and a NAT64 prefix is configured or discovered; then through
+ * NAT64 (DUALSTACK_NAT64). */
+static int connect_literal(int fd, const struct sockaddr_in *sin,
+                           socklen_t len)
+{
+  char text[INET_ADDRSTRLEN];
+  ds_addr prefix;
+  unsigned plen;
+  int rc = shim__real.connect(fd, (const struct sockaddr *)sin, len), saved;
+  if (rc == 0 || errno != ENETUNREACH)
+    return rc;
+  saved = errno;
+  if (socket_type(fd) != SOCK_STREAM || !shim__nat64_prefix(&prefix, &plen) ||
+      inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text) == NULL) {
+    errno = saved;
+    return rc;
+  }
+  return race(fd, text, sin, shim__next_id());
+}
 
 /* The body of connect() once the shim has decided to look: fd is the
  * application's, sa an AF_INET or AF_INET6 address. */
@@ -360,7 +410,7 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
   const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
   char name[256];
   shim_fd e;
-  int kind, type, fl, rc;
+  int kind, type, rc;
 
   if (shim__fd_known(fd) && shim__fd_get(fd, &e)) {
     if (e.kind == SHIM_FD_PENDING && e.err == 0) {
@@ -374,22 +424,16 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
   }
   if (sa->sa_family != AF_INET || len < sizeof *sin)
     return shim__real.connect(fd, sa, len);
+  if (!shim__pool_maybe(ntohl(sin->sin_addr.s_addr)))
+    return connect_literal(fd, sin, len);
   kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
   if (kind == 0 && !unmapped_pool_address(sa, len))
+    return connect_literal(fd, sin, len);
+  if (kind == 2 && excluded_dual(sin))
     return shim__real.connect(fd, sa, len);
   type = socket_type(fd);
-  if (type == SOCK_STREAM && kind != 0) {
-    unsigned long id = connect_id(sa, len);
-    fl = shim__real.fcntl(fd, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK)) {
-      rc = shim__async_connect(fd, name, sin, id);
-      async_started = rc < 0 && errno == EINPROGRESS;
-      if (rc <= 0)
-        return rc;
-      /* No helper thread could take it: race here. */
-    }
-    return shim__race_connect(fd, name, sin, id);
-  }
+  if (type == SOCK_STREAM && kind != 0)
+    return race(fd, name, sin, connect_id(sa, len));
   if (type == SOCK_DGRAM && kind == 1) {
     rc = shim__dgram_move(fd, sin);
     if (rc < 0)

@@ -239,6 +239,8 @@ static void init_once(void)
     shim__cfg.observe = 1; /* no pool: translate nothing, still trace */
   shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
   read_race_config();
+  shim__exclude_init(secure_getenv("DUALSTACK_EXCLUDE"));
+  shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
   shim__cfg.disabled = 0;
 }
 

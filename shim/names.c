@@ -1,27 +1,237 @@
 /* Name lookups for the shim: both families through the library's resolver
  * (hosts file first, then DNS), on a private reactor in the calling
- * thread. */
+ * thread, with a small cache in front.
+ *
+ * The cache keeps what shim__resolve_both() found per name, so that an
+ * application looking the same name up again does not run the resolver
+ * again (a reactor, a hosts-file read, a c-ares channel and two queries).
+ * How long an answer stays:
+ * - from DNS: the smallest TTL of its records, both families together
+ *   (a TTL of 0 is not kept);
+ * - NXDOMAIN or NODATA from DNS: SHIM_NEGATIVE_MS (c-ares 1.18's search
+ *   does not pass the SOA on, so its minimum is not known);
+ * - from the hosts file (or a literal): until the hosts file changes.
+ * Every lookup compares /etc/hosts and /etc/resolv.conf (device, inode,
+ * size, mtime, ctime: two stat() calls, well under a microsecond each
+ * here) with what they were when the cache was filled, and empties the
+ * cache when either changed, so an edit is seen by the next lookup. An
+ * edit that keeps size and inode within one tick of the file system's
+ * clock (about 4 ms) can go unseen until the entry expires or the file
+ * changes again.
+ * Not kept: answers cut short by the Resolution Delay (a family still
+ * unknown), SERVFAIL, timeouts and other failures.
+ * At most SHIM_CACHE_SIZE names; when full the least recently used goes.
+ * Thread-safe (one mutex, held only to copy an entry in or out), and
+ * fork-safe (pthread_atfork: the child gets the table unlocked and
+ * whole). */
 #include "shim.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define SHIM_CACHE_SIZE 256
+#define SHIM_NEGATIVE_MS 5000.0
+#define SHIM_HOSTS_PATH "/etc/hosts"
+#define SHIM_RESOLV_PATH "/etc/resolv.conf"
+
+/* What identifies a version of a file: a missing file is all zero. */
+typedef struct stamp {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtim, ctim;
+} stamp;
+
+typedef struct centry {
+  uint32_t hash; /* 0: empty slot */
+  char name[256];
+  shim_answer ans;
+  double expires;     /* monotonic ms; INFINITY: until the files change */
+  unsigned long used; /* last use, for LRU */
+} centry;
+
+static struct {
+  pthread_mutex_t lock;
+  centry e[SHIM_CACHE_SIZE];
+  int n; /* slots ever used since the last emptying: e[0..n) */
+  unsigned long tick;
+  unsigned long gen; /* bumped whenever the table is emptied */
+  stamp hosts, resolv;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_prepare(void)
+{
+  pthread_mutex_lock(&cache.lock);
+}
+
+static void cache_release(void)
+{
+  pthread_mutex_unlock(&cache.lock);
+}
+
+/* Registers the fork handlers: the lock is held across fork(), so the
+ * child never sees an entry half written. */
+static void cache_setup(void)
+{
+  pthread_atfork(cache_prepare, cache_release, cache_release);
+}
+
+/* Returns the case-folded FNV-1a hash of name, never 0. */
+static uint32_t name_hash(const char *name)
+{
+  uint32_t h = 2166136261u;
+  for (; *name != '\0'; name++) {
+    h ^= (uint32_t)tolower((unsigned char)*name);
+    h *= 16777619u;
+  }
+  return h != 0 ? h : 1;
+}
+
+/* Fills s with path's identity (all zero when it cannot be read). */
+static void stamp_of(const char *path, stamp *s)
+{
+  struct stat st;
+  memset(s, 0, sizeof *s);
+  if (stat(path, &st) != 0)
+    return;
+  s->dev = st.st_dev;
+  s->ino = st.st_ino;
+  s->size = st.st_size;
+  s->mtim = st.st_mtim;
+  s->ctim = st.st_ctim;
+}
+
+/* Returns 1 if a and b are the same version of a file. */
+static int stamp_same(const stamp *a, const stamp *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtim.tv_sec == b->mtim.tv_sec &&
+         a->mtim.tv_nsec == b->mtim.tv_nsec &&
+         a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+/* Looks name up in the cache, first emptying it if the hosts file or
+ * resolv.conf changed. Returns 1 with *out filled on a hit, else 0; *gen
+ * is the table's generation, for cache_store(). */
+static int cache_find(const char *name, uint32_t h, shim_answer *out,
+                      unsigned long *gen)
+{
+  stamp hs, rs;
+  double now = shim__mono_ms();
+  int i, hit = 0;
+
+  pthread_once(&cache_once, cache_setup);
+  /* Outside the lock: stat() may take a while on a slow file system. */
+  stamp_of(SHIM_HOSTS_PATH, &hs);
+  stamp_of(SHIM_RESOLV_PATH, &rs);
+  pthread_mutex_lock(&cache.lock);
+  if (!stamp_same(&hs, &cache.hosts) || !stamp_same(&rs, &cache.resolv)) {
+    /* Only the slots used: the table's untouched pages stay untouched
+     * (a page fault costs more than a lookup here). */
+    memset(cache.e, 0, (size_t)cache.n * sizeof cache.e[0]);
+    cache.n = 0;
+    cache.hosts = hs;
+    cache.resolv = rs;
+    cache.gen++;
+  }
+  *gen = cache.gen;
+  for (i = 0; i < cache.n; i++) {
+    centry *e = &cache.e[i];
+    if (e->hash != h || strcasecmp(e->name, name) != 0)
+      continue;
+    if (e->expires <= now) {
+      e->hash = 0; /* expired: the lookup below replaces it */
+      break;
+    }
+    *out = e->ans;
+    e->used = ++cache.tick;
+    hit = 1;
+    break;
+  }
+  pthread_mutex_unlock(&cache.lock);
+  return hit;
+}
+
+/* Keeps ans for name until expires (monotonic ms), unless the table was
+ * emptied since cache_find() gave gen: then the files changed while the
+ * lookup ran, and its answer may be from before the change. */
+static void cache_store(const char *name, uint32_t h, const shim_answer *ans,
+                        double expires, unsigned long gen)
+{
+  centry *slot = NULL;
+  int i;
+
+  if (strlen(name) >= sizeof slot->name)
+    return;
+  pthread_mutex_lock(&cache.lock);
+  if (gen == cache.gen) {
+    /* The same name (another thread stored it meanwhile), else a free
+     * slot, else the least recently used. */
+    for (i = 0; i < cache.n; i++) {
+      centry *e = &cache.e[i];
+      if (e->hash == h && strcasecmp(e->name, name) == 0) {
+        slot = e;
+        break;
+      }
+      if (slot == NULL || (slot->hash != 0 &&
+                           (e->hash == 0 || e->used < slot->used)))
+        slot = e;
+    }
+    if (i == cache.n && cache.n < SHIM_CACHE_SIZE &&
+        (slot == NULL || slot->hash != 0))
+      slot = &cache.e[cache.n++];
+    slot->hash = h;
+    strcpy(slot->name, name);
+    slot->ans = *ans;
+    slot->expires = expires;
+    slot->used = ++cache.tick;
+  }
+  pthread_mutex_unlock(&cache.lock);
+}
 
 typedef struct both {
   shim_answer *out;
   int pending;
   int positive;          /* a family answered with addresses */
   double first_positive; /* when, monotonic ms */
+  double keep_ms;        /* how long the answer may be cached so far */
+  int keep;              /* 0: not to be cached */
 } both;
+
+/* Returns how long (ms) one family's answer may be cached, or -1 for not
+ * at all. */
+static double keep_for(ds_lookup *l, int family, int status)
+{
+  int ttl = ds_lookup_ttl(l, family);
+  if (ttl == DS_TTL_LOCAL)
+    return INFINITY; /* until the hosts file changes */
+  if (status == 0)
+    return ttl > 0 ? ttl * 1000.0 : -1;
+  if (status == DS_ENOTFOUND || status == DS_ENODATA)
+    return SHIM_NEGATIVE_MS;
+  return -1;
+}
 
 /* One family's answer. */
 static void on_answer(ds_lookup *l, int family, int status,
                       const ds_addr *addrs, size_t n, void *user)
 {
   both *b = user;
+  double keep = keep_for(l, family, status);
   size_t i;
-  (void)l;
   b->pending--;
+  if (keep < 0)
+    b->keep = 0;
+  else if (keep < b->keep_ms)
+    b->keep_ms = keep;
   if (status != 0)
     return;
   if (!b->positive) {
@@ -43,14 +253,18 @@ static void on_answer(ds_lookup *l, int family, int status,
   }
 }
 
-int shim__resolve_both(const char *name, shim_answer *out)
+/* Runs the resolver for name into out. Returns 0 or -1 as
+ * shim__resolve_both(); *keep_ms is how long out may be cached (-1: not
+ * at all). */
+static int resolve_uncached(const char *name, shim_answer *out,
+                            double *keep_ms)
 {
   ds_reactor *r;
   ds_lookup *l;
-  both b = {out, 2, 0, 0};
+  both b = {out, 2, 0, 0, INFINITY, 1};
   int rc;
 
-  memset(out, 0, sizeof *out);
+  *keep_ms = -1;
   if (ds_reactor_new(&r) != 0)
     return -1;
   rc = ds_lookup_start(r, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, NULL, on_answer,
@@ -64,7 +278,10 @@ int shim__resolve_both(const char *name, shim_answer *out)
   while (b.pending > 0) {
     int wait = -1;
     if (b.positive) {
-      double left = b.first_positive + 50 - shim__mono_ms();
+      double left = b.first_positive +
+                    (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms
+                                                   : 50) -
+                    shim__mono_ms();
       if (left <= 0)
         break;
       wait = (int)left + 1;
@@ -76,8 +293,26 @@ int shim__resolve_both(const char *name, shim_answer *out)
   shim__work()->reactor = NULL;
   if (b.pending > 0)
     ds_lookup_cancel(l);
+  else if (b.keep)
+    *keep_ms = b.keep_ms;
   ds_reactor_run_once(r, 0);
   ds_reactor_free(r);
+  return 0;
+}
+
+int shim__resolve_both(const char *name, shim_answer *out)
+{
+  unsigned long gen;
+  uint32_t h = name_hash(name);
+  double keep_ms;
+
+  memset(out, 0, sizeof *out);
+  if (cache_find(name, h, out, &gen))
+    return 0;
+  if (resolve_uncached(name, out, &keep_ms) != 0)
+    return -1;
+  if (keep_ms > 0)
+    cache_store(name, h, out, shim__mono_ms() + keep_ms, gen);
   return 0;
 }
 
@@ -98,8 +333,16 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth)
   shim_answer ans;
   *synth = 0;
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
-      shim__resolve_both(name, &ans) != 0)
+      shim__excluded_name(name) || shim__resolve_both(name, &ans) != 0)
     return SHIM_PASS;
+  if (ans.n6 > 0 && ans.n6 <= 16) {
+    /* IPv6 addresses in excluded networks do not count. */
+    int i, kept = 0;
+    for (i = 0; i < ans.n6; i++)
+      if (!shim__excluded_addr(&ans.a6[i]))
+        ans.a6[kept++] = ans.a6[i];
+    ans.n6 = kept;
+  }
   if (ans.n4 > 0 && !ans.loopback4)
     return ans.n6 > 0 ? SHIM_DUAL : SHIM_PASS;
   if (ans.n4 == 0 && ans.n6 > 0) {

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static struct {
     char name[256];
   } dual[DUAL_MAX];
   unsigned ndual;
+  atomic_int any_dual; /* a dual-stack address was ever recorded */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Parses "a.b.c.d/len" into base and size; returns 0 or -1. */
@@ -106,6 +108,12 @@ done:
   return ip;
 }
 
+int shim__pool_maybe(uint32_t ip)
+{
+  return shim__pool_contains(ip) ||
+         atomic_load_explicit(&pool.any_dual, memory_order_relaxed);
+}
+
 int shim__pool_name(uint32_t ip, char *name, size_t len)
 {
   int found = 0;
@@ -134,6 +142,7 @@ void shim__pool_dual(uint32_t ip, const char *name)
     if (pool.dual[i].ip == ip)
       break;
   slot = i < DUAL_MAX && i < pool.ndual ? i : pool.ndual++ % DUAL_MAX;
+  atomic_store(&pool.any_dual, 1);
   pool.dual[slot].ip = ip;
   snprintf(pool.dual[slot].name, sizeof pool.dual[slot].name, "%s", name);
   pthread_mutex_unlock(&pool.lock);

@@ -68,6 +68,25 @@ DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
   return rc;
 }
 
+/* Copies the name IPv4 address ip (host order) stands for into name:
+ * a synthetic destination's name, or for a source-pool address the name
+ * of the IPv6 address it stands for (its reverse lookup), else that
+ * address's literal. Returns 1, or 0 for an address that is neither. */
+static int reverse_name(uint32_t ip, char *name, size_t len)
+{
+  struct sockaddr_in6 s6;
+  if (shim__pool_name(ip, name, len) == 1)
+    return 1;
+  memset(&s6, 0, sizeof s6);
+  if (!shim__source_lookup(ip, &s6.sin6_addr))
+    return 0;
+  s6.sin6_family = AF_INET6;
+  if (shim__real.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
+                             (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
+    return 1;
+  return inet_ntop(AF_INET6, &s6.sin6_addr, name, (socklen_t)len) != NULL;
+}
+
 /* Per-thread storage for gethostbyaddr's answer. */
 static _Thread_local struct {
   struct hostent he;
@@ -86,7 +105,7 @@ DS_HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
       type == AF_INET && len == 4) {
     memcpy(&ip, addr, 4);
     ip = ntohl(ip);
-    if (shim__pool_name(ip, name, sizeof name) == 1 &&
+    if (reverse_name(ip, name, sizeof name) &&
         shim__fill_hostent(&tls_rev.he, tls_rev.buf, sizeof tls_rev.buf, name,
                            ip) == 0)
       return &tls_rev.he;
@@ -105,8 +124,8 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
   if (shim__cfg.disabled || shim__cfg.observe || sa == NULL ||
       sa->sa_family != AF_INET || salen < sizeof(struct sockaddr_in) ||
       host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
-      shim__pool_name(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
-                      name, sizeof name) != 1)
+      !reverse_name(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
+                    name, sizeof name))
     return shim__real.getnameinfo(sa, salen, host, hostlen, serv, servlen,
                                   flags);
   /* libc fills the service; the host is the name the address stands for. */

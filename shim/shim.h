@@ -149,6 +149,9 @@ int shim__pool_contains(uint32_t ip);
 /* Returns the synthetic address standing for name (allocated on first
  * use, the least recently used one recycled when full), or 0. */
 uint32_t shim__pool_synthesize(const char *name);
+/* Returns 0 when ip is certainly neither synthetic nor a dual-stack
+ * name's (a lock-free test for connect's fast path), else 1. */
+int shim__pool_maybe(uint32_t ip);
 /* Copies the name ip stands for into name: returns 1 for a synthetic
  * address, 2 for a real IPv4 address of a dual-stack name, 0 if none. */
 int shim__pool_name(uint32_t ip, char *name, size_t len);
@@ -194,6 +197,7 @@ int shim__race_connect(int fd, const char *name,
 typedef struct shim_race {
   ds_happy_opts o;
   ds_addr b4, b6;    /* the application's bind, per family */
+  ds_addr nat64;     /* the NAT64 prefix, when one is known */
   int app_fd;        /* whose recorded options each attempt gets */
   unsigned long id;  /* trace id */
   double t0;         /* shim__mono_ms() at the start */
@@ -272,6 +276,9 @@ typedef struct shim_fd {
 int shim__fd_get(int fd, shim_fd *out);
 /* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
 void shim__fd_set(int fd, const shim_fd *e);
+/* Records e for fd as it will be once socket like is dup3()ed onto it
+ * (set before the swap, so that nobody woken by it sees the old entry). */
+void shim__fd_set_as(int fd, int like, const shim_fd *e);
 /* Forgets fd (entry, recorded options); releases its source address. */
 void shim__fd_clear(int fd);
 /* Returns 1 if the shim may hold any state for fd: a cheap test, without
@@ -358,6 +365,28 @@ void shim__epoll_record(int epfd, int op, int fd,
                         const struct epoll_event *ev);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
+
+/* ---- exclude.c: DUALSTACK_EXCLUDE ---- */
+
+/* Reads the list (at init). */
+void shim__exclude_init(const char *list);
+/* Returns 1 if name is excluded (itself or a domain above it). */
+int shim__excluded_name(const char *name);
+/* Returns 1 if address a (IPv4 or IPv6) lies in an excluded network. */
+int shim__excluded_addr(const ds_addr *a);
+/* Returns 1 if port is excluded. */
+int shim__excluded_port(uint16_t port);
+
+/* ---- nat64.c: DUALSTACK_NAT64 ---- */
+
+/* Reads the setting (at init). */
+void shim__nat64_init(const char *value);
+/* Copies a configured or already discovered prefix and returns 1, or
+ * returns 0 (never blocks). */
+int shim__nat64_known(ds_addr *prefix, unsigned *len);
+/* As shim__nat64_known, but discovers the prefix (RFC 7050) when the
+ * setting is auto and none is known yet: may wait for DNS. */
+int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
 
 /* ---- server.c: widened binds, accept ---- */
 

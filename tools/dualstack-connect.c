@@ -3,7 +3,8 @@
  *
  * dualstack-connect [-v] [-z] [-4|-6] [--prefer ipv4|ipv6]
  *                   [--attempt-delay MS] [--timeout SECONDS]
- *                   [--resolver SERVERS] [--hosts FILE] HOST PORT
+ *                   [--resolver SERVERS] [--hosts FILE]
+ *                   [--timeline FILE.svg] HOST PORT
  *
  * Exit status: 0 connected, 64 usage, 68 name not found, 69 every attempt
  * failed, 70 internal error.
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EX_OK 0
@@ -25,10 +27,23 @@
 #define EX_UNAVAILABLE 69
 #define EX_SOFTWARE 70
 
+/* One connection attempt, for --timeline. */
+typedef struct attempt {
+  int index, family, ended;
+  char addr[DS_ADDR_STRLEN];
+  double start, end; /* ms since the race began */
+  int result;        /* 0 connected, or a negative code */
+} attempt;
+
 typedef struct state {
   int verbose;
   int done, fd, err;
   char why[1024];
+  attempt *att; /* every attempt, in start order */
+  size_t n_att, cap_att;
+  int att_lost;       /* attempts not recorded (out of memory) */
+  struct timespec t0; /* when the race was started */
+  double t_end;       /* when it ended, ms since t0 */
 } state;
 
 static void usage(FILE *f)
@@ -37,7 +52,7 @@ static void usage(FILE *f)
           "usage: dualstack-connect [-v] [-z] [-4|-6] [--prefer ipv4|ipv6]\n"
           "                         [--attempt-delay MS] [--timeout SECONDS]\n"
           "                         [--resolver SERVERS] [--hosts FILE]\n"
-          "                         HOST PORT\n");
+          "                         [--timeline FILE.svg] HOST PORT\n");
 }
 
 /* Returns "ipv4" or "ipv6". */
@@ -46,17 +61,58 @@ static const char *fam_name(int family)
   return family == AF_INET6 ? "ipv6" : "ipv4";
 }
 
+/* Returns milliseconds since st->t0. */
+static double since_start(const state *st)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - st->t0.tv_sec) * 1e3 +
+         (double)(now.tv_nsec - st->t0.tv_nsec) / 1e6;
+}
+
+/* Records attempts and their results for --timeline. */
+static void record(state *st, const ds_happy_event *ev, const char *a)
+{
+  size_t i;
+  if (ev->type == DS_HE_ATTEMPT) {
+    if (st->n_att == st->cap_att) {
+      size_t cap = st->cap_att ? st->cap_att * 2 : 8;
+      attempt *n = realloc(st->att, cap * sizeof *n);
+      if (n == NULL) {
+        st->att_lost++;
+        return;
+      }
+      st->att = n;
+      st->cap_att = cap;
+    }
+    attempt *t = &st->att[st->n_att++];
+    memset(t, 0, sizeof *t);
+    t->index = ev->index;
+    t->family = ev->family;
+    t->start = ev->t_ms;
+    snprintf(t->addr, sizeof t->addr, "%s", a);
+  } else if (ev->type == DS_HE_RESULT) {
+    for (i = 0; i < st->n_att; i++)
+      if (st->att[i].index == ev->index && !st->att[i].ended) {
+        st->att[i].ended = 1;
+        st->att[i].end = ev->t_ms;
+        st->att[i].result = ev->result;
+      }
+  }
+}
+
 /* Prints one -v line per event: +MS.m WHAT. */
 static void on_event(ds_happy *h, const ds_happy_event *ev, void *user)
 {
   state *st = user;
   char a[DS_ADDR_STRLEN];
   (void)h;
-  if (!st->verbose)
-    return;
   a[0] = '\0';
   if (ev->type != DS_HE_ANSWER)
     ds_addr_format(&ev->addr, a, sizeof a, DS_ADDR_FMT_PORT);
+  record(st, ev, a);
+  if (!st->verbose)
+    return;
   switch (ev->type) {
   case DS_HE_ANSWER:
     if (ev->result == 0)
@@ -87,6 +143,7 @@ static void on_done(ds_happy *h, int fd, int err, void *user)
 {
   state *st = user;
   st->done = 1;
+  st->t_end = since_start(st);
   st->fd = fd;
   st->err = err;
   if (fd < 0)
@@ -142,6 +199,139 @@ static int relay(int fd)
   }
 }
 
+/* Writes s into f with the five XML special characters escaped. */
+static void xml_text(FILE *f, const char *s)
+{
+  for (; *s; s++) {
+    switch (*s) {
+    case '&':
+      fputs("&amp;", f);
+      break;
+    case '<':
+      fputs("&lt;", f);
+      break;
+    case '>':
+      fputs("&gt;", f);
+      break;
+    case '"':
+      fputs("&quot;", f);
+      break;
+    case '\'':
+      fputs("&apos;", f);
+      break;
+    default:
+      fputc(*s, f);
+    }
+  }
+}
+
+/* Returns the outcome of attempt t as text: "ok", an errno name, or
+ * ECANCELED for an attempt still running when the race ended (a loser
+ * closed when another won, or cut off by the overall timeout). */
+static const char *outcome(const state *st, const attempt *t)
+{
+  if (!t->ended)
+    return st->fd < 0 && st->err == -ETIMEDOUT ? "ETIMEDOUT" : "ECANCELED";
+  return t->result == 0 ? "ok" : ds_err_name(t->result);
+}
+
+/* Returns the fill colour for an outcome. */
+static const char *colour(const char *what)
+{
+  if (strcmp(what, "ok") == 0)
+    return "#2e9d48";
+  if (strcmp(what, "ECANCELED") == 0)
+    return "#9a9a9a";
+  if (strcmp(what, "ETIMEDOUT") == 0)
+    return "#e08a1e";
+  return "#d3402f";
+}
+
+/* Writes the race as an SVG timeline to path: one bar per attempt
+ * (family, address, start, end, outcome) on a millisecond axis. Returns 0,
+ * or -1 with a message on stderr. */
+static int write_timeline(const state *st, const char *path, const char *host,
+                          long port)
+{
+  const double left = 300, width = 460, row_h = 22, top = 50;
+  double end = st->t_end > 1 ? st->t_end : 1, scale, y;
+  size_t i;
+  int k;
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "dualstack-connect: --timeline %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  for (i = 0; i < st->n_att; i++)
+    if (st->att[i].ended && st->att[i].end > end)
+      end = st->att[i].end;
+  scale = width / end;
+  y = top + (double)st->n_att * row_h;
+  fprintf(f,
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+          "height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
+          "<title>dualstack-connect ",
+          left + width + 40, y + 70);
+  xml_text(f, host);
+  fprintf(f,
+          " %ld</title>\n<text x=\"10\" y=\"20\" "
+          "font-weight=\"bold\">Happy Eyeballs to ",
+          port);
+  xml_text(f, host);
+  fprintf(f, " port %ld: %s after %.1f ms</text>\n", port,
+          st->fd >= 0 ? "connected" : ds_err_name(st->err), st->t_end);
+  for (i = 0; i < st->n_att; i++) {
+    const attempt *t = &st->att[i];
+    const char *what = outcome(st, t);
+    double t_end = t->ended ? t->end : st->t_end;
+    double x = left + t->start * scale, w = (t_end - t->start) * scale;
+    double ty = top + (double)i * row_h;
+    if (w < 2)
+      w = 2;
+    fprintf(f,
+            "<g class=\"attempt\" data-family=\"%s\" data-result=\"%s\">\n"
+            "<title>attempt %d %s ",
+            fam_name(t->family), what, t->index, fam_name(t->family));
+    xml_text(f, t->addr);
+    fprintf(f, ": %s, +%.1f to +%.1f ms</title>\n", what, t->start, t_end);
+    fprintf(f, "<text x=\"10\" y=\"%.0f\">%d %s ", ty + 15, t->index,
+            fam_name(t->family));
+    xml_text(f, t->addr);
+    fprintf(f,
+            "</text>\n<rect class=\"bar\" x=\"%.1f\" y=\"%.0f\" "
+            "width=\"%.1f\" height=\"%.0f\" fill=\"%s\"/>\n"
+            "<text x=\"%.1f\" y=\"%.0f\">%s %.1f ms</text>\n</g>\n",
+            x, ty + 3, w, row_h - 6, colour(what),
+            x + w + 4 < left + width - 60 ? x + w + 4 : left + width - 60,
+            ty + 15, what, t_end - t->start);
+  }
+  fprintf(f,
+          "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+          "stroke=\"#444\"/>\n",
+          left, y + 5, left + width, y + 5);
+  for (k = 0; k <= 4; k++) {
+    double t = end * k / 4, x = left + t * scale;
+    fprintf(f,
+            "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" "
+            "stroke=\"#444\"/>\n<text x=\"%.1f\" y=\"%.0f\" "
+            "text-anchor=\"middle\">%.1f ms</text>\n",
+            x, y + 5, x, y + 10, x, y + 24, t);
+  }
+  fprintf(f,
+          "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">time since "
+          "the race began%s</text>\n</svg>\n",
+          left + width, y + 45,
+          st->att_lost ? " (some attempts not recorded)" : "");
+  if (fclose(f) != 0) {
+    fprintf(stderr, "dualstack-connect: --timeline %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 /* Returns a number parsed from all of s within [lo, hi], or -1. */
 static long number(const char *s, long lo, long hi)
 {
@@ -162,6 +352,7 @@ int main(int argc, char **argv)
       {"timeout", required_argument, NULL, 't'},
       {"resolver", required_argument, NULL, 'r'},
       {"hosts", required_argument, NULL, 'H'},
+      {"timeline", required_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   ds_happy_opts o = {0};
@@ -170,6 +361,7 @@ int main(int argc, char **argv)
   ds_reactor *r;
   ds_happy *h;
   char err[256];
+  const char *timeline = NULL;
   int c, zero = 0, rc;
   long v, port;
 
@@ -233,6 +425,9 @@ int main(int argc, char **argv)
       ro.hosts_file = optarg;
       o.resolver = &ro;
       break;
+    case 'T':
+      timeline = optarg;
+      break;
     case 'h':
       usage(stdout);
       return EX_OK;
@@ -254,6 +449,7 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   if (ds_reactor_new(&r) != 0)
     return EX_SOFTWARE;
+  clock_gettime(CLOCK_MONOTONIC, &st.t0);
   rc = ds_happy_start(r, argv[optind], (uint16_t)port, &o, on_done, on_event,
                       &st, &h, err, sizeof err);
   if (rc != 0) {
@@ -268,6 +464,14 @@ int main(int argc, char **argv)
     if (ds_reactor_run_once(r, -1) < 0)
       return EX_SOFTWARE;
   ds_reactor_free(r);
+  if (timeline != NULL &&
+      write_timeline(&st, timeline, argv[optind], port) != 0) {
+    if (st.fd >= 0)
+      close(st.fd);
+    free(st.att);
+    return EX_SOFTWARE;
+  }
+  free(st.att);
   if (st.fd < 0) {
     fprintf(stderr, "dualstack-connect: %s port %ld: %s: %s\n", argv[optind],
             port, ds_strerror(st.err), st.why);

@@ -426,6 +426,72 @@ print(socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET)[0][4][0])' "$h" 2>&1)
 192.0.2.1" "$out"
 }
 
+test_exclude_leaves_names_networks_and_ports_alone() {
+  need_lab || return 0
+  py='import socket, sys
+try:
+    a = socket.gethostbyname(sys.argv[1])
+    s = socket.socket(); s.settimeout(3); s.connect((a, 80))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    d = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        d += b
+    print(d.decode().split("\n")[-2])
+except OSError as e:
+    print("error", type(e).__name__)'
+  out=$(lab_run a env LD_PRELOAD=$SHIM $PY -c "$py" both.test 2>&1)
+  assertEquals "dual-stack name raced: IPv6" "peer 2001:db8::1" "$out"
+  for ex in both.test .test "*.test" :80 192.0.2.0/24; do
+    out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="nothing.test, $ex" \
+      $PY -c "$py" both.test 2>&1)
+    assertEquals "excluded by '$ex': IPv4 as asked" "peer 192.0.2.1" "$out"
+  done
+  for ex in v6only.test 2001:db8::/32 2001:db8::2; do
+    out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="$ex" \
+      $PY -c "$py" v6only.test 2>&1)
+    assertEquals "excluded by '$ex': as without the shim" "error gaierror" "$out"
+  done
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE="2001:db8::/200,:0,x..y" \
+    DUALSTACK_TRACE=stderr $PY -c "$py" v6only.test 2>&1)
+  assertContains "bad length named" "$out" "item '2001:db8::/200': bad prefix length"
+  assertContains "bad port named" "$out" "item ':0': not a port"
+  assertContains "bad name named" "$out" "item 'x..y'"
+  assertContains "the rest still works" "$out" "peer 2001:db8::1"
+}
+
+test_nat64_for_ipv4_literals_on_an_ipv6_only_host() {
+  need_lab || return 0
+  # Without a NAT64 translator, B itself owns the address 2001:db8:64::/96
+  # embeds 192.0.2.2 in, which is where a NAT64 would take the connection.
+  lab_run b ip addr add 2001:db8:64::c000:202/128 dev "$LAB_IF_B" nodad
+  # With its IPv4 address gone, A is an IPv6-only host.
+  out=$(client nc 192.0.2.2 shim 2>&1)
+  assertContains "with IPv4, a literal goes as asked" "$out" "peer 192.0.2.1"
+  lab_run a ip addr del 192.0.2.1/24 dev "$LAB_IF_A"
+  lab_run a ip route add 2001:db8:64::/96 dev "$LAB_IF_A"
+  printf 'ipv4only.arpa AAAA 2001:db8:64::c000:aa\n' > "$LAB_TMP/dns64.conf"
+  lab_dns b 2001:db8::2 "$LAB_TMP/dns64.conf" "$LAB_TMP/dns64.log" a
+  out=$(client nc 192.0.2.2 bare 2>&1)
+  assertContains "without the shim: no route" "$out" "unreachable"
+  for v in 2001:db8:64::/96 auto ""; do
+    out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_NAT64=$v sh -c '
+      printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc.traditional -q 2 192.0.2.2 80
+      timeout 5 curl -4 -s -S http://192.0.2.2/' 2>&1)
+    assertEquals "nc and curl through NAT64 (DUALSTACK_NAT64='$v')" 2 \
+      "$(echo "$out" | grep -c '^peer 2001:db8::1$')"
+  done
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_NAT64=off sh -c '
+    printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc.traditional -q 2 192.0.2.2 80' 2>&1)
+  assertContains "off: as without the shim" "$out" "unreachable"
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_NAT64=2001:db8:64::/33 \
+    DUALSTACK_TRACE=stderr sh -c '
+    printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc.traditional -q 2 192.0.2.2 80' 2>&1)
+  assertContains "a bad prefix is named" "$out" \
+    "DUALSTACK_NAT64=2001:db8:64::/33: the length must be"
+}
+
 test_disable_is_a_pure_passthrough() {
   need_lab || return 0
   out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_DISABLE=1 timeout 5 $PY -c '

@@ -454,7 +454,10 @@ TEST_T(lab_happy_all_blackholed_overall_timeout, 30)
   run_race(&rc, "both.test", &o, 5000);
   CHECK_EQ(rc.fd, -1);
   CHECK_EQ(rc.err, -ETIMEDOUT);
-  CHECK_MSG(rc.t_done >= 1999 && rc.t_done < 2000 + SLACK, "ended at %.1f",
+  /* The timer's own lateness is the machine's scheduling (62 ms seen
+   * under ASan with the load average at 6), not the race's: a wider
+   * bound than the attempts' SLACK. */
+  CHECK_MSG(rc.t_done >= 1999 && rc.t_done < 2000 + 200, "ended at %.1f",
             rc.t_done);
   CHECK_EQ(rc.nfails, 2);
   CHECK_EQ(ds_test_count_fds(), fds0 + 2); /* the reactor's own */

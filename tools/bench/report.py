@@ -353,6 +353,61 @@ def accept_section(out):
            fmt_ratio(r, 3) + why("accept_cps", "4addr", "all", "any"))
 
 
+def shim_section(out):
+    out.append("## 5. The preload shim, client side\n")
+    out.append("One plain IPv4 client, `shim_client` (libc only: "
+               "`getaddrinfo()` with `AF_INET` hints, `connect()` of an "
+               "`AF_INET` socket), run as is (glibc) and with "
+               "`LD_PRELOAD=build/libdualstack-preload.so`, in turns, the "
+               "order alternating every round after one warm-up round, "
+               "%s runs each, pinned to one core (the echo server of the "
+               "connect case to the other). Median (min–max) of the runs; "
+               "ratios are shim over glibc (above 1.00x: the shim costs "
+               "more).\n" % INFO.get("shim_reps", "?"))
+    out.append("| case | glibc | with the shim | ratio |")
+    out.append("|---|---:|---:|---:|")
+    rows = (("shim_conn", "20000", "us",
+             "connect+close to 127.0.0.1 (passthrough), us per connect, "
+             "20,000 per run"),
+            ("shim_gai", "first", "us",
+             "getaddrinfo(AF_INET) of a hosts-file name, first of a "
+             "process, us"),
+            ("shim_gai", "repeat", "us",
+             "the same name again, us per lookup (mean of 2,000)"),
+            ("shim_name", "first", "ms",
+             "IPv6 black-holed: lookup + connect by name, first, ms"),
+            ("shim_name", "second", "ms",
+             "IPv6 black-holed: the second in the same process, ms"))
+    for sec, case, unit, label in rows:
+        out.append("| %s | %s | %s | %s |" % (
+            label, cell(sec, case, "bare", unit), cell(sec, case, "shim", unit),
+            fmt_ratio(ratio(med(sec, case, "shim"), med(sec, case, "bare")))))
+    out.append("")
+    out.append("The passthrough and lookup cases run in the loopback "
+               "namespace of sections 1-2, whose hosts file names "
+               "`bench.test` (192.0.2.1, IPv4 only); the shim looks it up "
+               "for both families, from its cache after the first time, "
+               "then lets glibc answer. The black-holed case runs in the "
+               "lab pair of section 3 (`both.test`, 192.0.2.2 and "
+               "2001:db8::2 from `dnsd`, TCP to [2001:db8::2]:80 dropped): "
+               "without the shim the program connects to 192.0.2.2 and "
+               "never tries IPv6; with it, the first connect races and "
+               "waits the 250 ms Connection Attempt Delay for the dead "
+               "IPv6 path, the second starts with IPv4 (the family memory) "
+               "and takes the name from the cache.\n")
+    r = ratio(med("shim_conn", "20000", "shim"),
+              med("shim_conn", "20000", "bare"))
+    target("Shim passthrough, 20,000 connect+close to 127.0.0.1: <= 1.03x "
+           "without", None if r is None else r <= 1.03, fmt_ratio(r, 3))
+    r = ratio(med("shim_gai", "repeat", "shim"),
+              med("shim_gai", "repeat", "bare"))
+    f = ratio(med("shim_gai", "first", "shim"),
+              med("shim_gai", "first", "bare"))
+    target("Shim, repeated getaddrinfo(AF_INET) of a hosts-file name: <= "
+           "1.5x glibc", None if r is None else r <= 1.5,
+           "%s (first lookup of a process: %s)" % (fmt_ratio(r), fmt_ratio(f)))
+
+
 INFO = {}
 
 
@@ -372,8 +427,8 @@ def main():
     out.append("Reproduce, as root on Debian 12: `make bench` (installs "
                "libuv1-dev, libevent-dev, curl and python3 with `make "
                "deps`). `BENCH_ROUNDS`, `BENCH_SLICE_MS`, "
-               "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS` and `BENCH_ONLY` (tcp "
-               "udp accept he) change the runs; `tools/bench/run.sh` says "
+               "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS`, `BENCH_SHIM_REPS` and "
+               "`BENCH_ONLY` (tcp udp accept he shim) change the runs; `tools/bench/run.sh` says "
                "how.\n")
     out.append("## Machine and method\n")
     for k, label in (("cpu", "CPU"), ("cores", "cores"), ("kernel", "kernel"),
@@ -410,10 +465,10 @@ def main():
                "`udp_uv.c` (`uv_udp_try_send`, `uv_udp_send` of a copy on "
                "EAGAIN).\n")
     sections = {"tcp": tcp_section, "udp": udp_section, "he": he_section,
-                "accept": accept_section}
+                "accept": accept_section, "shim": shim_section}
     prefixes = {"tcp": "tcp_", "udp": "udp_", "he": "he",
-                "accept": "accept_"}
-    for name in ("tcp", "udp", "he", "accept"):
+                "accept": "accept_", "shim": "shim_"}
+    for name in ("tcp", "udp", "he", "accept", "shim"):
         if any(k[0].startswith(prefixes[name]) for k in RUNS):
             sections[name](out)
         else:
@@ -431,14 +486,13 @@ def main():
         out.append("| %s | %s | %s |" % (name, res, detail))
     out.append("")
     out.append("## Not yet measured\n")
-    out.append("Parts 5 and 6 of the benchmark plan (the preload shim: "
-               "client-side passthrough cost, cached `getaddrinfo`, connect "
-               "by name with IPv6 black-holed; server-side accept and round "
-               "trips on a widened listener) are not measured yet: they "
-               "wait for the shim to be complete. run.sh "
-               "takes them as further sections (`BENCH_ONLY`), each "
-               "recording `SECTION CASE CONTENDER VALUE` lines, and "
-               "report.py as further tables.\n")
+    out.append("Part 6 of the benchmark plan (the shim's server side: "
+               "accepts and round trips on a widened 0.0.0.0 listener, "
+               "IPv4 clients with and without the shim, IPv6 clients with "
+               "it) waits for the server side of the shim. run.sh takes it "
+               "as a further section (`BENCH_ONLY`), recording `SECTION "
+               "CASE CONTENDER VALUE` lines, and report.py as a further "
+               "table.\n")
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "notes.md")
     if os.path.exists(notes):

@@ -6,9 +6,10 @@
 # Environment: DS_BUILD (build dir, default build), BENCH_ROUNDS (slices
 # per contender and figure, default 15), BENCH_SLICE_MS (default 200),
 # BENCH_CONNS_IDLE (default 10000), BENCH_HE_REPS (Happy Eyeballs runs per
-# case and tool, default 11), BENCH_OUT (report path, default
-# tools/bench/README.md), BENCH_ONLY (space-separated subset of: tcp udp
-# accept he).
+# case and tool, default 11), BENCH_SHIM_REPS (runs per case of the shim
+# benchmark, with and without the shim each, default 11), BENCH_OUT
+# (report path, default tools/bench/README.md), BENCH_ONLY
+# (space-separated subset of: tcp udp accept he shim).
 #
 # How: the loopback benchmarks (TCP echo, UDP echo, accept rate) run in a
 # private network namespace of the lab (tests/lab/lab.sh), so their
@@ -23,7 +24,11 @@
 # one server at a time. The Happy Eyeballs benchmark runs in the standard
 # lab pair with the test DNS server, the tools taking turns. Results are
 # "SECTION CASE CONTENDER VALUE" lines (tab-separated) in a results file;
-# report.py makes the README from it.
+# report.py makes the README from it. The shim benchmark runs one plain
+# IPv4 client (shim_client) with and without LD_PRELOAD in turn, pinned to
+# one core (its server, where it has one, to the other): passthrough
+# connects and hosts-file lookups in the loopback namespace, connect by
+# name with IPv6 black-holed in the lab pair.
 set -u
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,7 +39,9 @@ ROUNDS=${BENCH_ROUNDS:-15}
 SLICE=${BENCH_SLICE_MS:-200}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-10000}
 HE_REPS=${BENCH_HE_REPS:-11}
-ONLY=${BENCH_ONLY:-tcp udp accept he}
+SHIM_REPS=${BENCH_SHIM_REPS:-11}
+ONLY=${BENCH_ONLY:-tcp udp accept he shim}
+SHIM=$BUILD/libdualstack-preload.so
 PY=/usr/bin/python3 # Debian's, whatever python3 is on PATH
 export DS_BUILD=$BUILD
 
@@ -369,6 +376,92 @@ EOF
     env BENCH_RESULTS="$RESULTS" BENCH_TMP="$TMP" bash "$0" he-inside
 }
 
+# ------------------------------------------------------------ the shim
+
+# shim_run bare|shim CMD...: runs CMD pinned to LOAD_CPU, with the shim
+# preloaded or not.
+shim_run() {
+  local how=$1
+  shift
+  if [ "$how" = shim ]; then
+    taskset -c "$LOAD_CPU" env LD_PRELOAD="$SHIM" "$@"
+  else
+    taskset -c "$LOAD_CPU" "$@"
+  fi
+}
+
+# Inside the loopback namespace (local_inside), whose hosts file names
+# bench.test (192.0.2.1): 20,000 connect+close to a 127.0.0.1 literal
+# (echo_ds on the other core), and getaddrinfo(AF_INET) of bench.test,
+# the first of a process and 2,000 repeats, with and without the shim.
+# Round 0 of each warms up and is not recorded.
+bench_shim_local() {
+  local rep how out v
+  say "Shim: passthrough connects and hosts-file lookups, with and without"
+  start_server ds "$BIN/echo_ds" 127.0.0.1 || return
+  for ((rep = 0; rep <= SHIM_REPS; rep++)); do
+    for how in $(rotate "$rep" bare shim); do
+      out=$(shim_run "$how" "$BIN/shim_client" conn -n 20000 127.0.0.1 \
+        "$SRV_PORT") || { say "shim conn ($how) failed: $out"; continue; }
+      v=$(printf '%s\n' $out | sed -n 's/^per_op_us=//p')
+      [ "$rep" -gt 0 ] && [ -n "$v" ] && record shim_conn 20000 "$how" "$v"
+    done
+  done
+  stop_servers
+  for ((rep = 0; rep <= SHIM_REPS; rep++)); do
+    for how in $(rotate "$rep" bare shim); do
+      out=$(shim_run "$how" "$BIN/shim_client" gai -n 2000 bench.test) ||
+        { say "shim gai ($how) failed: $out"; continue; }
+      [ "$rep" -gt 0 ] || continue
+      for v in $out; do
+        case $v in
+          first_us=*) record shim_gai first "$how" "${v#first_us=}" ;;
+          repeat_us=*) record shim_gai repeat "$how" "${v#repeat_us=}" ;;
+        esac
+      done
+    done
+  done
+}
+
+# Inside the lab pair (in A), dnsd on B answering both.test with
+# 192.0.2.2 and 2001:db8::2, http_ok on B port 80, TCP to [2001:db8::2]:80
+# dropped on B: getaddrinfo(AF_INET) + connect twice in one process, with
+# and without the shim (without it the program never tries IPv6).
+bench_shim_inside() {
+  local rep how out n v
+  pick_cores
+  "$LAB_SH" bg "$LAB_NS_B" -o "$LAB_TMP/http.log" "$BIN/http_ok" 80 \
+    > /dev/null || return
+  "$LAB_SH" wait-port "$LAB_NS_B" tcp 80 || return
+  "$LAB_SH" blackhole "$LAB_NS_B" 2001:db8::2 80 tcp || return
+  for ((rep = 0; rep <= SHIM_REPS; rep++)); do
+    for how in $(rotate "$rep" bare shim); do
+      out=$(shim_run "$how" "$BIN/shim_client" name -n 2 both.test 80) ||
+        { say "shim name ($how) failed: $out"; continue; }
+      [ "$rep" -gt 0 ] || continue
+      while read -r _ n v; do
+        v=${v#ms=}
+        case $n in
+          1) record shim_name first "$how" "$v" ;;
+          2) record shim_name second "$how" "$v" ;;
+        esac
+      done <<< "$out"
+    done
+  done
+  "$LAB_SH" unfilter "$LAB_NS_B"
+}
+
+bench_shim() {
+  local conf=$TMP/dns-shim.conf
+  say "Shim: connect by name with IPv6 black-holed (lab pair, dnsd)"
+  cat > "$conf" <<'EOF'
+both.test  A     192.0.2.2
+both.test  AAAA  2001:db8::2
+EOF
+  "$TOP/tests/lab/lab.sh" run-pair --dns "$conf" -- \
+    env BENCH_RESULTS="$RESULTS" BENCH_TMP="$TMP" bash "$0" shim-inside
+}
+
 # ---------------------------------------------------------------- main
 
 # Inside the private namespace: the loopback benchmarks.
@@ -385,6 +478,7 @@ local_inside() {
       tcp) bench_tcp ;;
       udp) bench_udp ;;
       accept) bench_accept ;;
+      shim) bench_shim_local ;;
     esac
   done
 }
@@ -410,6 +504,7 @@ machine_info() {
   printf 'slice\t%s\n' "$SLICE"
   printf 'idle\t%s\n' "$IDLE_CONNS"
   printf 'he_reps\t%s\n' "$HE_REPS"
+  printf 'shim_reps\t%s\n' "$SHIM_REPS"
 }
 
 main() {
@@ -419,7 +514,7 @@ main() {
     exit 77
   fi
   for f in echo_ds echo_uv echo_ev echo_load udp_ds udp_uv udp_load \
-    accept_ds http_ok he_twice; do
+    accept_ds http_ok he_twice shim_client; do
     [ -x "$BIN/$f" ] || { say "$BIN/$f not built: run make bench"; exit 70; }
   done
   start=$(date +%s)
@@ -429,7 +524,7 @@ main() {
   : > "$RESULTS"
   export BENCH_RESULTS=$RESULTS BENCH_TMP=$TMP
   for want in $ONLY; do
-    case $want in tcp | udp | accept) local_wanted=1 ;; esac
+    case $want in tcp | udp | accept | shim) local_wanted=1 ;; esac
   done
   if [ -n "$local_wanted" ]; then
     # s: the server namespace, with four IPv4 addresses (and one IPv6) on
@@ -441,12 +536,14 @@ main() {
       lab_addr s "$LAB_LINK_IF1" 192.0.2.1/24 192.0.2.3/24 198.51.100.1/24 \
         198.51.100.3/24 2001:db8::1/64 &&
       lab_run s sysctl -q -w net.ipv4.tcp_tw_reuse=1 \
-        net.ipv4.tcp_max_tw_buckets=0'
+        net.ipv4.tcp_max_tw_buckets=0 &&
+      lab_hosts s "192.0.2.1 bench.test"'
     "$TOP/tests/lab/lab.sh" run --setup "$setup" --in s -- \
       env BENCH_RESULTS="$RESULTS" BENCH_TMP="$TMP" bash "$0" local-inside ||
       say "the loopback benchmarks failed (status $?)"
   fi
   case " $ONLY " in *" he "*) bench_he || say "Happy Eyeballs failed" ;; esac
+  case " $ONLY " in *" shim "*) bench_shim || say "shim (lab pair) failed" ;; esac
   pick_cores
   machine_info > "$TMP/machine.tsv"
   printf 'seconds\t%s\n' "$(($(date +%s) - start))" >> "$TMP/machine.tsv"
@@ -464,5 +561,8 @@ case ${1:-all} in
   he-inside)
     RESULTS=$BENCH_RESULTS TMP=$BENCH_TMP
     bench_he_inside ;;
+  shim-inside)
+    RESULTS=$BENCH_RESULTS TMP=$BENCH_TMP
+    bench_shim_inside ;;
   *) echo "usage: tools/bench/run.sh" >&2; exit 64 ;;
 esac
