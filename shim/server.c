@@ -4,8 +4,9 @@
  * accept4 then show IPv4 clients as themselves and IPv6 clients as a
  * source-pool address (srcpool.c), held while the connection is open.
  *
- * A bind to a specific address, DUALSTACK_LISTEN=off, observe mode and a
- * bad DUALSTACK_SOURCE_POOL leave the bind alone. Any failure before the
+ * A bind to a specific address, DUALSTACK_LISTEN=off, a port listed in
+ * DUALSTACK_EXCLUDE, observe mode and a bad DUALSTACK_SOURCE_POOL leave
+ * the bind alone. Any failure before the
  * new socket is installed (no IPv6: EAFNOSUPPORT, an option the IPv6
  * socket refuses, [::]:PORT taken by a V6ONLY socket) closes the new
  * socket and makes the original bind, as if the shim were absent.
@@ -233,6 +234,9 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
     goto done;
   }
   why = no_widening();
+  if (why == NULL && listen_dual && sin->sin_port != 0 &&
+      shim__excluded_port(ntohs(sin->sin_port)))
+    why = "DUALSTACK_EXCLUDE lists the port";
   if (why == NULL && listen_dual && widen(fd, sin, &port, &why) == 0) {
     trace_bind(port, 1, NULL, 0, 0, t0);
     shim__leave();

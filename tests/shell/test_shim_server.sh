@@ -378,6 +378,12 @@ while True: s.accept()[0].close()' "$port"
   assertEquals "IPv4 client served" "127.0.0.1 127.0.0.1" "$out"
   assertContains "bind traced, not widened" "$(cat "$tmp/t2")" \
     '"widened":false'
+  port3=$(free_port)
+  bg env LD_PRELOAD=$SHIM DUALSTACK_EXCLUDE=":$port3" timeout 20 \
+    $PY "$tmp/peers.py" "$port3"
+  wait_port tcp "$port3"
+  assertEquals "DUALSTACK_EXCLUDE=:PORT: bound to 0.0.0.0" "0.0.0.0:$port3 " \
+    "$(listeners tcp "$port3")"
 }
 
 test_widening_that_fails_falls_back_to_the_original_bind() {
