@@ -491,35 +491,6 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
   return rc;
 }
 
-DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-                       const struct sockaddr *sa, socklen_t len)
-{
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (sa != NULL && !shim__cfg.disabled && translating() &&
-      unmapped_pool_address(sa, len)) {
-    errno = ENETUNREACH;
-    return -1;
-  }
-  return shim__real.sendto(fd, buf, n, flags, sa, len);
-}
-
-DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (msg != NULL && msg->msg_name != NULL && !shim__cfg.disabled &&
-      translating() && unmapped_pool_address(msg->msg_name, msg->msg_namelen)) {
-    errno = ENETUNREACH;
-    return -1;
-  }
-  return shim__real.sendmsg(fd, msg, flags);
-}
-
 /* Copies sin into the application's buffer as the kernel would. */
 static void give_v4(struct sockaddr *sa, socklen_t *len,
                     const struct sockaddr_in *sin)
