@@ -64,18 +64,6 @@ static int parse_cidr(const char *s, uint32_t *base, uint32_t *size)
   return 0;
 }
 
-/* fork() while another thread holds the lock would leave the child's copy
- * locked for ever: take it around fork. */
-static void fork_prepare(void)
-{
-  pthread_mutex_lock(&src.lock);
-}
-
-static void fork_release(void)
-{
-  pthread_mutex_unlock(&src.lock);
-}
-
 static void src_init(void)
 {
   const char *v = secure_getenv("DUALSTACK_SOURCE_POOL");
@@ -97,7 +85,6 @@ static void src_init(void)
   }
   memset(src.bucket, 0xff, nb * sizeof *src.bucket); /* all -1 */
   src.mask = nb - 1;
-  pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 
 /* Returns 1 when the pool is usable (configured and allocated). */
@@ -232,6 +219,8 @@ int shim__source_reverse(uint32_t ip, char *host, size_t len)
   return 1;
 }
 
+/* fork() while another thread holds the lock would leave the child's copy
+ * locked for ever: init.c takes it around fork with the others. */
 void shim__source_fork(int phase)
 {
   shim__fork_mutex(&src.lock, phase, 0);

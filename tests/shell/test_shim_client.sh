@@ -508,6 +508,27 @@ test_nat64_for_ipv4_literals_on_an_ipv6_only_host() {
     "DUALSTACK_NAT64=2001:db8:64::/33: the length must be"
 }
 
+test_client_that_binds_first() {
+  need_lab || return 0
+  # bind(0.0.0.0:0) widens the socket; the connect after it still works,
+  # to a real IPv4 address and to a synthetic one.
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 10 $PY -c '
+import socket
+for name in ("both.test", "v6only.test"):
+    s = socket.socket(); s.bind(("0.0.0.0", 0))
+    a = socket.gethostbyname(name)
+    s.connect((a, 80)); s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    d = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        d += b
+    print(name, d.decode().split("\n")[-2], s.getpeername() == (a, 80),
+          s.getsockname()[0])' 2>&1)
+  assertContains "to a real A" "$out" "both.test peer 192.0.2.1 True 192.0.2.1"
+  assertContains "to a synthetic address" "$out" "v6only.test peer 2001:db8::1 True 172.21.112."
+}
+
 test_disable_is_a_pure_passthrough() {
   need_lab || return 0
   out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_DISABLE=1 timeout 5 $PY -c '
