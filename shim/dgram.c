@@ -1,15 +1,28 @@
-/* Addresses of datagrams and peers on sockets the shim moved to IPv6. */
+/* Addresses of datagrams and peers on sockets whose IPv6 the application
+ * does not see (widened listeners, accepted connections, UDP sockets moved
+ * to IPv6, inherited IPv6 sockets read into a sockaddr_in), and the
+ * datagram hooks:
+ * - recvfrom, __recvfrom_chk, recvmsg, recvmmsg show IPv6 peers as IPv4
+ *   (IPv4-mapped as themselves, others as source-pool addresses) and
+ *   IPV6_PKTINFO / IPV6_TCLASS / IPV6_HOPLIMIT as their IPv4 twins;
+ * - sendto, sendmsg, sendmmsg map those addresses back, move a UDP
+ *   socket sending to a synthetic destination to IPv6 (dgmove.c), and
+ *   never send to a pool address that stands for nothing (ENETUNREACH).
+ * A call on an fd the shim knows nothing about, with an address outside
+ * both pools, costs a range check.
+ */
 #include "shim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
                      struct sockaddr_in *out)
 {
+  shim_fd e;
   uint32_t ip;
-  (void)fd;
   memset(out, 0, sizeof *out);
   out->sin_family = AF_INET;
   out->sin_port = s6->sin6_port;
@@ -17,7 +30,10 @@ int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
     memcpy(&out->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
     return 0;
   }
-  if ((ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
+  /* A UDP client's replies come from the synthetic address it sent to. */
+  if (shim__fd_get(fd, &e) &&
+      (e.kind == SHIM_FD_DGRAM || e.kind == SHIM_FD_CLIENT) &&
+      (ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
     out->sin_addr.s_addr = htonl(ip);
     return 0;
   }
@@ -30,24 +46,548 @@ int shim__peer_to_v4(int fd, const struct sockaddr_in6 *s6,
 
 int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out)
 {
-  struct in6_addr a;
+  uint32_t ip = ntohl(sin->sin_addr.s_addr);
   memset(out, 0, sizeof *out);
   out->sin6_family = AF_INET6;
   out->sin6_port = sin->sin_port;
-  if (shim__pool_contains(ntohl(sin->sin_addr.s_addr))) {
-    if (!shim__pool_v6(ntohl(sin->sin_addr.s_addr), &a)) {
-      errno = ENETUNREACH;
-      return -1;
-    }
-    out->sin6_addr = a;
-    return 0;
+  if (shim__source_contains(ip)) {
+    if (shim__source_lookup(ip, &out->sin6_addr))
+      return 0;
+    errno = ENETUNREACH;
+    return -1;
   }
-  if (shim__source_lookup(ntohl(sin->sin_addr.s_addr), &a)) {
-    out->sin6_addr = a;
-    return 0;
+  if (shim__pool_contains(ip)) {
+    if (shim__pool_v6(ip, &out->sin6_addr))
+      return 0;
+    errno = ENETUNREACH;
+    return -1;
   }
   out->sin6_addr.s6_addr[10] = 0xff;
   out->sin6_addr.s6_addr[11] = 0xff;
   memcpy(&out->sin6_addr.s6_addr[12], &sin->sin_addr, 4);
   return 0;
+}
+
+/* ---- receiving ---- */
+
+/* Returns the kind of fd's entry (SHIM_FD_WIDE, ...) when fd holds an
+ * IPv6 socket the shim put there (or knows of) whose addresses the
+ * application must see as IPv4, else 0. */
+static int v6_view(int fd)
+{
+  shim_fd e;
+  return shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6
+             ? e.kind
+             : 0;
+}
+
+/* Copies n bytes of address src out as the kernel does: at most *len
+ * bytes, then *len is set to the full length. */
+static void copy_out(void *sa, socklen_t *len, const void *src, socklen_t n)
+{
+  memcpy(sa, src, *len < n ? *len : n);
+  *len = n;
+}
+
+/* Writes the address the application sees for the sender ss (sl bytes)
+ * of a datagram on fd (whose entry is of kind, or 0) into sa/len.
+ * Returns 0, or -1 when an IPv6 sender cannot be shown (no source-pool
+ * address to be had). */
+static int show_sender(int fd, int kind, const struct sockaddr_storage *ss,
+                       socklen_t sl, void *sa, socklen_t *len)
+{
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+  struct sockaddr_in sin;
+  int fresh = 0;
+  uint32_t ip;
+  if (ss->ss_family != AF_INET6 || sl < sizeof *s6) {
+    copy_out(sa, len, ss, sl);
+    return 0;
+  }
+  if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+    shim__peer_to_v4(fd, s6, &sin);
+  } else {
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = s6->sin6_port;
+    /* A UDP client's replies come from the synthetic address it sent
+     * to; a server's IPv6 peers get source-pool addresses. */
+    if (kind == SHIM_FD_DGRAM &&
+        (ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
+      sin.sin_addr.s_addr = htonl(ip);
+    } else {
+      ip = shim__source_get(&s6->sin6_addr, &fresh);
+      if (ip == 0)
+        return -1;
+      sin.sin_addr.s_addr = htonl(ip);
+      /* One trace line per IPv6 sender given an address, not one per
+       * datagram. */
+      if (fresh)
+        shim__trace_peer("recv", s6, &sin);
+    }
+  }
+  copy_out(sa, len, &sin, sizeof sin);
+  return 0;
+}
+
+DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                         struct sockaddr *sa, socklen_t *len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  ssize_t r;
+  int kind;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  /* Translated: sockets the shim made IPv6, and any socket read into a
+   * sockaddr_in (an inherited IPv6 socket shows up as such). */
+  if (sa == NULL || len == NULL || shim__cfg.disabled)
+    return shim__real.recvfrom(fd, buf, n, flags, sa, len);
+  kind = v6_view(fd);
+  if (!kind && !(*len == sizeof(struct sockaddr_in) && !shim__cfg.observe))
+    return shim__real.recvfrom(fd, buf, n, flags, sa, len);
+  for (;;) {
+    sl = sizeof ss;
+    r = shim__real.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
+    if (r < 0)
+      return r;
+    if (sl == 0) { /* no address (a connected stream) */
+      *len = 0;
+      return r;
+    }
+    if (show_sender(fd, kind, &ss, sl, sa, len) == 0)
+      return r;
+    /* A sender that cannot be shown: its datagram is dropped (consumed
+     * if only peeked) and the next one read, as if it had been lost. */
+    if (flags & MSG_PEEK)
+      shim__real.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT,
+                          NULL, NULL);
+  }
+}
+
+DS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+                               int flags, struct sockaddr *sa, socklen_t *len);
+
+DS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+                               int flags, struct sockaddr *sa, socklen_t *len)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (n > buflen) /* libc's check fails, as it should */
+    return shim__real.recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
+  return recvfrom(fd, buf, n, flags, sa, len);
+}
+
+/* Returns 1 if control data ctl has a cmsg at level, type. */
+static int has_cmsg(const struct msghdr *ctl, int level, int type)
+{
+  struct cmsghdr *c;
+  for (c = CMSG_FIRSTHDR(ctl); c != NULL;
+       c = CMSG_NXTHDR((struct msghdr *)ctl, c))
+    if (c->cmsg_level == level && c->cmsg_type == type)
+      return 1;
+  return 0;
+}
+
+/* The IPv4 address standing for local IPv6 address a. */
+static struct in_addr local_v4(const struct in6_addr *a)
+{
+  struct in_addr v4;
+  if (IN6_IS_ADDR_V4MAPPED(a))
+    memcpy(&v4, &a->s6_addr[12], 4);
+  else
+    v4.s_addr = htonl(shim__source_address(a));
+  return v4;
+}
+
+/* Rewrites the control data the kernel gave (from) for the application
+ * (to, tolen bytes): IPV6_PKTINFO -> IP_PKTINFO, IPV6_TCLASS -> IP_TOS,
+ * IPV6_HOPLIMIT -> IP_TTL, each unless the IPv4 one is there already
+ * (IPv4-mapped traffic gets both); the rest as it is. Returns the length
+ * used and sets MSG_CTRUNC in *flags when something did not fit. */
+static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
+                         int *flags)
+{
+  struct cmsghdr *c;
+  size_t used = 0;
+  for (c = CMSG_FIRSTHDR(from); c != NULL;
+       c = CMSG_NXTHDR((struct msghdr *)from, c)) {
+    const void *data = CMSG_DATA(c);
+    size_t dlen = c->cmsg_len - CMSG_LEN(0), space;
+    int level = c->cmsg_level, type = c->cmsg_type, v;
+    unsigned char tos;
+    struct in_pktinfo pi;
+    struct in6_pktinfo p6;
+    struct cmsghdr *out;
+    if (level == IPPROTO_IPV6 && type == IPV6_PKTINFO && dlen >= sizeof p6) {
+      if (has_cmsg(from, IPPROTO_IP, IP_PKTINFO))
+        continue;
+      memcpy(&p6, data, sizeof p6);
+      memset(&pi, 0, sizeof pi);
+      pi.ipi_ifindex = (int)p6.ipi6_ifindex;
+      pi.ipi_spec_dst = pi.ipi_addr = local_v4(&p6.ipi6_addr);
+      level = IPPROTO_IP, type = IP_PKTINFO, data = &pi, dlen = sizeof pi;
+    } else if (level == IPPROTO_IPV6 && type == IPV6_TCLASS &&
+               dlen >= sizeof v) {
+      if (has_cmsg(from, IPPROTO_IP, IP_TOS))
+        continue;
+      memcpy(&v, data, sizeof v);
+      tos = (unsigned char)v;
+      level = IPPROTO_IP, type = IP_TOS, data = &tos, dlen = 1;
+    } else if (level == IPPROTO_IPV6 && type == IPV6_HOPLIMIT &&
+               dlen >= sizeof v) {
+      if (has_cmsg(from, IPPROTO_IP, IP_TTL))
+        continue;
+      level = IPPROTO_IP, type = IP_TTL;
+    }
+    space = CMSG_SPACE(dlen);
+    if (used + CMSG_LEN(dlen) > tolen) {
+      *flags |= MSG_CTRUNC;
+      break;
+    }
+    out = (struct cmsghdr *)((char *)to + used);
+    out->cmsg_len = CMSG_LEN(dlen);
+    out->cmsg_level = level;
+    out->cmsg_type = type;
+    memcpy(CMSG_DATA(out), data, dlen);
+    used += space < tolen - used ? space : tolen - used;
+  }
+  return used;
+}
+
+/* Control data room the shim reads into on the stack: the application's
+ * plus room for IPv6 cmsgs being larger than their IPv4 twins. */
+#define CTL_MAX 4096
+
+DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+  struct sockaddr_storage ss;
+  struct msghdr m;
+  union {
+    char buf[CTL_MAX];
+    struct cmsghdr align;
+  } ctl;
+  int known;
+  ssize_t r;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (msg == NULL || shim__cfg.disabled)
+    return shim__real.recvmsg(fd, msg, flags);
+  known = v6_view(fd);
+  if (!known && !(msg->msg_name != NULL &&
+                  msg->msg_namelen == sizeof(struct sockaddr_in) &&
+                  !shim__cfg.observe))
+    return shim__real.recvmsg(fd, msg, flags);
+  for (;;) {
+    m = *msg;
+    if (msg->msg_name != NULL) {
+      m.msg_name = &ss;
+      m.msg_namelen = sizeof ss;
+    }
+    if (known && msg->msg_control != NULL && msg->msg_controllen > 0 &&
+        msg->msg_controllen + 64 <= sizeof ctl.buf) {
+      m.msg_control = ctl.buf;
+      m.msg_controllen = msg->msg_controllen + 64;
+    }
+    r = shim__real.recvmsg(fd, &m, flags);
+    if (r < 0)
+      return r;
+    if (msg->msg_name != NULL && m.msg_namelen > 0 &&
+        show_sender(fd, known, &ss, m.msg_namelen, msg->msg_name,
+                    &msg->msg_namelen) != 0) {
+      if (flags & MSG_PEEK)
+        shim__real.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT,
+                            NULL, NULL);
+      continue;
+    }
+    if (msg->msg_name != NULL && m.msg_namelen == 0)
+      msg->msg_namelen = 0;
+    msg->msg_flags = m.msg_flags;
+    if (m.msg_control == ctl.buf)
+      msg->msg_controllen =
+          m.msg_controllen == 0
+              ? 0
+              : cmsg_to_v4(&m, msg->msg_control, msg->msg_controllen,
+                           &msg->msg_flags);
+    else
+      msg->msg_controllen = m.msg_controllen;
+    return r;
+  }
+}
+
+/* Messages of one recvmmsg or sendmmsg batch the shim translates; a
+ * longer batch is cut short, which both calls allow. */
+#define BATCH 64
+
+DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                     struct timespec *timeout)
+{
+  struct mmsghdr m[BATCH];
+  struct sockaddr_storage names[BATCH];
+  union {
+    char buf[1024];
+    struct cmsghdr align;
+  } ctl;
+  unsigned i, n;
+  int known, r;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (vec == NULL || vlen == 0 || shim__cfg.disabled)
+    return shim__real.recvmmsg(fd, vec, vlen, flags, timeout);
+  known = v6_view(fd);
+  if (!known && !(vec[0].msg_hdr.msg_name != NULL &&
+                  vec[0].msg_hdr.msg_namelen == sizeof(struct sockaddr_in) &&
+                  !shim__cfg.observe))
+    return shim__real.recvmmsg(fd, vec, vlen, flags, timeout);
+  n = vlen < BATCH ? vlen : BATCH;
+  for (i = 0; i < n; i++) {
+    m[i] = vec[i];
+    if (vec[i].msg_hdr.msg_name != NULL) {
+      m[i].msg_hdr.msg_name = &names[i];
+      m[i].msg_hdr.msg_namelen = sizeof names[i];
+    }
+  }
+  r = shim__real.recvmmsg(fd, m, n, flags, timeout);
+  for (i = 0; r > 0 && i < (unsigned)r; i++) {
+    struct msghdr *h = &vec[i].msg_hdr;
+    vec[i].msg_len = m[i].msg_len;
+    h->msg_flags = m[i].msg_hdr.msg_flags;
+    h->msg_controllen = m[i].msg_hdr.msg_controllen;
+    if (h->msg_name != NULL) {
+      if (m[i].msg_hdr.msg_namelen == 0)
+        h->msg_namelen = 0;
+      else if (show_sender(fd, known, &names[i], m[i].msg_hdr.msg_namelen,
+                           h->msg_name, &h->msg_namelen) != 0)
+        memset(h->msg_name, 0, h->msg_namelen); /* cannot be shown */
+    }
+    /* IPv6 cmsgs are rewritten in place (their IPv4 twins are smaller)
+     * from a copy; what the kernel had to cut stays cut. */
+    if (known && h->msg_control != NULL && h->msg_controllen > 0 &&
+        h->msg_controllen <= sizeof ctl.buf) {
+      struct msghdr c = {0};
+      memcpy(ctl.buf, h->msg_control, h->msg_controllen);
+      c.msg_control = ctl.buf;
+      c.msg_controllen = h->msg_controllen;
+      h->msg_controllen =
+          cmsg_to_v4(&c, h->msg_control, h->msg_controllen, &h->msg_flags);
+    }
+  }
+  return r;
+}
+
+/* ---- sending ---- */
+
+/* Traces a refusal to send to a pool address without mapping. */
+static void trace_unmapped(const struct sockaddr *sa, socklen_t len)
+{
+  shim_json j;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN];
+  if (shim__cfg.trace_fd < 0 || ds_addr_from_sockaddr(&a, sa, len) != 0)
+    return;
+  ds_addr_format(&a, text, sizeof text, DS_ADDR_FMT_PORT);
+  shim__json_begin(&j, "passthrough", shim__next_id());
+  shim__json_str(&j, "reason", "pool address without mapping: ENETUNREACH");
+  shim__json_str(&j, "addr", text);
+  shim__json_emit(&j);
+}
+
+/* Returns the family of the socket under fd, or -1. */
+static int socket_family(int fd)
+{
+  int family = -1;
+  socklen_t len = sizeof family;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0)
+    return -1;
+  return family;
+}
+
+/* Decides where a datagram for sa (len bytes) on fd goes. Returns 0 to
+ * send to sa unchanged, 1 to send to *s6 instead, -1 with errno to fail
+ * without sending. */
+static int destination(int fd, const struct sockaddr *sa, socklen_t len,
+                       struct sockaddr_in6 *s6)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  char name[256];
+  uint32_t ip;
+  int rc;
+  if (sa == NULL || sa->sa_family != AF_INET || len < sizeof *sin ||
+      shim__cfg.disabled || shim__cfg.observe)
+    return 0;
+  ip = ntohl(sin->sin_addr.s_addr);
+  if (shim__pool_contains(ip)) {
+    if (shim__pool_name(ip, name, sizeof name) != 1) {
+      trace_unmapped(sa, len);
+      errno = ENETUNREACH;
+      return -1;
+    }
+    if (!v6_view(fd)) {
+      rc = shim__dgram_move(fd, sin);
+      if (rc < 0)
+        return -1;
+      if (rc == 1 && socket_family(fd) != AF_INET6)
+        return 0;
+    }
+    return shim__peer_to_v6(sin, s6) == 0 ? 1 : -1;
+  }
+  /* A socket the shim made IPv6, or an inherited IPv6 socket answering a
+   * source-pool address it was shown. */
+  if (v6_view(fd) ||
+      (shim__source_contains(ip) && socket_family(fd) == AF_INET6))
+    return shim__peer_to_v6(sin, s6) == 0 ? 1 : -1;
+  return 0;
+}
+
+DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                       const struct sockaddr *sa, socklen_t len)
+{
+  struct sockaddr_in6 s6;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  switch (destination(fd, sa, len, &s6)) {
+  case 0:
+    return shim__real.sendto(fd, buf, n, flags, sa, len);
+  case 1:
+    return shim__real.sendto(fd, buf, n, flags, (struct sockaddr *)&s6,
+                             sizeof s6);
+  default:
+    return -1;
+  }
+}
+
+/* Rewrites the IPv4 control data of a datagram going to an IPv6 address
+ * (from) into to (tolen bytes): IP_PKTINFO -> IPV6_PKTINFO (its source
+ * address mapped back when it is a source-pool address, else left to the
+ * kernel), IP_TOS -> IPV6_TCLASS, IP_TTL -> IPV6_HOPLIMIT; the rest as it
+ * is. Returns the length, or -1 when it does not fit or is malformed (the
+ * caller then sends the application's own, for the kernel to judge). */
+static ssize_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
+{
+  struct cmsghdr *c, *out;
+  const char *end = (const char *)from->msg_control + from->msg_controllen;
+  size_t used = 0;
+  for (c = CMSG_FIRSTHDR(from); c != NULL;
+       c = CMSG_NXTHDR((struct msghdr *)from, c)) {
+    const void *data = CMSG_DATA(c);
+    size_t dlen;
+    if (c->cmsg_len < CMSG_LEN(0) ||
+        c->cmsg_len > (size_t)(end - (const char *)c))
+      return -1;
+    dlen = c->cmsg_len - CMSG_LEN(0);
+    int level = c->cmsg_level, type = c->cmsg_type, v;
+    struct in_pktinfo pi;
+    struct in6_pktinfo p6;
+    if (level == IPPROTO_IP && type == IP_PKTINFO && dlen >= sizeof pi) {
+      struct in_addr src;
+      memcpy(&pi, data, sizeof pi);
+      memset(&p6, 0, sizeof p6);
+      p6.ipi6_ifindex = (unsigned)pi.ipi_ifindex;
+      src = pi.ipi_spec_dst.s_addr != 0 ? pi.ipi_spec_dst : pi.ipi_addr;
+      if (!shim__source_lookup(ntohl(src.s_addr), &p6.ipi6_addr))
+        p6.ipi6_addr = in6addr_any;
+      level = IPPROTO_IPV6, type = IPV6_PKTINFO, data = &p6, dlen = sizeof p6;
+    } else if (level == IPPROTO_IP && (type == IP_TOS || type == IP_TTL) &&
+               dlen >= 1) {
+      if (dlen >= sizeof v)
+        memcpy(&v, data, sizeof v);
+      else
+        v = *(const unsigned char *)data;
+      level = IPPROTO_IPV6, type = type == IP_TOS ? IPV6_TCLASS : IPV6_HOPLIMIT;
+      data = &v, dlen = sizeof v;
+    }
+    if (used + CMSG_SPACE(dlen) > tolen)
+      return -1;
+    out = (struct cmsghdr *)((char *)to + used);
+    out->cmsg_len = CMSG_LEN(dlen);
+    out->cmsg_level = level;
+    out->cmsg_type = type;
+    memcpy(CMSG_DATA(out), data, dlen);
+    used += CMSG_SPACE(dlen);
+  }
+  return (ssize_t)used;
+}
+
+DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+  struct sockaddr_in6 s6;
+  struct msghdr m;
+  union {
+    char buf[CTL_MAX];
+    struct cmsghdr align;
+  } ctl;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (msg == NULL || msg->msg_name == NULL)
+    return shim__real.sendmsg(fd, msg, flags);
+  switch (destination(fd, msg->msg_name, msg->msg_namelen, &s6)) {
+  case 0:
+    return shim__real.sendmsg(fd, msg, flags);
+  case 1:
+    break;
+  default:
+    return -1;
+  }
+  m = *msg;
+  m.msg_name = &s6;
+  m.msg_namelen = sizeof s6;
+  /* IPv4-mapped destinations take IPPROTO_IP cmsgs as they are. */
+  if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) && msg->msg_control != NULL &&
+      msg->msg_controllen > 0 && msg->msg_controllen * 2 <= sizeof ctl.buf) {
+    ssize_t n = cmsg_to_v6(msg, ctl.buf, sizeof ctl.buf);
+    if (n >= 0) {
+      m.msg_control = n > 0 ? ctl.buf : NULL;
+      m.msg_controllen = (size_t)n;
+    }
+  }
+  return shim__real.sendmsg(fd, &m, flags);
+}
+
+DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+  struct mmsghdr m[BATCH];
+  struct sockaddr_in6 names[BATCH];
+  unsigned i, n, any = 0;
+  int r;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (vec == NULL || vlen == 0 || shim__cfg.disabled || shim__cfg.observe)
+    return shim__real.sendmmsg(fd, vec, vlen, flags);
+  n = vlen < BATCH ? vlen : BATCH;
+  for (i = 0; i < n; i++) {
+    int where = destination(fd, vec[i].msg_hdr.msg_name,
+                            vec[i].msg_hdr.msg_namelen, &names[i]);
+    if (where < 0) {
+      if (i == 0)
+        return -1;
+      n = i; /* those before it are sent; the caller retries the rest */
+      break;
+    }
+    m[i] = vec[i];
+    if (where == 1) {
+      m[i].msg_hdr.msg_name = &names[i];
+      m[i].msg_hdr.msg_namelen = sizeof names[i];
+      any = 1;
+    }
+  }
+  if (!any && n == vlen)
+    return shim__real.sendmmsg(fd, vec, vlen, flags);
+  r = shim__real.sendmmsg(fd, m, n, flags);
+  for (i = 0; r > 0 && i < (unsigned)r; i++)
+    vec[i].msg_len = m[i].msg_len;
+  return r;
 }

@@ -367,6 +367,30 @@ static int excluded_dual(const struct sockaddr_in *sin)
          shim__excluded_addr(&a);
 }
 
+/* connect() on a socket the shim widened at bind (a client that bound
+ * 0.0.0.0 first, or a UDP server connecting to its peer): the IPv4
+ * destination is translated for the IPv6 socket (IPv4-mapped, or a
+ * synthetic address's IPv6 address), and the fd is then a client. */
+static int connect_wide(int fd, const struct sockaddr *sa, socklen_t len,
+                        shim_fd *e)
+{
+  struct sockaddr_in6 s6;
+  int rc, err;
+  if (sa->sa_family != AF_INET || len < sizeof(struct sockaddr_in))
+    return shim__real.connect(fd, sa, len);
+  if (shim__peer_to_v6((const struct sockaddr_in *)sa, &s6) != 0)
+    return -1;
+  rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
+  err = errno;
+  if (rc == 0 || err == EINPROGRESS) {
+    e->kind = socket_type(fd) == SOCK_DGRAM ? SHIM_FD_DGRAM : SHIM_FD_CLIENT;
+    e->peer = *(const struct sockaddr_in *)sa;
+    shim__fd_set(fd, e);
+  }
+  errno = err;
+  return rc;
+}
+
 /* Set by do_connect when a race went on in the helper thread. */
 static _Thread_local int async_started;
 
@@ -432,6 +456,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
     }
     if (e.kind == SHIM_FD_DGRAM)
       return connect_dgram(fd, sa, len, &e);
+    if (e.kind == SHIM_FD_WIDE)
+      return connect_wide(fd, sa, len, &e);
     /* Connected already (a race's winner, an accepted connection): the
      * kernel says EISCONN. */
     return shim__real.connect(fd, sa, len);
@@ -491,35 +517,6 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
   return rc;
 }
 
-DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-                       const struct sockaddr *sa, socklen_t len)
-{
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (sa != NULL && !shim__cfg.disabled && translating() &&
-      unmapped_pool_address(sa, len)) {
-    errno = ENETUNREACH;
-    return -1;
-  }
-  return shim__real.sendto(fd, buf, n, flags, sa, len);
-}
-
-DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (msg != NULL && msg->msg_name != NULL && !shim__cfg.disabled &&
-      translating() && unmapped_pool_address(msg->msg_name, msg->msg_namelen)) {
-    errno = ENETUNREACH;
-    return -1;
-  }
-  return shim__real.sendmsg(fd, msg, flags);
-}
-
 /* Copies sin into the application's buffer as the kernel would. */
 static void give_v4(struct sockaddr *sa, socklen_t *len,
                     const struct sockaddr_in *sin)
@@ -556,7 +553,7 @@ static int local_v4(int fd, const shim_fd *e, struct sockaddr_in *out)
   if (shim__real.getsockname(fd, (struct sockaddr *)&s6, &l6) != 0 ||
       s6.sin6_family != AF_INET6)
     return -1;
-  if (e->kind == SHIM_FD_WIDE) {
+  if (e->kind == SHIM_FD_WIDE && IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) {
     *out = e->local;
     out->sin_family = AF_INET;
     out->sin_port = s6.sin6_port;

@@ -183,6 +183,18 @@ static void init_once(void)
   shim__real.gethostbyname2_r = next_sym("gethostbyname2_r");
   shim__real.gethostbyaddr = next_sym("gethostbyaddr");
   shim__real.getnameinfo = next_sym("getnameinfo");
+  shim__real.accept = next_sym("accept");
+  shim__real.accept4 = next_sym("accept4");
+  shim__real.recvfrom = next_sym("recvfrom");
+  shim__real.recvfrom_chk = next_sym("__recvfrom_chk");
+  shim__real.recvmsg = next_sym("recvmsg");
+  shim__real.recvmmsg = next_sym("recvmmsg");
+  shim__real.sendmmsg = next_sym("sendmmsg");
+  if (shim__real.accept == NULL || shim__real.accept4 == NULL ||
+      shim__real.recvfrom == NULL || shim__real.recvfrom_chk == NULL ||
+      shim__real.recvmsg == NULL || shim__real.recvmmsg == NULL ||
+      shim__real.sendmmsg == NULL)
+    return;
   if (shim__real.gethostbyname_r == NULL ||
       shim__real.gethostbyname2_r == NULL || shim__real.gethostbyaddr == NULL ||
       shim__real.getnameinfo == NULL)

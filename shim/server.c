@@ -1,26 +1,407 @@
-/* The server side: a legacy server's AF_INET socket bound to 0.0.0.0
- * becomes an IPv6 dual-stack socket bound to [::] on the same port and
- * fd (DESIGN.md, "Server side"). Not written yet: bind is only traced. */
+/* The server side (DESIGN.md, "Server side"): a legacy server's AF_INET
+ * socket bound to 0.0.0.0 becomes, at bind time and on the same fd, an
+ * IPv6 dual-stack socket bound to [::] on the same port; accept and
+ * accept4 then show IPv4 clients as themselves and IPv6 clients as a
+ * source-pool address (srcpool.c), held while the connection is open.
+ *
+ * A bind to a specific address, DUALSTACK_LISTEN=off, a port listed in
+ * DUALSTACK_EXCLUDE, observe mode and a bad DUALSTACK_SOURCE_POOL leave
+ * the bind alone. Any failure before the
+ * new socket is installed (no IPv6: EAFNOSUPPORT, an option the IPv6
+ * socket refuses, [::]:PORT taken by a V6ONLY socket) closes the new
+ * socket and makes the original bind, as if the shim were absent.
+ */
 #include "shim.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static pthread_once_t listen_once = PTHREAD_ONCE_INIT;
+static int listen_dual;            /* DUALSTACK_LISTEN is dual (default) */
+static const char *listen_value;   /* its value when not understood */
+
+static void listen_init(void)
+{
+  const char *v = secure_getenv("DUALSTACK_LISTEN");
+  listen_dual = v == NULL || *v == '\0' || strcmp(v, "dual") == 0;
+  if (!listen_dual && strcmp(v, "off") != 0)
+    listen_value = v; /* unknown: not widening is the safe reading */
+}
+
+/* Returns why a wildcard bind is not widened, or NULL when it may be. */
+static const char *no_widening(void)
+{
+  pthread_once(&listen_once, listen_init);
+  if (shim__cfg.observe)
+    return "observe";
+  if (listen_value != NULL)
+    return "DUALSTACK_LISTEN not understood (dual or off): not widening";
+  if (!listen_dual)
+    return NULL; /* off: not even a reason worth tracing */
+  if (!shim__source_ok())
+    return "DUALSTACK_SOURCE_POOL is not a CIDR (a.b.c.d/8-30): not "
+           "widening";
+  return NULL;
+}
+
+/* Traces a bind of 0.0.0.0:port: widened, or not with the reason (or
+ * reason NULL). */
+static void trace_bind(uint16_t port, int widened, const char *reason, int rc,
+                       int err, double t0)
+{
+  shim_json j;
+  if (shim__cfg.trace_fd < 0)
+    return;
+  shim__json_begin(&j, "bind", shim__next_id());
+  shim__json_str(&j, "addr", "0.0.0.0");
+  shim__json_int(&j, "port", port);
+  shim__json_str(&j, "family", "ipv4");
+  shim__json_bool(&j, "widened", widened);
+  if (widened)
+    shim__json_str(&j, "bound", "::");
+  if (reason != NULL)
+    shim__json_str(&j, "reason", reason);
+  shim__json_str(&j, "result", rc == 0 ? "ok" : shim__errname(err));
+  shim__json_num(&j, "ms", shim__mono_ms() - t0);
+  shim__json_emit(&j);
+}
+
+/* Copies to the new socket the flags a server typically sets before bind,
+ * read back from the old socket, so they survive even where setsockopt()
+ * was not recorded. Returns 0, or -1 when the new socket refuses one. */
+static int copy_flags(int from, int to)
+{
+  static const struct {
+    int level, name, level6, name6;
+  } flags[] = {
+      {SOL_SOCKET, SO_REUSEADDR, 0, 0},
+      {SOL_SOCKET, SO_REUSEPORT, 0, 0},
+      {SOL_SOCKET, SO_KEEPALIVE, 0, 0},
+      {SOL_SOCKET, SO_BROADCAST, 0, 0},
+      {IPPROTO_IP, IP_PKTINFO, IPPROTO_IPV6, IPV6_RECVPKTINFO},
+      {IPPROTO_IP, IP_TOS, IPPROTO_IPV6, IPV6_TCLASS},
+  };
+  char dev[IFNAMSIZ + 1] = "";
+  socklen_t len;
+  unsigned i;
+  int v;
+  for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    len = sizeof v;
+    v = 0;
+    if (ds__sys.getsockopt(from, flags[i].level, flags[i].name, &v, &len) !=
+            0 ||
+        v == 0)
+      continue;
+    if (ds__sys.setsockopt(to, flags[i].level, flags[i].name, &v, sizeof v) !=
+            0 &&
+        flags[i].level6 == 0)
+      return -1;
+    if (flags[i].level6 != 0 &&
+        ds__sys.setsockopt(to, flags[i].level6, flags[i].name6, &v,
+                           sizeof v) != 0)
+      return -1;
+  }
+  len = sizeof dev - 1;
+  if (ds__sys.getsockopt(from, SOL_SOCKET, SO_BINDTODEVICE, dev, &len) == 0 &&
+      len > 0 && dev[0] != '\0' &&
+      ds__sys.setsockopt(to, SOL_SOCKET, SO_BINDTODEVICE, dev,
+                         (socklen_t)strlen(dev)) != 0)
+    return -1;
+  return 0;
+}
+
+/* Widens AF_INET socket fd, about to bind 0.0.0.0 at sin's port. Returns
+ * 0 (fd is now [::]:PORT dual-stack, *port the bound port), or 1 with
+ * *why set when fd is left as it was for the original bind. */
+static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
+                 const char **why)
+{
+  struct sockaddr_in6 s6;
+  socklen_t len;
+  int domain = 0, type = 0, proto = 0, fdflags, flflags, nfd, off = 0;
+  shim_fd e;
+
+  *why = NULL;
+  len = sizeof domain;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+      domain != AF_INET)
+    return 1;
+  len = sizeof type;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+    return 1;
+  len = sizeof proto;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+    return 1;
+  if (!(type == SOCK_STREAM && proto == IPPROTO_TCP) &&
+      !(type == SOCK_DGRAM && proto == IPPROTO_UDP))
+    return 1; /* raw, SCTP, UDP-Lite...: not the shim's business */
+  fdflags = fcntl(fd, F_GETFD);
+  flflags = fcntl(fd, F_GETFL);
+  if (fdflags < 0 || flflags < 0)
+    return 1;
+  nfd = ds__sys.socket(AF_INET6,
+                       type | SOCK_CLOEXEC |
+                           ((flflags & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
+                       proto);
+  if (nfd < 0) {
+    *why = errno == EAFNOSUPPORT ? "no IPv6 (EAFNOSUPPORT)" : "IPv6 socket";
+    return 1;
+  }
+  if (ds__sys.setsockopt(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) !=
+      0) {
+    *why = "IPV6_V6ONLY refused";
+    goto fail;
+  }
+  if (copy_flags(fd, nfd) != 0 || shim__opt_replay(fd, nfd, AF_INET6, 1) != 0) {
+    *why = "an option set before bind is refused on IPv6";
+    goto fail;
+  }
+  memset(&s6, 0, sizeof s6);
+  s6.sin6_family = AF_INET6;
+  s6.sin6_port = sin->sin_port;
+  s6.sin6_addr = in6addr_any;
+  if (ds__sys.bind(nfd, (struct sockaddr *)&s6, sizeof s6) != 0) {
+    *why = "bind [::] failed";
+    goto fail;
+  }
+  /* Install it on the application's fd: the fd keeps its number and its
+   * close-on-exec flag; O_NONBLOCK and the other status flags belong to
+   * the open file description, so they are put back. The system call is
+   * made directly: dup3 may be hooked. */
+  if (syscall(SYS_dup3, nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
+      0) {
+    *why = "dup3 failed";
+    goto fail;
+  }
+  ds__sys.close(nfd);
+  fcntl(fd, F_SETFL, flflags);
+  len = sizeof s6;
+  *port = ntohs(sin->sin_port);
+  if (ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) == 0 &&
+      s6.sin6_family == AF_INET6)
+    *port = ntohs(s6.sin6_port);
+  memset(&e, 0, sizeof e);
+  e.kind = SHIM_FD_WIDE;
+  e.family = AF_INET6;
+  e.local.sin_family = AF_INET;
+  e.local.sin_port = htons(*port);
+  e.local.sin_addr.s_addr = htonl(INADDR_ANY);
+  shim__fd_set(fd, &e);
+  return 0;
+fail:
+  ds__sys.close(nfd);
+  return 1;
+}
 
 DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  const char *why;
   double t0;
-  int rc, saved;
+  uint16_t port;
+  int rc, saved, wildcard;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      shim__cfg.trace_fd < 0 || !shim__active())
+  if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+    return shim__real.bind(fd, sa, len);
+  wildcard = sa->sa_family == AF_INET && len >= sizeof *sin &&
+             sin->sin_addr.s_addr == htonl(INADDR_ANY);
+  if (shim__fd_known(fd) && !shim__cfg.disabled && sa->sa_family == AF_INET) {
+    shim_fd e;
+    if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE) {
+      errno = EINVAL; /* bound already, as the kernel says */
+      return -1;
+    }
+  }
+  if ((!wildcard && shim__cfg.trace_fd < 0) || !shim__active())
     return shim__real.bind(fd, sa, len);
   t0 = shim__mono_ms();
+  if (!wildcard) {
+    rc = shim__real.bind(fd, sa, len);
+    saved = errno;
+    shim__trace_sockaddr("bind", sa, len, rc, saved, t0);
+    goto done;
+  }
+  why = no_widening();
+  if (why == NULL && listen_dual && sin->sin_port != 0 &&
+      shim__excluded_port(ntohs(sin->sin_port)))
+    why = "DUALSTACK_EXCLUDE lists the port";
+  if (why == NULL && listen_dual && widen(fd, sin, &port, &why) == 0) {
+    trace_bind(port, 1, NULL, 0, 0, t0);
+    shim__leave();
+    return 0;
+  }
   rc = shim__real.bind(fd, sa, len);
   saved = errno;
-  shim__trace_sockaddr("bind", sa, len, rc, saved, t0);
+  trace_bind(ntohs(sin->sin_port), 0, why, rc, saved, t0);
+done:
   shim__leave();
   errno = saved;
   return rc;
+}
+
+/* Copies n bytes of address src out as the kernel does: at most *len
+ * bytes, then *len is set to the full length. */
+static void copy_out(struct sockaddr *sa, socklen_t *len, const void *src,
+                     socklen_t n)
+{
+  if (sa == NULL || len == NULL)
+    return;
+  memcpy(sa, src, *len < n ? *len : n);
+  *len = n;
+}
+
+/* Records accepted connection nfd, whose peer is IPv6 (IPv4-mapped or
+ * not), and gives the application its IPv4 view in *sin. The local
+ * address is left to getsockname, which finds it when asked. Returns 0,
+ * or -1 when no source-pool address can be had. */
+static int accepted(int nfd, const struct sockaddr_in6 *peer,
+                    struct sockaddr_in *sin)
+{
+  shim_fd e;
+  int fresh = 0;
+  memset(&e, 0, sizeof e);
+  memset(sin, 0, sizeof *sin);
+  sin->sin_family = AF_INET;
+  sin->sin_port = peer->sin6_port;
+  if (IN6_IS_ADDR_V4MAPPED(&peer->sin6_addr)) {
+    memcpy(&sin->sin_addr, &peer->sin6_addr.s6_addr[12], 4);
+  } else {
+    e.source = shim__source_get(&peer->sin6_addr, &fresh);
+    if (e.source == 0)
+      return -1;
+    sin->sin_addr.s_addr = htonl(e.source);
+  }
+  e.kind = SHIM_FD_ACCEPTED;
+  e.family = AF_INET6;
+  e.peer = *sin;
+  shim__fd_set(nfd, &e);
+  return 0;
+}
+
+/* Traces an IPv6 peer and the IPv4 address shown for it (event "accept"
+ * or "recv"). */
+void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
+                      const struct sockaddr_in *shown)
+{
+  shim_json j;
+  char p[INET6_ADDRSTRLEN] = "", s[INET_ADDRSTRLEN] = "";
+  if (shim__cfg.trace_fd < 0)
+    return;
+  inet_ntop(AF_INET6, &peer->sin6_addr, p, sizeof p);
+  shim__json_begin(&j, event, shim__next_id());
+  shim__json_str(&j, "peer", p);
+  shim__json_int(&j, "port", ntohs(peer->sin6_port));
+  if (shown != NULL) {
+    inet_ntop(AF_INET, &shown->sin_addr, s, sizeof s);
+    shim__json_str(&j, "synthetic", s);
+  }
+  shim__json_emit(&j);
+}
+
+/* Returns 1 when accepts are only traced (observe mode with a trace). */
+static int observing(void)
+{
+  return !shim__cfg.disabled && shim__cfg.observe && shim__cfg.trace_fd >= 0;
+}
+
+/* Observe mode: traces an accepted peer as it is, nothing translated. */
+static void trace_observed(const struct sockaddr_storage *ss, socklen_t sl)
+{
+  shim_json j;
+  ds_addr a;
+  char text[DS_ADDR_STRLEN];
+  if (ds_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sl) != 0)
+    return;
+  ds_addr_format(&a, text, sizeof text, 0);
+  shim__json_begin(&j, "accept", shim__next_id());
+  shim__json_str(&j, "peer", text);
+  shim__json_int(&j, "port", a.port);
+  shim__json_emit(&j);
+}
+
+/* The shared body of accept and accept4. */
+static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+  struct sockaddr_storage ss;
+  struct sockaddr_in sin;
+  socklen_t sl = sizeof ss;
+  shim_fd e;
+  int nfd, wide, inherited;
+
+  if (observing()) {
+    nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+    if (nfd >= 0) {
+      int saved = errno;
+      trace_observed(&ss, sl);
+      copy_out(sa, len, &ss, sl);
+      errno = saved;
+    }
+    return nfd;
+  }
+  wide = shim__fd_known(fd) && !shim__cfg.disabled && shim__fd_get(fd, &e) &&
+         e.kind == SHIM_FD_WIDE;
+  /* A socket the process inherited (inetd, socket activation) may be
+   * IPv6 while the application only has room for IPv4. */
+  inherited = !wide && !shim__cfg.disabled && !shim__cfg.observe &&
+              sa != NULL && len != NULL && *len == sizeof sin;
+  if (!wide && !inherited)
+    return shim__real.accept4(fd, sa, len, flags);
+  nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+  if (nfd < 0)
+    return nfd;
+  if (ss.ss_family != AF_INET6 || sl < sizeof(struct sockaddr_in6)) {
+    copy_out(sa, len, &ss, sl);
+    return nfd;
+  }
+  if (accepted(nfd, (struct sockaddr_in6 *)&ss, &sin) != 0) {
+    /* Every source-pool address is held by an open connection: this
+     * client cannot be shown, so it is turned away as a connection
+     * aborted before accept (servers retry on ECONNABORTED). */
+    shim_json j;
+    ds__sys.close(nfd);
+    if (shim__cfg.trace_fd >= 0) {
+      shim__json_begin(&j, "passthrough", shim__next_id());
+      shim__json_str(&j, "reason", "source pool exhausted: ECONNABORTED");
+      shim__json_emit(&j);
+    }
+    errno = ECONNABORTED;
+    return -1;
+  }
+  if (!IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+    shim__trace_peer("accept", (struct sockaddr_in6 *)&ss, &sin);
+  copy_out(sa, len, &sin, sizeof sin);
+  return nfd;
+}
+
+DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (!shim__fd_known(fd) && !observing() &&
+      (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in)))
+    return shim__real.accept(fd, sa, len);
+  return do_accept(fd, sa, len, 0);
+}
+
+DS_HOOK int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return do_accept(fd, sa, len, flags);
 }

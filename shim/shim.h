@@ -44,6 +44,16 @@ typedef struct shim_real {
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
                      char *, socklen_t, int);
+  /* The server side and the datagram hooks (server.c, dgram.c). */
+  int (*accept)(int, struct sockaddr *, socklen_t *);
+  int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+  ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+                      socklen_t *);
+  ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
+                          socklen_t *);
+  ssize_t (*recvmsg)(int, struct msghdr *, int);
+  int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
+  int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
 } shim_real;
 
 /* Configuration read once from the environment (secure_getenv). */
@@ -322,6 +332,19 @@ uint32_t shim__source_address(const struct in6_addr *a);
 int shim__source_lookup(uint32_t ip, struct in6_addr *out);
 /* Holds (delta 1) or releases (delta -1) ip for an open socket. */
 void shim__source_hold(uint32_t ip, int delta);
+/* As shim__source_address; *fresh (if not NULL) is set to 1 when the
+ * address was handed out to a by this call (first use, or recycled). */
+uint32_t shim__source_get(const struct in6_addr *a, int *fresh);
+/* Returns 1 when the source pool is usable (DUALSTACK_SOURCE_POOL is a
+ * good CIDR, or unset), 0 when it is not (nothing is widened then). */
+int shim__source_ok(void);
+/* Returns 1 if ip (host order) lies in the source pool's range. */
+int shim__source_contains(uint32_t ip);
+/* For reverse lookups (gethostbyaddr, getnameinfo) of source-pool
+ * address ip: copies the name of the IPv6 address it stands for (libc's
+ * reverse lookup, NI_NAMEREQD) or else its literal into host and returns
+ * 1; returns 0 when ip stands for nothing (or len is too small). */
+int shim__source_reverse(uint32_t ip, char *host, size_t len);
 
 /* ---- dgram.c: addresses of datagrams and peers ---- */
 
@@ -384,3 +407,10 @@ int shim__nat64_known(ds_addr *prefix, unsigned *len);
 /* As shim__nat64_known, but discovers the prefix (RFC 7050) when the
  * setting is auto and none is known yet: may wait for DNS. */
 int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
+
+/* ---- server.c: widened binds, accept ---- */
+
+/* Traces IPv6 peer and the IPv4 address shown for it (shown may be NULL):
+ * event "accept" or "recv". */
+void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
+                      const struct sockaddr_in *shown);

@@ -130,6 +130,22 @@ test_ipv6_literal_where_ipv4_was_expected() {
   assertContains "nc to an IPv6 literal" "$out" "peer 2001:db8::1"
   out=$(client python 2001:db8::2 shim 2>&1)
   assertContains "python to an IPv6 literal" "$out" "peer 2001:db8::1"
+  # A's own literals, ::1 and 2001:db8::1, to an IPv6-only server in A.
+  lab_bg a $PY -c '
+import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", 82)); s.listen(8)
+while True:
+    c, a = s.accept(); c.sendall(b"peer %s\n" % a[0].encode()); c.close()'
+  lab_wait_port a tcp 82
+  for lit in ::1 2001:db8::1; do
+    out=$(lab_run a timeout 5 nc.traditional -w 2 "$lit" 82 2>&1 </dev/null)
+    assertNotContains "without the shim nc cannot take $lit" "$out" "peer"
+    out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 nc.traditional -w 2 "$lit" 82 \
+      2>&1 </dev/null)
+    assertContains "nc to $lit" "$out" "peer $lit"
+  done
 }
 
 # Milliseconds one client run takes: $@ as for client().
@@ -490,6 +506,27 @@ test_nat64_for_ipv4_literals_on_an_ipv6_only_host() {
     printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc.traditional -q 2 192.0.2.2 80' 2>&1)
   assertContains "a bad prefix is named" "$out" \
     "DUALSTACK_NAT64=2001:db8:64::/33: the length must be"
+}
+
+test_client_that_binds_first() {
+  need_lab || return 0
+  # bind(0.0.0.0:0) widens the socket; the connect after it still works,
+  # to a real IPv4 address and to a synthetic one.
+  out=$(lab_run a env LD_PRELOAD=$SHIM timeout 10 $PY -c '
+import socket
+for name in ("both.test", "v6only.test"):
+    s = socket.socket(); s.bind(("0.0.0.0", 0))
+    a = socket.gethostbyname(name)
+    s.connect((a, 80)); s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    d = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        d += b
+    print(name, d.decode().split("\n")[-2], s.getpeername() == (a, 80),
+          s.getsockname()[0])' 2>&1)
+  assertContains "to a real A" "$out" "both.test peer 192.0.2.1 True 192.0.2.1"
+  assertContains "to a synthetic address" "$out" "v6only.test peer 2001:db8::1 True 172.21.112."
 }
 
 test_disable_is_a_pure_passthrough() {
