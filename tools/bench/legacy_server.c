@@ -13,6 +13,13 @@
  *     4 KiB, read()) and what came is written back (write()). Blocking
  *     sockets, TCP_NODELAY: the request/response rate.
  *
+ *   legacy_server accept6|echo6 [PORT]
+ *     The same, written by hand the way the shim makes it: an AF_INET6
+ *     socket, IPV6_V6ONLY 0, bound to [::], accept() into a struct
+ *     sockaddr_in6 (IPv4 clients as ::ffff:a.b.c.d). Not a legacy server:
+ *     the benchmark's reference for what a dual-stack socket costs the
+ *     kernel, without the shim.
+ *
  * PORT 0 (the default) takes any free port. Prints "port N" once
  * listening; runs until SIGTERM or SIGINT, then prints on stderr how many
  * connections it accepted and what the peers' addresses were:
@@ -37,7 +44,8 @@
 
 static volatile sig_atomic_t stop;
 static unsigned long accepted, inet, loopback, srcpool, other_family;
-static char last_peer[INET_ADDRSTRLEN] = "-";
+static char last_peer[INET6_ADDRSTRLEN] = "-";
+static int six; /* accept6, echo6: the hand-written dual-stack reference */
 
 static void on_signal(int sig)
 {
@@ -51,11 +59,25 @@ static void die(const char *what)
   exit(70);
 }
 
-/* What a legacy server does with the peer: looks at it as IPv4. */
-static void note_peer(const struct sockaddr_in *peer, socklen_t len)
+/* What a legacy server does with the peer: looks at it as IPv4. The
+ * dual-stack reference takes IPv4-mapped peers as IPv4. */
+static void note_peer(const struct sockaddr_storage *ss, socklen_t len)
 {
+  const struct sockaddr_in *peer = (const struct sockaddr_in *)ss;
   uint32_t a;
   accepted++;
+  if (six && ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
+      inet++;
+      if (p6->sin6_addr.s6_addr[12] == 127)
+        loopback++;
+    } else {
+      other_family++;
+    }
+    inet_ntop(AF_INET6, &p6->sin6_addr, last_peer, sizeof last_peer);
+    return;
+  }
   if (peer->sin_family != AF_INET || len != sizeof *peer) {
     other_family++;
     return;
@@ -72,25 +94,39 @@ static void note_peer(const struct sockaddr_in *peer, socklen_t len)
 static int listen_any(long port)
 {
   struct sockaddr_in sin;
-  socklen_t len = sizeof sin;
-  int fd, one = 1;
+  struct sockaddr_in6 sin6;
+  socklen_t len;
+  int fd, one = 1, zero = 0;
 
-  fd = socket(AF_INET, SOCK_STREAM, 0);
+  fd = socket(six ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     die("socket");
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
     die("SO_REUSEADDR");
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_ANY);
-  sin.sin_port = htons((uint16_t)port);
-  if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
-    die("bind");
+  if (six) {
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0)
+      die("IPV6_V6ONLY");
+    memset(&sin6, 0, sizeof sin6);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_any;
+    sin6.sin6_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&sin6, sizeof sin6) != 0)
+      die("bind");
+  } else {
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    sin.sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+      die("bind");
+  }
   if (listen(fd, SOMAXCONN) != 0)
     die("listen");
-  if (getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+  len = sizeof sin6;
+  if (getsockname(fd, (struct sockaddr *)&sin6, &len) != 0)
     die("getsockname");
-  printf("port %u\n", ntohs(sin.sin_port));
+  /* sin_port and sin6_port are at the same place. */
+  printf("port %u\n", ntohs(sin6.sin6_port));
   fflush(stdout);
   return fd;
 }
@@ -98,12 +134,13 @@ static int listen_any(long port)
 /* accept() with a sockaddr_in; -1 when a signal came (stop). */
 static int accept_one(int lfd)
 {
-  struct sockaddr_in peer;
+  struct sockaddr_storage ss;
   socklen_t len;
   int fd;
   for (;;) {
-    len = sizeof peer;
-    fd = accept(lfd, (struct sockaddr *)&peer, &len);
+    /* A legacy server's buffer holds a sockaddr_in and no more. */
+    len = six ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    fd = accept(lfd, (struct sockaddr *)&ss, &len);
     if (fd >= 0)
       break;
     if (errno == EINTR && stop)
@@ -113,7 +150,7 @@ static int accept_one(int lfd)
       continue;
     die("accept");
   }
-  note_peer(&peer, len);
+  note_peer(&ss, len);
   return fd;
 }
 
@@ -190,11 +227,13 @@ int main(int argc, char **argv)
   int lfd, echo;
 
   if (argc < 2 || argc > 3 ||
-      (strcmp(argv[1], "accept") != 0 && strcmp(argv[1], "echo") != 0)) {
-    fprintf(stderr, "usage: legacy_server accept|echo [PORT]\n");
+      (strcmp(argv[1], "accept") != 0 && strcmp(argv[1], "echo") != 0 &&
+       strcmp(argv[1], "accept6") != 0 && strcmp(argv[1], "echo6") != 0)) {
+    fprintf(stderr, "usage: legacy_server accept|echo|accept6|echo6 [PORT]\n");
     return 64;
   }
-  echo = strcmp(argv[1], "echo") == 0;
+  echo = strncmp(argv[1], "echo", 4) == 0;
+  six = argv[1][strlen(argv[1]) - 1] == '6';
   if (argc == 3) {
     port = strtol(argv[2], &end, 10);
     if (*argv[2] == '\0' || *end != '\0' || port < 0 || port > 65535) {

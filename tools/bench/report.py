@@ -408,6 +408,119 @@ def shim_section(out):
            "%s (first lookup of a process: %s)" % (fmt_ratio(r), fmt_ratio(f)))
 
 
+def fmt_cost(r, digits=2):
+    """Rounded up, so that a cost above a limit never shows as at it."""
+    if r is None:
+        return "n/a"
+    scale = 10 ** digits
+    return "%.*fx" % (digits, math.ceil(r * scale - 1e-9) / scale)
+
+
+SHIMSRV_ROWS = (("accept", "accepts per second (32 at a time: connect, "
+                 "read the greeting, close)"),
+                ("64/1", "64-byte round trips per second, 1 connection"),
+                ("64/100", "64-byte round trips per second, 100 "
+                 "connections"))
+
+
+def shimsrv_section(out):
+    out.append("## 6. The preload shim, server side\n")
+    out.append("`legacy_server` (libc only: an `AF_INET` socket bound to "
+               "0.0.0.0, `accept()` into a `struct sockaddr_in`; `accept` "
+               "mode: accept, format the peer's address, write a one-byte "
+               "greeting, close; `echo` mode: one thread, level-triggered "
+               "epoll, blocking sockets, `read()` and `write()` back) runs "
+               "twice at once on the server core: as is, and with "
+               "`LD_PRELOAD=build/libdualstack-preload.so`, which widens "
+               "its listener to a dual-stack [::]. One `echo_load` on the "
+               "other core loads them in turns, a slice each, as in "
+               "sections 1-4: IPv4 clients (127.0.0.1) without and with the "
+               "shim, IPv6 clients (::1) with it (without the shim they "
+               "cannot connect at all). Rates, median (min–max); the cost "
+               "is the rate without the shim over the rate with it (above "
+               "1.00x: the shim costs; rounded up):\n")
+    out.append("| case | IPv4, no shim | IPv4, with the shim | IPv6, with "
+               "the shim | cost, IPv4 (no shim / shim) | IPv6 with the "
+               "shim / IPv4 without |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for case, label in SHIMSRV_ROWS:
+        bare, s4, s6 = (med("shimsrv", case, w)
+                        for w in ("bare", "shim4", "shim6"))
+        six = cell("shimsrv", case, "shim6")
+        if RUNS.get(("shimsrv_na", case, "shim6")):
+            six = "not available (IPv6 clients refused: the shim did not " \
+                  "widen the listener)"
+        out.append("| %s | %s | %s | %s | %s | %s |" % (
+            label, cell("shimsrv", case, "bare"),
+            cell("shimsrv", case, "shim4"), six,
+            fmt_cost(ratio(bare, s4)), fmt_ratio(ratio(s6, bare))))
+    out.append("")
+    out.append("For reference, the same server written by hand the way the "
+               "shim makes it (`legacy_server accept6`/`echo6`: "
+               "`AF_INET6`, `IPV6_V6ONLY` 0, bound to [::], no shim), in "
+               "the same slices: what the kernel's dual-stack socket costs "
+               "by itself. IPv4 clients reach it as ::ffff:127.0.0.1. "
+               "Rates, median (min–max):\n")
+    out.append("| case | twin, IPv4 clients | twin, IPv6 clients | "
+               "cost of the twin, IPv4 (no shim / twin) | shim over twin, "
+               "IPv4 (twin / shim) |")
+    out.append("|---|---:|---:|---:|---:|")
+    for case, label in SHIMSRV_ROWS:
+        bare, s4, r4 = (med("shimsrv", case, w)
+                        for w in ("bare", "shim4", "ref4"))
+        out.append("| %s | %s | %s | %s | %s |" % (
+            label, cell("shimsrv", case, "ref4"),
+            cell("shimsrv", case, "ref6"), fmt_cost(ratio(bare, r4)),
+            fmt_cost(ratio(r4, s4))))
+    out.append("")
+    cpu_rows(out, "shimsrv", list(SHIMSRV_ROWS),
+             ("bare", "shim4", "shim6", "ref4", "ref6"),
+             ("IPv4, no shim", "IPv4, shim", "IPv6, shim", "IPv4, twin",
+              "IPv6, twin"), "operation (accept, or round trip)")
+    seen = []
+    for case, label in SHIMSRV_ROWS:
+        pc = {}
+        for who in ("bare", "shim", "ref"):
+            for k in ("accepted", "loopback", "srcpool", "other_family"):
+                v = RUNS.get(("shimsrv_peers", case, "%s:%s" % (who, k)))
+                if v:
+                    pc[(who, k)] = int(v[-1])
+        if ("shim", "accepted") in pc:
+            seen.append("%s: %d accepted, %d from 127/8, %d from the "
+                        "source pool 172.21.112.0/20, %d not AF_INET" % (
+                            case, pc[("shim", "accepted")],
+                            pc.get(("shim", "loopback"), 0),
+                            pc.get(("shim", "srcpool"), 0),
+                            pc.get(("shim", "other_family"), 0)))
+    if seen:
+        out.append("What the server with the shim saw of its peers "
+                   "(counted by the server from what `accept()` gave it, "
+                   "probes included): " + "; ".join(seen) + ". IPv6 "
+                   "clients of the plain server: %s.\n" % (
+                       "refused, as they must be" if not any(
+                           RUNS.get(("shimsrv_v6bare", c, "bare"), [0])[0]
+                           for c, _ in SHIMSRV_ROWS)
+                       else "**connected** (something else listens on [::])"))
+    for case, label in SHIMSRV_ROWS:
+        bare, s4 = med("shimsrv", case, "bare"), med("shimsrv", case, "shim4")
+        r = ratio(bare, s4)
+        c = ratio(med("shimsrv_cpu", case, "shim4"),
+                  med("shimsrv_cpu", case, "bare"))
+        ub, us = med("shimsrv_util", case, "bare"), med("shimsrv_util", case,
+                                                         "shim4")
+        detail = "cost %s" % fmt_cost(r, 3)
+        if c is not None:
+            detail += " (server CPU per op, shim / no shim %s" % fmt_cost(c, 3)
+            if ub is not None and us is not None:
+                detail += "; busy %.0f%% / %.0f%%" % (100 * ub, 100 * us)
+            detail += ")"
+        s6 = ratio(med("shimsrv", case, "shim6"), bare)
+        detail += "; IPv6 with the shim / IPv4 without: %s" % (
+            fmt_ratio(s6) if s6 is not None else "not available")
+        target("Shim server side, %s, IPv4 clients: cost <= 1.05x" % label,
+               None if r is None else r <= 1.05, detail)
+
+
 INFO = {}
 
 
@@ -428,7 +541,7 @@ def main():
                "libuv1-dev, libevent-dev, curl and python3 with `make "
                "deps`). `BENCH_ROUNDS`, `BENCH_SLICE_MS`, "
                "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS`, `BENCH_SHIM_REPS` and "
-               "`BENCH_ONLY` (tcp udp accept he shim) change the runs; `tools/bench/run.sh` says "
+               "`BENCH_ONLY` (tcp udp accept he shim shimserver) change the runs; `tools/bench/run.sh` says "
                "how.\n")
     out.append("## Machine and method\n")
     for k, label in (("cpu", "CPU"), ("cores", "cores"), ("kernel", "kernel"),
@@ -465,10 +578,12 @@ def main():
                "`udp_uv.c` (`uv_udp_try_send`, `uv_udp_send` of a copy on "
                "EAGAIN).\n")
     sections = {"tcp": tcp_section, "udp": udp_section, "he": he_section,
-                "accept": accept_section, "shim": shim_section}
+                "accept": accept_section, "shim": shim_section,
+                "shimserver": shimsrv_section}
     prefixes = {"tcp": "tcp_", "udp": "udp_", "he": "he",
-                "accept": "accept_", "shim": "shim_"}
-    for name in ("tcp", "udp", "he", "accept", "shim"):
+                "accept": "accept_", "shim": "shim_",
+                "shimserver": "shimsrv"}
+    for name in ("tcp", "udp", "he", "accept", "shim", "shimserver"):
         if any(k[0].startswith(prefixes[name]) for k in RUNS):
             sections[name](out)
         else:
@@ -485,14 +600,6 @@ def main():
     for name, res, detail in TARGETS:
         out.append("| %s | %s | %s |" % (name, res, detail))
     out.append("")
-    out.append("## Not yet measured\n")
-    out.append("Part 6 of the benchmark plan (the shim's server side: "
-               "accepts and round trips on a widened 0.0.0.0 listener, "
-               "IPv4 clients with and without the shim, IPv6 clients with "
-               "it) waits for the server side of the shim. run.sh takes it "
-               "as a further section (`BENCH_ONLY`), recording `SECTION "
-               "CASE CONTENDER VALUE` lines, and report.py as a further "
-               "table.\n")
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "notes.md")
     if os.path.exists(notes):

@@ -496,11 +496,15 @@ shimsrv_peers() {
 }
 
 # The shim's server side (part 6): legacy_server (AF_INET, 0.0.0.0) runs
-# twice at once on the server core, as is and with the shim preloaded;
-# one echo_load on the load core takes turns, a slice each: IPv4 clients
+# twice at once on the server core, as is and with the shim preloaded,
+# and beside them its hand-written dual-stack twin (AF_INET6, [::],
+# V6ONLY 0: what the shim makes of the socket, without the shim); one
+# echo_load on the load core takes turns, a slice each: IPv4 clients
 # (127.0.0.1) to the plain server (bare), IPv4 clients to the shim's
 # (shim4), IPv6 clients ([::1]) to the shim's (shim6), the last only when
-# a probe connects (otherwise recorded as not available). Three cases:
+# a probe connects (otherwise recorded as not available), and IPv4 and
+# IPv6 clients to the twin (ref4, ref6: how much of a difference is the
+# kernel's dual-stack socket rather than the shim). Three cases:
 # accepts (32 connections at a time, connect, read the greeting, close),
 # 64-byte round trips on 1 and on 100 connections.
 bench_shimserver() {
@@ -526,8 +530,14 @@ bench_shimserver() {
       continue
     fi
     ps=$SRV_PORT
-    names=(bare shim4) pids=("${SRV_PIDS[0]}" "${SRV_PIDS[1]}")
-    targets=("127.0.0.1:$pb" "127.0.0.1:$ps")
+    if ! start_server ref "$BIN/legacy_server" "${mode}6"; then
+      stop_servers
+      continue
+    fi
+    names=(bare shim4 ref4 ref6)
+    pids=("${SRV_PIDS[0]}" "${SRV_PIDS[1]}" "${SRV_PIDS[2]}" "${SRV_PIDS[2]}")
+    targets=("127.0.0.1:$pb" "127.0.0.1:$ps" "127.0.0.1:$SRV_PORT"
+      "[::1]:$SRV_PORT")
     if shimsrv_reach "[::1]:$ps" "${probe[@]}"; then
       names+=(shim6) pids+=("${SRV_PIDS[1]}") targets+=("[::1]:$ps")
     else
@@ -547,6 +557,7 @@ bench_shimserver() {
     stop_servers
     shimsrv_peers "$scase" bare
     shimsrv_peers "$scase" shim
+    shimsrv_peers "$scase" ref
   done
 }
 
