@@ -29,7 +29,12 @@
 # IPv4 client (shim_client) with and without LD_PRELOAD in turn, pinned to
 # one core (its server, where it has one, to the other): passthrough
 # connects and hosts-file lookups in the loopback namespace, connect by
-# name with IPv6 black-holed in the lab pair.
+# name with IPv6 black-holed in the lab pair. The shim's server side
+# (shimserver) runs a plain AF_INET server on 0.0.0.0 (legacy_server)
+# with and without LD_PRELOAD at once, and its hand-written dual-stack
+# twin, in the loopback namespace, loaded in slices like the benchmarks
+# above: IPv4 clients to each, IPv6 clients to the shim's and the twin
+# (reported as not available when they cannot connect).
 set -u
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
