@@ -57,7 +57,11 @@ test_pkg_config_program_links_and_runs() {
   assertEquals "pkg-config knows dualstack" 0 $?
   assertContains "$flags" "-I$D/root/usr/local/include"
   # The command the README shows, with the installed copy.
-  cc "$DS_TOP/examples/connect.c" $flags -o "$D/connect" 2> "$D/cc.err"
+  # Under SANITIZE the installed library is a sanitizer build: the
+  # program links with the same runtime.
+  san=
+  [ -n "${DS_SANITIZE:-}" ] && san="-fsanitize=$DS_SANITIZE"
+  cc $san "$DS_TOP/examples/connect.c" $flags -o "$D/connect" 2> "$D/cc.err"
   assertEquals "compiles and links: $(cat "$D/cc.err")" 0 $?
   assertTrue "linked against the installed libdualstack.so.0" \
     "LD_LIBRARY_PATH=$D/root/usr/local/lib ldd $D/connect | grep -q '$D/root/usr/local/lib/libdualstack.so.0'"

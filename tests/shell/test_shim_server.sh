@@ -183,6 +183,32 @@ test_nc_listener_in_a_lab_serves_a_global_ipv6_client() {
     "[192.0.2.1]"
 }
 
+test_nc_v_names_an_ipv6_client_by_reverse_lookup() {
+  need_lab || return 0
+  lab_pair
+  # Without -n, nc -v looks the peer up (gethostbyaddr of the source-pool
+  # address): the name of the IPv6 address it stands for, from B's hosts
+  # file; a client without a name shows as its IPv6 literal.
+  lab_hosts b "2001:db8::1 alpha.test"
+  lab_run a ip addr add 2001:db8::7/64 dev "$LAB_IF_A" nodad
+  for src in 2001:db8::1 2001:db8::7; do
+    lab_bg b env LD_PRELOAD=$SHIM timeout 10 nc.traditional -v -l -p 80 \
+      < /dev/null > "$LAB_TMP/nc.out" 2> "$LAB_TMP/nc.err"
+    lab_wait_port b tcp 80
+    lab_run a timeout 5 $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.bind((sys.argv[1], 0))
+s.connect((sys.argv[2], 80)); s.sendall(b"hi\n"); s.close()' "$src" "$LAB_B6"
+    for _ in $(seq 100); do [ -s "$LAB_TMP/nc.out" ] && break; sleep 0.02; done
+    case $src in
+      2001:db8::1) want="alpha.test [172.21.112." ;;
+      *) want="2001:db8::7 [172.21.112." ;;
+    esac
+    assertContains "nc -v names $src" "$(cat "$LAB_TMP/nc.err")" "$want"
+    lab_kill "$LAB_PID"
+  done
+}
+
 test_perl_io_socket_inet_server_peerhost() {
   port=$(free_port)
   bg env LD_PRELOAD=$SHIM timeout 20 perl -MIO::Socket::INET -e '
