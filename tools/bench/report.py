@@ -416,6 +416,32 @@ def fmt_cost(r, digits=2):
     return "%.*fx" % (digits, math.ceil(r * scale - 1e-9) / scale)
 
 
+def paired(section, case, num, den):
+    """Median (min, max) over the rounds of num's value over den's in the
+    same round (slices about a second apart), or None: on a machine whose
+    other work comes and goes for seconds at a time, the slices of one
+    contender can fall in two clusters, and a ratio of medians then
+    compares one cluster with the other; the ratio within each round
+    does not."""
+    rs = []
+    for (sec, c, who), v in RUNS.items():
+        if sec != section or who != num or not c.startswith(case + "@"):
+            continue
+        d = RUNS.get((sec, c, den))
+        if d and d[0] > 0 and v[0] > 0:
+            rs.append(v[0] / d[0])
+    if not rs:
+        return None
+    return statistics.median(rs), min(rs), max(rs)
+
+
+def fmt_paired(p, up=True):
+    if p is None:
+        return "n/a"
+    f = fmt_cost if up else fmt_ratio
+    return "%s (%s–%s)" % (f(p[0]), f(p[1]), f(p[2]))
+
+
 SHIMSRV_ROWS = (("accept", "accepts per second (32 at a time: connect, "
                  "read the greeting, close)"),
                 ("64/1", "64-byte round trips per second, 1 connection"),
@@ -434,15 +460,22 @@ def shimsrv_section(out):
                "`LD_PRELOAD=build/libdualstack-preload.so`, which widens "
                "its listener to a dual-stack [::]. One `echo_load` on the "
                "other core loads them in turns, a slice each, as in "
-               "sections 1-4: IPv4 clients (127.0.0.1) without and with the "
+               "sections 1-4 (%s rounds here): IPv4 clients (127.0.0.1) without and with the "
                "shim, IPv6 clients (::1) with it (without the shim they "
                "cannot connect at all). Rates, median (min–max); the cost "
                "is the rate without the shim over the rate with it (above "
-               "1.00x: the shim costs; rounded up):\n")
+               "1.00x: the shim costs; rounded up), as a ratio of the "
+               "medians and, beside it, as the median (min–max) of the "
+               "ratios within each round, whose slices are about a second "
+               "apart (the one to read when a contender's slices fall in "
+               "two clusters, as the machine's other work comes and "
+               "goes; the target is judged on it):\n" %
+               INFO.get("shimsrv_rounds", "?"))
     out.append("| case | IPv4, no shim | IPv4, with the shim | IPv6, with "
-               "the shim | cost, IPv4 (no shim / shim) | IPv6 with the "
-               "shim / IPv4 without |")
-    out.append("|---|---:|---:|---:|---:|---:|")
+               "the shim | cost, IPv4 (no shim / shim) | the same, per "
+               "round | IPv6 with the shim / IPv4 without | the same, per "
+               "round |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for case, label in SHIMSRV_ROWS:
         bare, s4, s6 = (med("shimsrv", case, w)
                         for w in ("bare", "shim4", "shim6"))
@@ -450,10 +483,14 @@ def shimsrv_section(out):
         if RUNS.get(("shimsrv_na", case, "shim6")):
             six = "not available (IPv6 clients refused: the shim did not " \
                   "widen the listener)"
-        out.append("| %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             label, cell("shimsrv", case, "bare"),
             cell("shimsrv", case, "shim4"), six,
-            fmt_cost(ratio(bare, s4)), fmt_ratio(ratio(s6, bare))))
+            fmt_cost(ratio(bare, s4)),
+            fmt_paired(paired("shimsrv_round", case, "bare", "shim4")),
+            fmt_ratio(ratio(s6, bare)),
+            fmt_paired(paired("shimsrv_round", case, "shim6", "bare"),
+                       False)))
     out.append("")
     out.append("For reference, the same server written by hand the way the "
                "shim makes it (`legacy_server accept6`/`echo6`: "
@@ -508,17 +545,24 @@ def shimsrv_section(out):
                   med("shimsrv_cpu", case, "bare"))
         ub, us = med("shimsrv_util", case, "bare"), med("shimsrv_util", case,
                                                          "shim4")
-        detail = "cost %s" % fmt_cost(r, 3)
+        pr = paired("shimsrv_round", case, "bare", "shim4")
+        detail = "cost %s" % (fmt_paired(pr) if pr is not None else "n/a")
+        detail += ", ratio of medians %s" % fmt_cost(r, 3)
+        pc = paired("shimsrv_round_cpu", case, "shim4", "bare")
         if c is not None:
             detail += " (server CPU per op, shim / no shim %s" % fmt_cost(c, 3)
+            if pc is not None:
+                detail += ", per round %s" % fmt_cost(pc[0])
             if ub is not None and us is not None:
                 detail += "; busy %.0f%% / %.0f%%" % (100 * ub, 100 * us)
             detail += ")"
         s6 = ratio(med("shimsrv", case, "shim6"), bare)
         detail += "; IPv6 with the shim / IPv4 without: %s" % (
             fmt_ratio(s6) if s6 is not None else "not available")
-        target("Shim server side, %s, IPv4 clients: cost <= 1.05x" % label,
-               None if r is None else r <= 1.05, detail)
+        # Judged on the per-round ratio where there is one (see above).
+        j = pr[0] if pr is not None else r
+        target("Shim server side, %s, IPv4 clients: cost <= 1.05x (per "
+               "round)" % label, None if j is None else j <= 1.05, detail)
 
 
 INFO = {}

@@ -8,7 +8,9 @@
 # BENCH_CONNS_IDLE (default 10000), BENCH_HE_REPS (Happy Eyeballs runs per
 # case and tool, default 11), BENCH_SHIM_REPS (runs per case of the shim
 # benchmark, with and without the shim each, default 11), BENCH_OUT
-# (report path, default tools/bench/README.md), BENCH_RESULTS_OUT (where
+# (report path, default tools/bench/README.md), BENCH_SHIMSRV_ROUNDS
+# (slices per contender and case of the shim's server side, default twice
+# BENCH_ROUNDS: five contenders on a noisy machine), BENCH_RESULTS_OUT (where
 # to keep a copy of the raw results, default none), BENCH_ONLY
 # (space-separated subset of: tcp udp accept he shim shimserver).
 #
@@ -46,6 +48,7 @@ SLICE=${BENCH_SLICE_MS:-200}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-10000}
 HE_REPS=${BENCH_HE_REPS:-11}
 SHIM_REPS=${BENCH_SHIM_REPS:-11}
+SHIMSRV_ROUNDS=${BENCH_SHIMSRV_ROUNDS:-$((ROUNDS * 2))}
 ONLY=${BENCH_ONLY:-tcp udp accept he shim shimserver}
 SHIM=$BUILD/libdualstack-preload.so
 PY=/usr/bin/python3 # Debian's, whatever python3 is on PATH
@@ -123,12 +126,13 @@ pids() { local IFS=,; printf '%s\n' "${SRV_PIDS[*]}"; }
 # is
 # said, and its figures are missing from the report.
 slices() {
-  local section=$1 scase=$2 line w name rate us util lus n=0
+  local section=$1 scase=$2 line w name rate us util lus round n=0
   shift 2
   while read -r line; do
-    name= rate= us= util= lus=
+    name= rate= us= util= lus= round=
     for w in $line; do
       case $w in
+        round=*) round=${w#round=} ;;
         group=*) name=${w#group=} ;;
         rate=*) rate=${w#rate=} ;;
         srv_us=*) us=${w#srv_us=} ;;
@@ -141,6 +145,12 @@ slices() {
     [ -n "$us" ] && record "${section}_cpu" "$scase" "$name" "$us"
     [ -n "$util" ] && record "${section}_util" "$scase" "$name" "$util"
     [ -n "$lus" ] && record "${section}_load" "$scase" "$name" "$lus"
+    # Part 6 compares contenders round by round too (slices a second
+    # apart): SECTION_round and SECTION_round_cpu, case CASE@ROUND.
+    if [ "$section" = shimsrv ] && [ -n "$round" ]; then
+      record "${section}_round" "$scase@$round" "$name" "$rate"
+      [ -n "$us" ] && record "${section}_round_cpu" "$scase@$round" "$name" "$us"
+    fi
     n=$((n + 1))
   done < <(taskset -c "$LOAD_CPU" "$@" 2> "$TMP/load.err")
   if [ "$n" = 0 ] || [ -s "$TMP/load.err" ]; then
@@ -557,7 +567,7 @@ bench_shimserver() {
       record shimsrv_v6bare "$scase" bare 0
     fi
     slices shimsrv "$scase" "$BIN/echo_load" "${load[@]}" -t "$SLICE" \
-      -r "$ROUNDS" -n "$(IFS=,; echo "${names[*]}")" \
+      -r "$SHIMSRV_ROUNDS" -n "$(IFS=,; echo "${names[*]}")" \
       -P "$(IFS=,; echo "${pids[*]}")" "${targets[@]}"
     stop_servers
     shimsrv_peers "$scase" bare
@@ -610,6 +620,7 @@ machine_info() {
   printf 'idle\t%s\n' "$IDLE_CONNS"
   printf 'he_reps\t%s\n' "$HE_REPS"
   printf 'shim_reps\t%s\n' "$SHIM_REPS"
+  printf 'shimsrv_rounds\t%s\n' "$SHIMSRV_ROUNDS"
 }
 
 main() {
