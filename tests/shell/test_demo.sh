@@ -41,9 +41,18 @@ test_demo_without_root_on_loopback() {
   lab_ns a
   d=$(mktemp -d)
   chmod 777 "$d"
+  # The checkout may be where nobody cannot go (a clone under /root or in
+  # a private temporary directory): the demo runs from a copy nobody can
+  # read, with what it uses.
+  mkdir -p "$d/top/build" "$d/top/tests"
+  cp -a "$DS_TOP/tools" "$d/top/"
+  cp -a "$DS_TOP/tests/lab" "$d/top/tests/"
+  cp -a "$DS_BUILD/libdualstack-preload.so" "$DS_BUILD/dualstack-connect" \
+    "$DS_BUILD/dualstack-listen" "$d/top/build/"
+  chmod -R a+rX "$d/top"
   out=$(lab_run a setpriv --reuid=65534 --regid=65534 --clear-groups \
-        env DS_BUILD="$DS_BUILD" HOME="$d" \
-        bash "$DS_TOP/tools/demo.sh" 2>&1)
+        env DS_BUILD="$d/top/build" HOME="$d" \
+        bash "$d/top/tools/demo.sh" 2>&1)
   status=$?
   echo "$out" | sed 's/^/    /'
   # The demo writes its timelines under $DS_BUILD/demo, which nobody may
