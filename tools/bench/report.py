@@ -584,7 +584,8 @@ def main():
     out.append("Reproduce, as root on Debian 12: `make bench` (installs "
                "libuv1-dev, libevent-dev, curl and python3 with `make "
                "deps`). `BENCH_ROUNDS`, `BENCH_SLICE_MS`, "
-               "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS`, `BENCH_SHIM_REPS` and "
+               "`BENCH_CONNS_IDLE`, `BENCH_HE_REPS`, `BENCH_SHIM_REPS`, "
+               "`BENCH_SHIMSRV_ROUNDS` and "
                "`BENCH_ONLY` (tcp udp accept he shim shimserver) change the runs; `tools/bench/run.sh` says "
                "how.\n")
     out.append("## Machine and method\n")

@@ -11,7 +11,8 @@
 # (report path, default tools/bench/README.md), BENCH_SHIMSRV_ROUNDS
 # (slices per contender and case of the shim's server side, default twice
 # BENCH_ROUNDS: five contenders on a noisy machine), BENCH_RESULTS_OUT (where
-# to keep a copy of the raw results, default none), BENCH_ONLY
+# to keep a copy of the raw results, and of the machine's description
+# as BENCH_RESULTS_OUT.machine, default none), BENCH_ONLY
 # (space-separated subset of: tcp udp accept he shim shimserver).
 #
 # How: the loopback benchmarks (TCP echo, UDP echo, accept rate) run in a
@@ -666,7 +667,10 @@ main() {
   $PY "$TOP/tools/bench/report.py" "$RESULTS" "$TMP/machine.tsv" \
     > "$TMP/README.md" || exit 70
   cp "$TMP/README.md" "${BENCH_OUT:-$TOP/tools/bench/README.md}"
-  [ -z "${BENCH_RESULTS_OUT:-}" ] || cp "$RESULTS" "$BENCH_RESULTS_OUT"
+  if [ -n "${BENCH_RESULTS_OUT:-}" ]; then
+    cp "$RESULTS" "$BENCH_RESULTS_OUT"
+    cp "$TMP/machine.tsv" "$BENCH_RESULTS_OUT.machine"
+  fi
   cat "$TMP/README.md"
 }
 
