@@ -385,20 +385,6 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
 
 /* ---- sending ---- */
 
-/* Traces a refusal to send to a pool address without mapping. */
-static void trace_unmapped(const struct sockaddr *sa, socklen_t len)
-{
-  shim_json j;
-  ds_addr a;
-  char text[DS_ADDR_STRLEN];
-  if (shim__cfg.trace_fd < 0 || ds_addr_from_sockaddr(&a, sa, len) != 0)
-    return;
-  ds_addr_format(&a, text, sizeof text, DS_ADDR_FMT_PORT);
-  shim__json_begin(&j, "passthrough", shim__next_id());
-  shim__json_str(&j, "reason", "pool address without mapping: ENETUNREACH");
-  shim__json_str(&j, "addr", text);
-  shim__json_emit(&j);
-}
 
 /* Returns the family of the socket under fd, or -1. */
 static int socket_family(int fd)
@@ -426,7 +412,7 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
   ip = ntohl(sin->sin_addr.s_addr);
   if (shim__pool_contains(ip)) {
     if (shim__pool_name(ip, name, sizeof name) != 1) {
-      trace_unmapped(sa, len);
+      shim__trace_unmapped(sa, len);
       errno = ENETUNREACH;
       return -1;
     }

@@ -92,48 +92,38 @@ static void duped(int fd, int newfd)
     shim__fd_copy(fd, newfd);
 }
 
-DS_HOOK int dup2(int fd, int newfd)
+/* The shared body of dup2 and dup3 (dup2 when flags is -1). A newfd the
+ * shim knows may be in the middle of a swap: the real call then waits
+ * for it. */
+static int dup_onto(int fd, int newfd, int flags)
 {
-  int rc;
+  int rc, e, known;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (!shim__fd_known(newfd))
-    rc = shim__real.dup2(fd, newfd);
-  else {
-    int e;
-    shim__async_lock(); /* newfd may be in the middle of a swap */
-    rc = shim__real.dup2(fd, newfd);
-    e = errno;
+  known = shim__fd_known(newfd);
+  if (known)
+    shim__async_lock();
+  rc = flags < 0 ? shim__real.dup2(fd, newfd)
+                 : shim__real.dup3(fd, newfd, flags);
+  e = errno;
+  if (known)
     shim__async_unlock();
-    errno = e;
-  }
   if (rc >= 0)
     duped(fd, newfd);
+  errno = e;
   return rc;
+}
+
+DS_HOOK int dup2(int fd, int newfd)
+{
+  return dup_onto(fd, newfd, -1);
 }
 
 DS_HOOK int dup3(int fd, int newfd, int flags)
 {
-  int rc;
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (!shim__fd_known(newfd))
-    rc = shim__real.dup3(fd, newfd, flags);
-  else {
-    int e;
-    shim__async_lock(); /* newfd may be in the middle of a swap */
-    rc = shim__real.dup3(fd, newfd, flags);
-    e = errno;
-    shim__async_unlock();
-    errno = e;
-  }
-  if (rc >= 0)
-    duped(fd, newfd);
-  return rc;
+  return dup_onto(fd, newfd, flags);
 }
 
 /* The shared body of fcntl and fcntl64: the argument is passed on as it

@@ -310,8 +310,7 @@ static int unmapped_pool_address(const struct sockaddr *sa, socklen_t len)
   return shim__pool_contains(ip) && shim__pool_name(ip, name, sizeof name) != 1;
 }
 
-/* Traces a refusal to send to a pool address without mapping. */
-static void trace_unmapped(const struct sockaddr *sa, socklen_t len)
+void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len)
 {
   shim_json j;
   ds_addr a;
@@ -484,7 +483,7 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
   if (kind != 2) {
     /* A synthetic address (or a pool address without mapping) the shim cannot translate here is refused
      * rather than let out to the network. */
-    trace_unmapped(sa, len);
+    shim__trace_unmapped(sa, len);
     errno = ENETUNREACH;
     return -1;
   }

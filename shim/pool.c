@@ -40,8 +40,7 @@ static struct {
   atomic_int any_dual; /* a dual-stack address was ever recorded */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Parses "a.b.c.d/len" into base and size; returns 0 or -1. */
-static int parse_cidr(const char *s, uint32_t *base, uint32_t *size)
+int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size)
 {
   char buf[32];
   const char *slash = strchr(s, '/');
@@ -55,7 +54,7 @@ static int parse_cidr(const char *s, uint32_t *base, uint32_t *size)
   if (inet_pton(AF_INET, buf, &a) != 1)
     return -1;
   len = strtol(slash + 1, &end, 10);
-  if (*end != '\0' || len < 8 || len > 30)
+  if (slash[1] == '\0' || *end != '\0' || len < 8 || len > 30)
     return -1;
   *size = (uint32_t)1 << (32 - len);
   *base = ntohl(a.s_addr) & ~(*size - 1);
@@ -65,7 +64,7 @@ static int parse_cidr(const char *s, uint32_t *base, uint32_t *size)
 int shim__pool_init(const char *cidr)
 {
   uint32_t base, size;
-  if (parse_cidr(cidr ? cidr : "10.170.160.0/20", &base, &size) != 0)
+  if (shim__parse_cidr(cidr ? cidr : "10.170.160.0/20", &base, &size) != 0)
     return -1;
   /* The network and broadcast-looking ends are left out. */
   pool.base = base + 1;

@@ -147,6 +147,14 @@ void shim__json_emit(shim_json *j);
 void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
                           socklen_t len, int rc, int err, double t0);
 
+/* Traces a refusal (ENETUNREACH) to send to a pool address without
+ * mapping. */
+void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len);
+
+/* Parses "a.b.c.d/len" (len 8 to 30) into a base address and a size (host
+ * order). Returns 0 or -1. */
+int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size);
+
 /* Returns "ok" or the errno's symbolic name ("ECONNREFUSED"). */
 const char *shim__errname(int err);
 

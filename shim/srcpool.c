@@ -41,34 +41,12 @@ static struct {
   uint32_t mask; /* buckets - 1 */
 } src = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
-/* Parses "a.b.c.d/len" (len 8 to 30) into base and size, as pool.c does
- * for the destination pool. Returns 0 or -1. */
-static int parse_cidr(const char *s, uint32_t *base, uint32_t *size)
-{
-  char buf[32];
-  const char *slash = strchr(s, '/');
-  struct in_addr a;
-  long len;
-  char *end;
-  if (slash == NULL || (size_t)(slash - s) >= sizeof buf)
-    return -1;
-  memcpy(buf, s, (size_t)(slash - s));
-  buf[slash - s] = '\0';
-  if (inet_pton(AF_INET, buf, &a) != 1)
-    return -1;
-  len = strtol(slash + 1, &end, 10);
-  if (slash[1] == '\0' || *end != '\0' || len < 8 || len > 30)
-    return -1;
-  *size = (uint32_t)1 << (32 - len);
-  *base = ntohl(a.s_addr) & ~(*size - 1);
-  return 0;
-}
 
 static void src_init(void)
 {
   const char *v = secure_getenv("DUALSTACK_SOURCE_POOL");
   uint32_t base, size, nb = 1;
-  if (parse_cidr(v != NULL && *v != '\0' ? v : "172.21.112.0/20", &base,
+  if (shim__parse_cidr(v != NULL && *v != '\0' ? v : "172.21.112.0/20", &base,
                  &size) != 0)
     return;
   src.base = base + 1;

@@ -60,6 +60,15 @@ oneTimeTearDown() {
   return 0
 }
 
+# Returns 0 when a lab can be made (tests/lab/lab.sh sourced); else says
+# why the test is skipped and returns 1: `need_lab || return 0`.
+need_lab() {
+  ds_require_root || return 1
+  lab_available && return 0
+  ds_skip "$LAB_WHY"
+  return 1
+}
+
 ds_run_shunit() {
   SHUNIT_PARENT=$0
   SHUNIT_COLOR=none

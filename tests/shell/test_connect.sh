@@ -7,13 +7,6 @@
 
 DC=$DS_BUILD/dualstack-connect
 
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 suite_setUp() {
   need_lab || return 0
   lab_pair || return 0

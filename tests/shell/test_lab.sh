@@ -8,13 +8,6 @@
 . "$DS_TOP/tests/lab/lab.sh"
 
 # Skips the test unless the lab can run here.
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 suite_setUp() {
   T=$SHUNIT_TMPDIR/$_shunit_test_
   mkdir -p "$T"

@@ -30,13 +30,6 @@ suite_oneTimeTearDown() {
 }
 
 # Skips the test unless the lab can run here.
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 # Builds the three namespaces and both links.
 topology() {
   lab_ns s a b &&

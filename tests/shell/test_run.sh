@@ -94,13 +94,6 @@ test_setuid_program_is_named() {
   rm -rf "$d"
 }
 
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 # Observe mode translates nothing: an IPv6-only name still fails, and a
 # dual-stack name with black-holed IPv6 still goes straight to IPv4 with no
 # race; the trace shows what happened.

@@ -9,13 +9,6 @@
 SHIM=$DS_BUILD/libdualstack-preload.so
 PY=/usr/bin/python3
 
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 suite_setUp() {
   need_lab || return 0
   lab_pair || return 0

@@ -11,13 +11,6 @@
 SHIM=$DS_BUILD/libdualstack-preload.so
 PY=/usr/bin/python3
 
-need_lab() {
-  ds_require_root || return 1
-  lab_available && return 0
-  ds_skip "$LAB_WHY"
-  return 1
-}
-
 suite_setUp() {
   tmp=$(mktemp -d)
   bgpids=
