@@ -9,6 +9,7 @@
  */
 #include "shim.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -119,4 +120,17 @@ int shim__fd_is_private(int fd)
 {
   return fd >= 0 && fd < SHIM_FD_MAX &&
          atomic_load_explicit(&known[fd], memory_order_relaxed) == 2;
+}
+
+int shim__fd_find_wide(uint16_t port, int except)
+{
+  shim_fd e;
+  int fd;
+  for (fd = 0; fd < SHIM_FD_MAX; fd++)
+    if (fd != except && atomic_load_explicit(&known[fd], memory_order_relaxed) ==
+                            1 &&
+        shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE &&
+        ntohs(e.local.sin_port) == port)
+      return fd;
+  return -1;
 }

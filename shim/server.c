@@ -202,6 +202,74 @@ fail:
   return 1;
 }
 
+/* Gives widened socket fd back its original form, an AF_INET socket
+ * bound to 0.0.0.0 at its port (listening again if it was), because the
+ * application now binds an IPv6 socket of its own to that port: the
+ * widened one would take the port from it. Connections waiting in the
+ * widened socket's queue are lost. Returns 0 or -1. */
+static int narrow(int fd, uint16_t port)
+{
+  struct sockaddr_in sin;
+  int type = 0, proto = 0, listening = 0, fdflags, flflags, nfd;
+  socklen_t len = sizeof type;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+    return -1;
+  len = sizeof proto;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+    return -1;
+  len = sizeof listening;
+  ds__sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  fdflags = fcntl(fd, F_GETFD);
+  flflags = fcntl(fd, F_GETFL);
+  nfd = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto);
+  if (nfd < 0 || fdflags < 0 || flflags < 0) {
+    if (nfd >= 0)
+      ds__sys.close(nfd);
+    return -1;
+  }
+  shim__opt_replay(fd, nfd, AF_INET, 0);
+  /* The widened socket goes (freeing the port) as nfd takes its fd. */
+  shim__fd_clear(fd);
+  if (syscall(SYS_dup3, nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
+      0) {
+    ds__sys.close(nfd);
+    return -1;
+  }
+  ds__sys.close(nfd);
+  fcntl(fd, F_SETFL, flflags);
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  if (ds__sys.bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+    return -1;
+  if (listening && ds__sys.listen(fd, SOMAXCONN) != 0)
+    return -1;
+  return 0;
+}
+
+/* bind() of anything but 0.0.0.0: as asked, except that an IPv6 bind the
+ * shim's own widening stands in the way of (EADDRINUSE, and a socket of
+ * this process widened on that port) narrows that socket back and is
+ * tried again. */
+static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
+{
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+  int rc = shim__real.bind(fd, sa, len), saved = errno, wide;
+  if (rc == 0 || saved != EADDRINUSE || sa->sa_family != AF_INET6 ||
+      len < sizeof *s6 || s6->sin6_port == 0 || shim__cfg.disabled ||
+      shim__cfg.observe)
+    return rc;
+  wide = shim__fd_find_wide(ntohs(s6->sin6_port), fd);
+  if (wide < 0 || narrow(wide, ntohs(s6->sin6_port)) != 0) {
+    errno = saved;
+    return rc;
+  }
+  trace_bind(ntohs(s6->sin6_port), 0, "narrowed back: the program binds IPv6 "
+                                      "on the port itself",
+             0, 0, shim__mono_ms());
+  return shim__real.bind(fd, sa, len);
+}
+
 DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
   const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
@@ -224,11 +292,13 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
       return -1;
     }
   }
-  if ((!wildcard && shim__cfg.trace_fd < 0) || !shim__active())
+  if (!wildcard && shim__cfg.trace_fd < 0)
+    return bind_other(fd, sa, len);
+  if (!shim__active())
     return shim__real.bind(fd, sa, len);
   t0 = shim__mono_ms();
   if (!wildcard) {
-    rc = shim__real.bind(fd, sa, len);
+    rc = bind_other(fd, sa, len);
     saved = errno;
     shim__trace_sockaddr("bind", sa, len, rc, saved, t0);
     goto done;

@@ -307,6 +307,9 @@ void shim__fd_clear(int fd);
 int shim__fd_known(int fd);
 /* Gives to (a dup of from) from's entry, if from has one. */
 void shim__fd_copy(int from, int to);
+/* Returns an fd other than except that the shim widened to [::]:port, or
+ * -1 (scans the table: for the rare bind that needs it). */
+int shim__fd_find_wide(uint16_t port, int except);
 /* Marks fd as one of the shim's own (the trace, the helper thread's):
  * the application's close() and close_range() leave it open, as if it
  * were not there (daemons close every fd they did not open). */

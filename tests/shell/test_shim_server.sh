@@ -202,6 +202,37 @@ s.connect((sys.argv[2], 80)); s.sendall(b"hi\n"); s.close()' "$src" "$LAB_B6"
   done
 }
 
+test_program_that_also_binds_ipv6_only_on_the_port() {
+  # As nginx with "listen 80; listen [::]:80 ipv6only=on": 0.0.0.0:P, then
+  # its own [::]:P with IPV6_V6ONLY. The widened first socket would take
+  # the port from the second: it is narrowed back, and both serve.
+  port=$(free_port)
+  out=$(env LD_PRELOAD=$SHIM DUALSTACK_TRACE="$tmp/narrow.trace" timeout 10 \
+    $PY -c '
+import socket, sys
+p = int(sys.argv[1])
+s4 = socket.socket(); s4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s4.bind(("0.0.0.0", p)); s4.listen(8)
+s6 = socket.socket(socket.AF_INET6)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s6.bind(("::", p)); s6.listen(8)
+print("bound both")
+for host in ("127.0.0.1", "::1"):
+    c = socket.create_connection((host, p), timeout=3)
+    if host == "::1":
+        a, peer = s6.accept(); print("ipv6 on s6", peer[0])
+    else:
+        a, peer = s4.accept(); print("ipv4 on s4", peer[0])
+    a.close(); c.close()
+print("s4 family", s4.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))' "$port" 2>&1)
+  assertContains "both binds succeed" "$out" "bound both"
+  assertContains "IPv4 client on the IPv4 socket" "$out" "ipv4 on s4 127.0.0.1"
+  assertContains "IPv6 client on the program's IPv6 socket" "$out" "ipv6 on s6 ::1"
+  assertContains "the narrowing is traced" "$(cat "$tmp/narrow.trace")" \
+    "narrowed back"
+}
+
 test_perl_io_socket_inet_server_peerhost() {
   port=$(free_port)
   bg env LD_PRELOAD=$SHIM timeout 20 perl -MIO::Socket::INET -e '
