@@ -323,6 +323,7 @@ DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /* Messages of one recvmmsg or sendmmsg batch the shim translates; a
  * longer batch is cut short, which both calls allow. */
+#define CTL_BOUNCE 256
 #define BATCH 64
 
 DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
@@ -330,10 +331,12 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
 {
   struct mmsghdr m[BATCH];
   struct sockaddr_storage names[BATCH];
+  /* Control data lands in these first: the kernel's IPv6 cmsgs are larger
+   * than the IPv4 twins the application sized its buffer for. */
   union {
-    char buf[1024];
+    char buf[CTL_BOUNCE];
     struct cmsghdr align;
-  } ctl;
+  } ctl[BATCH];
   unsigned i, n;
   int known, r;
   if (shim__init() != 0) {
@@ -354,6 +357,12 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
       m[i].msg_hdr.msg_name = &names[i];
       m[i].msg_hdr.msg_namelen = sizeof names[i];
     }
+    if (known && vec[i].msg_hdr.msg_control != NULL &&
+        vec[i].msg_hdr.msg_controllen > 0 &&
+        vec[i].msg_hdr.msg_controllen + 64 <= sizeof ctl[i].buf) {
+      m[i].msg_hdr.msg_control = ctl[i].buf;
+      m[i].msg_hdr.msg_controllen = vec[i].msg_hdr.msg_controllen + 64;
+    }
   }
   r = shim__real.recvmmsg(fd, m, n, flags, timeout);
   for (i = 0; r > 0 && i < (unsigned)r; i++) {
@@ -368,16 +377,26 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                            h->msg_name, &h->msg_namelen) != 0)
         memset(h->msg_name, 0, h->msg_namelen); /* cannot be shown */
     }
-    /* IPv6 cmsgs are rewritten in place (their IPv4 twins are smaller)
-     * from a copy; what the kernel had to cut stays cut. */
-    if (known && h->msg_control != NULL && h->msg_controllen > 0 &&
-        h->msg_controllen <= sizeof ctl.buf) {
+    /* IPv6 cmsgs become their IPv4 twins in the application's buffer,
+     * from the bounce buffer (or, for a buffer too large for one, from a
+     * copy of what the kernel wrote there). */
+    if (known && h->msg_control != NULL && vec[i].msg_hdr.msg_controllen > 0) {
       struct msghdr c = {0};
-      memcpy(ctl.buf, h->msg_control, h->msg_controllen);
-      c.msg_control = ctl.buf;
-      c.msg_controllen = h->msg_controllen;
-      h->msg_controllen =
-          cmsg_to_v4(&c, h->msg_control, h->msg_controllen, &h->msg_flags);
+      size_t room = vec[i].msg_hdr.msg_controllen;
+      if (m[i].msg_hdr.msg_control == ctl[i].buf) {
+        c.msg_control = ctl[i].buf;
+        c.msg_controllen = m[i].msg_hdr.msg_controllen;
+        h->msg_flags &= ~MSG_CTRUNC;
+        if (m[i].msg_hdr.msg_flags & MSG_CTRUNC)
+          h->msg_flags |= MSG_CTRUNC;
+      } else if (m[i].msg_hdr.msg_controllen <= sizeof ctl[i].buf) {
+        memcpy(ctl[i].buf, h->msg_control, m[i].msg_hdr.msg_controllen);
+        c.msg_control = ctl[i].buf;
+        c.msg_controllen = m[i].msg_hdr.msg_controllen;
+      } else {
+        continue; /* left as the kernel wrote it */
+      }
+      h->msg_controllen = cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags);
     }
   }
   return r;

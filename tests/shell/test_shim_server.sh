@@ -233,6 +233,24 @@ print("s4 family", s4.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN))' "$port" 
     "narrowed back"
 }
 
+test_recvmmsg_with_pktinfo_sized_control_buffers() {
+  # The kernel writes IPV6_PKTINFO (larger) on the widened socket: the
+  # shim must hand over IP_PKTINFO in buffers sized for it, for IPv4 and
+  # IPv6 senders alike. Under SANITIZE the C program is an ASan build,
+  # whose runtime must be loaded first.
+  pre=$SHIM
+  case "${DS_SANITIZE:-}" in
+    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
+  esac
+  out=$(env LD_PRELOAD="$pre" timeout 10 "$DS_BUILD/lab/shim_pktinfo" 2>&1)
+  assertContains "both datagrams" "$out" "recvmmsg 2"
+  assertContains "IPv4 sender, IP_PKTINFO, not truncated" "$out" \
+    "from 127.0.0.1 pktinfo 127.0.0.1 ctrunc 0"
+  assertContains "IPv6 sender as a source-pool address, with IP_PKTINFO" \
+    "$out" "pktinfo 172.21.112."
+  assertNotContains "no truncation" "$out" "ctrunc 1"
+}
+
 test_perl_io_socket_inet_server_peerhost() {
   port=$(free_port)
   bg env LD_PRELOAD=$SHIM timeout 20 perl -MIO::Socket::INET -e '
