@@ -144,6 +144,15 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
   if (!(type == SOCK_STREAM && proto == IPPROTO_TCP) &&
       !(type == SOCK_DGRAM && proto == IPPROTO_UDP))
     return 1; /* raw, SCTP, UDP-Lite...: not the shim's business */
+  {
+    /* Bound already (or autobound by a send): the original bind says
+     * EINVAL, as it should. */
+    struct sockaddr_in cur;
+    socklen_t cl = sizeof cur;
+    if (ds__sys.getsockname(fd, (struct sockaddr *)&cur, &cl) != 0 ||
+        cur.sin_port != 0)
+      return 1;
+  }
   fdflags = fcntl(fd, F_GETFD);
   flflags = fcntl(fd, F_GETFL);
   if (fdflags < 0 || flflags < 0)
