@@ -192,7 +192,7 @@ static int still_there(const job *j)
 /* Puts winner w on j's fd (see the top of the file). Returns 0 or -1. */
 static int swap_locked(job *j, int w)
 {
-  int fd = j->fd, old, fdflags, flflags, i, n = 0;
+  int fd = j->fd, old, fdflags, flflags, i;
   struct sockaddr sa = {.sa_family = AF_UNSPEC};
   epreg *ep = fd < SHIM_FD_MAX ? eps[fd] : NULL;
   int readd[EP_MAX];
@@ -211,12 +211,10 @@ static int swap_locked(job *j, int w)
   /* A registration the record has but epoll does not (the epoll fd was
    * closed, or the fd removed behind the shim) fails to delete: skip. */
   for (i = 0; ep != NULL && i < ep->n; i++)
-    if ((readd[i] = ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_DEL, fd,
-                                      NULL) == 0))
-      n++;
+    readd[i] = ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0;
   /* The entry first: an application woken by the swap must find it. */
   e.kind = SHIM_FD_CLIENT;
-  e.family = shim__race_family(w);
+  e.family = shim__sock_int(w, SO_DOMAIN);
   /* Options the application set while the race ran. */
   shim__opt_replay(fd, w, e.family, 0);
   e.peer = j->asked;
@@ -232,7 +230,6 @@ static int swap_locked(job *j, int w)
   for (i = 0; ep != NULL && i < ep->n; i++)
     if (readd[i])
       ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
-  (void)n;
   /* Wake whoever waits on the stand-in; they find the winner. */
   ds__sys.connect(old, &sa, sizeof sa);
   ds__sys.close(old);

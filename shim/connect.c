@@ -21,15 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int shim__fd_peer(int fd, struct sockaddr_in *sin)
-{
-  shim_fd e;
-  if (!shim__fd_get(fd, &e) || e.peer.sin_family != AF_INET)
-    return 0;
-  *sin = e.peer;
-  return 1;
-}
-
 /* The family memory shared by every race of the process (DESIGN:
  * DUALSTACK_MEMORY_S, default 600 s), created with the first race. */
 static ds_family_memory *memory;
@@ -208,14 +199,6 @@ static void on_done(ds_happy *h, int fd, int err, void *user)
   st->err = err;
 }
 
-int shim__race_family(int fd)
-{
-  int family = AF_UNSPEC;
-  socklen_t len = sizeof family;
-  ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
-  return family;
-}
-
 int shim__race_connect(int fd, const char *name,
                        const struct sockaddr_in *asked, unsigned long id)
 {
@@ -225,14 +208,10 @@ int shim__race_connect(int fd, const char *name,
   race st = {0, -1, 0};
   uint16_t port = ntohs(asked->sin_port);
   shim_fd e = {0};
-  int fdflags, flflags, rc;
+  int rc;
 
-  fdflags = shim__real.fcntl(fd, F_GETFD);
-  flflags = shim__real.fcntl(fd, F_GETFL);
-  if (fdflags < 0 || flflags < 0)
-    return -1; /* EBADF from fcntl, as connect would say */
   if (shim__race_setup(&rs, fd, 1) != 0)
-    return -1;
+    return -1; /* EBADF or ENOTSOCK, as connect would say */
   rs.id = id;
   rs.result = &st;
   if (ds_reactor_new(&r) != 0) {
@@ -269,7 +248,7 @@ int shim__race_connect(int fd, const char *name,
    * and close-on-exec flag; O_NONBLOCK belongs to the open file
    * description, so the application's setting is put back. */
   e.kind = SHIM_FD_CLIENT;
-  e.family = shim__race_family(st.fd);
+  e.family = shim__sock_int(st.fd, SO_DOMAIN);
   e.peer = *asked;
   {
     /* The winner connected without blocking; one more connect() marks it
@@ -280,14 +259,12 @@ int shim__race_connect(int fd, const char *name,
     if (ds__sys.getpeername(st.fd, (struct sockaddr *)&ss, &sl) == 0)
       ds__sys.connect(st.fd, (struct sockaddr *)&ss, sl);
   }
-  if (shim__real.dup3(st.fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+  if (shim__install(st.fd, fd) != 0) {
     int err = errno;
     ds__sys.close(st.fd);
     errno = err;
     return -1;
   }
-  ds__sys.close(st.fd);
-  shim__real.fcntl(fd, F_SETFL, flflags);
   /* getpeername shows the address the application connected to. */
   shim__fd_set(fd, &e);
   return 0;

@@ -11,16 +11,6 @@
 #include <fcntl.h>
 #include <string.h>
 
-/* Returns socket option opt of fd at SOL_SOCKET, or -1. */
-static int sockopt_int(int fd, int opt)
-{
-  int v = -1;
-  socklen_t len = sizeof v;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0)
-    return -1;
-  return v;
-}
-
 /* Binds nfd (IPv6) where the application bound fd (IPv4), if it did.
  * Returns 0 or -1. */
 static int rebind(int fd, int nfd)
@@ -76,15 +66,13 @@ int shim__dgram_move(int fd, const struct sockaddr_in *dst)
 {
   struct in6_addr a;
   shim_fd e = {0};
-  int fdflags, flflags, proto, nfd, off = 0, err;
+  int proto, nfd, off = 0, err;
 
-  if (shim__fd_get(fd, &e) || sockopt_int(fd, SO_DOMAIN) != AF_INET ||
-      sockopt_int(fd, SO_TYPE) != SOCK_DGRAM)
+  if (shim__fd_get(fd, &e) || shim__sock_int(fd, SO_DOMAIN) != AF_INET ||
+      shim__sock_int(fd, SO_TYPE) != SOCK_DGRAM)
     return 1;
-  proto = sockopt_int(fd, SO_PROTOCOL);
-  fdflags = shim__real.fcntl(fd, F_GETFD);
-  flflags = shim__real.fcntl(fd, F_GETFL);
-  if (proto < 0 || fdflags < 0 || flflags < 0)
+  proto = shim__sock_int(fd, SO_PROTOCOL);
+  if (proto < 0)
     return 1;
   if (!shim__pool_v6(ntohl(dst->sin_addr.s_addr), &a)) {
     trace_move(dst, NULL, EHOSTUNREACH);
@@ -99,10 +87,8 @@ int shim__dgram_move(int fd, const struct sockaddr_in *dst)
       rebind(fd, nfd) != 0)
     goto fail;
   shim__opt_replay(fd, nfd, AF_INET6, 1);
-  if (shim__real.dup3(nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+  if (shim__install(nfd, fd) != 0)
     goto fail;
-  ds__sys.close(nfd);
-  shim__real.fcntl(fd, F_SETFL, flflags);
   e.kind = SHIM_FD_DGRAM;
   e.family = AF_INET6;
   shim__fd_set(fd, &e);

@@ -10,6 +10,7 @@
 #include "shim.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -133,4 +134,27 @@ int shim__fd_find_wide(uint16_t port, int except)
         ntohs(e.local.sin_port) == port)
       return fd;
   return -1;
+}
+
+int shim__sock_int(int fd, int opt)
+{
+  int v = -1;
+  socklen_t len = sizeof v;
+  if (ds__sys.getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0)
+    return -1;
+  return v;
+}
+
+int shim__install(int nfd, int fd)
+{
+  int fdflags = shim__real.fcntl(fd, F_GETFD);
+  int flflags = shim__real.fcntl(fd, F_GETFL);
+  if (fdflags < 0 || flflags < 0 ||
+      shim__real.dup3(nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+    return -1;
+  ds__sys.close(nfd);
+  /* O_NONBLOCK and the other status flags belong to the open file
+   * description: the application's are put back. */
+  shim__real.fcntl(fd, F_SETFL, flflags);
+  return 0;
 }

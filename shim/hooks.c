@@ -287,16 +287,6 @@ void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
   shim__json_emit(&j);
 }
 
-/* Returns the socket type of fd (SOCK_STREAM, ...), or -1. */
-static int socket_type(int fd)
-{
-  int type = -1;
-  socklen_t len = sizeof type;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
-    return -1;
-  return type;
-}
-
 /* Returns 1 if sa is an IPv4 address in the destination pool that stands
  * for nothing (stale, or another process's): never to be sent anywhere. */
 static int unmapped_pool_address(const struct sockaddr *sa, socklen_t len)
@@ -382,7 +372,7 @@ static int connect_wide(int fd, const struct sockaddr *sa, socklen_t len,
   rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
   err = errno;
   if (rc == 0 || err == EINPROGRESS) {
-    e->kind = socket_type(fd) == SOCK_DGRAM ? SHIM_FD_DGRAM : SHIM_FD_CLIENT;
+    e->kind = shim__sock_int(fd, SO_TYPE) == SOCK_DGRAM ? SHIM_FD_DGRAM : SHIM_FD_CLIENT;
     e->peer = *(const struct sockaddr_in *)sa;
     shim__fd_set(fd, e);
   }
@@ -423,7 +413,7 @@ static int connect_literal(int fd, const struct sockaddr_in *sin,
   if (rc == 0 || errno != ENETUNREACH)
     return rc;
   saved = errno;
-  if (socket_type(fd) != SOCK_STREAM || !shim__nat64_prefix(&prefix, &plen) ||
+  if (shim__sock_int(fd, SO_TYPE) != SOCK_STREAM || !shim__nat64_prefix(&prefix, &plen) ||
       inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text) == NULL) {
     errno = saved;
     return rc;
@@ -470,7 +460,7 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
     return connect_literal(fd, sin, len);
   if (kind == 2 && excluded_dual(sin))
     return shim__real.connect(fd, sa, len);
-  type = socket_type(fd);
+  type = shim__sock_int(fd, SO_TYPE);
   if (type == SOCK_STREAM && kind != 0)
     return race(fd, name, sin, connect_id(sa, len));
   if (type == SOCK_DGRAM && kind == 1) {

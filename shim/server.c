@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static pthread_once_t listen_once = PTHREAD_ONCE_INIT;
@@ -75,50 +74,6 @@ static void trace_bind(uint16_t port, int widened, const char *reason, int rc,
   shim__json_emit(&j);
 }
 
-/* Copies to the new socket the flags a server typically sets before bind,
- * read back from the old socket, so they survive even where setsockopt()
- * was not recorded. Returns 0, or -1 when the new socket refuses one. */
-static int copy_flags(int from, int to)
-{
-  static const struct {
-    int level, name, level6, name6;
-  } flags[] = {
-      {SOL_SOCKET, SO_REUSEADDR, 0, 0},
-      {SOL_SOCKET, SO_REUSEPORT, 0, 0},
-      {SOL_SOCKET, SO_KEEPALIVE, 0, 0},
-      {SOL_SOCKET, SO_BROADCAST, 0, 0},
-      {IPPROTO_IP, IP_PKTINFO, IPPROTO_IPV6, IPV6_RECVPKTINFO},
-      {IPPROTO_IP, IP_TOS, IPPROTO_IPV6, IPV6_TCLASS},
-  };
-  char dev[IFNAMSIZ + 1] = "";
-  socklen_t len;
-  unsigned i;
-  int v;
-  for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-    len = sizeof v;
-    v = 0;
-    if (ds__sys.getsockopt(from, flags[i].level, flags[i].name, &v, &len) !=
-            0 ||
-        v == 0)
-      continue;
-    if (ds__sys.setsockopt(to, flags[i].level, flags[i].name, &v, sizeof v) !=
-            0 &&
-        flags[i].level6 == 0)
-      return -1;
-    if (flags[i].level6 != 0 &&
-        ds__sys.setsockopt(to, flags[i].level6, flags[i].name6, &v,
-                           sizeof v) != 0)
-      return -1;
-  }
-  len = sizeof dev - 1;
-  if (ds__sys.getsockopt(from, SOL_SOCKET, SO_BINDTODEVICE, dev, &len) == 0 &&
-      len > 0 && dev[0] != '\0' &&
-      ds__sys.setsockopt(to, SOL_SOCKET, SO_BINDTODEVICE, dev,
-                         (socklen_t)strlen(dev)) != 0)
-    return -1;
-  return 0;
-}
-
 /* Widens AF_INET socket fd, about to bind 0.0.0.0 at sin's port. Returns
  * 0 (fd is now [::]:PORT dual-stack, *port the bound port), or 1 with
  * *why set when fd is left as it was for the original bind. */
@@ -127,19 +82,12 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
 {
   struct sockaddr_in6 s6;
   socklen_t len;
-  int domain = 0, type = 0, proto = 0, fdflags, flflags, nfd, off = 0;
+  int type = shim__sock_int(fd, SO_TYPE), nfd, off = 0;
+  int proto = shim__sock_int(fd, SO_PROTOCOL);
   shim_fd e;
 
   *why = NULL;
-  len = sizeof domain;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
-      domain != AF_INET)
-    return 1;
-  len = sizeof type;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
-    return 1;
-  len = sizeof proto;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+  if (shim__sock_int(fd, SO_DOMAIN) != AF_INET)
     return 1;
   if (!(type == SOCK_STREAM && proto == IPPROTO_TCP) &&
       !(type == SOCK_DGRAM && proto == IPPROTO_UDP))
@@ -153,14 +101,7 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
         cur.sin_port != 0)
       return 1;
   }
-  fdflags = fcntl(fd, F_GETFD);
-  flflags = fcntl(fd, F_GETFL);
-  if (fdflags < 0 || flflags < 0)
-    return 1;
-  nfd = ds__sys.socket(AF_INET6,
-                       type | SOCK_CLOEXEC |
-                           ((flflags & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
-                       proto);
+  nfd = ds__sys.socket(AF_INET6, type | SOCK_CLOEXEC, proto);
   if (nfd < 0) {
     *why = errno == EAFNOSUPPORT ? "no IPv6 (EAFNOSUPPORT)" : "IPv6 socket";
     return 1;
@@ -170,7 +111,7 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
     *why = "IPV6_V6ONLY refused";
     goto fail;
   }
-  if (copy_flags(fd, nfd) != 0 || shim__opt_replay(fd, nfd, AF_INET6, 1) != 0) {
+  if (shim__opt_replay(fd, nfd, AF_INET6, 1) != 0) {
     *why = "an option set before bind is refused on IPv6";
     goto fail;
   }
@@ -182,17 +123,10 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
     *why = "bind [::] failed";
     goto fail;
   }
-  /* Install it on the application's fd: the fd keeps its number and its
-   * close-on-exec flag; O_NONBLOCK and the other status flags belong to
-   * the open file description, so they are put back. The system call is
-   * made directly: dup3 may be hooked. */
-  if (syscall(SYS_dup3, nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
-      0) {
+  if (shim__install(nfd, fd) != 0) {
     *why = "dup3 failed";
     goto fail;
   }
-  ds__sys.close(nfd);
-  fcntl(fd, F_SETFL, flflags);
   len = sizeof s6;
   *port = ntohs(sin->sin_port);
   if (ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) == 0 &&
@@ -219,33 +153,18 @@ fail:
 static int narrow(int fd, uint16_t port)
 {
   struct sockaddr_in sin;
-  int type = 0, proto = 0, listening = 0, fdflags, flflags, nfd;
-  socklen_t len = sizeof type;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+  int listening = shim__sock_int(fd, SO_ACCEPTCONN) == 1, nfd;
+  nfd = ds__sys.socket(AF_INET, shim__sock_int(fd, SO_TYPE) | SOCK_CLOEXEC,
+                       shim__sock_int(fd, SO_PROTOCOL));
+  if (nfd < 0)
     return -1;
-  len = sizeof proto;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
-    return -1;
-  len = sizeof listening;
-  ds__sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
-  fdflags = fcntl(fd, F_GETFD);
-  flflags = fcntl(fd, F_GETFL);
-  nfd = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto);
-  if (nfd < 0 || fdflags < 0 || flflags < 0) {
-    if (nfd >= 0)
-      ds__sys.close(nfd);
-    return -1;
-  }
   shim__opt_replay(fd, nfd, AF_INET, 0);
   /* The widened socket goes (freeing the port) as nfd takes its fd. */
   shim__fd_clear(fd);
-  if (syscall(SYS_dup3, nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) <
-      0) {
+  if (shim__install(nfd, fd) != 0) {
     ds__sys.close(nfd);
     return -1;
   }
-  ds__sys.close(nfd);
-  fcntl(fd, F_SETFL, flflags);
   memset(&sin, 0, sizeof sin);
   sin.sin_family = AF_INET;
   sin.sin_port = htons(port);

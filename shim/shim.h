@@ -243,11 +243,6 @@ void shim__race_trace_attempt(shim_race *rs, int i, double end, int result);
 void shim__race_trace_rest(shim_race *rs);
 /* Returns the errno an application expects for a race's failure code. */
 int shim__race_errno(int err);
-/* Returns the family of socket fd. */
-int shim__race_family(int fd);
-/* If fd is a socket the shim installed a race's winner on, copies the
- * IPv4 address the application connected to into *sin and returns 1. */
-int shim__fd_peer(int fd, struct sockaddr_in *sin);
 
 /* What the shim does with an IPv4 lookup of name (shim__decide). */
 enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH };
@@ -307,6 +302,12 @@ void shim__fd_clear(int fd);
 int shim__fd_known(int fd);
 /* Gives to (a dup of from) from's entry, if from has one. */
 void shim__fd_copy(int from, int to);
+/* Returns socket option opt (SOL_SOCKET, an int) of fd, or -1. */
+int shim__sock_int(int fd, int opt);
+/* Puts socket nfd on the application's fd, which keeps its number, its
+ * close-on-exec flag and its status flags (O_NONBLOCK...); nfd is closed.
+ * Returns 0, or -1 with errno (nfd is then still the caller's). */
+int shim__install(int nfd, int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
  * -1 (scans the table: for the rare bind that needs it). */
 int shim__fd_find_wide(uint16_t port, int except);

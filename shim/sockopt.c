@@ -117,16 +117,6 @@ int shim__opt_twin(int name, int *name6)
   }
 }
 
-/* Returns option opt of socket fd at SOL_SOCKET as an int, or -1. */
-static int int_opt(int fd, int opt)
-{
-  int v = -1;
-  socklen_t len = sizeof v;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0)
-    return -1;
-  return v;
-}
-
 /* Sets one option read from the application's socket on to; returns 0
  * or a negative errno that matters (see shim__opt_replay). */
 static int set_one(int to, int family, int dual, int level, int name,
@@ -159,9 +149,9 @@ int shim__opt_replay(int from, int to, int family, int dual)
   size_t i;
   int ref, type, domain, proto, rc = 0, e;
 
-  domain = int_opt(from, SO_DOMAIN);
-  type = int_opt(from, SO_TYPE);
-  proto = int_opt(from, SO_PROTOCOL);
+  domain = shim__sock_int(from, SO_DOMAIN);
+  type = shim__sock_int(from, SO_TYPE);
+  proto = shim__sock_int(from, SO_PROTOCOL);
   if (domain < 0 || type < 0 || proto < 0)
     return 0;
   /* A fresh socket of the same kind says what the defaults are. */
