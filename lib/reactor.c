@@ -70,7 +70,7 @@ struct ds_reactor {
   uint64_t timer_seq;
   uint64_t turns; /* waits in epoll so far: ds__reactor_turn() */
   int quick;      /* the last wait returned without sleeping */
-  int no_pwait2; /* epoll_pwait2() is missing or refused: epoll_wait() */
+  int no_pwait2;  /* epoll_pwait2() is missing or refused: epoll_wait() */
   ds_timer **heap;
   size_t nheap, capheap;
   ds__call *calls, *calls_tail;

@@ -736,8 +736,7 @@ static void burst_data(ds_tcp *t, const void *d, size_t len, void *u)
 
 static const ds_protocol burst_proto = {.data_received = burst_data};
 
-static int burst_factory(void *data, ds_tcp *t, const ds_protocol **p,
-                         void **u)
+static int burst_factory(void *data, ds_tcp *t, const ds_protocol **p, void **u)
 {
   burst *b = data;
   if (b->n < 256) {
@@ -814,8 +813,8 @@ TEST(tcp_listener_takes_a_backlog_in_growing_batches)
    * 10 us although the reactor had gone to sleep (or a connection that came
    * before it did, on a loaded machine) may cost one. */
   CHECK_MSG(accept_fails <= 2 && accept_calls <= 22,
-            "%d accept4() calls, %d failing, for 20 connections",
-            accept_calls, accept_fails);
+            "%d accept4() calls, %d failing, for 20 connections", accept_calls,
+            accept_fails);
   for (i = 0; i < 20; i++) {
     ds_tcp_abort(b.t[i]);
     close(tr.c[i]);
