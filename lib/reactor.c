@@ -585,10 +585,12 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
 
   r->dispatching++;
   update_now(r);
-  run_calls(r);
-
-  /* A fresh reading: the calls above may have taken a while. */
-  before = mono_ns();
+  before = r->now_ns;
+  if (r->calls != NULL) {
+    run_calls(r);
+    /* A fresh reading: the calls may have taken a while. */
+    before = mono_ns();
+  }
   wait_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
   if (r->calls != NULL || r->stopped || !alive(r))
     wait_ns = 0;
