@@ -146,9 +146,10 @@ slices() {
     [ -n "$us" ] && record "${section}_cpu" "$scase" "$name" "$us"
     [ -n "$util" ] && record "${section}_util" "$scase" "$name" "$util"
     [ -n "$lus" ] && record "${section}_load" "$scase" "$name" "$lus"
-    # Part 6 compares contenders round by round too (slices a second
-    # apart): SECTION_round and SECTION_round_cpu, case CASE@ROUND.
-    if [ "$section" = shimsrv ] && [ -n "$round" ]; then
+    # Contenders are compared round by round too (their slices in a round
+    # are about a second apart): SECTION_round and SECTION_round_cpu, case
+    # CASE@ROUND.
+    if [ -n "$round" ]; then
       record "${section}_round" "$scase@$round" "$name" "$rate"
       [ -n "$us" ] && record "${section}_round_cpu" "$scase@$round" "$name" "$us"
     fi
