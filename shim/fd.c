@@ -206,6 +206,18 @@ int shim__fd_is_private(int fd)
          atomic_load_explicit(&known[fd], memory_order_relaxed) == 2;
 }
 
+in_port_t shim__fd_wide_port_hint(int fd)
+{
+  in_port_t port = 0;
+  if (!shim__fd_known(fd))
+    return 0;
+  pthread_mutex_lock(&lock);
+  if (fds[fd].e.kind == SHIM_FD_WIDE)
+    port = fds[fd].e.local.sin_port;
+  pthread_mutex_unlock(&lock);
+  return port;
+}
+
 int shim__fd_find_wide(uint16_t port, int except)
 {
   shim_fd e;

@@ -373,12 +373,20 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   }
   if (shim__cfg.disabled || shim__cfg.observe)
     return shim__real.accept4(fd, sa, len, flags);
-  if (shim__fd_known(fd) && shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE) {
+  if (sa != NULL && len != NULL && *len == sizeof sin) {
+    /* Room for a sockaddr_in and no more: an IPv6 peer is shown as IPv4
+     * whatever the listener, a widened one or an IPv6 socket the process
+     * inherited (inetd, socket activation), so the listener's entry need
+     * not be checked (an fstat per accept). Its port, if it says it is
+     * widened, only helps check the client's entry later. */
+    port = shim__fd_wide_port_hint(fd);
+  } else if (shim__fd_known(fd) && shim__fd_get(fd, &e) &&
+             e.kind == SHIM_FD_WIDE) {
+    /* Room for more (or none): only a listener the shim widened gets the
+     * IPv4 view; its entry must still describe it, since an IPv6 socket
+     * of the program's own may have taken its number after a close the
+     * shim never saw. */
     port = e.local.sin_port;
-  } else if (sa != NULL && len != NULL && *len == sizeof sin) {
-    /* A socket the process inherited (inetd, socket activation) may be
-     * IPv6 while the application only has room for IPv4. */
-    port = 0;
   } else {
     nfd = shim__real.accept4(fd, sa, len, flags);
     if (nfd >= 0)

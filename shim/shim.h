@@ -318,6 +318,10 @@ int shim__sock_int(int fd, int opt);
  * close-on-exec flag and its status flags (O_NONBLOCK...); nfd is closed.
  * Returns 0, or -1 with errno (nfd is then still the caller's). */
 int shim__install(int nfd, int fd);
+/* Returns the port (network order) of the widened listener that fd's
+ * entry says fd is, or 0; without checking that the entry still
+ * describes fd's socket (no system call): a hint, never a decision. */
+in_port_t shim__fd_wide_port_hint(int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
  * -1 (scans the table: for the rare bind that needs it). */
 int shim__fd_find_wide(uint16_t port, int except);
