@@ -3,13 +3,22 @@
  * the IPv4 addresses the application sees for them, and whether an fd
  * may hold any of the shim's state at all.
  *
- * Entries are indexed by fd number and carry the socket's device and
- * inode: a close the shim never saw (a raw syscall, a close inside libc)
- * leaves a stale entry that no longer matches, and is ignored.
+ * Entries are indexed by fd number, and a close the shim never saw (a raw
+ * syscall, a close inside libc such as fclose's or closefrom's) leaves a
+ * stale entry behind: an entry is trusted only while it still describes
+ * the socket under its fd. Most entries carry the socket's device and
+ * inode (an fstat when recorded, one when read). An IPv4 client's
+ * connection accepted on a widened listener is checked by its peer
+ * instead: the kernel must still report the IPv4-mapped address and port
+ * the entry shows. Such an entry holds nothing the kernel does not say
+ * (only that the application sees it as IPv4), so accepting an IPv4
+ * client costs no system call beyond accept's, and reading the entry
+ * costs one, as an fstat would.
  */
 #include "shim.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +28,7 @@
 typedef struct slot {
   dev_t dev;
   ino_t ino;
+  int by_peer; /* checked by its peer (shim__fd_set_peer), not its inode */
   shim_fd e;
 } slot;
 
@@ -34,20 +44,86 @@ int shim__fd_known(int fd)
          atomic_load_explicit(&known[fd], memory_order_relaxed) != 0;
 }
 
-int shim__fd_get(int fd, shim_fd *out)
+/* Returns 1 if the socket under fd is still the IPv4 client's connection
+ * whose entry is e (shim__fd_set_peer): the kernel reports e's peer as
+ * an IPv4-mapped address, or, once the connection is closed or reset
+ * (ENOTCONN), an IPv4-mapped local address on the listener's port.
+ * Keeps errno. */
+static int same_peer(int fd, const shim_fd *e)
 {
-  struct stat st;
+  struct sockaddr_in6 s6;
+  socklen_t len = sizeof s6;
+  int saved = errno, ok = 0;
+  if (ds__sys.getpeername(fd, (struct sockaddr *)&s6, &len) == 0) {
+    ok = s6.sin6_family == AF_INET6 && len >= sizeof s6 &&
+         IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) &&
+         memcmp(&s6.sin6_addr.s6_addr[12], &e->peer.sin_addr, 4) == 0 &&
+         s6.sin6_port == e->peer.sin_port;
+  } else if (errno == ENOTCONN && e->local.sin_port != 0) {
+    len = sizeof s6;
+    ok = ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) == 0 &&
+         s6.sin6_family == AF_INET6 && len >= sizeof s6 &&
+         IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) &&
+         s6.sin6_port == e->local.sin_port;
+  }
+  errno = saved;
+  return ok;
+}
+
+/* Copies fd's slot into *out and returns 1 if it holds an entry that
+ * still describes the socket under fd; else returns 0. */
+static int get_slot(int fd, slot *out)
+{
+  struct stat st = {0};
+  slot s;
   int ok = 0;
-  if (!shim__fd_known(fd) || fstat(fd, &st) != 0)
+  if (!shim__fd_known(fd))
     return 0;
   pthread_mutex_lock(&lock);
-  if (fds[fd].e.kind != SHIM_FD_NONE && fds[fd].ino == st.st_ino &&
-      fds[fd].dev == st.st_dev) {
-    *out = fds[fd].e;
+  s = fds[fd];
+  pthread_mutex_unlock(&lock);
+  if (s.e.kind == SHIM_FD_NONE)
+    return 0;
+  if (s.by_peer ? !same_peer(fd, &s.e) : fstat(fd, &st) != 0)
+    return 0;
+  /* Checked against the slot as it is now: another thread may have
+   * recorded a new entry for fd meanwhile. */
+  pthread_mutex_lock(&lock);
+  if (fds[fd].e.kind != SHIM_FD_NONE && fds[fd].by_peer == s.by_peer &&
+      (s.by_peer ? memcmp(&fds[fd].e.peer, &s.e.peer, sizeof s.e.peer) == 0
+                 : fds[fd].ino == st.st_ino && fds[fd].dev == st.st_dev)) {
+    *out = fds[fd];
     ok = 1;
   }
   pthread_mutex_unlock(&lock);
   return ok;
+}
+
+int shim__fd_get(int fd, shim_fd *out)
+{
+  slot s;
+  if (!get_slot(fd, &s))
+    return 0;
+  *out = s.e;
+  return 1;
+}
+
+/* Puts slot s in fd's place, holding and releasing source-pool addresses
+ * as the entry changes. */
+static void put(int fd, const slot *s)
+{
+  uint32_t old = 0;
+  pthread_mutex_lock(&lock);
+  if (fds[fd].e.source != s->e.source)
+    old = fds[fd].e.source;
+  fds[fd] = *s;
+  if (!shim__fd_is_private(fd))
+    atomic_store(&known[fd], 1);
+  pthread_mutex_unlock(&lock);
+  if (s->e.source != 0 && s->e.source != old)
+    shim__source_hold(s->e.source, 1);
+  if (old != 0)
+    shim__source_hold(old, -1);
 }
 
 void shim__fd_set(int fd, const shim_fd *e)
@@ -58,22 +134,25 @@ void shim__fd_set(int fd, const shim_fd *e)
 void shim__fd_set_as(int fd, int like, const shim_fd *e)
 {
   struct stat st;
-  uint32_t old = 0;
+  slot s;
   if (fd < 0 || fd >= SHIM_FD_MAX || fstat(like, &st) != 0)
     return;
-  pthread_mutex_lock(&lock);
-  if (fds[fd].e.source != e->source)
-    old = fds[fd].e.source;
-  fds[fd].dev = st.st_dev;
-  fds[fd].ino = st.st_ino;
-  fds[fd].e = *e;
-  if (!shim__fd_is_private(fd))
-    atomic_store(&known[fd], 1);
-  pthread_mutex_unlock(&lock);
-  if (e->source != 0 && e->source != old)
-    shim__source_hold(e->source, 1);
-  if (old != 0)
-    shim__source_hold(old, -1);
+  memset(&s, 0, sizeof s);
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.e = *e;
+  put(fd, &s);
+}
+
+void shim__fd_set_peer(int fd, const shim_fd *e)
+{
+  slot s;
+  if (fd < 0 || fd >= SHIM_FD_MAX)
+    return;
+  memset(&s, 0, sizeof s);
+  s.by_peer = 1;
+  s.e = *e;
+  put(fd, &s);
 }
 
 void shim__fd_clear(int fd)
@@ -101,9 +180,13 @@ void shim__fd_mark(int fd)
 
 void shim__fd_copy(int from, int to)
 {
-  shim_fd e;
-  if (shim__fd_get(from, &e))
-    shim__fd_set(to, &e);
+  slot s;
+  if (to < 0 || to >= SHIM_FD_MAX || !get_slot(from, &s))
+    return;
+  if (s.by_peer) /* the same socket, so the same peer */
+    put(to, &s);
+  else
+    shim__fd_set(to, &s.e);
 }
 
 void shim__fd_fork(int phase)
@@ -121,6 +204,18 @@ int shim__fd_is_private(int fd)
 {
   return fd >= 0 && fd < SHIM_FD_MAX &&
          atomic_load_explicit(&known[fd], memory_order_relaxed) == 2;
+}
+
+in_port_t shim__fd_wide_port_hint(int fd)
+{
+  in_port_t port = 0;
+  if (!shim__fd_known(fd))
+    return 0;
+  pthread_mutex_lock(&lock);
+  if (fds[fd].e.kind == SHIM_FD_WIDE)
+    port = fds[fd].e.local.sin_port;
+  pthread_mutex_unlock(&lock);
+  return port;
 }
 
 int shim__fd_find_wide(uint16_t port, int except)

@@ -261,10 +261,15 @@ static void copy_out(struct sockaddr *sa, socklen_t *len, const void *src,
 }
 
 /* Records accepted connection nfd, whose peer is IPv6 (IPv4-mapped or
- * not), and gives the application its IPv4 view in *sin. The local
- * address is left to getsockname, which finds it when asked. Returns 0,
- * or -1 when no source-pool address can be had. */
-static int accepted(int nfd, const struct sockaddr_in6 *peer,
+ * not), and gives the application its IPv4 view in *sin; port is the
+ * widened listener's (network order), or 0 when the listener is not known
+ * to be one. An IPv4 client's entry says nothing the kernel does not, so
+ * it is recorded without a system call and checked by its peer
+ * (shim__fd_set_peer); an IPv6 client's holds its source-pool address
+ * and is checked by inode. The local address is left to getsockname,
+ * which finds it when asked. Returns 0, or -1 when no source-pool address
+ * can be had. */
+static int accepted(int nfd, const struct sockaddr_in6 *peer, in_port_t port,
                     struct sockaddr_in *sin)
 {
   shim_fd e;
@@ -284,8 +289,25 @@ static int accepted(int nfd, const struct sockaddr_in6 *peer,
   e.kind = SHIM_FD_ACCEPTED;
   e.family = AF_INET6;
   e.peer = *sin;
-  shim__fd_set(nfd, &e);
+  if (e.source == 0 && port != 0) {
+    e.local.sin_port = port;
+    shim__fd_set_peer(nfd, &e);
+  } else {
+    /* An IPv6 client, or an IPv4 client of an inherited listener (no
+     * port to check the entry by once the connection is reset). */
+    shim__fd_set(nfd, &e);
+  }
   return 0;
+}
+
+/* Forgets what the shim knew of fd, a number accept just handed out: the
+ * socket it described was closed without the shim seeing it (an entry
+ * checked by peer could otherwise match a new connection from the same
+ * client). No system call. */
+static void forget_stale(int fd)
+{
+  if (shim__fd_known(fd))
+    shim__fd_clear(fd);
 }
 
 /* Traces an IPv6 peer and the IPv4 address shown for it (event "accept"
@@ -336,7 +358,8 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   struct sockaddr_in sin;
   socklen_t sl = sizeof ss;
   shim_fd e;
-  int nfd, wide, inherited;
+  in_port_t port;
+  int nfd;
 
   if (observing()) {
     nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
@@ -348,22 +371,37 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
     }
     return nfd;
   }
-  wide = shim__fd_known(fd) && !shim__cfg.disabled && shim__fd_get(fd, &e) &&
-         e.kind == SHIM_FD_WIDE;
-  /* A socket the process inherited (inetd, socket activation) may be
-   * IPv6 while the application only has room for IPv4. */
-  inherited = !wide && !shim__cfg.disabled && !shim__cfg.observe &&
-              sa != NULL && len != NULL && *len == sizeof sin;
-  if (!wide && !inherited)
+  if (shim__cfg.disabled || shim__cfg.observe)
     return shim__real.accept4(fd, sa, len, flags);
+  if (sa != NULL && len != NULL && *len == sizeof sin) {
+    /* Room for a sockaddr_in and no more: an IPv6 peer is shown as IPv4
+     * whatever the listener, a widened one or an IPv6 socket the process
+     * inherited (inetd, socket activation), so the listener's entry need
+     * not be checked (an fstat per accept). Its port, if it says it is
+     * widened, only helps check the client's entry later. */
+    port = shim__fd_wide_port_hint(fd);
+  } else if (shim__fd_known(fd) && shim__fd_get(fd, &e) &&
+             e.kind == SHIM_FD_WIDE) {
+    /* Room for more (or none): only a listener the shim widened gets the
+     * IPv4 view; its entry must still describe it, since an IPv6 socket
+     * of the program's own may have taken its number after a close the
+     * shim never saw. */
+    port = e.local.sin_port;
+  } else {
+    nfd = shim__real.accept4(fd, sa, len, flags);
+    if (nfd >= 0)
+      forget_stale(nfd);
+    return nfd;
+  }
   nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
   if (nfd < 0)
     return nfd;
   if (ss.ss_family != AF_INET6 || sl < sizeof(struct sockaddr_in6)) {
+    forget_stale(nfd);
     copy_out(sa, len, &ss, sl);
     return nfd;
   }
-  if (accepted(nfd, (struct sockaddr_in6 *)&ss, &sin) != 0) {
+  if (accepted(nfd, (struct sockaddr_in6 *)&ss, port, &sin) != 0) {
     /* Every source-pool address is held by an open connection: this
      * client cannot be shown, so it is turned away as a connection
      * aborted before accept (servers retry on ECONNABORTED). */
@@ -385,13 +423,18 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 
 DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
+  int nfd;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   if (!shim__fd_known(fd) && !observing() &&
-      (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in)))
-    return shim__real.accept(fd, sa, len);
+      (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in))) {
+    nfd = shim__real.accept(fd, sa, len);
+    if (nfd >= 0)
+      forget_stale(nfd);
+    return nfd;
+  }
   return do_accept(fd, sa, len, 0);
 }
 

@@ -262,7 +262,8 @@ void shim__remember_dual_hostent(const struct hostent *he, const char *name);
 
 /* ---- fd.c: what the shim knows per fd ----
  * An entry is trusted only while fd still holds the socket it was made
- * for (same device and inode), since some closes are never seen. */
+ * for (same device and inode, or for an accepted IPv4 client the same
+ * peer), since some closes are never seen. */
 
 #define SHIM_FD_MAX 65536
 
@@ -281,7 +282,9 @@ typedef struct shim_fd {
   struct sockaddr_in peer; /* the peer as the application sees it, if any
                               (port 0 and INADDR_ANY: none) */
   struct sockaddr_in local; /* the bound address as the application sees
-                              it (WIDE: 0.0.0.0:PORT), if any */
+                              it (WIDE: 0.0.0.0:PORT), if any; an IPv4
+                              client's ACCEPTED: only the listener's port,
+                              to check the entry by */
   int err;                 /* PENDING that failed: its errno */
   uint32_t source;         /* a source-pool address this fd holds (host
                               order), released when the fd closes; 0 */
@@ -295,6 +298,13 @@ void shim__fd_set(int fd, const shim_fd *e);
 /* Records e for fd as it will be once socket like is dup3()ed onto it
  * (set before the swap, so that nobody woken by it sees the old entry). */
 void shim__fd_set_as(int fd, int like, const shim_fd *e);
+/* Records e, an accepted IPv4 client's connection (e->peer its address,
+ * e->local.sin_port the listener's port or 0, e->source 0), for the
+ * socket now under fd without a system call: the entry is trusted while
+ * the kernel reports e->peer, IPv4-mapped, as fd's peer (or, once the
+ * connection is closed or reset, an IPv4-mapped local address on
+ * e->local's port, when that is not 0). */
+void shim__fd_set_peer(int fd, const shim_fd *e);
 /* Forgets fd (entry, recorded options); releases its source address. */
 void shim__fd_clear(int fd);
 /* Returns 1 if the shim may hold any state for fd: a cheap test, without
@@ -308,6 +318,10 @@ int shim__sock_int(int fd, int opt);
  * close-on-exec flag and its status flags (O_NONBLOCK...); nfd is closed.
  * Returns 0, or -1 with errno (nfd is then still the caller's). */
 int shim__install(int nfd, int fd);
+/* Returns the port (network order) of the widened listener that fd's
+ * entry says fd is, or 0; without checking that the entry still
+ * describes fd's socket (no system call): a hint, never a decision. */
+in_port_t shim__fd_wide_port_hint(int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
  * -1 (scans the table: for the rare bind that needs it). */
 int shim__fd_find_wide(uint16_t port, int except);

@@ -379,6 +379,134 @@ print("inherited-recvfrom", r, fam, n.value, socket.inet_ntoa(buf.raw[4:8]))
     "inherited-recvfrom 1 2 16 172.21.112."
 }
 
+test_ipv4_client_names_any_buffer_and_no_stale_entry_after_unseen_close() {
+  out=$(LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import ctypes, socket, struct, time
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_close = 3  # x86_64
+def show(buf, n):
+    fam = struct.unpack("=H", buf.raw[:2])[0]
+    port = socket.ntohs(struct.unpack("=H", buf.raw[2:4])[0])
+    if fam == socket.AF_INET:
+        return "inet %s:%d/%d" % (socket.inet_ntoa(buf.raw[4:8]), port, n)
+    if fam == socket.AF_INET6:
+        return "inet6 [%s]:%d/%d" % (
+            socket.inet_ntop(socket.AF_INET6, buf.raw[8:24]), port, n)
+    return "family %d" % fam
+def name(fn, fd, size):
+    buf = ctypes.create_string_buffer(128); n = ctypes.c_uint(size)
+    if fn(fd, buf, ctypes.byref(n)) != 0:
+        return "errno %d" % ctypes.get_errno()
+    return show(buf, n.value)
+def domain(fd):
+    v = ctypes.c_int(0); n = ctypes.c_uint(4)
+    libc.getsockopt(fd, socket.SOL_SOCKET, socket.SO_DOMAIN, ctypes.byref(v),
+                    ctypes.byref(n))
+    return v.value
+def accept(lfd, size):
+    if size is None:
+        return libc.accept4(lfd, None, None, 0), "null"
+    buf = ctypes.create_string_buffer(128); n = ctypes.c_uint(size)
+    fd = libc.accept(lfd, buf, ctypes.byref(n))
+    return fd, show(buf, n.value)
+def names(fd):
+    return " ".join([name(libc.getpeername, fd, 16),
+                     name(libc.getpeername, fd, 128),
+                     name(libc.getsockname, fd, 16),
+                     name(libc.getsockname, fd, 128),
+                     "domain %d" % domain(fd)])
+s = socket.socket(socket.AF_INET); s.bind(("0.0.0.0", 0)); s.listen(5)
+port = s.getsockname()[1]
+print("port", port)
+keep = []
+# A legacy program sees its IPv4 client as AF_INET 127.0.0.1 whatever
+# the size of its buffers, and its socket as AF_INET.
+for size in (16, 128, None):
+    c = socket.create_connection(("127.0.0.1", port)); keep.append(c)
+    fd, peer = accept(s.fileno(), size)
+    print("client", c.getsockname()[1], "accept", size, peer, names(fd))
+    d = libc.dup(fd)
+    print("dup", size, names(d))
+    libc.close(d)
+# Still so once the client has reset the connection.
+c = socket.create_connection(("127.0.0.1", port))
+fd, peer = accept(s.fileno(), 16)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close(); time.sleep(0.2)
+print("reset", name(libc.getsockname, fd, 128), "domain %d" % domain(fd))
+libc.close(fd)
+# A connection closed without the shim seeing it (a raw close); its fd
+# number reused by an IPv6-aware program: nothing stale shows.
+l6 = socket.socket(socket.AF_INET6); l6.bind(("::", 0)); l6.listen(5)
+p6 = l6.getsockname()[1]
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+c.bind(("127.0.0.1", 0)); cport = c.getsockname()[1]
+c.connect(("127.0.0.1", port))
+fd, peer = accept(s.fileno(), 16)
+print("first", peer, names(fd))
+libc.syscall(SYS_close, fd); c.close()
+# The same client address and port, to the IPv6-aware listener: the
+# number the kernel hands out is the one just closed.
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+c.bind(("127.0.0.1", cport)); c.connect(("127.0.0.1", p6))
+fd2, peer = accept(l6.fileno(), 128)
+print("reused", fd2 == fd, peer, name(libc.getpeername, fd2, 128),
+      name(libc.getsockname, fd2, 128), "domain %d" % domain(fd2))
+libc.syscall(SYS_close, fd2); c.close()
+# The number reused by an IPv6 client socket made with socket(), and by
+# a file.
+c = socket.create_connection(("127.0.0.1", port))
+fd, peer = accept(s.fileno(), 16)
+libc.syscall(SYS_close, fd)
+c6 = socket.socket(socket.AF_INET6)
+print("socket", c6.fileno() == fd)
+c6.connect(("::ffff:127.0.0.1", p6))
+print("client6", name(libc.getpeername, fd, 128), "domain %d" % domain(fd))
+c6.close()
+f = open("/dev/null")
+print("file", f.fileno() == fd, name(libc.getpeername, fd, 128))
+f.close()
+# The listener closed unseen and its number reused by an IPv6-aware
+# dual-stack listener: an IPv4 client accepted into a sockaddr_storage
+# shows as the kernel gives it.
+lfd = s.detach(); libc.syscall(SYS_close, lfd)
+l2 = socket.socket(socket.AF_INET6); l2.bind(("::", 0)); l2.listen(5)
+c = socket.create_connection(("127.0.0.1", l2.getsockname()[1]))
+fd, peer = accept(l2.fileno(), 128)
+print("listener", l2.fileno() == lfd, peer)
+' 2>&1)
+  echo "$out" | sed 's/^/    /'
+  port=$(echo "$out" | awk '$1 == "port" {print $2}')
+  for size in 16 128 None; do
+    line=$(echo "$out" | awk -v s=$size '$1 == "client" && $4 == s')
+    cp=$(echo "$line" | awk '{print $2}')
+    case $size in
+      16) acc="inet 127.0.0.1:$cp/16" ;;
+      128) acc="inet 127.0.0.1:$cp/16" ;;
+      None) acc="null" ;;
+    esac
+    assertEquals "accept with a $size buffer, then the names" \
+      "client $cp accept $size $acc inet 127.0.0.1:$cp/16 inet 127.0.0.1:$cp/16 inet 127.0.0.1:$port/16 inet 127.0.0.1:$port/16 domain 2" \
+      "$line"
+    assertContains "the same through a dup" "$out" \
+      "dup $size inet 127.0.0.1:$cp/16 inet 127.0.0.1:$cp/16 inet 127.0.0.1:$port/16 inet 127.0.0.1:$port/16 domain 2"
+  done
+  assertContains "reset: getsockname still AF_INET, SO_DOMAIN AF_INET" \
+    "$out" "reset inet 127.0.0.1:$port/16 domain 2"
+  assertContains "before the unseen close" "$out" "first inet 127.0.0.1:"
+  assertContains "same fd, same client address and port: shown as IPv6" \
+    "$out" "reused True inet6 [::ffff:127.0.0.1]:"
+  echo "$out" | grep "^reused" | grep -q "/28 inet6 \[::ffff:127.0.0.1\]:.*/28 inet6 \[::ffff:127.0.0.1\]:.*/28 domain 10$"
+  assertTrue "getpeername, getsockname and SO_DOMAIN as the kernel says" $?
+  assertContains "a socket() on the number" "$out" "socket True"
+  assertContains "its names as the kernel says" "$out" \
+    "client6 inet6 [::ffff:127.0.0.1]:"
+  assertContains "SO_DOMAIN too" "$out" "/28 domain 10"
+  assertContains "a file on the number: ENOTSOCK" "$out" "file True errno 88"
+  assertContains "an IPv6-aware listener on the listener's number" "$out" \
+    "listener True inet6 [::ffff:127.0.0.1]:"
+}
+
 test_options_flags_and_fd_kept_port_zero_works() {
   out=$(LD_PRELOAD=$SHIM timeout 20 $PY -c '
 import fcntl, os, socket
