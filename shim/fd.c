@@ -20,6 +20,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -44,28 +46,52 @@ int shim__fd_known(int fd)
          atomic_load_explicit(&known[fd], memory_order_relaxed) != 0;
 }
 
+/* Returns 1 if sa (len bytes) is an IPv4-mapped IPv6 address with port
+ * port, and addr's address unless addr is NULL. */
+static int mapped_is(const struct sockaddr_in6 *sa, socklen_t len,
+                     const struct in_addr *addr, in_port_t port)
+{
+  return sa->sin6_family == AF_INET6 && len >= sizeof *sa &&
+         IN6_IS_ADDR_V4MAPPED(&sa->sin6_addr) && sa->sin6_port == port &&
+         (addr == NULL || memcmp(&sa->sin6_addr.s6_addr[12], addr, 4) == 0);
+}
+
 /* Returns 1 if the socket under fd is still the IPv4 client's connection
- * whose entry is e (shim__fd_set_peer): the kernel reports e's peer as
- * an IPv4-mapped address, or, once the connection is closed or reset
- * (ENOTCONN), an IPv4-mapped local address on the listener's port.
+ * whose entry is e (shim__fd_set_peer): an IPv4-mapped local address on
+ * the widened listener's port, and e's peer, both as the kernel reports
+ * them. Once the connection is reset or closed (ENOTCONN) the peer is
+ * gone: then a TCP socket that is not listening and has received
+ * segments, i.e. was once connected, on that local port. A socket of the
+ * program's own that took the number after a close the shim never saw
+ * (connected out, or a UDP socket, or a listener) fails one of these.
  * Keeps errno. */
 static int same_peer(int fd, const shim_fd *e)
 {
+  /* glibc's struct tcp_info stops short of the kernel's tcpi_segs_in;
+   * the fields in between are the kernel's ABI (linux/tcp.h). */
+  struct {
+    struct tcp_info ti;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+    uint32_t segs_out, segs_in;
+  } ti;
   struct sockaddr_in6 s6;
   socklen_t len = sizeof s6;
   int saved = errno, ok = 0;
+  if (e->local.sin_port == 0 ||
+      ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) != 0 ||
+      !mapped_is(&s6, len, NULL, e->local.sin_port))
+    goto done;
+  len = sizeof s6;
   if (ds__sys.getpeername(fd, (struct sockaddr *)&s6, &len) == 0) {
-    ok = s6.sin6_family == AF_INET6 && len >= sizeof s6 &&
-         IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) &&
-         memcmp(&s6.sin6_addr.s6_addr[12], &e->peer.sin_addr, 4) == 0 &&
-         s6.sin6_port == e->peer.sin_port;
-  } else if (errno == ENOTCONN && e->local.sin_port != 0) {
-    len = sizeof s6;
-    ok = ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) == 0 &&
-         s6.sin6_family == AF_INET6 && len >= sizeof s6 &&
-         IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) &&
-         s6.sin6_port == e->local.sin_port;
+    ok = mapped_is(&s6, len, &e->peer.sin_addr, e->peer.sin_port);
+  } else if (errno == ENOTCONN) {
+    len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    ok = ds__sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+         len >= offsetof(__typeof__(ti), segs_in) + sizeof ti.segs_in &&
+         ti.ti.tcpi_state != TCP_LISTEN && ti.segs_in > 0;
   }
+done:
   errno = saved;
   return ok;
 }
@@ -108,19 +134,21 @@ int shim__fd_get(int fd, shim_fd *out)
   return 1;
 }
 
-/* Puts slot s in fd's place, holding and releasing source-pool addresses
- * as the entry changes. */
+/* Puts slot s in fd's place. Every entry holds its source-pool address:
+ * the new entry's is held and the old one's released, also when they are
+ * the same address (a stale entry replaced by a new connection from the
+ * same client holds it once, not twice), the hold first, so that the
+ * address is never free in between. */
 static void put(int fd, const slot *s)
 {
-  uint32_t old = 0;
+  uint32_t old;
   pthread_mutex_lock(&lock);
-  if (fds[fd].e.source != s->e.source)
-    old = fds[fd].e.source;
+  old = fds[fd].e.source;
   fds[fd] = *s;
   if (!shim__fd_is_private(fd))
     atomic_store(&known[fd], 1);
   pthread_mutex_unlock(&lock);
-  if (s->e.source != 0 && s->e.source != old)
+  if (s->e.source != 0)
     shim__source_hold(s->e.source, 1);
   if (old != 0)
     shim__source_hold(old, -1);

@@ -406,6 +406,7 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
      * client cannot be shown, so it is turned away as a connection
      * aborted before accept (servers retry on ECONNABORTED). */
     shim_json j;
+    forget_stale(nfd);
     ds__sys.close(nfd);
     if (shim__cfg.trace_fd >= 0) {
       shim__json_begin(&j, "passthrough", shim__next_id());

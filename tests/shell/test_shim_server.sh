@@ -786,6 +786,111 @@ time.sleep(30)' > "$tmp/held" 2>&1 &
     "$got"
 }
 
+# An IPv4 client's entry is checked by its names (no fstat at accept):
+# after a close the shim never saw, a socket of the program's own on that
+# number shows its own names, also when it is connected to the very same
+# IPv4-mapped peer, or is a UDP socket or a listener on the same port.
+test_stale_ipv4_client_entry_not_taken_for_the_programs_own_ipv6_sockets() {
+  out=$(LD_PRELOAD=$SHIM timeout 20 $PY -c '
+import ctypes, socket, struct
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_close = 3  # x86_64
+def name(fn, fd):
+    buf = ctypes.create_string_buffer(128); n = ctypes.c_uint(128)
+    if fn(fd, buf, ctypes.byref(n)) != 0:
+        return "errno %d" % ctypes.get_errno()
+    return "family %d/%d" % (struct.unpack("=H", buf.raw[:2])[0], n.value)
+def names(fd):
+    v = ctypes.c_int(0); n = ctypes.c_uint(4)
+    libc.getsockopt(fd, socket.SOL_SOCKET, socket.SO_DOMAIN, ctypes.byref(v),
+                    ctypes.byref(n))
+    return "%s %s domain %d" % (name(libc.getpeername, fd),
+                                name(libc.getsockname, fd), v.value)
+def accept16(lfd):
+    buf = ctypes.create_string_buffer(16); n = ctypes.c_uint(16)
+    return libc.accept(lfd, buf, ctypes.byref(n))
+def reuse(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 0)); s.listen(5)
+port = s.getsockname()[1]
+# A peer that listens on the port it connects from.
+pl = socket.socket(); reuse(pl); pl.bind(("127.0.0.1", 0)); pl.listen(5)
+x = pl.getsockname()[1]
+c = socket.socket(); reuse(c); c.bind(("127.0.0.1", x))
+c.connect(("127.0.0.1", port))
+fd = accept16(s.fileno())
+print("accepted", names(fd))
+libc.syscall(SYS_close, fd)
+c6 = socket.socket(socket.AF_INET6)
+c6.connect(("::ffff:127.0.0.1", x))
+print("connected6", c6.fileno() == fd, names(fd))
+c6.close(); c.close()
+c = socket.create_connection(("127.0.0.1", port))
+fd = accept16(s.fileno())
+libc.syscall(SYS_close, fd)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(("::ffff:127.0.0.1", port))
+print("udp6", u6.fileno() == fd, names(fd))
+u6.close(); c.close()
+c = socket.create_connection(("127.0.0.1", port))
+fd = accept16(s.fileno())
+c.close(); s.close()
+l6 = socket.socket(socket.AF_INET6)
+l6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l6.bind(("::ffff:127.0.0.1", port))
+l6.listen(5)
+# A raw dup2: the accepted socket closed unseen, the listener on its number.
+SYS_dup2 = 33  # x86_64
+print("listen6", libc.syscall(SYS_dup2, l6.fileno(), fd) == fd, names(fd))
+' 2>&1)
+  echo "$out" | sed 's/^/    /'
+  assertContains "accepted" "$out" "accepted family 2/16 family 2/16 domain 2"
+  assertContains "own connected IPv6 socket" "$out" \
+    "connected6 True family 10/28 family 10/28 domain 10"
+  assertContains "own UDP socket" "$out" \
+    "udp6 True errno 107 family 10/28 domain 10"
+  assertContains "own listener" "$out" \
+    "listen6 True errno 107 family 10/28 domain 10"
+}
+
+# A connection closed without the shim seeing it, and the same IPv6 client
+# accepted again on that number: its source-pool address is held once,
+# and free again once that connection is closed (a /30 pool: two).
+test_source_address_released_after_an_unseen_close_and_the_same_client() {
+  need_lab || return 0
+  anyip_ns
+  out=$(lab_run s env LD_PRELOAD=$SHIM DUALSTACK_SOURCE_POOL=172.21.112.0/30 \
+    timeout 20 $PY -c '
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(5); s.settimeout(5)
+port = s.getsockname()[1]
+def client(n):
+    c = socket.socket(socket.AF_INET6); c.bind(("2001:db8:1::%s" % n, 0))
+    c.connect(("2001:db8:1::1", port)); return c
+a = client("a"); fd, addr = s._accept()
+print("a", addr[0])
+libc.syscall(3, fd); a.close()
+a = client("a"); fd2, addr = s._accept()
+print("a-again", fd2 == fd, addr[0])
+os.close(fd2); a.close()
+b = client("b"); fdb, addr = s._accept()
+print("b", addr[0])
+c = client("c")
+try:
+    fdc, addr = s._accept(); print("c", addr[0])
+except OSError as e:
+    print("c", e.errno)
+' 2>&1)
+  echo "$out" | sed 's/^/    /'
+  assertEquals "addresses" "a 172.21.112.1
+a-again True 172.21.112.1
+b 172.21.112.2
+c 172.21.112.1" "$out"
+}
+
 test_server_in_a_lab_without_ipv6_still_serves_ipv4() {
   need_lab || return 0
   lab_pair
