@@ -57,6 +57,7 @@
 #include <netdb.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DS__HOSTS_PATH "/etc/hosts"
 #define DS__RESOLV_PATH "/etc/resolv.conf"
@@ -638,55 +640,156 @@ static int hosts_name_match(const char *tok, const char *name, size_t namelen)
          (tok[namelen] == '.' && tok[namelen + 1] == '\0');
 }
 
+/* A line reader for the hosts file and resolv.conf: open() and read()
+ * into a buffer on the caller's stack. Every lookup that is not a literal
+ * reads the hosts file, and the first one of a process pays for whatever
+ * it touches for the first time; stdio (fopen, getline, strtok_r, fclose)
+ * was the only use of stdio's file code on the way to a first answer (see
+ * "the first tries, by hand") and cost a heap allocation of the FILE and
+ * its 4 KiB buffer, an fstat() and the first calls, through lazy binding,
+ * of four more libc functions. A line longer than the buffer moves to the
+ * heap. */
+typedef struct lines {
+  int fd;
+  char *buf; /* small, or a heap copy once a line outgrew it */
+  size_t cap, start, end;
+  int eof;
+  char small[4096];
+} lines;
+
+/* Opens path for lines_next(). Returns 0 or a negative errno. */
+static int lines_open(lines *lr, const char *path)
+{
+  lr->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (lr->fd < 0)
+    return -errno;
+  lr->buf = lr->small;
+  lr->cap = sizeof lr->small;
+  lr->start = lr->end = 0;
+  lr->eof = 0;
+  return 0;
+}
+
+/* Returns the next line, NUL-terminated and without its newline (the
+ * last one may lack it), or NULL at the end of the file. A read error
+ * ends the file, as it ended getline(); running out of memory for a long
+ * line sets *rc to -ENOMEM. */
+static char *lines_next(lines *lr, int *rc)
+{
+  for (;;) {
+    char *line = lr->buf + lr->start;
+    char *nl = memchr(line, '\n', lr->end - lr->start);
+    ssize_t n;
+    if (nl != NULL || (lr->eof && lr->start < lr->end)) {
+      if (nl == NULL)
+        nl = lr->buf + lr->end; /* room kept below for this NUL */
+      *nl = '\0';
+      lr->start = (size_t)(nl - lr->buf) + (nl < lr->buf + lr->end);
+      return line;
+    }
+    if (lr->eof)
+      return NULL;
+    if (lr->start > 0) {
+      memmove(lr->buf, line, lr->end - lr->start);
+      lr->end -= lr->start;
+      lr->start = 0;
+    }
+    if (lr->end + 1 >= lr->cap) {
+      size_t cap = lr->cap * 2;
+      char *nb = lr->buf == lr->small ? malloc(cap) : realloc(lr->buf, cap);
+      if (nb == NULL) {
+        *rc = -ENOMEM;
+        return NULL;
+      }
+      if (lr->buf == lr->small)
+        memcpy(nb, lr->small, lr->end);
+      lr->buf = nb;
+      lr->cap = cap;
+    }
+    n = read(lr->fd, lr->buf + lr->end, lr->cap - 1 - lr->end);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      lr->eof = 1;
+    else
+      lr->end += (size_t)n;
+  }
+}
+
+/* Closes what lines_open() opened. */
+static void lines_close(lines *lr)
+{
+  if (lr->buf != lr->small)
+    free(lr->buf);
+  ds__sys.close(lr->fd);
+}
+
+/* Returns the next token of blank-separated text at *p (NUL-terminated
+ * there), moving *p past it, or NULL when only blanks are left. */
+static char *next_token(char **p)
+{
+  char *tok = *p, *end;
+  while (*tok == ' ' || *tok == '\t' || *tok == '\r')
+    tok++;
+  if (*tok == '\0')
+    return NULL;
+  end = tok + strcspn(tok, " \t\r");
+  *p = end;
+  if (*end != '\0') {
+    *end = '\0';
+    *p = end + 1;
+  }
+  return tok;
+}
+
 /* Looks name up in the hosts file at path, as glibc's files backend does
  * with `multi on`: every line naming it (as canonical name or alias)
  * counts. Adds the addresses of the wanted families to l's answers, in
  * file order. Returns 1 if name has any address there (of any family), 0
  * if not or if a missing_ok file does not exist, or a negative errno with
- * err naming the file. */
+ * err naming the file. The address of a line is parsed only when the line
+ * names name. */
 static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
                         const char *name, char *err, size_t errlen)
 {
-  FILE *f = fopen(path, "re");
-  char *line = NULL, *save, *tok, *hash;
-  size_t cap = 0, namelen = strlen(name);
-  int found = 0, rc = 0;
+  lines lr;
+  char *line, *addr, *tok, *hash;
+  size_t namelen = strlen(name);
+  int found = 0, rc;
   ds_addr ad;
 
   if (namelen > 0 && name[namelen - 1] == '.')
     namelen--;
-  if (f == NULL) {
-    rc = -errno;
+  rc = lines_open(&lr, path);
+  if (rc != 0) {
     if (missing_ok && (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES))
       return 0;
     return ds__fail(err, errlen, rc, "hosts file %s: %s", path, strerror(-rc));
   }
-  while (rc == 0 && getline(&line, &cap, f) >= 0) {
+  while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
     answer *a;
     int match = 0;
     if ((hash = strchr(line, '#')) != NULL)
       *hash = '\0';
-    tok = strtok_r(line, " \t\r\n", &save);
+    addr = next_token(&line);
+    if (addr == NULL)
+      continue;
+    while (!match && (tok = next_token(&line)) != NULL)
+      match = hosts_name_match(tok, name, namelen);
     /* Lines with an address this parser refuses (or a scope naming a
      * missing interface) are skipped, as glibc skips what it cannot
      * parse. */
-    if (tok == NULL || ds_addr_parse(&ad, tok, 0, NULL, 0) != 0)
-      continue;
-    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL)
-      if (hosts_name_match(tok, name, namelen)) {
-        match = 1;
-        break;
-      }
-    if (!match)
+    if (!match || ds_addr_parse(&ad, addr, 0, NULL, 0) != 0)
       continue;
     found = 1;
     a = &l->ans[ad.family == AF_INET6 ? ANS_AAAA : ANS_A];
     if (a->wanted)
       rc = answer_add(a, &ad);
   }
-  free(line);
-  fclose(f);
-  return rc != 0 ? rc : found;
+  lines_close(&lr);
+  if (rc != 0)
+    return ds__fail(err, errlen, rc, "out of memory");
+  return found;
 }
 
 /* The system's resolver configuration, read once per lookup and handed
@@ -818,18 +921,17 @@ static int add_nameserver(resconf *c, const char *text)
  * search list is given). Returns 0 or -ENOMEM. */
 static int resconf_read(resconf *c)
 {
-  FILE *f = fopen(DS__RESOLV_PATH, "re");
+  lines lr;
   const char *env;
-  char *line = NULL, host[256];
-  size_t cap = 0;
+  char *line, host[256];
   int rc = 0;
 
   memset(c, 0, sizeof *c);
   c->timeout_s = DS__TIMEOUT_S;
   c->attempts = DS__ATTEMPTS;
   c->ndots = 1;
-  if (f != NULL) {
-    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+  if (lines_open(&lr, DS__RESOLV_PATH) == 0) {
+    while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
       char *p = line, *word, *arg;
       size_t n;
       if (*p == '#' || *p == ';')
@@ -856,8 +958,7 @@ static int resconf_read(resconf *c)
         apply_options(arg, c);
       }
     }
-    free(line);
-    fclose(f);
+    lines_close(&lr);
   }
   env = secure_getenv("LOCALDOMAIN");
   if (rc == 0 && env != NULL)
