@@ -126,7 +126,8 @@ struct ds_lookup {
   unsigned queued : 1;     /* call is in the reactor's queue */
   unsigned delivering : 1; /* inside lookup_deliver() */
   unsigned cancelled : 1;
-  unsigned local : 1; /* answered from a literal or the hosts file */
+  unsigned local : 1;     /* answered from a literal or the hosts file */
+  unsigned abandoned : 1; /* ended with queries and sockets still open */
 };
 
 /* ----------------------------------------------------------- c-ares setup */
@@ -304,6 +305,7 @@ static void lookup_fail_pending(ds_lookup *l, int status)
     if (l->ans[i].wanted && !l->ans[i].done)
       answer_finish(&l->ans[i], status);
   l->dns_pending = 0;
+  l->abandoned = 1;
 }
 
 /* Returns the addresses of a DNS reply of a's family in a, and their
@@ -549,8 +551,14 @@ static void lookup_deliver(void *p)
   /* A user callback running the reactor again would come back here. */
   if (l->delivering)
     return;
-  if (!l->cancelled && l->dns_pending == 0)
-    lookup_close_dns(l); /* sockets closed before the last answer */
+  /* With every answer in, the queries have closed their sockets already
+   * (c-ares and the resolver's own client do when their last query ends);
+   * the rest (a c-ares channel, the timer) is freed after the callbacks,
+   * by lookup_free(), so that it does not delay the first connection
+   * attempt. Only a lookup abandoned early (no memory for a watcher) may
+   * still have queries and sockets: those go first. */
+  if (!l->cancelled && l->abandoned)
+    lookup_close_dns(l);
   l->delivering = 1;
   while (!l->cancelled && l->head < l->nready) {
     answer *a = &l->ans[l->ready[l->head++]];
