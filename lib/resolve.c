@@ -10,6 +10,12 @@
  * its sockets at once. AAAA and A are separate ares_search() queries, AAAA
  * sent first, and each family is answered on its own.
  *
+ * Except in the common case: a search that sends only the name itself
+ * (no search list, or a trailing dot) starts without c-ares. The resolver
+ * sends those UDP queries itself, as c-ares would, and parses the answers
+ * with c-ares' parsers; a channel is opened only if an answer comes back
+ * truncated (see "the first tries, by hand" below for why and how).
+ *
  * c-ares' sockets go through the library's table of real socket calls
  * (ds__sys), created non-blocking and close-on-exec (with custom socket
  * functions c-ares sets neither). Its socket-state callback keeps one ds_io
@@ -51,11 +57,15 @@
 #include <netdb.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DS__HOSTS_PATH "/etc/hosts"
 #define DS__RESOLV_PATH "/etc/resolv.conf"
@@ -96,11 +106,16 @@ typedef struct sockw {
   int fd;
 } sockw;
 
+typedef struct own own;
+typedef struct dnsconf dnsconf;
+
 struct ds_lookup {
   ds_reactor *r;
   ds_lookup_cb cb;
   void *user;
-  ares_channel ch; /* NULL once closed, or without DNS */
+  dnsconf *conf;   /* what DNS runs with; NULL without DNS */
+  own *own;        /* the resolver's own first tries; NULL when not used */
+  ares_channel ch; /* NULL once closed, or until c-ares is needed */
   ds_timer *timer;
   sockw *socks;
   answer ans[2];
@@ -111,7 +126,8 @@ struct ds_lookup {
   unsigned queued : 1;     /* call is in the reactor's queue */
   unsigned delivering : 1; /* inside lookup_deliver() */
   unsigned cancelled : 1;
-  unsigned local : 1; /* answered from a literal or the hosts file */
+  unsigned local : 1;     /* answered from a literal or the hosts file */
+  unsigned abandoned : 1; /* ended with queries and sockets still open */
 };
 
 /* ----------------------------------------------------------- c-ares setup */
@@ -289,6 +305,7 @@ static void lookup_fail_pending(ds_lookup *l, int status)
     if (l->ans[i].wanted && !l->ans[i].done)
       answer_finish(&l->ans[i], status);
   l->dns_pending = 0;
+  l->abandoned = 1;
 }
 
 /* Returns the addresses of a DNS reply of a's family in a, and their
@@ -359,6 +376,10 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 
 /* ------------------------------------------------------- reactor plumbing */
 
+static void own_free(own *o);
+static int own_deadline(const own *o, uint64_t *ms);
+static void own_timeouts(own *o);
+
 /* Stops and frees every watcher left (c-ares normally frees them through
  * the socket-state callback). */
 static void socks_free(ds_lookup *l)
@@ -377,6 +398,8 @@ static void socks_free(ds_lookup *l)
 static void lookup_close_dns(ds_lookup *l)
 {
   ares_channel ch = l->ch;
+  own_free(l->own);
+  l->own = NULL;
   if (ch != NULL) {
     l->ch = NULL;
     ares_destroy(ch);
@@ -386,23 +409,34 @@ static void lookup_close_dns(ds_lookup *l)
   l->timer = NULL;
 }
 
-/* Re-arms the timer from ares_timeout(). Returns 0 or -ENOMEM. */
+/* Re-arms the timer for the earliest deadline of the resolver's own
+ * queries and of c-ares (ares_timeout()). Returns 0 or -ENOMEM. */
 static int lookup_rearm(ds_lookup *l)
 {
   struct timeval tvbuf, *tv;
-  uint64_t ms;
+  uint64_t ms = UINT64_MAX, c;
+  int any = 0;
 
-  if (l->ch == NULL || l->timer == NULL)
+  if (l->timer == NULL)
     return 0;
-  tv = ares_timeout(l->ch, NULL, &tvbuf);
-  if (tv == NULL) {
+  if (l->own != NULL)
+    any = own_deadline(l->own, &ms);
+  if (l->ch != NULL) {
+    tv = ares_timeout(l->ch, NULL, &tvbuf);
+    if (tv != NULL) {
+      /* ares_timeout() truncates to milliseconds: one more, so that the
+       * timer never fires before c-ares sees the deadline passed. */
+      c = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u;
+      if (c + 1 < ms)
+        ms = c + 1;
+      any = 1;
+    }
+  }
+  if (!any) {
     ds_timer_stop(l->timer);
     return 0;
   }
-  /* ares_timeout() truncates to milliseconds: one more, so that the timer
-   * never fires before c-ares sees the deadline passed. */
-  ms = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u;
-  return ds_timer_start(l->timer, ms + 1, 0);
+  return ds_timer_start(l->timer, ms, 0);
 }
 
 /* After a c-ares step: re-arms the timer, or ends the lookup when that is
@@ -431,9 +465,10 @@ static void lookup_timer(ds_timer *t, void *data)
 {
   ds_lookup *l = data;
   (void)t;
-  if (l->ch == NULL)
-    return;
-  ares_process_fd(l->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  if (l->own != NULL)
+    own_timeouts(l->own); /* may hand a query over to c-ares */
+  if (l->ch != NULL)
+    ares_process_fd(l->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   lookup_after_step(l);
 }
 
@@ -479,6 +514,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
     lookup_fail_pending(l, rc);
 }
 
+static void dnsconf_free(dnsconf *c);
+
 /* Closes what l still has open and frees it; its queued delivery, if
  * any, is taken back. */
 static void lookup_free(ds_lookup *l)
@@ -487,6 +524,7 @@ static void lookup_free(ds_lookup *l)
   if (l->queued)
     ds__reactor_undefer(r, &l->call);
   lookup_close_dns(l);
+  dnsconf_free(l->conf);
   free(l->ans[0].addrs);
   free(l->ans[1].addrs);
   free(l);
@@ -513,8 +551,14 @@ static void lookup_deliver(void *p)
   /* A user callback running the reactor again would come back here. */
   if (l->delivering)
     return;
-  if (!l->cancelled && l->dns_pending == 0)
-    lookup_close_dns(l); /* sockets closed before the last answer */
+  /* With every answer in, the queries have closed their sockets already
+   * (c-ares and the resolver's own client do when their last query ends);
+   * the rest (a c-ares channel, the timer) is freed after the callbacks,
+   * by lookup_free(), so that it does not delay the first connection
+   * attempt. Only a lookup abandoned early (no memory for a watcher) may
+   * still have queries and sockets: those go first. */
+  if (!l->cancelled && l->abandoned)
+    lookup_close_dns(l);
   l->delivering = 1;
   while (!l->cancelled && l->head < l->nready) {
     answer *a = &l->ans[l->ready[l->head++]];
@@ -604,55 +648,156 @@ static int hosts_name_match(const char *tok, const char *name, size_t namelen)
          (tok[namelen] == '.' && tok[namelen + 1] == '\0');
 }
 
+/* A line reader for the hosts file and resolv.conf: open() and read()
+ * into a buffer on the caller's stack. Every lookup that is not a literal
+ * reads the hosts file, and the first one of a process pays for whatever
+ * it touches for the first time; stdio (fopen, getline, strtok_r, fclose)
+ * was the only use of stdio's file code on the way to a first answer (see
+ * "the first tries, by hand") and cost a heap allocation of the FILE and
+ * its 4 KiB buffer, an fstat() and the first calls, through lazy binding,
+ * of four more libc functions. A line longer than the buffer moves to the
+ * heap. */
+typedef struct lines {
+  int fd;
+  char *buf; /* small, or a heap copy once a line outgrew it */
+  size_t cap, start, end;
+  int eof;
+  char small[4096];
+} lines;
+
+/* Opens path for lines_next(). Returns 0 or a negative errno. */
+static int lines_open(lines *lr, const char *path)
+{
+  lr->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (lr->fd < 0)
+    return -errno;
+  lr->buf = lr->small;
+  lr->cap = sizeof lr->small;
+  lr->start = lr->end = 0;
+  lr->eof = 0;
+  return 0;
+}
+
+/* Returns the next line, NUL-terminated and without its newline (the
+ * last one may lack it), or NULL at the end of the file. A read error
+ * ends the file, as it ended getline(); running out of memory for a long
+ * line sets *rc to -ENOMEM. */
+static char *lines_next(lines *lr, int *rc)
+{
+  for (;;) {
+    char *line = lr->buf + lr->start;
+    char *nl = memchr(line, '\n', lr->end - lr->start);
+    ssize_t n;
+    if (nl != NULL || (lr->eof && lr->start < lr->end)) {
+      if (nl == NULL)
+        nl = lr->buf + lr->end; /* room kept below for this NUL */
+      *nl = '\0';
+      lr->start = (size_t)(nl - lr->buf) + (nl < lr->buf + lr->end);
+      return line;
+    }
+    if (lr->eof)
+      return NULL;
+    if (lr->start > 0) {
+      memmove(lr->buf, line, lr->end - lr->start);
+      lr->end -= lr->start;
+      lr->start = 0;
+    }
+    if (lr->end + 1 >= lr->cap) {
+      size_t cap = lr->cap * 2;
+      char *nb = lr->buf == lr->small ? malloc(cap) : realloc(lr->buf, cap);
+      if (nb == NULL) {
+        *rc = -ENOMEM;
+        return NULL;
+      }
+      if (lr->buf == lr->small)
+        memcpy(nb, lr->small, lr->end);
+      lr->buf = nb;
+      lr->cap = cap;
+    }
+    n = read(lr->fd, lr->buf + lr->end, lr->cap - 1 - lr->end);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      lr->eof = 1;
+    else
+      lr->end += (size_t)n;
+  }
+}
+
+/* Closes what lines_open() opened. */
+static void lines_close(lines *lr)
+{
+  if (lr->buf != lr->small)
+    free(lr->buf);
+  ds__sys.close(lr->fd);
+}
+
+/* Returns the next token of blank-separated text at *p (NUL-terminated
+ * there), moving *p past it, or NULL when only blanks are left. */
+static char *next_token(char **p)
+{
+  char *tok = *p, *end;
+  while (*tok == ' ' || *tok == '\t' || *tok == '\r')
+    tok++;
+  if (*tok == '\0')
+    return NULL;
+  end = tok + strcspn(tok, " \t\r");
+  *p = end;
+  if (*end != '\0') {
+    *end = '\0';
+    *p = end + 1;
+  }
+  return tok;
+}
+
 /* Looks name up in the hosts file at path, as glibc's files backend does
  * with `multi on`: every line naming it (as canonical name or alias)
  * counts. Adds the addresses of the wanted families to l's answers, in
  * file order. Returns 1 if name has any address there (of any family), 0
  * if not or if a missing_ok file does not exist, or a negative errno with
- * err naming the file. */
+ * err naming the file. The address of a line is parsed only when the line
+ * names name. */
 static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
                         const char *name, char *err, size_t errlen)
 {
-  FILE *f = fopen(path, "re");
-  char *line = NULL, *save, *tok, *hash;
-  size_t cap = 0, namelen = strlen(name);
-  int found = 0, rc = 0;
+  lines lr;
+  char *line, *addr, *tok, *hash;
+  size_t namelen = strlen(name);
+  int found = 0, rc;
   ds_addr ad;
 
   if (namelen > 0 && name[namelen - 1] == '.')
     namelen--;
-  if (f == NULL) {
-    rc = -errno;
+  rc = lines_open(&lr, path);
+  if (rc != 0) {
     if (missing_ok && (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES))
       return 0;
     return ds__fail(err, errlen, rc, "hosts file %s: %s", path, strerror(-rc));
   }
-  while (rc == 0 && getline(&line, &cap, f) >= 0) {
+  while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
     answer *a;
     int match = 0;
     if ((hash = strchr(line, '#')) != NULL)
       *hash = '\0';
-    tok = strtok_r(line, " \t\r\n", &save);
+    addr = next_token(&line);
+    if (addr == NULL)
+      continue;
+    while (!match && (tok = next_token(&line)) != NULL)
+      match = hosts_name_match(tok, name, namelen);
     /* Lines with an address this parser refuses (or a scope naming a
      * missing interface) are skipped, as glibc skips what it cannot
      * parse. */
-    if (tok == NULL || ds_addr_parse(&ad, tok, 0, NULL, 0) != 0)
-      continue;
-    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL)
-      if (hosts_name_match(tok, name, namelen)) {
-        match = 1;
-        break;
-      }
-    if (!match)
+    if (!match || ds_addr_parse(&ad, addr, 0, NULL, 0) != 0)
       continue;
     found = 1;
     a = &l->ans[ad.family == AF_INET6 ? ANS_AAAA : ANS_A];
     if (a->wanted)
       rc = answer_add(a, &ad);
   }
-  free(line);
-  fclose(f);
-  return rc != 0 ? rc : found;
+  lines_close(&lr);
+  if (rc != 0)
+    return ds__fail(err, errlen, rc, "out of memory");
+  return found;
 }
 
 /* The system's resolver configuration, read once per lookup and handed
@@ -784,18 +929,17 @@ static int add_nameserver(resconf *c, const char *text)
  * search list is given). Returns 0 or -ENOMEM. */
 static int resconf_read(resconf *c)
 {
-  FILE *f = fopen(DS__RESOLV_PATH, "re");
+  lines lr;
   const char *env;
-  char *line = NULL, host[256];
-  size_t cap = 0;
+  char *line, host[256];
   int rc = 0;
 
   memset(c, 0, sizeof *c);
   c->timeout_s = DS__TIMEOUT_S;
   c->attempts = DS__ATTEMPTS;
   c->ndots = 1;
-  if (f != NULL) {
-    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+  if (lines_open(&lr, DS__RESOLV_PATH) == 0) {
+    while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
       char *p = line, *word, *arg;
       size_t n;
       if (*p == '#' || *p == ';')
@@ -822,8 +966,7 @@ static int resconf_read(resconf *c)
         apply_options(arg, c);
       }
     }
-    free(line);
-    fclose(f);
+    lines_close(&lr);
   }
   env = secure_getenv("LOCALDOMAIN");
   if (rc == 0 && env != NULL)
@@ -948,43 +1091,75 @@ static int parse_servers(const char *csv, struct ares_addr_port_node **out,
   return 0;
 }
 
-/* Opens l's channel, with servers if not NULL (else resolv.conf's), and
- * sends the AAAA and A searches. resolv.conf is read once, here, and
- * everything c-ares would read from it is given as options, so c-ares does
- * not read it again (nor nsswitch.conf). Returns 0 or an error with err
- * saying why (nothing is left open then but l itself). */
-static int lookup_start_dns(ds_lookup *l, const char *name,
-                            const ds_resolver_opts *opts,
-                            struct ares_addr_port_node *servers, char *err,
-                            size_t errlen)
-{
-  struct ares_options ao;
-  resconf sc;
+/* What the DNS part of a lookup runs with, kept while the lookup lives,
+ * so that c-ares can take over from the resolver's own first tries. */
+struct dnsconf {
+  resconf rc;
+  struct ares_addr_port_node *servers;     /* the caller's (owned), or rc's */
+  struct ares_addr_port_node *own_servers; /* the caller's list, to free */
   unsigned timeout_ms, attempts;
+  char name[DS__NAME_MAX + 2];
+};
+
+static void dnsconf_free(dnsconf *c)
+{
+  if (c == NULL)
+    return;
+  resconf_free(&c->rc);
+  servers_free(c->own_servers);
+  free(c);
+}
+
+/* Reads the system's configuration for l (resolv.conf, LOCALDOMAIN,
+ * RES_OPTIONS) and applies opts over it; takes servers (the caller's, or
+ * NULL for resolv.conf's). Returns 0 or -ENOMEM (servers freed then). */
+static int dnsconf_new(ds_lookup *l, const char *name,
+                       const ds_resolver_opts *opts,
+                       struct ares_addr_port_node *servers)
+{
+  dnsconf *c = calloc(1, sizeof *c);
+  if (c == NULL || resconf_read(&c->rc) != 0) {
+    free(c);
+    servers_free(servers);
+    return -ENOMEM;
+  }
+  c->own_servers = servers;
+  c->servers = servers != NULL ? servers : c->rc.servers;
+  c->timeout_ms = c->rc.timeout_s * 1000u;
+  c->attempts = c->rc.attempts;
+  if (opts != NULL && opts->timeout_ms != 0)
+    c->timeout_ms = opts->timeout_ms;
+  if (opts != NULL && opts->attempts != 0)
+    c->attempts = opts->attempts;
+  if (c->timeout_ms > INT32_MAX)
+    c->timeout_ms = INT32_MAX;
+  if (c->attempts > 100)
+    c->attempts = 100;
+  snprintf(c->name, sizeof c->name, "%s", name);
+  l->conf = c;
+  return 0;
+}
+
+/* Opens l's c-ares channel from l->conf. Everything c-ares would read
+ * from resolv.conf is given as options, so c-ares does not read it again
+ * (nor nsswitch.conf). Returns 0 or an error with err saying why. */
+static int channel_open(ds_lookup *l, char *err, size_t errlen)
+{
+  dnsconf *c = l->conf;
+  struct ares_options ao;
   char lookups[] = "b";
-  int rc, i;
+  int rc;
 
   pthread_once(&lib_once, lib_init);
   if (lib_status != ARES_SUCCESS)
     return ds__fail(err, errlen, DS_EDNS, "c-ares: %s",
                     ares_strerror(lib_status));
-  if (resconf_read(&sc) != 0)
-    return ds__fail(err, errlen, -ENOMEM, "out of memory");
-  timeout_ms = sc.timeout_s * 1000u;
-  attempts = sc.attempts;
-  if (opts != NULL && opts->timeout_ms != 0)
-    timeout_ms = opts->timeout_ms;
-  if (opts != NULL && opts->attempts != 0)
-    attempts = opts->attempts;
-  if (timeout_ms > INT32_MAX)
-    timeout_ms = INT32_MAX;
-
   memset(&ao, 0, sizeof ao);
-  ao.timeout = (int)timeout_ms;
-  ao.tries = (int)(attempts > 100 ? 100 : attempts);
-  ao.ndots = (int)sc.ndots;
-  ao.domains = sc.domains;
-  ao.ndomains = sc.ndomains;
+  ao.timeout = (int)c->timeout_ms;
+  ao.tries = (int)c->attempts;
+  ao.ndots = (int)c->rc.ndots;
+  ao.domains = c->rc.domains;
+  ao.ndomains = c->rc.ndomains;
   ao.servers = NULL; /* set below, with ports and IPv6 */
   ao.nservers = 0;
   ao.sortlist = NULL; /* only ares_gethostbyname() sorts with it */
@@ -993,39 +1168,564 @@ static int lookup_start_dns(ds_lookup *l, const char *name,
   ao.lookups = lookups;
   ao.sock_state_cb = sock_state;
   ao.sock_state_cb_data = l;
-  rc = ds_timer_new(l->r, &l->timer, lookup_timer, l);
-  if (rc != 0) {
-    resconf_free(&sc);
-    return ds__fail(err, errlen, rc, "out of memory");
-  }
-  rc = ares_init_options(&l->ch, &ao,
-                         ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                             ARES_OPT_NDOTS | ARES_OPT_DOMAINS |
-                             ARES_OPT_SERVERS | ARES_OPT_SORTLIST |
-                             ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB |
-                             (sc.rotate ? ARES_OPT_ROTATE : ARES_OPT_NOROTATE));
+  rc = ares_init_options(
+      &l->ch, &ao,
+      ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS | ARES_OPT_DOMAINS |
+          ARES_OPT_SERVERS | ARES_OPT_SORTLIST | ARES_OPT_LOOKUPS |
+          ARES_OPT_SOCK_STATE_CB |
+          (c->rc.rotate ? ARES_OPT_ROTATE : ARES_OPT_NOROTATE));
   if (rc != ARES_SUCCESS) {
     l->ch = NULL;
-    resconf_free(&sc);
     return ds__fail(err, errlen, map_status(rc), "c-ares: %s",
                     ares_strerror(rc));
   }
-  rc = ares_set_servers_ports(l->ch, servers != NULL ? servers : sc.servers);
-  resconf_free(&sc);
-  if (rc != ARES_SUCCESS)
+  rc = ares_set_servers_ports(l->ch, c->servers);
+  if (rc != ARES_SUCCESS) {
+    ares_destroy(l->ch);
+    l->ch = NULL;
     return ds__fail(err, errlen, map_status(rc), "c-ares servers: %s",
                     ares_strerror(rc));
+  }
   ares_set_socket_functions(l->ch, &sock_fns, l);
+  return 0;
+}
 
+/* Sends a's search through c-ares. */
+static void channel_search(ds_lookup *l, answer *a)
+{
+  ares_search(l->ch, l->conf->name, ns_c_in,
+              a->family == AF_INET6 ? ns_t_aaaa : ns_t_a, on_answer, a);
+}
+
+/* ---------------------------------------------- the first tries, by hand
+ *
+ * c-ares' first use in a process is most of what a name costs over a
+ * literal there (on the benchmark's VM some 0.5 ms: its 72 KiB channel is
+ * 18 new pages, then its own code, stdio for /dev/urandom, getenv, all
+ * for the first time). In the common case nothing of c-ares is needed
+ * but its answer parser: a search that sends only the name itself (a
+ * trailing dot, or no search list) over UDP. There the resolver sends the
+ * queries itself, as c-ares 1.18.1 would send them, to the same servers
+ * with the same schedule, and c-ares takes over only when an answer is
+ * truncated (TCP). What follows c-ares' UDP path (ares_send.c,
+ * ares_process.c): the query (ID, RD, one question, no EDNS), the server
+ * of the first try (the first, or the next in turn with `rotate`), the
+ * tries (each server `attempts` times, the timeout doubling per round),
+ * one connected socket per server shared by the queries and kept across
+ * tries (a late answer to an earlier try still counts), an answer taken
+ * only with the ID and the question of a query still waiting, SERVFAIL,
+ * NOTIMP and REFUSED moving on to the next server (never asking that
+ * server again, with more than one), a socket error closing the socket
+ * and moving on in the same way, and the end status of ares_query(). */
+
+#define DS__OWN_MAXNS 8  /* more servers: c-ares does it all */
+#define DS__PACKETSZ 512 /* a longer UDP answer counts as truncated */
+
+/* One server of the resolver's own queries, and its socket. */
+typedef struct own_server {
+  own *o;
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  int fd; /* -1 while closed */
+  ds_io *io;
+} own_server;
+
+/* One family's query (indexed like the lookup's answers). */
+typedef struct own_query {
+  unsigned char pkt[12 + DS__NAME_MAX + 2 + 4];
+  size_t len;
+  int waiting;       /* sent, no final answer yet */
+  int server;        /* the server of the current try */
+  unsigned tries;    /* c-ares' try_count: tries made, over all servers */
+  int error;         /* status when every try fails */
+  uint64_t deadline; /* of the current try, monotonic ns */
+  unsigned char skip[DS__OWN_MAXNS]; /* servers this query gives up on */
+} own_query;
+
+struct own {
+  ds_lookup *l;
+  own_server srv[DS__OWN_MAXNS];
+  int nsrv;
+  own_query q[2];
+};
+
+/* Returns the monotonic clock in nanoseconds. */
+static uint64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes the query ares_create_query() makes for name (a name check_name()
+ * accepted) into b: id, recursion desired, one question of type in class
+ * IN. Returns its length. */
+static size_t own_packet(unsigned char *b, unsigned id, const char *name,
+                         unsigned type)
+{
+  size_t n = 12;
+  memset(b, 0, 12);
+  b[0] = (unsigned char)(id >> 8);
+  b[1] = (unsigned char)id;
+  b[2] = 0x01; /* RD */
+  b[5] = 1;    /* QDCOUNT */
+  while (*name != '\0') {
+    size_t len = strcspn(name, ".");
+    b[n++] = (unsigned char)len;
+    memcpy(b + n, name, len);
+    n += len;
+    name += len;
+    if (*name == '.')
+      name++;
+  }
+  b[n++] = 0;
+  b[n++] = (unsigned char)(type >> 8);
+  b[n++] = (unsigned char)type;
+  b[n++] = 0;
+  b[n++] = ns_c_in;
+  return n;
+}
+
+/* Returns the length of the (uncompressed) question name at the start of
+ * q, a packet own_packet() made. */
+static size_t qname_len(const unsigned char *q)
+{
+  size_t n = 0;
+  while (q[n] != 0)
+    n += (size_t)q[n] + 1;
+  return n + 1;
+}
+
+/* Returns 1 if the answer a (alen bytes) asks the question of query q (a
+ * packet own_packet() made), as c-ares' same_questions(): one question,
+ * the same name (ASCII case ignored, compression followed), type and
+ * class. */
+static int own_same_question(const unsigned char *q, const unsigned char *a,
+                             size_t alen)
+{
+  const unsigned char *qn = q + 12;
+  size_t off = 12, end = 0, qlen = qname_len(qn);
+  int hops = 0;
+
+  if (alen < 12 || a[4] != 0 || a[5] != 1)
+    return 0;
+  for (;;) {
+    unsigned len;
+    size_t i;
+    if (off >= alen)
+      return 0;
+    len = a[off];
+    if ((len & 0xc0) == 0xc0) {
+      if (off + 1 >= alen || ++hops > 16)
+        return 0;
+      if (end == 0)
+        end = off + 2;
+      off = (size_t)(len & 0x3f) << 8 | a[off + 1];
+      continue;
+    }
+    if (len & 0xc0)
+      return 0;
+    if (*qn != len || off + 1 + len > alen)
+      return 0;
+    for (i = 1; i <= len; i++) {
+      unsigned char x = a[off + i], y = qn[i];
+      if (x >= 'A' && x <= 'Z')
+        x = (unsigned char)(x - 'A' + 'a');
+      if (y >= 'A' && y <= 'Z')
+        y = (unsigned char)(y - 'A' + 'a');
+      if (x != y)
+        return 0;
+    }
+    off += 1 + len;
+    qn += 1 + len;
+    if (len == 0)
+      break;
+  }
+  if (end == 0)
+    end = off;
+  /* Type and class: the four bytes after each name. */
+  return end + 4 <= alen && memcmp(a + end, q + 12 + qlen, 4) == 0;
+}
+
+static void own_io(ds_io *w, unsigned events, void *data);
+
+/* Closes the socket of s. */
+static void own_close_server(own_server *s)
+{
+  if (s->fd < 0)
+    return;
+  ds_io_free(s->io);
+  s->io = NULL;
+  ds__sys.close(s->fd);
+  s->fd = -1;
+}
+
+static void own_free(own *o)
+{
+  int i;
+  if (o == NULL)
+    return;
+  for (i = 0; i < o->nsrv; i++)
+    own_close_server(&o->srv[i]);
+  free(o);
+}
+
+/* Opens and connects the socket of s (as c-ares' open_udp_socket()).
+ * Returns 0, -1 when the socket cannot be had (the try moves on), or
+ * -ENOMEM when no watcher can be had (the lookup ends). */
+static int own_open(own_server *s)
+{
+  ds_lookup *l = s->o->l;
+  int fd, rc;
+
+  fd = ds__sys.socket(s->sa.ss_family,
+                      SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  if (ds__sys.connect(fd, (struct sockaddr *)&s->sa, s->salen) != 0 &&
+      errno != EINPROGRESS) {
+    ds__sys.close(fd);
+    return -1;
+  }
+  rc = ds_io_new(l->r, &s->io, fd, own_io, s);
+  if (rc == 0)
+    rc = ds_io_set(s->io, DS_READABLE);
+  if (rc != 0) {
+    ds_io_free(s->io);
+    s->io = NULL;
+    ds__sys.close(fd);
+    return rc;
+  }
+  s->fd = fd;
+  return 0;
+}
+
+/* Ends the query of answer i with a c-ares status (and the answer, for
+ * ARES_SUCCESS); closes the sockets once no query waits, as c-ares does
+ * when its last query ends. */
+static void own_end(own *o, int i, int status, unsigned char *abuf, int alen)
+{
+  int k;
+  o->q[i].waiting = 0;
+  on_answer(&o->l->ans[i], status, 0, abuf, alen);
+  if (!o->q[0].waiting && !o->q[1].waiting)
+    for (k = 0; k < o->nsrv; k++)
+      own_close_server(&o->srv[k]);
+}
+
+static void own_next(own *o, int i);
+
+/* Sends the current try of query i (c-ares' ares__send_query() for UDP):
+ * a server whose socket cannot be opened or written is skipped. */
+static void own_send(own *o, int i)
+{
+  own_query *q = &o->q[i];
+  own_server *s = &o->srv[q->server];
+  uint64_t ms;
+  unsigned rounds;
+  int rc;
+
+  if (s->fd < 0) {
+    rc = own_open(s);
+    if (rc < -1) {
+      lookup_fail_pending(o->l, rc);
+      return;
+    }
+    if (rc != 0) {
+      if (o->nsrv > 1)
+        q->skip[q->server] = 1;
+      own_next(o, i);
+      return;
+    }
+  }
+  if (ds__sys.send(s->fd, q->pkt, q->len, MSG_NOSIGNAL) < 0) {
+    if (o->nsrv > 1)
+      q->skip[q->server] = 1;
+    own_next(o, i);
+    return;
+  }
+  /* The timeout doubles every round of the servers, unless that would
+   * overflow c-ares' int: then it stays as it is. */
+  rounds = q->tries / (unsigned)o->nsrv;
+  ms = o->l->conf->timeout_ms;
+  if (rounds <= 30 && (ms >> (31 - rounds)) == 0)
+    ms <<= rounds;
+  q->deadline = mono_ns() + ms * 1000000u;
+}
+
+/* Moves query i to its next try (c-ares' next_server()): the next server
+ * not skipped, until every server had its tries; then the query ends with
+ * its error. */
+static void own_next(own *o, int i)
+{
+  own_query *q = &o->q[i];
+  unsigned total = (unsigned)o->nsrv * o->l->conf->attempts;
+  while (++q->tries < total) {
+    q->server = (q->server + 1) % o->nsrv;
+    if (!q->skip[q->server]) {
+      own_send(o, i);
+      return;
+    }
+  }
+  own_end(o, i, q->error, NULL, 0);
+}
+
+/* Hands query i over to c-ares, which sends it again from its start (over
+ * TCP once the answer is truncated again). */
+static void own_to_cares(own *o, int i)
+{
+  ds_lookup *l = o->l;
+  int rc = 0, k;
+
+  o->q[i].waiting = 0;
+  if (l->ch == NULL)
+    rc = channel_open(l, NULL, 0);
+  if (rc != 0) {
+    l->dns_pending--;
+    answer_finish(&l->ans[i], rc);
+  } else {
+    channel_search(l, &l->ans[i]);
+  }
+  if (!o->q[0].waiting && !o->q[1].waiting)
+    for (k = 0; k < o->nsrv; k++)
+      own_close_server(&o->srv[k]);
+}
+
+/* A socket error on server s (c-ares' handle_error()): the socket closes
+ * and every query whose current try is on s moves on, skipping s when
+ * there are others. */
+static void own_error(own *o, own_server *s)
+{
+  int k = (int)(s - o->srv), i;
+  own_close_server(s);
   for (i = 0; i < 2; i++)
-    if (l->ans[i].wanted)
-      l->dns_pending++;
+    if (o->q[i].waiting && o->q[i].server == k) {
+      if (o->nsrv > 1)
+        o->q[i].skip[k] = 1;
+      own_next(o, i);
+    }
+}
+
+/* One datagram from server s (c-ares' process_answer()). */
+static void own_answer(own *o, own_server *s, unsigned char *a, size_t n)
+{
+  int k = (int)(s - o->srv), i, rcode;
+  unsigned id, ancount;
+
+  if (n < 12)
+    return;
+  id = (unsigned)a[0] << 8 | a[1];
+  for (i = 0; i < 2; i++)
+    if (o->q[i].waiting &&
+        ((unsigned)o->q[i].pkt[0] << 8 | o->q[i].pkt[1]) == id)
+      break;
+  if (i == 2 || !own_same_question(o->q[i].pkt, a, n))
+    return;
+  if ((a[2] & 0x02) || n > DS__PACKETSZ) { /* TC */
+    own_to_cares(o, i);
+    return;
+  }
+  rcode = a[3] & 0x0f;
+  if (rcode == ns_r_servfail || rcode == ns_r_notimpl ||
+      rcode == ns_r_refused) {
+    if (rcode == ns_r_servfail)
+      o->l->ans[i].servfail = 1; /* see note_servfail() */
+    if (o->nsrv > 1)
+      o->q[i].skip[k] = 1;
+    if (o->q[i].server == k)
+      own_next(o, i);
+    return;
+  }
+  /* ares_query()'s status for the answer. */
+  ancount = (unsigned)a[6] << 8 | a[7];
+  if (rcode == ns_r_noerror)
+    own_end(o, i, ancount > 0 ? ARES_SUCCESS : ARES_ENODATA, a, (int)n);
+  else if (rcode == ns_r_formerr)
+    own_end(o, i, ARES_EFORMERR, NULL, 0);
+  else if (rcode == ns_r_nxdomain)
+    own_end(o, i, ARES_ENOTFOUND, NULL, 0);
+  else
+    own_end(o, i, ARES_SUCCESS, a, (int)n);
+}
+
+static void own_io(ds_io *w, unsigned events, void *data)
+{
+  own_server *s = data;
+  own *o = s->o;
+  ds_lookup *l = o->l;
+  /* As c-ares: room for more than a UDP answer may hold, to tell. */
+  unsigned char buf[4097];
+  (void)w;
+  (void)events;
+  while (l->own == o && s->fd >= 0) {
+    ssize_t n = ds__sys.recv(s->fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    if (n <= 0) {
+      own_error(o, s);
+      break;
+    }
+    own_answer(o, s, buf, (size_t)n);
+  }
+  lookup_after_step(l);
+}
+
+/* Sets *ms to the milliseconds to the earliest deadline of a waiting query
+ * (rounded up). Returns 0 when no query waits. */
+static int own_deadline(const own *o, uint64_t *ms)
+{
+  uint64_t now = mono_ns(), first = UINT64_MAX, m;
+  int i;
+  for (i = 0; i < 2; i++)
+    if (o->q[i].waiting && o->q[i].deadline < first)
+      first = o->q[i].deadline;
+  if (first == UINT64_MAX)
+    return 0;
+  m = first > now ? (first - now + 999999u) / 1000000u : 0;
+  if (m < *ms)
+    *ms = m;
+  return 1;
+}
+
+/* Moves every query whose try has timed out to its next try. */
+static void own_timeouts(own *o)
+{
+  uint64_t now = mono_ns();
+  int i;
+  for (i = 0; i < 2; i++)
+    if (o->q[i].waiting && o->q[i].deadline <= now) {
+      o->q[i].error = ARES_ETIMEOUT;
+      own_next(o, i);
+    }
+}
+
+/* Returns 1 if name ends in ".onion" or ".onion." (ASCII case ignored),
+ * which c-ares 1.18.1 answers with NXDOMAIN itself (RFC 7686). */
+static int is_onion(const char *name, size_t len)
+{
+  if (len > 0 && name[len - 1] == '.')
+    len--;
+  return len >= 6 && strncasecmp(name + len - 6, ".onion", 6) == 0;
+}
+
+/* Returns 1 if the resolver sends l's queries itself: a search that would
+ * send only the name itself (a trailing dot, or no search list: c-ares'
+ * ares__single_domain(), whose HOSTALIASES applies to names without a
+ * dot), not a .onion name, to at most DS__OWN_MAXNS servers, and random
+ * query IDs to be had. */
+static int own_usable(const ds_lookup *l, unsigned ids[2])
+{
+  const dnsconf *c = l->conf;
+  const struct ares_addr_port_node *sv;
+  size_t len = strlen(c->name);
+  unsigned short r[2];
+  int n = 0;
+
+  if (is_onion(c->name, len))
+    return 0;
+  if (!(len > 0 && c->name[len - 1] == '.')) {
+    if (c->rc.ndomains > 0)
+      return 0;
+    if (strchr(c->name, '.') == NULL && getenv("HOSTALIASES") != NULL)
+      return 0;
+  }
+  for (sv = c->servers; sv != NULL; sv = sv->next)
+    n++;
+  if (n == 0 || n > DS__OWN_MAXNS)
+    return 0;
+  if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+    return 0;
+  ids[0] = r[0];
+  ids[1] = r[1] != r[0] ? r[1] : (unsigned short)(r[0] ^ 1u);
+  return 1;
+}
+
+/* Starts l's queries in the resolver's own client. Returns 0, or -ENOMEM
+ * (nothing started). */
+static int own_start(ds_lookup *l, const unsigned ids[2])
+{
+  const struct ares_addr_port_node *sv;
+  own *o = calloc(1, sizeof *o);
+  int i, next = 0;
+
+  if (o == NULL)
+    return -ENOMEM;
+  o->l = l;
+  for (sv = l->conf->servers; sv != NULL; sv = sv->next) {
+    own_server *s = &o->srv[o->nsrv++];
+    s->o = o;
+    s->fd = -1;
+    if (sv->family == AF_INET) {
+      struct sockaddr_in *in = (struct sockaddr_in *)&s->sa;
+      in->sin_family = AF_INET;
+      in->sin_port = htons((uint16_t)sv->udp_port);
+      memcpy(&in->sin_addr, &sv->addr.addr4, 4);
+      s->salen = sizeof *in;
+    } else {
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->sa;
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons((uint16_t)sv->udp_port);
+      memcpy(&in6->sin6_addr, &sv->addr.addr6, 16);
+      s->salen = sizeof *in6;
+    }
+  }
+  l->own = o;
+  for (i = 0; i < 2; i++) {
+    own_query *q = &o->q[i];
+    if (!l->ans[i].wanted)
+      continue;
+    q->len = own_packet(q->pkt, ids[i], l->conf->name,
+                        l->ans[i].family == AF_INET6 ? ns_t_aaaa : ns_t_a);
+    q->error = ARES_ECONNREFUSED; /* c-ares' status until a try times out */
+    /* The server of the first try: the first, or the next in turn. */
+    q->server = next;
+    if (l->conf->rc.rotate)
+      next = (next + 1) % o->nsrv;
+    q->waiting = 1;
+    l->dns_pending++;
+  }
   /* AAAA first: Happy Eyeballs starts at once on a positive AAAA. */
   for (i = 0; i < 2; i++)
-    if (l->ans[i].wanted)
-      ares_search(l->ch, name, ns_c_in,
-                  l->ans[i].family == AF_INET6 ? ns_t_aaaa : ns_t_a, on_answer,
-                  &l->ans[i]);
+    if (o->q[i].waiting)
+      own_send(o, i);
+  return 0;
+}
+
+/* Starts l's DNS part: the queries by the resolver itself when it can
+ * (see above), else through c-ares, AAAA and A searches. Takes servers
+ * (the caller's, or NULL for resolv.conf's). Returns 0 or an error with
+ * err saying why (nothing is left open then but l itself). */
+static int lookup_start_dns(ds_lookup *l, const char *name,
+                            const ds_resolver_opts *opts,
+                            struct ares_addr_port_node *servers, char *err,
+                            size_t errlen)
+{
+  unsigned ids[2];
+  int rc, i;
+
+  if (dnsconf_new(l, name, opts, servers) != 0)
+    return ds__fail(err, errlen, -ENOMEM, "out of memory");
+  rc = ds_timer_new(l->r, &l->timer, lookup_timer, l);
+  if (rc != 0)
+    return ds__fail(err, errlen, rc, "out of memory");
+  if (own_usable(l, ids)) {
+    rc = own_start(l, ids);
+    if (rc != 0)
+      return ds__fail(err, errlen, rc, "out of memory");
+  } else {
+    rc = channel_open(l, err, errlen);
+    if (rc != 0)
+      return rc;
+    for (i = 0; i < 2; i++)
+      if (l->ans[i].wanted)
+        l->dns_pending++;
+    /* AAAA first: Happy Eyeballs starts at once on a positive AAAA. */
+    for (i = 0; i < 2; i++)
+      if (l->ans[i].wanted)
+        channel_search(l, &l->ans[i]);
+  }
   if (lookup_rearm(l) != 0)
     return ds__fail(err, errlen, -ENOMEM, "out of memory");
   return 0;
@@ -1127,6 +1827,7 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
       answer_finish(&l->ans[i], l->ans[i].n > 0 ? 0 : DS_ENODATA);
   } else {
     rc = lookup_start_dns(l, name, opts, servers, err, errlen);
+    servers = NULL; /* taken */
     if (rc != 0)
       goto fail;
   }

@@ -936,3 +936,61 @@ TEST(resolve_servfail_tries_the_next_server)
   dns_stop(&bad);
   dns_stop(&good);
 }
+
+TEST(resolve_answer_to_an_earlier_try_still_counts)
+{
+  dns d;
+  ds_reactor *r;
+  rec c = {0};
+  char hp[64];
+  ds_resolver_opts o;
+
+  /* late.test answers after 400 ms: the first try times out at 250 ms and
+   * the second goes out, but the answer to the first, on the same socket
+   * and with the same ID, ends the lookup (as in c-ares and glibc). */
+  dns_start(&d, base_config);
+  o = opts_for(&d, -1, hp, sizeof hp);
+  o.timeout_ms = 250;
+  o.attempts = 2;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_ok(r, &c, "late.test", &o);
+  RUN_UNTIL(r, c.calls == 2, 3000);
+  CHECK_EQ(c.status4, 0);
+  CHECK_STR(c.text4, "192.0.2.40");
+  CHECK_STR(c.text6, "2001:db8::40");
+  CHECK_MSG(c.t4 >= 395 && c.t4 < 700, "A after %.1f ms", c.t4);
+  CHECK_EQ(dns_queries(&d, "late.test", "A"), 2);
+  CHECK_EQ(dns_queries(&d, "late.test", "AAAA"), 2);
+  CHECK_EQ(c.wrong, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  dns_stop(&d);
+}
+
+TEST(resolve_trailing_dot_name_skips_the_search_list)
+{
+  dns d;
+  ds_reactor *r;
+  rec c = {0}, plain = {0};
+  char hp[64];
+  ds_resolver_opts o;
+
+  /* "gone.test." is asked as it is, and only so, whatever the search list;
+   * "gone.test" goes on to gone.test.search.test after the NXDOMAIN. */
+  setenv("LOCALDOMAIN", "search.test", 1);
+  dns_start(&d, base_config);
+  o = opts_for(&d, -1, hp, sizeof hp);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_ok(r, &c, "gone.test.", &o);
+  RUN_UNTIL(r, c.calls == 2, 3000);
+  CHECK_EQ(c.status4, DS_ENOTFOUND);
+  CHECK_EQ(c.status6, DS_ENOTFOUND);
+  CHECK_EQ(dns_queries(&d, "gone.test", "A"), 1);
+  CHECK_EQ(dns_queries(&d, "gone.test.search.test", "A"), 0);
+  start_ok(r, &plain, "gone.test", &o);
+  RUN_UNTIL(r, plain.calls == 2, 3000);
+  CHECK_EQ(plain.status4, DS_ENOTFOUND);
+  CHECK_EQ(dns_queries(&d, "gone.test.search.test", "A"), 1);
+  CHECK_EQ(c.wrong + plain.wrong, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  dns_stop(&d);
+}
