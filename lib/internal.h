@@ -68,11 +68,10 @@ int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
  * turn in progress, so handles can be freed and then the reactor. */
 void ds__reactor_unwound(ds_reactor *r);
 
-/* Returns the number of times r has waited in epoll (two events with
- * numbers one apart came from consecutive waits) and sets *quick when the
- * last wait returned at once, without sleeping: what it reported was
- * already ready when the wait began. */
-uint64_t ds__reactor_turn(const ds_reactor *r, int *quick);
+/* Returns 1 if r's last wait in epoll returned at once, without sleeping:
+ * what it reported was already ready when the wait began (the reactor is
+ * busy); 0 if it slept until something happened. */
+int ds__reactor_quick(const ds_reactor *r);
 
 /* Copies the reactor's own fds (its epoll fd and its wake-up eventfd). */
 void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd);

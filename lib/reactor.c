@@ -68,9 +68,8 @@ struct ds_reactor {
   uint64_t now;       /* milliseconds, for ds_reactor_now() */
   uint64_t now_ns;    /* the same reading, in nanoseconds */
   uint64_t timer_seq;
-  uint64_t turns; /* waits in epoll so far: ds__reactor_turn() */
-  int quick;      /* the last wait returned without sleeping */
-  int no_pwait2;  /* epoll_pwait2() is missing or refused: epoll_wait() */
+  int quick;     /* the last wait returned without sleeping */
+  int no_pwait2; /* epoll_pwait2() is missing or refused: epoll_wait() */
   ds_timer **heap;
   size_t nheap, capheap;
   ds__call *calls, *calls_tail;
@@ -614,7 +613,6 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
     }
   }
   update_now(r);
-  r->turns++;
   r->quick = wait_ns == 0 || r->now_ns - before < DS__QUICK_NS;
   for (i = 0; i < n; i++) {
     unsigned got = 0;
@@ -661,10 +659,9 @@ int ds_reactor_run(ds_reactor *r)
   return 0;
 }
 
-uint64_t ds__reactor_turn(const ds_reactor *r, int *quick)
+int ds__reactor_quick(const ds_reactor *r)
 {
-  *quick = r->quick;
-  return r->turns;
+  return r->quick;
 }
 
 void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd)

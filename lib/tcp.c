@@ -69,10 +69,7 @@ struct ds_listener {
   ds_addr host;
   unsigned accepting : 1; /* inside listener_io: freeing must wait */
   unsigned closed : 1;
-  unsigned last_full : 1; /* the last event took its whole budget */
-  unsigned budget;        /* accepts per event, 1 to 64 */
-  uint64_t last_turn;     /* the reactor turn of the last event */
-  ds_timer *backoff;      /* out of fds: accepting resumes when it fires */
+  ds_timer *backoff; /* out of fds: accepting resumes when it fires */
 };
 
 /* Given to a transport whose callbacks must not run (an error return). */
@@ -752,43 +749,31 @@ static void listener_resume(ds_timer *timer, void *data)
     ds_io_set(l->io, DS_READABLE);
 }
 
-/* Accepts what is pending, up to the listener's budget. The epoll
- * registration is level-triggered, so a connection left in the queue
- * brings the listener back on the next turn: ending each batch with a
- * failing accept4() to see the queue empty (as libuv does) is not needed,
- * and costs a system call per event, once per listener of an
- * all-interfaces port. The budget starts at one, which is right while
- * connections come one at a time, and doubles (up to 64, for fairness
- * with other sockets) while the listener took all of it and was ready
- * again at once on the very next turn: a backlog. A batch that finds the
- * queue empty sets the budget to what it took. */
+/* Accepts what is pending. After a wait in epoll that slept, the
+ * listener woke it: most likely one connection arrived, and one is taken.
+ * The epoll registration is level-triggered, so another one that came
+ * meanwhile brings the listener back on the next turn; ending the batch
+ * with a failing accept4() to see the queue empty (as libuv does) would
+ * cost a system call per connection at a quiet time, and on an
+ * all-interfaces port one per listener. After a wait that returned at
+ * once (the reactor is busy, the queue may hold many) it accepts until
+ * the queue is empty, bounded for fairness with other sockets, so that no
+ * connection waits a turn longer than it must. */
 static void listener_io(ds_io *w, unsigned events, void *data)
 {
   ds_listener *l = data;
-  int quick;
-  uint64_t turn = ds__reactor_turn(l->r, &quick);
-  unsigned i;
+  unsigned i, most = ds__reactor_quick(l->r) ? 64 : 1;
   (void)w;
   (void)events;
 
-  if (l->last_full && quick && turn == l->last_turn + 1 && l->budget < 64)
-    l->budget *= 2;
-  l->last_turn = turn;
-  l->last_full = 0;
   l->accepting = 1;
-  for (i = 0; !l->closed; i++) {
+  for (i = 0; i < most && !l->closed; i++) {
     const ds_protocol *proto = NULL;
     void *user = NULL;
     ds_tcp *t;
     int fd;
-    if (i == l->budget) {
-      l->last_full = 1;
-      break;
-    }
     fd = ds__sys.accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        l->budget = i > 0 ? i : 1;
       /* Out of fds or memory, the listening socket stays readable: stop
        * watching it for a moment instead of waking every turn. EAGAIN,
        * ECONNABORTED and the like: done for now. */
@@ -890,7 +875,6 @@ int ds_listen_tcp(ds_reactor *r, uint16_t port, const char *interface,
   l->fd = fd;
   l->factory = factory;
   l->factory_data = factory_data;
-  l->budget = 1;
   rc = ds_io_new(r, &l->io, fd, listener_io, l);
   if (rc == 0)
     rc = ds_io_set(l->io, DS_READABLE);
