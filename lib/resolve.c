@@ -1563,11 +1563,15 @@ static void own_io(ds_io *w, unsigned events, void *data)
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       break;
-    if (n <= 0) {
+    if (n < 0) {
       own_error(o, s);
       break;
     }
-    own_answer(o, s, buf, (size_t)n);
+    /* An empty datagram is not an error on UDP: anyone who can send one
+     * from the server's address must not end the lookup with it (c-ares'
+     * CVE-2023-32067, fixed in Debian's 1.18.1). */
+    if (n > 0)
+      own_answer(o, s, buf, (size_t)n);
   }
   lookup_after_step(l);
 }

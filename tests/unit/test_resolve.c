@@ -16,10 +16,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-
 
 /* ---------------------------------------------------------- lookups */
 
@@ -991,6 +991,83 @@ TEST(resolve_trailing_dot_name_skips_the_search_list)
   CHECK_EQ(plain.status4, DS_ENOTFOUND);
   CHECK_EQ(dns_queries(&d, "gone.test.search.test", "A"), 1);
   CHECK_EQ(c.wrong + plain.wrong, 0);
+  CHECK_EQ(ds_reactor_free(r), 0);
+  dns_stop(&d);
+}
+
+/* A UDP relay in front of dnsd that sends the client an empty datagram
+ * before each answer. */
+typedef struct relay {
+  int fd;
+  unsigned short port, to;
+  int queries;
+} relay;
+
+static void *relay_run(void *p)
+{
+  relay *rl = p;
+  struct sockaddr_in to = {.sin_family = AF_INET};
+  int up = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 5};
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(rl->to);
+  setsockopt(rl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(up, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (int i = 0; i < rl->queries; i++) {
+    unsigned char b[4096];
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(rl->fd, b, sizeof b, 0, (struct sockaddr *)&from, &fl);
+    if (n <= 0)
+      break;
+    sendto(rl->fd, "", 0, 0, (struct sockaddr *)&from, fl);
+    sendto(up, b, (size_t)n, 0, (struct sockaddr *)&to, sizeof to);
+    n = recv(up, b, sizeof b, 0);
+    if (n <= 0)
+      break;
+    sendto(rl->fd, b, (size_t)n, 0, (struct sockaddr *)&from, fl);
+  }
+  close(up);
+  return NULL;
+}
+
+TEST(resolve_empty_datagram_before_the_answer_is_ignored)
+{
+  dns d;
+  ds_reactor *r;
+  rec c = {0};
+  char hp[64], srv[64];
+  ds_resolver_opts o;
+  relay rl = {.queries = 2};
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t al = sizeof a;
+  pthread_t th;
+
+  /* A zero-length datagram from the server's address is not an answer,
+   * nor an error that gives the server up. */
+  dns_start(&d, base_config);
+  rl.to = (unsigned short)d.port;
+  rl.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(bind(rl.fd, (struct sockaddr *)&a, sizeof a), 0);
+  CHECK_EQ(getsockname(rl.fd, (struct sockaddr *)&a, &al), 0);
+  snprintf(srv, sizeof srv, "127.0.0.1:%u", ntohs(a.sin_port));
+  CHECK_EQ(pthread_create(&th, NULL, relay_run, &rl), 0);
+  o = opts_for(&d, -1, hp, sizeof hp);
+  o.servers = srv;
+  o.attempts = 1;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  /* The trailing dot: asked as it is, by the resolver's own first tries. */
+  start_ok(r, &c, "multi.test.", &o);
+  RUN_UNTIL(r, c.calls == 2, 3000);
+  CHECK_EQ(pthread_join(th, NULL), 0);
+  close(rl.fd);
+  CHECK_EQ(c.status4, 0);
+  CHECK_EQ(c.status6, 0);
+  CHECK_STR(c.text4, "192.0.2.10 192.0.2.11 192.0.2.12");
+  CHECK_MSG(c.t4 < 1000 && c.t6 < 1000, "answers after %.1f and %.1f ms", c.t4,
+            c.t6);
+  CHECK_EQ(c.wrong, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
   dns_stop(&d);
 }
