@@ -572,6 +572,12 @@ DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     return shim__real.getpeername(fd, sa, len);
   if (shim__fd_known(fd) && shim__fd_get(fd, &e) &&
       e.kind != SHIM_FD_PENDING && e.peer.sin_family == AF_INET) {
+    struct sockaddr_in6 s6;
+    socklen_t l6 = sizeof s6;
+    /* No longer connected (reset, or an unconnected datagram socket):
+     * the kernel's error, as without the shim. */
+    if (shim__real.getpeername(fd, (struct sockaddr *)&s6, &l6) != 0)
+      return -1;
     give_v4(sa, len, &e.peer);
     return 0;
   }

@@ -433,7 +433,8 @@ c = socket.create_connection(("127.0.0.1", port))
 fd, peer = accept(s.fileno(), 16)
 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 c.close(); time.sleep(0.2)
-print("reset", name(libc.getsockname, fd, 128), "domain %d" % domain(fd))
+print("reset", name(libc.getsockname, fd, 128), "domain %d" % domain(fd),
+      "peer", name(libc.getpeername, fd, 128))
 libc.close(fd)
 # A connection closed without the shim seeing it (a raw close); its fd
 # number reused by an IPv6-aware program: nothing stale shows.
@@ -491,8 +492,8 @@ print("listener", l2.fileno() == lfd, peer)
     assertContains "the same through a dup" "$out" \
       "dup $size inet 127.0.0.1:$cp/16 inet 127.0.0.1:$cp/16 inet 127.0.0.1:$port/16 inet 127.0.0.1:$port/16 domain 2"
   done
-  assertContains "reset: getsockname still AF_INET, SO_DOMAIN AF_INET" \
-    "$out" "reset inet 127.0.0.1:$port/16 domain 2"
+  assertContains "reset: getsockname still AF_INET, SO_DOMAIN AF_INET, getpeername ENOTCONN as without the shim" \
+    "$out" "reset inet 127.0.0.1:$port/16 domain 2 peer errno 107"
   assertContains "before the unseen close" "$out" "first inet 127.0.0.1:"
   assertContains "same fd, same client address and port: shown as IPv6" \
     "$out" "reused True inet6 [::ffff:127.0.0.1]:"
