@@ -68,6 +68,9 @@ int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
  * turn in progress, so handles can be freed and then the reactor. */
 void ds__reactor_unwound(ds_reactor *r);
 
+/* Returns the monotonic clock in nanoseconds. */
+uint64_t ds__mono_ns(void);
+
 /* Returns 1 if r's last wait in epoll returned at once, without sleeping:
  * what it reported was already ready when the wait began (the reactor is
  * busy); 0 if it slept until something happened. */

@@ -86,7 +86,7 @@ static void run_soon(void *p);
 static int alive(const ds_reactor *r);
 
 /* Returns the monotonic clock in nanoseconds. */
-static uint64_t mono_ns(void)
+uint64_t ds__mono_ns(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -96,7 +96,7 @@ static uint64_t mono_ns(void)
 /* Reads the clock into the reactor's turn time. */
 static void update_now(ds_reactor *r)
 {
-  r->now_ns = mono_ns();
+  r->now_ns = ds__mono_ns();
   r->now = r->now_ns / 1000000u;
 }
 
@@ -356,7 +356,7 @@ int ds_timer_start(ds_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
    * after the turn's cached time. (More than a century is forever.) */
   if (timeout_ms > 4000000000000u)
     timeout_ms = 4000000000000u;
-  t->due = mono_ns() + timeout_ms * 1000000u;
+  t->due = ds__mono_ns() + timeout_ms * 1000000u;
   t->repeat = repeat_ms;
   t->seq = r->timer_seq++;
   heap_up(r, t->idx);
@@ -588,7 +588,7 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
   if (r->calls != NULL) {
     run_calls(r);
     /* A fresh reading: the calls may have taken a while. */
-    before = mono_ns();
+    before = ds__mono_ns();
   }
   wait_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
   if (r->calls != NULL || r->stopped || !alive(r))

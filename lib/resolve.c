@@ -1249,14 +1249,6 @@ struct own {
   own_query q[2];
 };
 
-/* Returns the monotonic clock in nanoseconds. */
-static uint64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Writes the query ares_create_query() makes for name (a name check_name()
  * accepted) into b: id, recursion desired, one question of type in class
  * IN. Returns its length. */
@@ -1450,7 +1442,7 @@ static void own_send(own *o, int i)
   ms = o->l->conf->timeout_ms;
   if (rounds <= 30 && (ms >> (31 - rounds)) == 0)
     ms <<= rounds;
-  q->deadline = mono_ns() + ms * 1000000u;
+  q->deadline = ds__mono_ns() + ms * 1000000u;
 }
 
 /* Moves query i to its next try (c-ares' next_server()): the next server
@@ -1580,7 +1572,7 @@ static void own_io(ds_io *w, unsigned events, void *data)
  * (rounded up). Returns 0 when no query waits. */
 static int own_deadline(const own *o, uint64_t *ms)
 {
-  uint64_t now = mono_ns(), first = UINT64_MAX, m;
+  uint64_t now = ds__mono_ns(), first = UINT64_MAX, m;
   int i;
   for (i = 0; i < 2; i++)
     if (o->q[i].waiting && o->q[i].deadline < first)
@@ -1596,7 +1588,7 @@ static int own_deadline(const own *o, uint64_t *ms)
 /* Moves every query whose try has timed out to its next try. */
 static void own_timeouts(own *o)
 {
-  uint64_t now = mono_ns();
+  uint64_t now = ds__mono_ns();
   int i;
   for (i = 0; i < 2; i++)
     if (o->q[i].waiting && o->q[i].deadline <= now) {

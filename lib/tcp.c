@@ -771,8 +771,7 @@ static void listener_io(ds_io *w, unsigned events, void *data)
     const ds_protocol *proto = NULL;
     void *user = NULL;
     ds_tcp *t;
-    int fd;
-    fd = ds__sys.accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ds__sys.accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       /* Out of fds or memory, the listening socket stays readable: stop
        * watching it for a moment instead of waking every turn. EAGAIN,

@@ -56,8 +56,9 @@ static int mapped_is(const struct sockaddr_in6 *sa, socklen_t len,
          (addr == NULL || memcmp(&sa->sin6_addr.s6_addr[12], addr, 4) == 0);
 }
 
-/* Returns 1 if the socket under fd is still the IPv4 client's connection
- * whose entry is e (shim__fd_set_peer): an IPv4-mapped local address on
+/* Returns 2 if the socket under fd is still the IPv4 client's connection
+ * whose entry is e (shim__fd_set_peer) and still connected, 1 if it is
+ * that connection but reset or closed, else 0: an IPv4-mapped local address on
  * the widened listener's port, and e's peer, both as the kernel reports
  * them. Once the connection is reset or closed (ENOTCONN) the peer is
  * gone: then a TCP socket that is not listening and has received
@@ -83,7 +84,7 @@ static int same_peer(int fd, const shim_fd *e)
     goto done;
   len = sizeof s6;
   if (ds__sys.getpeername(fd, (struct sockaddr *)&s6, &len) == 0) {
-    ok = mapped_is(&s6, len, &e->peer.sin_addr, e->peer.sin_port);
+    ok = mapped_is(&s6, len, &e->peer.sin_addr, e->peer.sin_port) ? 2 : 0;
   } else if (errno == ENOTCONN) {
     len = sizeof ti;
     memset(&ti, 0, sizeof ti);
@@ -96,13 +97,14 @@ done:
   return ok;
 }
 
-/* Copies fd's slot into *out and returns 1 if it holds an entry that
+/* Copies fd's slot into *out and returns non-zero (2: checked by its
+ * peer, which the kernel reports as connected) if it holds an entry that
  * still describes the socket under fd; else returns 0. */
 static int get_slot(int fd, slot *out)
 {
   struct stat st = {0};
   slot s;
-  int ok = 0;
+  int ok = 0, valid;
   if (!shim__fd_known(fd))
     return 0;
   pthread_mutex_lock(&lock);
@@ -110,7 +112,8 @@ static int get_slot(int fd, slot *out)
   pthread_mutex_unlock(&lock);
   if (s.e.kind == SHIM_FD_NONE)
     return 0;
-  if (s.by_peer ? !same_peer(fd, &s.e) : fstat(fd, &st) != 0)
+  valid = s.by_peer ? same_peer(fd, &s.e) : fstat(fd, &st) == 0;
+  if (!valid)
     return 0;
   /* Checked against the slot as it is now: another thread may have
    * recorded a new entry for fd meanwhile. */
@@ -119,7 +122,7 @@ static int get_slot(int fd, slot *out)
       (s.by_peer ? memcmp(&fds[fd].e.peer, &s.e.peer, sizeof s.e.peer) == 0
                  : fds[fd].ino == st.st_ino && fds[fd].dev == st.st_dev)) {
     *out = fds[fd];
-    ok = 1;
+    ok = valid;
   }
   pthread_mutex_unlock(&lock);
   return ok;
@@ -128,10 +131,10 @@ static int get_slot(int fd, slot *out)
 int shim__fd_get(int fd, shim_fd *out)
 {
   slot s;
-  if (!get_slot(fd, &s))
-    return 0;
-  *out = s.e;
-  return 1;
+  int got = get_slot(fd, &s);
+  if (got)
+    *out = s.e;
+  return got;
 }
 
 /* Puts slot s in fd's place. Every entry holds its source-pool address:
@@ -251,8 +254,8 @@ int shim__fd_find_wide(uint16_t port, int except)
   shim_fd e;
   int fd;
   for (fd = 0; fd < SHIM_FD_MAX; fd++)
-    if (fd != except && atomic_load_explicit(&known[fd], memory_order_relaxed) ==
-                            1 &&
+    if (fd != except &&
+        atomic_load_explicit(&known[fd], memory_order_relaxed) == 1 &&
         shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE &&
         ntohs(e.local.sin_port) == port)
       return fd;

@@ -262,7 +262,7 @@ DS_HOOK struct hostent *gethostbyname2(const char *name, int af)
 }
 
 void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
-                           socklen_t len, int rc, int err, double t0)
+                          socklen_t len, int rc, int err, double t0)
 {
   shim_json j;
   ds_addr a;
@@ -351,8 +351,8 @@ static int excluded_dual(const struct sockaddr_in *sin)
   ds_addr a;
   if (shim__excluded_port(ntohs(sin->sin_port)))
     return 1;
-  return ds_addr_from_sockaddr(&a, (const struct sockaddr *)sin,
-                               sizeof *sin) == 0 &&
+  return ds_addr_from_sockaddr(&a, (const struct sockaddr *)sin, sizeof *sin) ==
+             0 &&
          shim__excluded_addr(&a);
 }
 
@@ -372,7 +372,8 @@ static int connect_wide(int fd, const struct sockaddr *sa, socklen_t len,
   rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
   err = errno;
   if (rc == 0 || err == EINPROGRESS) {
-    e->kind = shim__sock_int(fd, SO_TYPE) == SOCK_DGRAM ? SHIM_FD_DGRAM : SHIM_FD_CLIENT;
+    e->kind = shim__sock_int(fd, SO_TYPE) == SOCK_DGRAM ? SHIM_FD_DGRAM
+                                                        : SHIM_FD_CLIENT;
     e->peer = *(const struct sockaddr_in *)sa;
     shim__fd_set(fd, e);
   }
@@ -403,8 +404,7 @@ static int race(int fd, const char *name, const struct sockaddr_in *sin,
  * asked, unless the host has no route to it (ENETUNREACH: an IPv6-only
  * host) and a NAT64 prefix is configured or discovered; then through
  * NAT64 (DUALSTACK_NAT64). */
-static int connect_literal(int fd, const struct sockaddr_in *sin,
-                           socklen_t len)
+static int connect_literal(int fd, const struct sockaddr_in *sin, socklen_t len)
 {
   char text[INET_ADDRSTRLEN];
   ds_addr prefix;
@@ -413,7 +413,8 @@ static int connect_literal(int fd, const struct sockaddr_in *sin,
   if (rc == 0 || errno != ENETUNREACH)
     return rc;
   saved = errno;
-  if (shim__sock_int(fd, SO_TYPE) != SOCK_STREAM || !shim__nat64_prefix(&prefix, &plen) ||
+  if (shim__sock_int(fd, SO_TYPE) != SOCK_STREAM ||
+      !shim__nat64_prefix(&prefix, &plen) ||
       inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text) == NULL) {
     errno = saved;
     return rc;
@@ -471,8 +472,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       return connect_dgram(fd, sa, len, &e);
   }
   if (kind != 2) {
-    /* A synthetic address (or a pool address without mapping) the shim cannot translate here is refused
-     * rather than let out to the network. */
+    /* A synthetic address (or a pool address without mapping) the shim cannot
+     * translate here is refused rather than let out to the network. */
     shim__trace_unmapped(sa, len);
     errno = ENETUNREACH;
     return -1;
@@ -524,8 +525,8 @@ static int name_v4(int fd, struct sockaddr *sa, socklen_t *len,
   struct sockaddr_in sin;
   socklen_t l6 = sizeof s6, asked = *len;
   int rc = real(fd, sa, len);
-  if (rc != 0 || *len <= asked || asked < sizeof sin ||
-      asked >= sizeof s6 || sa->sa_family != AF_INET6)
+  if (rc != 0 || *len <= asked || asked < sizeof sin || asked >= sizeof s6 ||
+      sa->sa_family != AF_INET6)
     return rc;
   if (real(fd, (struct sockaddr *)&s6, &l6) != 0 ||
       s6.sin6_family != AF_INET6 || shim__peer_to_v4(fd, &s6, &sin) != 0)
@@ -564,19 +565,22 @@ static int local_v4(int fd, const shim_fd *e, struct sockaddr_in *out)
 DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
   shim_fd e;
+  int got;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   if (shim__cfg.disabled || sa == NULL || len == NULL)
     return shim__real.getpeername(fd, sa, len);
-  if (shim__fd_known(fd) && shim__fd_get(fd, &e) &&
+  if (shim__fd_known(fd) && (got = shim__fd_get(fd, &e)) != 0 &&
       e.kind != SHIM_FD_PENDING && e.peer.sin_family == AF_INET) {
     struct sockaddr_in6 s6;
     socklen_t l6 = sizeof s6;
     /* No longer connected (reset, or an unconnected datagram socket):
-     * the kernel's error, as without the shim. */
-    if (shim__real.getpeername(fd, (struct sockaddr *)&s6, &l6) != 0)
+     * the kernel's error, as without the shim. An entry checked by its
+     * peer was just found connected. */
+    if (got != 2 &&
+        shim__real.getpeername(fd, (struct sockaddr *)&s6, &l6) != 0)
       return -1;
     give_v4(sa, len, &e.peer);
     return 0;
@@ -609,9 +613,10 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
     errno = ENOSYS;
     return -1;
   }
-  if (shim__cfg.disabled || level != SOL_SOCKET || val == NULL ||
-      len == NULL || *len < sizeof(int) || !shim__fd_known(fd) ||
-      !shim__fd_get(fd, &e))
+  /* Only SO_DOMAIN and SO_ERROR ever need the fd's entry. */
+  if (shim__cfg.disabled || level != SOL_SOCKET ||
+      (opt != SO_DOMAIN && opt != SO_ERROR) || val == NULL || len == NULL ||
+      *len < sizeof(int) || !shim__fd_known(fd) || !shim__fd_get(fd, &e))
     return shim__real.getsockopt(fd, level, opt, val, len);
   if (opt == SO_DOMAIN) {
     *(int *)val = AF_INET;
@@ -631,4 +636,3 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
   }
   return shim__real.getsockopt(fd, level, opt, val, len);
 }
-

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 static pthread_once_t listen_once = PTHREAD_ONCE_INIT;
-static int listen_dual;            /* DUALSTACK_LISTEN is dual (default) */
-static const char *listen_value;   /* its value when not understood */
+static int listen_dual;          /* DUALSTACK_LISTEN is dual (default) */
+static const char *listen_value; /* its value when not understood */
 
 static void listen_init(void)
 {
@@ -192,8 +192,9 @@ static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
     errno = saved;
     return rc;
   }
-  trace_bind(ntohs(s6->sin6_port), 0, "narrowed back: the program binds IPv6 "
-                                      "on the port itself",
+  trace_bind(ntohs(s6->sin6_port), 0,
+             "narrowed back: the program binds IPv6 "
+             "on the port itself",
              0, 0, shim__mono_ms());
   return shim__real.bind(fd, sa, len);
 }
@@ -300,16 +301,6 @@ static int accepted(int nfd, const struct sockaddr_in6 *peer, in_port_t port,
   return 0;
 }
 
-/* Forgets what the shim knew of fd, a number accept just handed out: the
- * socket it described was closed without the shim seeing it (an entry
- * checked by peer could otherwise match a new connection from the same
- * client). No system call. */
-static void forget_stale(int fd)
-{
-  if (shim__fd_known(fd))
-    shim__fd_clear(fd);
-}
-
 /* Traces an IPv6 peer and the IPv4 address shown for it (event "accept"
  * or "recv"). */
 void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
@@ -351,7 +342,10 @@ static void trace_observed(const struct sockaddr_storage *ss, socklen_t sl)
   shim__json_emit(&j);
 }
 
-/* The shared body of accept and accept4. */
+/* The shared body of accept and accept4. An entry left on the number
+ * accept hands out is stale (the socket it described was closed without
+ * the shim seeing it: an entry checked by peer could match a new
+ * connection from the same client), so it is forgotten (no system call). */
 static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
   struct sockaddr_storage ss;
@@ -390,14 +384,14 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   } else {
     nfd = shim__real.accept4(fd, sa, len, flags);
     if (nfd >= 0)
-      forget_stale(nfd);
+      shim__fd_clear(nfd);
     return nfd;
   }
   nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
   if (nfd < 0)
     return nfd;
   if (ss.ss_family != AF_INET6 || sl < sizeof(struct sockaddr_in6)) {
-    forget_stale(nfd);
+    shim__fd_clear(nfd);
     copy_out(sa, len, &ss, sl);
     return nfd;
   }
@@ -406,7 +400,7 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
      * client cannot be shown, so it is turned away as a connection
      * aborted before accept (servers retry on ECONNABORTED). */
     shim_json j;
-    forget_stale(nfd);
+    shim__fd_clear(nfd);
     ds__sys.close(nfd);
     if (shim__cfg.trace_fd >= 0) {
       shim__json_begin(&j, "passthrough", shim__next_id());
@@ -433,7 +427,7 @@ DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
       (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in))) {
     nfd = shim__real.accept(fd, sa, len);
     if (nfd >= 0)
-      forget_stale(nfd);
+      shim__fd_clear(nfd);
     return nfd;
   }
   return do_accept(fd, sa, len, 0);

@@ -290,8 +290,9 @@ typedef struct shim_fd {
                               order), released when the fd closes; 0 */
 } shim_fd;
 
-/* Copies fd's entry into *out and returns 1 if there is one and it still
- * describes the socket under fd; else returns 0. */
+/* Copies fd's entry into *out and returns non-zero if there is one and it
+ * still describes the socket under fd (2 when that check found the socket
+ * connected to the entry's peer); else returns 0. */
 int shim__fd_get(int fd, shim_fd *out);
 /* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
 void shim__fd_set(int fd, const shim_fd *e);
