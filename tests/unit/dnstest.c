@@ -99,11 +99,12 @@ const char *dns_log(const dns *d)
   return buf;
 }
 
-/* Returns how many log lines show a query for `name type`. */
-int dns_queries(const dns *d, const char *name, const char *type)
+/* Returns how many lines of a dnsd query log show a query for
+ * `name type`. */
+int dns_count_queries(const char *log, const char *name, const char *type)
 {
   char pat[300];
-  const char *p = dns_log(d);
+  const char *p = log;
   int n = 0;
   snprintf(pat, sizeof pat, " %s %s ", name, type);
   while ((p = strstr(p, pat)) != NULL) {
@@ -111,4 +112,10 @@ int dns_queries(const dns *d, const char *name, const char *type)
     p++;
   }
   return n;
+}
+
+/* Returns how many log lines show a query for `name type`. */
+int dns_queries(const dns *d, const char *name, const char *type)
+{
+  return dns_count_queries(dns_log(d), name, type);
 }

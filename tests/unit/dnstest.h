@@ -20,5 +20,6 @@ void dns_start(dns *d, const char *config);
 void dns_stop(dns *d);
 const char *dns_log(const dns *d);
 int dns_queries(const dns *d, const char *name, const char *type);
+int dns_count_queries(const char *log, const char *name, const char *type);
 
 #endif

@@ -10,7 +10,7 @@
  * replaces the file by a rename, which a running process never sees, so
  * dnsd is started without a client namespace.
  */
-#include "test.h"
+#include "dnstest.h"
 
 #include "dualstack.h"
 
@@ -127,15 +127,7 @@ static const char *read_log(const char *path)
 /* Returns how many log lines show a query for `name type`. */
 static int queries(const char *log, const char *name, const char *type)
 {
-  char pat[300];
-  const char *p = read_log(log);
-  int n = 0;
-  snprintf(pat, sizeof pat, " %s %s ", name, type);
-  while ((p = strstr(p, pat)) != NULL) {
-    n++;
-    p++;
-  }
-  return n;
+  return dns_count_queries(read_log(log), name, type);
 }
 
 /* What one lookup delivered. */
