@@ -381,7 +381,9 @@ DS_API int ds_tcp_set_nodelay(ds_tcp *t, int on);
 /*! SO_KEEPALIVE; idle_s > 0 also sets TCP_KEEPIDLE. \return 0 or error. */
 DS_API int ds_tcp_set_keepalive(ds_tcp *t, int on, unsigned idle_s);
 
-/*! \return the socket fd (for options the library does not wrap). */
+/*! \return the socket fd (for options the library does not wrap). Once
+ * handed out, the transport takes the fd out of epoll before closing it
+ * (the caller may have dup'ed it); do not close it yourself. */
 DS_API int ds_tcp_fd(const ds_tcp *t);
 
 /*! Sets the protocol pointer passed to t's callbacks. */

@@ -79,6 +79,29 @@ int ds__reactor_quick(const ds_reactor *r);
 /* Copies the reactor's own fds (its epoll fd and its wake-up eventfd). */
 void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd);
 
+/* Registers w edge-triggered (EPOLLET, with EPOLLRDHUP while reading)
+ * from its next ds_io_set() on: an event comes when the socket's state
+ * changes, not at every wait while it stays ready, so its owner must read
+ * until a short read (or EAGAIN), then on to the end after DS__PEER_SHUT,
+ * write until EAGAIN, and re-arm by changing the events. */
+void ds__io_edge(ds_io *w);
+
+/* Given to an edge-triggered watcher with DS_READABLE when the peer has
+ * shut its side down (EPOLLRDHUP): after the data, a read will see the
+ * end, and no further event will say so. */
+#define DS__PEER_SHUT 0x100u
+
+/* ds_io_free() for a watcher whose fd the caller closes next, when no
+ * other descriptor (a dup, a forked child's copy) refers to the same open
+ * file: close() then takes it out of epoll, and this skips the
+ * EPOLL_CTL_DEL. */
+void ds__io_free_closing(ds_io *w);
+
+/* Returns the number of fork() calls this process has seen, in the parent
+ * or the child, since the first reactor was made: a descriptor made
+ * before a fork may have a copy in another process. */
+unsigned ds__fork_count(void);
+
 /* Reactor handle accounting: ds_reactor_free() refuses while any handle
  * (timer, watcher, transport, listener) is alive. */
 void ds__reactor_ref(ds_reactor *r);

@@ -5,10 +5,18 @@
  * One turn: run the calls deferred before the turn began, wait in epoll
  * (not at all if deferred calls are queued, else until the next timer),
  * dispatch I/O, run expired timers, then free the watchers closed during
- * the turn. Watchers freed inside a callback stay allocated (marked dead)
- * until the end of the turn, so an event for them already fetched in the
- * same epoll batch is recognised and dropped instead of being dispatched to
- * freed memory or to a reused fd.
+ * the turn (until then they stay allocated, marked dead).
+ *
+ * epoll does not carry a watcher's address but its slot in a table and a
+ * generation number, so an event for a watcher freed since it was fetched
+ * (earlier in the same batch) names a slot that is free or holds another
+ * watcher, and is dropped instead of being dispatched to freed memory or
+ * to a reused fd. The same covers a transport that closes its socket
+ * without taking it out of epoll first (close() does that: one system
+ * call fewer per connection, as nginx does), which it does only when no
+ * other descriptor refers to the socket: should something hold the file
+ * open a moment longer (another process reading /proc/PID/fd, as `ss -p`
+ * does), an event the kernel still reports for it is dropped the same way.
  *
  * Deadlines are kept in nanoseconds and the wait for the next one is
  * epoll_pwait2()'s, also in nanoseconds, so a timer runs within the
@@ -46,8 +54,17 @@ struct ds_io {
   unsigned events;   /* what the user asked for */
   unsigned in_epoll; /* registered with the kernel */
   unsigned dead;     /* freed during this turn */
+  unsigned edge;     /* registered edge-triggered (EPOLLET) */
+  uint32_t slot;     /* index in the reactor's table */
+  uint32_t gen;      /* the reactor's count of watchers at creation */
   ds_io *next_dead;
 };
+
+/* What epoll carries for a watcher: its slot and generation. */
+#define IO_KEY(w) (((uint64_t)(w)->gen << 32) | (w)->slot)
+/* ... and for the reactor's own eventfd. */
+#define WAKE_KEY UINT64_MAX
+#define NO_SLOT UINT32_MAX
 
 struct ds_timer {
   ds_reactor *r;
@@ -75,6 +92,12 @@ struct ds_reactor {
   ds__call *calls, *calls_tail;
   ds__call *running; /* the rest of the batch run_calls() is running */
   ds_io *graveyard;
+  /* Watchers by slot: a ds_io pointer, or for a free slot the next free
+   * one as (index << 1) | 1 (pointers are even). */
+  uintptr_t *slots;
+  uint32_t nslots, capslots;
+  uint32_t free_slot; /* first free slot, or NO_SLOT */
+  uint32_t io_gen;
   int dispatching;
   pthread_mutex_t ts_lock;
   ds__call *ts_calls, *ts_tail;
@@ -82,6 +105,25 @@ struct ds_reactor {
 };
 
 static void run_soon(void *p);
+
+/* Forks seen by this process (either side), for ds__fork_count(). */
+static atomic_uint forks;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+  atomic_fetch_add(&forks, 1);
+}
+
+static void watch_forks(void)
+{
+  pthread_atfork(NULL, count_fork, count_fork);
+}
+
+unsigned ds__fork_count(void)
+{
+  return atomic_load(&forks);
+}
 
 static int alive(const ds_reactor *r);
 
@@ -103,10 +145,11 @@ static void update_now(ds_reactor *r)
 int ds_reactor_new(ds_reactor **out)
 {
   ds_reactor *r;
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
   int rc;
 
   *out = NULL;
+  pthread_once(&fork_once, watch_forks);
   r = calloc(1, sizeof *r);
   if (r == NULL)
     return -ENOMEM;
@@ -130,6 +173,7 @@ int ds_reactor_new(ds_reactor **out)
     return rc;
   }
   pthread_mutex_init(&r->ts_lock, NULL);
+  r->free_slot = NO_SLOT;
   update_now(r);
   *out = r;
   return 0;
@@ -156,6 +200,7 @@ int ds_reactor_free(ds_reactor *r)
     free(c);
   }
   pthread_mutex_destroy(&r->ts_lock);
+  free(r->slots);
   ds__sys.close(r->wakefd);
   ds__sys.close(r->epfd);
   free(r->heap);
@@ -413,6 +458,26 @@ int ds_io_new(ds_reactor *r, ds_io **out, int fd, ds_io_cb cb, void *data)
   w = calloc(1, sizeof *w);
   if (w == NULL)
     return -ENOMEM;
+  if (r->free_slot == NO_SLOT) {
+    if (r->nslots == r->capslots) {
+      uint32_t cap = r->capslots ? r->capslots * 2 : 64;
+      uintptr_t *s = cap > r->capslots && cap < NO_SLOT
+                         ? realloc(r->slots, cap * sizeof *s)
+                         : NULL;
+      if (s == NULL) {
+        free(w);
+        return -ENOMEM;
+      }
+      r->slots = s;
+      r->capslots = cap;
+    }
+    w->slot = r->nslots++;
+  } else {
+    w->slot = r->free_slot;
+    r->free_slot = (uint32_t)(r->slots[w->slot] >> 1);
+  }
+  r->slots[w->slot] = (uintptr_t)w;
+  w->gen = r->io_gen++;
   w->r = r;
   w->fd = fd;
   w->cb = cb;
@@ -420,6 +485,23 @@ int ds_io_new(ds_reactor *r, ds_io **out, int fd, ds_io_cb cb, void *data)
   r->handles++;
   *out = w;
   return 0;
+}
+
+void ds__io_edge(ds_io *w)
+{
+  w->edge = 1;
+}
+
+/* Returns the watcher an event's key names, or NULL: the reactor's
+ * eventfd, or a watcher freed since (its slot is free or reused). */
+static ds_io *io_of_key(const ds_reactor *r, uint64_t key)
+{
+  uint32_t slot = (uint32_t)key;
+  ds_io *w;
+  if (slot >= r->nslots || (r->slots[slot] & 1))
+    return NULL;
+  w = (ds_io *)r->slots[slot];
+  return w->gen == (uint32_t)(key >> 32) ? w : NULL;
 }
 
 int ds_io_set(ds_io *w, unsigned events)
@@ -435,7 +517,9 @@ int ds_io_set(ds_io *w, unsigned events)
     return 0;
   ev.events = ((events & DS_READABLE) ? EPOLLIN : 0) |
               ((events & DS_WRITABLE) ? EPOLLOUT : 0);
-  ev.data.ptr = w;
+  if (w->edge)
+    ev.events |= EPOLLET | ((events & DS_READABLE) ? EPOLLRDHUP : 0);
+  ev.data.u64 = IO_KEY(w);
   if (events == 0)
     op = EPOLL_CTL_DEL;
   else
@@ -457,13 +541,24 @@ int ds_io_fd(const ds_io *w)
   return w->fd;
 }
 
-void ds_io_free(ds_io *w)
+/* Frees w; closing: the caller closes its fd next and no other descriptor
+ * refers to the file, so close() takes it out of epoll. */
+static void io_free(ds_io *w, int closing)
 {
   ds_reactor *r;
   if (w == NULL)
     return;
   r = w->r;
-  ds_io_set(w, 0);
+  if (w->in_epoll && !closing) {
+    struct epoll_event ev = {0};
+    /* Fails only for an fd already closed, which left the set itself. */
+    ds__sys.epoll_ctl(r->epfd, EPOLL_CTL_DEL, w->fd, &ev);
+  }
+  if (w->events != 0)
+    r->active_io--;
+  w->events = w->in_epoll = 0;
+  r->slots[w->slot] = ((uintptr_t)r->free_slot << 1) | 1;
+  r->free_slot = w->slot;
   r->handles--;
   if (r->dispatching) {
     w->dead = 1;
@@ -472,6 +567,16 @@ void ds_io_free(ds_io *w)
   } else {
     free(w);
   }
+}
+
+void ds_io_free(ds_io *w)
+{
+  io_free(w, 0);
+}
+
+void ds__io_free_closing(ds_io *w)
+{
+  io_free(w, 1);
 }
 
 /* ------------------------------------------------------------------ the loop
@@ -616,21 +721,23 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
   r->quick = wait_ns == 0 || r->now_ns - before < DS__QUICK_NS;
   for (i = 0; i < n; i++) {
     unsigned got = 0;
-    w = evs[i].data.ptr;
-    if (w == NULL) {
+    if (evs[i].data.u64 == WAKE_KEY) {
       run_threadsafe(r);
       continue;
     }
-    if (w->dead)
+    w = io_of_key(r, evs[i].data.u64);
+    if (w == NULL)
       continue;
     if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
       got |= DS_READABLE;
     if (evs[i].events & EPOLLOUT)
       got |= DS_WRITABLE;
+    if ((evs[i].events & EPOLLRDHUP) && w->edge)
+      got |= DS__PEER_SHUT;
     if (evs[i].events & (EPOLLERR | EPOLLHUP))
       got |= DS_ERROR | (w->events & (DS_READABLE | DS_WRITABLE));
     /* A callback earlier in this batch may have changed what w waits for. */
-    got &= w->events | DS_ERROR;
+    got &= w->events | DS_ERROR | DS__PEER_SHUT;
     if (got != 0 && w->events != 0)
       w->cb(w, got, w->data);
   }

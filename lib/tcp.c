@@ -53,9 +53,14 @@ struct ds_tcp {
   unsigned shut_pending : 1; /* shutdown(SHUT_WR) once the queue drains */
   unsigned write_shut : 1;   /* FIN sent */
   unsigned made : 1;         /* connection_made delivered (or due) */
+  unsigned read_more : 1;    /* read_call is queued */
+  unsigned peer_shut : 1;    /* the peer's FIN is in (DS__PEER_SHUT) */
+  unsigned fd_shown : 1;     /* the fd was handed out: it may be dup'ed */
+  unsigned forks;            /* ds__fork_count() when the socket was made */
   int reason;                /* for the final callback */
   ds__call final;
   ds__call made_call;
+  ds__call read_call;
   ds_happy *race; /* host name connect in progress */
   char *errtext;  /* what every attempt of the race saw */
 };
@@ -92,6 +97,9 @@ static ds_tcp *tcp_new(ds_reactor *r, int fd, const ds_protocol *proto,
     free(t);
     return NULL;
   }
+  if (t->io != NULL)
+    ds__io_edge(t->io);
+  t->forks = ds__fork_count();
   t->r = r;
   t->fd = fd;
   t->proto = proto;
@@ -145,7 +153,16 @@ static void tcp_close(ds_tcp *t, int reason)
     ds_happy_cancel(t->race);
     t->race = NULL;
   }
-  ds_io_free(t->io);
+  if (t->read_more) {
+    ds__reactor_undefer(t->r, &t->read_call);
+    t->read_more = 0;
+  }
+  /* Nobody else can hold the socket: close() alone takes it out of epoll.
+   */
+  if (!t->fd_shown && t->forks == ds__fork_count())
+    ds__io_free_closing(t->io);
+  else
+    ds_io_free(t->io);
   t->io = NULL;
   if (t->fd >= 0)
     ds__sys.close(t->fd);
@@ -199,13 +216,25 @@ static int tcp_drained(ds_tcp *t)
   return 0;
 }
 
-/* Writes as much of the queue as the socket takes. Returns 0, or a
- * negative errno after which the transport is closed. */
+/* Sends iov[0..n): send() for one buffer (the kernel copies no message
+ * header or vector for it), sendmsg() for more. */
+static ssize_t tcp_send(int fd, const struct iovec *iov, int n)
+{
+  struct msghdr msg = {0};
+  if (n == 1)
+    return ds__sys.send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+  msg.msg_iov = (struct iovec *)iov;
+  msg.msg_iovlen = (size_t)n;
+  return ds__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+/* Writes as much of the queue as the socket takes (until it is empty or
+ * the socket says EAGAIN, which the edge-triggered registration needs).
+ * Returns 0, or a negative errno after which the transport is closed. */
 static int tcp_flush(ds_tcp *t)
 {
   while (t->wq != NULL) {
     struct iovec iov[16];
-    struct msghdr msg = {0};
     chunk *c = t->wq;
     int n = 0;
     ssize_t w;
@@ -214,9 +243,7 @@ static int tcp_flush(ds_tcp *t)
       iov[n].iov_base = c->data + c->off;
       iov[n].iov_len = c->len - c->off;
     }
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)n;
-    w = ds__sys.sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+    w = tcp_send(t->fd, iov, n);
     if (w < 0) {
       if (errno == EINTR)
         continue;
@@ -272,18 +299,41 @@ static void tcp_connected(ds_tcp *t)
     t->proto->connection_made(t, t->user);
 }
 
-/* Reads once and delivers. */
+static void tcp_read(ds_tcp *t);
+
+/* The rest after a full read (read_call). */
+static void tcp_read_more(void *p)
+{
+  ds_tcp *t = p;
+  t->read_more = 0;
+  if (t->state == TCP_CONNECTED && !t->reading_paused && !t->eof_seen)
+    tcp_read(t);
+}
+
+/* Reads once and delivers. The socket is edge-triggered: a read that
+ * fills the buffer may have left more, and after the peer's FIN any read
+ * with data leaves the end to read, of which no event will tell, so the
+ * next turn reads again: a buffer per socket per turn (and one more for
+ * an event of new data after it), much as a level-triggered registration
+ * would give, so that a fast sender does not starve the others. */
 static void tcp_read(ds_tcp *t)
 {
   char buf[DS__READ_SIZE];
-  ssize_t n = ds__sys.recv(t->fd, buf, sizeof buf, 0);
+  ssize_t n;
 
+  do
+    n = ds__sys.recv(t->fd, buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
   if (n > 0) {
+    if (((size_t)n == sizeof buf || t->peer_shut) && !t->read_more) {
+      t->read_more = 1;
+      ds__reactor_defer(t->r, &t->read_call, tcp_read_more, t);
+    }
     t->proto->data_received(t, buf, (size_t)n, t->user);
     return;
   }
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
       return;
     tcp_close(t, -errno);
     return;
@@ -333,10 +383,14 @@ static void tcp_io(ds_io *w, unsigned events, void *data)
   }
   if (t->state == TCP_CLOSED)
     return;
+  if (events & DS__PEER_SHUT)
+    t->peer_shut = 1;
   if (events & (DS_READABLE | DS_ERROR)) {
-    if (!t->reading_paused && !t->eof_seen)
-      tcp_read(t);
-    else if (events & DS_ERROR) {
+    if (!t->reading_paused && !t->eof_seen) {
+      /* A read is queued for the next turn already. */
+      if (!t->read_more)
+        tcp_read(t);
+    } else if (events & DS_ERROR) {
       int err = 0;
       socklen_t len = sizeof err;
       ds__sys.getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -486,6 +540,7 @@ static void tcp_race_done(ds_happy *h, int fd, int err, void *user)
       tcp_close(t, -ENOMEM);
       return;
     }
+    ds__io_edge(t->io);
     tcp_connected(t);
     return;
   }
@@ -506,6 +561,8 @@ static int tcp_connect_race(ds_reactor *r, const char *host, uint16_t port,
     return ds__fail(err, errlen, -ENOMEM, "out of memory");
   t->state = TCP_CONNECTING;
   t->fd = -1;
+  /* The caller's prepare() sees the socket and may keep a copy. */
+  t->fd_shown = o != NULL && o->prepare != NULL;
   rc = ds_happy_start(r, host, port, o, tcp_race_done, NULL, t, &t->race, err,
                       errlen);
   if (rc != 0) {
@@ -555,12 +612,9 @@ int ds_tcp_writev(ds_tcp *t, const struct iovec *iov, int iovcnt)
   /* Write at once when nothing is queued, so small writes cost one
    * syscall and no copy. */
   if (t->wq == NULL) {
-    struct msghdr msg = {0};
     ssize_t w;
-    msg.msg_iov = (struct iovec *)iov;
-    msg.msg_iovlen = (size_t)iovcnt;
     do
-      w = ds__sys.sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+      w = tcp_send(t->fd, iov, iovcnt);
     while (w < 0 && errno == EINTR);
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -730,6 +784,9 @@ int ds_tcp_set_keepalive(ds_tcp *t, int on, unsigned idle_s)
 
 int ds_tcp_fd(const ds_tcp *t)
 {
+  /* The caller may dup it: closing must then take it out of epoll. The
+   * transport is never a const object (the library allocates it). */
+  ((ds_tcp *)t)->fd_shown = 1;
   return t->fd;
 }
 

@@ -11,8 +11,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* What one side of a connection saw. */
@@ -869,5 +872,139 @@ TEST(tcp_writev_rejects_bad_counts_and_keeps_the_connection)
   CHECK_EQ(c.lost, 0);
   ds_tcp_abort(c.t);
   RUN_UNTIL(r, c.lost, 2000);
+  teardown(r, &sv);
+}
+
+static int ctl_del;
+
+static int counting_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  ctl_del += op == EPOLL_CTL_DEL;
+  return epoll_ctl(epfd, op, fd, ev);
+}
+
+/* Makes a connection, echoes a byte both ways, and closes both ends: the
+ * client's first, then (on its FIN) the server's. show: the client's fd is
+ * handed out by ds_tcp_fd() first. Returns the EPOLL_CTL_DELs made. */
+static int connect_and_close(ds_reactor *r, server *sv, int show)
+{
+  side c;
+  char err[256];
+  int n = sv->n, dels;
+  sv->proto = &proto;
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(sv), 2000, NULL, NULL,
+                          err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv->n == n + 1, 2000);
+  if (show)
+    CHECK(ds_tcp_fd(c.t) >= 0);
+  CHECK_EQ(ds_tcp_write(c.t, "x", 1), 0);
+  RUN_UNTIL(r, sv->sides[n].got == 1, 2000);
+  ctl_del = 0;
+  ds__sys.epoll_ctl = counting_epoll_ctl;
+  ds_tcp_lose_connection(c.t);
+  RUN_UNTIL(r, c.lost && sv->sides[n].lost, 2000);
+  ds__sys.epoll_ctl = epoll_ctl;
+  dels = ctl_del;
+  CHECK_EQ(c.reason, 0);
+  CHECK_EQ(sv->sides[n].reason, 0);
+  return dels;
+}
+
+/* A transport's socket is closed without EPOLL_CTL_DEL (close() takes it
+ * out of epoll) unless another descriptor may refer to it: after
+ * ds_tcp_fd() handed it out, or after a fork (the child's copy). */
+TEST(tcp_close_skips_epoll_del_unless_the_fd_was_shown_or_the_process_forked)
+{
+  ds_reactor *r;
+  server sv;
+  side c;
+  char err[256];
+  pid_t pid;
+  int status, fds = ds_test_count_fds();
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  CHECK_EQ(connect_and_close(r, &sv, 0), 0);
+  CHECK_EQ(connect_and_close(r, &sv, 1), 1);
+  /* A connection made before a fork, closed after it: both ends take
+   * their sockets out of epoll. */
+  CHECK_EQ(client_connect(&c, r, "127.0.0.1", server_port(&sv), 2000, NULL,
+                          NULL, err, sizeof err),
+           0);
+  RUN_UNTIL(r, c.made && sv.n == 3, 2000);
+  pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0)
+    _exit(0);
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  ctl_del = 0;
+  ds__sys.epoll_ctl = counting_epoll_ctl;
+  ds_tcp_lose_connection(c.t);
+  RUN_UNTIL(r, c.lost && sv.sides[2].lost, 2000);
+  ds__sys.epoll_ctl = epoll_ctl;
+  CHECK_EQ(ctl_del, 2);
+  /* Made after the fork: no copy elsewhere. */
+  CHECK_EQ(connect_and_close(r, &sv, 0), 0);
+  teardown(r, &sv);
+  CHECK_EQ(ds_test_count_fds(), fds);
+}
+
+/* Edge-triggered reads: a socket with more than the 64 KiB read buffer
+ * waiting is read a buffer at a time, at most twice a turn (another
+ * socket's data is not held up behind it), all of it arrives, and the
+ * peer's FIN behind data is seen without a further event. */
+TEST(tcp_a_full_socket_is_read_once_a_turn_to_the_end)
+{
+  ds_reactor *r;
+  server sv;
+  static char big[400000];
+  size_t sent = 0, before, most = 0;
+  int a, b, turns = 0, b_turn = -1;
+  double end;
+  ssize_t w;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  sv.proto = &proto_halfclose;
+  a = raw_client(server_port(&sv));
+  b = raw_client(server_port(&sv));
+  RUN_UNTIL(r, sv.n == 2, 2000);
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)pattern(i);
+  /* Both queued before the server's reactor runs again. */
+  CHECK_EQ(fcntl(a, F_SETFL, O_NONBLOCK), 0);
+  while (sent < sizeof big && (w = write(a, big + sent, sizeof big - sent)) > 0)
+    sent += (size_t)w;
+  CHECK_MSG(sent > 2 * 65536, "only %zu bytes queued", sent);
+  CHECK_EQ(write(b, "y", 1), 1);
+  CHECK_EQ(shutdown(b, SHUT_WR), 0);
+  end = ds_test_now_ms() + 5000;
+  while (ds_test_now_ms() < end &&
+         (sv.sides[0].got < sent || !sv.sides[1].eof)) {
+    before = sv.sides[0].got;
+    ds_reactor_run_once(r, 100);
+    turns++;
+    if (sv.sides[0].got - before > most)
+      most = sv.sides[0].got - before;
+    if (b_turn < 0 && sv.sides[1].got == 1)
+      b_turn = turns;
+    /* Whatever the kernel still held in the client's send buffer. */
+    while (sent < sizeof big &&
+           (w = write(a, big + sent, sizeof big - sent)) > 0)
+      sent += (size_t)w;
+  }
+  CHECK_EQ(sv.sides[0].got, sizeof big);
+  CHECK_EQ(sv.sides[0].bad_byte, -1);
+  /* At most the read carried over from the turn before and one for the
+   * event of new data; reading until EAGAIN would take all 400000. */
+  CHECK_MSG(most <= 2 * 65536, "%zu bytes read from one socket in one turn",
+            most);
+  CHECK_MSG(b_turn >= 1 && b_turn <= 2,
+            "the other socket's byte came on turn %d", b_turn);
+  CHECK_EQ(sv.sides[1].eof, 1);
+  CHECK_EQ(sv.sides[0].eof, 0);
+  shutdown(a, SHUT_WR);
+  RUN_UNTIL(r, sv.sides[0].eof == 1, 2000);
+  close(a);
+  close(b);
   teardown(r, &sv);
 }
