@@ -51,11 +51,11 @@ struct ds_io {
   ds_io_cb cb;
   void *data;
   int fd;
-  unsigned events;   /* what the user asked for */
-  unsigned in_epoll; /* registered with the kernel */
-  unsigned dead;     /* freed during this turn */
-  unsigned edge;     /* registered edge-triggered (EPOLLET) */
-  uint32_t slot;     /* index in the reactor's table */
+  unsigned events : 3;   /* what the user asked for */
+  unsigned in_epoll : 1; /* registered with the kernel */
+  unsigned dead : 1;     /* freed during this turn */
+  unsigned edge : 1;     /* registered edge-triggered (EPOLLET) */
+  uint32_t slot;         /* index in the reactor's table */
   uint32_t gen;      /* the reactor's count of watchers at creation */
   ds_io *next_dead;
 };

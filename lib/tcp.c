@@ -53,14 +53,15 @@ struct ds_tcp {
   unsigned shut_pending : 1; /* shutdown(SHUT_WR) once the queue drains */
   unsigned write_shut : 1;   /* FIN sent */
   unsigned made : 1;         /* connection_made delivered (or due) */
-  unsigned read_more : 1;    /* read_call is queued */
+  unsigned read_more : 1;    /* soon is queued for tcp_read_more() */
   unsigned peer_shut : 1;    /* the peer's FIN is in (DS__PEER_SHUT) */
   unsigned fd_shown : 1;     /* the fd was handed out: it may be dup'ed */
-  unsigned forks;            /* ds__fork_count() when the socket was made */
   int reason;                /* for the final callback */
+  unsigned forks;            /* ds__fork_count() when the socket was made */
   ds__call final;
-  ds__call made_call;
-  ds__call read_call;
+  /* Connecting: a connect's result known at once, delivered on the next
+   * turn; connected: the read after a full one (read_more). */
+  ds__call soon;
   ds_happy *race; /* host name connect in progress */
   char *errtext;  /* what every attempt of the race saw */
 };
@@ -153,10 +154,8 @@ static void tcp_close(ds_tcp *t, int reason)
     ds_happy_cancel(t->race);
     t->race = NULL;
   }
-  if (t->read_more) {
-    ds__reactor_undefer(t->r, &t->read_call);
-    t->read_more = 0;
-  }
+  /* A queued read (read_more) runs before the final callback, which is
+   * queued after it, and finds the transport closed. */
   /* Nobody else can hold the socket: close() alone takes it out of epoll.
    */
   if (!t->fd_shown && t->forks == ds__fork_count())
@@ -301,7 +300,7 @@ static void tcp_connected(ds_tcp *t)
 
 static void tcp_read(ds_tcp *t);
 
-/* The rest after a full read (read_call). */
+/* The rest after a full read (read_more). */
 static void tcp_read_more(void *p)
 {
   ds_tcp *t = p;
@@ -327,7 +326,7 @@ static void tcp_read(ds_tcp *t)
   if (n > 0) {
     if (((size_t)n == sizeof buf || t->peer_shut) && !t->read_more) {
       t->read_more = 1;
-      ds__reactor_defer(t->r, &t->read_call, tcp_read_more, t);
+      ds__reactor_defer(t->r, &t->soon, tcp_read_more, t);
     }
     t->proto->data_received(t, buf, (size_t)n, t->user);
     return;
@@ -511,16 +510,16 @@ int ds_connect_tcp(ds_reactor *r, const char *host, uint16_t port,
     rc = ds__sys.connect(fd, (struct sockaddr *)&ss, len);
   while (rc != 0 && errno == EINTR);
   if (rc == 0) {
-    ds__reactor_defer(r, &t->made_call, tcp_made_soon, t);
+    ds__reactor_defer(r, &t->soon, tcp_made_soon, t);
   } else if (errno != EINPROGRESS) {
     /* Reported through connection_failed, like any later failure. */
     t->reason = -errno;
-    ds__reactor_defer(r, &t->made_call, tcp_fail_soon, t);
+    ds__reactor_defer(r, &t->soon, tcp_fail_soon, t);
   } else {
     rc = ds_io_set(t->io, DS_WRITABLE);
     if (rc != 0) {
       t->reason = rc;
-      ds__reactor_defer(r, &t->made_call, tcp_fail_soon, t);
+      ds__reactor_defer(r, &t->soon, tcp_fail_soon, t);
     }
   }
   *out = t;
