@@ -56,7 +56,7 @@ struct ds_io {
   unsigned dead : 1;     /* freed during this turn */
   unsigned edge : 1;     /* registered edge-triggered (EPOLLET) */
   uint32_t slot;         /* index in the reactor's table */
-  uint32_t gen;      /* the reactor's count of watchers at creation */
+  uint32_t gen;          /* the reactor's count of watchers at creation */
   ds_io *next_dead;
 };
 
