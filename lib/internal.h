@@ -79,17 +79,23 @@ int ds__reactor_quick(const ds_reactor *r);
 /* Copies the reactor's own fds (its epoll fd and its wake-up eventfd). */
 void ds__reactor_fds(const ds_reactor *r, int *epfd, int *wakefd);
 
-/* Registers w edge-triggered (EPOLLET, with EPOLLRDHUP while reading)
- * from its next ds_io_set() on: an event comes when the socket's state
- * changes, not at every wait while it stays ready, so its owner must read
- * until a short read (or EAGAIN), then on to the end after DS__PEER_SHUT,
- * write until EAGAIN, and re-arm by changing the events. */
+/* Registers w edge-triggered (EPOLLET, with EPOLLRDHUP and EPOLLPRI while
+ * reading) from its next ds_io_set() on: an event comes when the socket's
+ * state changes, not at every wait while it stays ready, so its owner must
+ * read until a short read (or EAGAIN), then on to the end after
+ * DS__PEER_SHUT and to EAGAIN after DS__URGENT, write until EAGAIN, and
+ * re-arm by changing the events. */
 void ds__io_edge(ds_io *w);
 
 /* Given to an edge-triggered watcher with DS_READABLE when the peer has
  * shut its side down (EPOLLRDHUP): after the data, a read will see the
  * end, and no further event will say so. */
 #define DS__PEER_SHUT 0x100u
+
+/* Given to an edge-triggered watcher with DS_READABLE when TCP urgent
+ * data has come (EPOLLPRI): a read stops short at its mark with more data
+ * behind it, of which no further event will tell. */
+#define DS__URGENT 0x200u
 
 /* ds_io_free() for a watcher whose fd the caller closes next, when no
  * other descriptor (a dup, a forked child's copy) refers to the same open

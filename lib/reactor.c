@@ -518,7 +518,7 @@ int ds_io_set(ds_io *w, unsigned events)
   ev.events = ((events & DS_READABLE) ? EPOLLIN : 0) |
               ((events & DS_WRITABLE) ? EPOLLOUT : 0);
   if (w->edge)
-    ev.events |= EPOLLET | ((events & DS_READABLE) ? EPOLLRDHUP : 0);
+    ev.events |= EPOLLET | ((events & DS_READABLE) ? EPOLLRDHUP | EPOLLPRI : 0);
   ev.data.u64 = IO_KEY(w);
   if (events == 0)
     op = EPOLL_CTL_DEL;
@@ -732,12 +732,16 @@ int ds_reactor_run_once(ds_reactor *r, int timeout_ms)
       got |= DS_READABLE;
     if (evs[i].events & EPOLLOUT)
       got |= DS_WRITABLE;
-    if ((evs[i].events & EPOLLRDHUP) && w->edge)
-      got |= DS__PEER_SHUT;
+    if (w->edge) {
+      if (evs[i].events & EPOLLRDHUP)
+        got |= DS__PEER_SHUT;
+      if (evs[i].events & EPOLLPRI)
+        got |= DS_READABLE | DS__URGENT;
+    }
     if (evs[i].events & (EPOLLERR | EPOLLHUP))
       got |= DS_ERROR | (w->events & (DS_READABLE | DS_WRITABLE));
     /* A callback earlier in this batch may have changed what w waits for. */
-    got &= w->events | DS_ERROR | DS__PEER_SHUT;
+    got &= w->events | DS_ERROR | DS__PEER_SHUT | DS__URGENT;
     if (got != 0 && w->events != 0)
       w->cb(w, got, w->data);
   }

@@ -55,6 +55,7 @@ struct ds_tcp {
   unsigned made : 1;         /* connection_made delivered (or due) */
   unsigned read_more : 1;    /* soon is queued for tcp_read_more() */
   unsigned peer_shut : 1;    /* the peer's FIN is in (DS__PEER_SHUT) */
+  unsigned urgent : 1;       /* urgent data came: read to EAGAIN */
   unsigned fd_shown : 1;     /* the fd was handed out: it may be dup'ed */
   int reason;                /* for the final callback */
   unsigned forks;            /* ds__fork_count() when the socket was made */
@@ -310,10 +311,11 @@ static void tcp_read_more(void *p)
 }
 
 /* Reads once and delivers. The socket is edge-triggered: a read that
- * fills the buffer may have left more, and after the peer's FIN any read
- * with data leaves the end to read, of which no event will tell, so the
- * next turn reads again: a buffer per socket per turn (and one more for
- * an event of new data after it), much as a level-triggered registration
+ * fills the buffer may have left more, after the peer's FIN any read with
+ * data leaves the end to read, and after urgent data (MSG_OOB) a read
+ * stops short at its mark, all of which no event will tell, so the next
+ * turn reads again: a buffer per socket per turn (and one more for an
+ * event of new data after it), much as a level-triggered registration
  * would give, so that a fast sender does not starve the others. */
 static void tcp_read(ds_tcp *t)
 {
@@ -324,7 +326,8 @@ static void tcp_read(ds_tcp *t)
     n = ds__sys.recv(t->fd, buf, sizeof buf, 0);
   while (n < 0 && errno == EINTR);
   if (n > 0) {
-    if (((size_t)n == sizeof buf || t->peer_shut) && !t->read_more) {
+    if (((size_t)n == sizeof buf || t->peer_shut || t->urgent) &&
+        !t->read_more) {
       t->read_more = 1;
       ds__reactor_defer(t->r, &t->soon, tcp_read_more, t);
     }
@@ -332,8 +335,10 @@ static void tcp_read(ds_tcp *t)
     return;
   }
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      t->urgent = 0;
       return;
+    }
     tcp_close(t, -errno);
     return;
   }
@@ -384,6 +389,8 @@ static void tcp_io(ds_io *w, unsigned events, void *data)
     return;
   if (events & DS__PEER_SHUT)
     t->peer_shut = 1;
+  if (events & DS__URGENT)
+    t->urgent = 1;
   if (events & (DS_READABLE | DS_ERROR)) {
     if (!t->reading_paused && !t->eof_seen) {
       /* A read is queued for the next turn already. */

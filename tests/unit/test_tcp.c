@@ -1008,3 +1008,27 @@ TEST(tcp_a_full_socket_is_read_once_a_turn_to_the_end)
   close(b);
   teardown(r, &sv);
 }
+
+/* Urgent data (MSG_OOB, as Telnet's Synch and FTP's ABOR send): a read
+ * stops short at its mark with the rest behind it, and with an
+ * edge-triggered registration no event would tell of the rest; it must
+ * arrive while the peer stays open and silent. The urgent byte itself is
+ * out of band (SO_OOBINLINE is off) and not delivered. */
+TEST(tcp_data_after_urgent_data_arrives)
+{
+  ds_reactor *r;
+  server sv;
+  int a;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  start_server(&sv, r, "127.0.0.1", 0, 0);
+  a = raw_client(server_port(&sv));
+  RUN_UNTIL(r, sv.n == 1, 2000);
+  CHECK_EQ(send(a, "hello", 5, 0), 5);
+  CHECK_EQ(send(a, "!", 1, MSG_OOB), 1);
+  CHECK_EQ(send(a, "world", 5, 0), 5);
+  RUN_UNTIL(r, sv.sides[0].got >= 10, 2000);
+  CHECK_EQ(sv.sides[0].got, 10);
+  CHECK(memcmp(sv.sides[0].text, "helloworld", 10) == 0);
+  close(a);
+  teardown(r, &sv);
+}
