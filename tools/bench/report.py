@@ -100,7 +100,7 @@ def rate_target(name, at_least, r, p, context):
     seconds at a time, weighs on both alike."""
     j = p[0] if p is not None else r
     detail = "per round %s, ratio of medians %s%s" % (
-        fmt_paired(p, False), fmt_ratio(r, 3), context)
+        fmt_paired(p, False, 3), fmt_ratio(r, 3), context)
     target(name + " (per round)", None if j is None else j >= at_least,
            detail)
 
@@ -454,11 +454,13 @@ def paired(section, case, num, den):
     return statistics.median(rs), min(rs), max(rs)
 
 
-def fmt_paired(p, up=True):
+def fmt_paired(p, up=True, digits=2):
     if p is None:
         return "n/a"
-    f = fmt_cost if up else fmt_ratio
-    return "%s (%s–%s)" % (f(p[0]), f(p[1]), f(p[2]))
+    if up:
+        return "%s (%s–%s)" % (fmt_cost(p[0]), fmt_cost(p[1]), fmt_cost(p[2]))
+    return "%s (%s–%s)" % (fmt_ratio(p[0], digits), fmt_ratio(p[1]),
+                           fmt_ratio(p[2]))
 
 
 SHIMSRV_ROWS = (("accept", "accepts per second (32 at a time: connect, "
