@@ -422,7 +422,11 @@ bench_shim_local() {
       out=$(shim_run "$how" "$BIN/shim_client" conn -n 20000 127.0.0.1 \
         "$SRV_PORT") || { say "shim conn ($how) failed: $out"; continue; }
       v=$(printf '%s\n' $out | sed -n 's/^per_op_us=//p')
-      [ "$rep" -gt 0 ] && [ -n "$v" ] && record shim_conn 20000 "$how" "$v"
+      if [ "$rep" -gt 0 ] && [ -n "$v" ]; then
+        record shim_conn 20000 "$how" "$v"
+        # Compared run by run too (the two runs of a round are adjacent).
+        record shim_conn_round "20000@$rep" "$how" "$v"
+      fi
     done
   done
   stop_servers
