@@ -141,6 +141,18 @@ static void tcp_drop_queue(ds_tcp *t)
   t->buffered = 0;
 }
 
+/* Frees the watcher of a socket about to be closed: when nobody else can
+ * hold the socket (never handed out, no fork since), close() alone takes
+ * it out of epoll. */
+static void tcp_free_io(ds_tcp *t)
+{
+  if (!t->fd_shown && t->forks == ds__fork_count())
+    ds__io_free_closing(t->io);
+  else
+    ds_io_free(t->io);
+  t->io = NULL;
+}
+
 /* Closes the socket now and queues the final callback with reason. */
 static void tcp_close(ds_tcp *t, int reason)
 {
@@ -157,13 +169,7 @@ static void tcp_close(ds_tcp *t, int reason)
   }
   /* A queued read (read_more) runs before the final callback, which is
    * queued after it, and finds the transport closed. */
-  /* Nobody else can hold the socket: close() alone takes it out of epoll.
-   */
-  if (!t->fd_shown && t->forks == ds__fork_count())
-    ds__io_free_closing(t->io);
-  else
-    ds_io_free(t->io);
-  t->io = NULL;
+  tcp_free_io(t);
   if (t->fd >= 0)
     ds__sys.close(t->fd);
   t->fd = -1;
@@ -862,7 +868,7 @@ static void listener_io(ds_io *w, unsigned events, void *data)
       if (t->state == TCP_CLOSED)
         continue; /* closed inside the factory: the silent final is due */
       /* Refused: close quietly, no callback was promised to anyone. */
-      ds_io_free(t->io);
+      tcp_free_io(t);
       ds__sys.close(fd);
       tcp_drop_queue(t);
       free(t);
