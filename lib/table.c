@@ -1,0 +1,494 @@
+/* The bounded key-value table (see table.h for what it promises).
+ *
+ * Layout: each entry is one allocation (header, key, value) on two
+ * structures, a chained hash index by key and, while it is not held, a
+ * doubly linked list in order of use (most recent at the head). A table
+ * of numbered entries also has an array from number to entry, grown as
+ * numbers are first handed out, and a stack of the numbers freed by a
+ * deletion. The hash index doubles when it holds more entries than it has
+ * buckets, so chains stay short and nothing is sized by the capacity.
+ */
+#include "table.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How many entries from the least recently used end a recycling looks at
+ * for one not in use: a bound, so that a full table never scans. */
+#define EVICT_LOOK 8
+
+typedef struct entry {
+  struct entry *hnext;       /* hash chain */
+  struct entry *prev, *next; /* use order; both NULL while held */
+  uint32_t hash;
+  uint32_t num;
+  uint32_t holds;
+  uint16_t klen;
+  uint64_t expires;     /* 0: never */
+  uint64_t lease;       /* not recycled before this */
+  unsigned char data[]; /* the value, then the key */
+} entry;
+
+struct ds__table {
+  pthread_mutex_t lock;
+  unsigned flags;
+  size_t cap, vsize;
+  size_t n;
+  entry **bucket;
+  size_t nbucket; /* a power of two */
+  entry *head, *tail;
+  /* Numbered tables only. */
+  entry **bynum;
+  size_t nnum, capnum; /* numbers handed out so far; room in bynum */
+  uint32_t *freed;
+  size_t nfreed, capfreed;
+  size_t bytes; /* allocated, for ds__table_bytes() */
+};
+
+/* Returns the ASCII lower case of c. */
+static unsigned char fold(unsigned char c)
+{
+  return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Returns the FNV-1a hash of key (folded when the table ignores case). */
+static uint32_t hash_key(const ds__table *t, const unsigned char *key,
+                         size_t klen)
+{
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < klen; i++) {
+    h ^= t->flags & DS__TABLE_NOCASE ? fold(key[i]) : key[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/* Returns where e's key is. */
+static unsigned char *key_of(const ds__table *t, const entry *e)
+{
+  return (unsigned char *)e->data + t->vsize;
+}
+
+/* Returns the size of an entry with a key of klen bytes. */
+static size_t entry_size(const ds__table *t, size_t klen)
+{
+  return sizeof(entry) + t->vsize + klen;
+}
+
+/* Returns 1 if e's key is key. */
+static int same_key(const ds__table *t, const entry *e, uint32_t h,
+                    const unsigned char *key, size_t klen)
+{
+  size_t i;
+  if (e->hash != h || e->klen != klen)
+    return 0;
+  if (!(t->flags & DS__TABLE_NOCASE))
+    return memcmp(key_of(t, e), key, klen) == 0;
+  for (i = 0; i < klen; i++)
+    if (fold(key_of(t, e)[i]) != fold(key[i]))
+      return 0;
+  return 1;
+}
+
+int ds__table_new(ds__table **out, size_t capacity, size_t value_size,
+                  unsigned flags)
+{
+  ds__table *t;
+  *out = NULL;
+  if (capacity == 0 || capacity > ((size_t)1 << 31))
+    return -EINVAL;
+  t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return -ENOMEM;
+  pthread_mutex_init(&t->lock, NULL);
+  t->flags = flags;
+  t->cap = capacity;
+  t->vsize = value_size;
+  *out = t;
+  return 0;
+}
+
+/* Unlinks e from the use list (it may be off it). */
+static void lru_unlink(ds__table *t, entry *e)
+{
+  if (e->prev != NULL)
+    e->prev->next = e->next;
+  else if (t->head == e)
+    t->head = e->next;
+  if (e->next != NULL)
+    e->next->prev = e->prev;
+  else if (t->tail == e)
+    t->tail = e->prev;
+  e->prev = e->next = NULL;
+}
+
+/* Puts e at the most recently used end (unless it is held). */
+static void lru_touch(ds__table *t, entry *e)
+{
+  if (e->holds > 0)
+    return;
+  lru_unlink(t, e);
+  e->next = t->head;
+  if (t->head != NULL)
+    t->head->prev = e;
+  t->head = e;
+  if (t->tail == NULL)
+    t->tail = e;
+}
+
+/* Removes e from the hash index. */
+static void hash_unlink(ds__table *t, entry *e)
+{
+  entry **p = &t->bucket[e->hash & (t->nbucket - 1)];
+  while (*p != NULL && *p != e)
+    p = &(*p)->hnext;
+  if (*p != NULL)
+    *p = e->hnext;
+}
+
+/* Returns key's entry, or NULL. */
+static entry *find(ds__table *t, const void *key, size_t klen, uint32_t h)
+{
+  entry *e;
+  if (t->nbucket == 0)
+    return NULL;
+  for (e = t->bucket[h & (t->nbucket - 1)]; e != NULL; e = e->hnext)
+    if (same_key(t, e, h, key, klen))
+      return e;
+  return NULL;
+}
+
+/* Frees e, which is on every structure; gives its number back unless
+ * keep_num (the caller passes it on to a new entry). */
+static void drop(ds__table *t, entry *e, int keep_num)
+{
+  hash_unlink(t, e);
+  lru_unlink(t, e);
+  if (t->flags & DS__TABLE_NUMBERED) {
+    t->bynum[e->num] = NULL;
+    if (!keep_num)
+      t->freed[t->nfreed++] = e->num; /* room: see grow_numbers() */
+  }
+  t->bytes -= entry_size(t, e->klen);
+  free(e);
+  t->n--;
+}
+
+/* Doubles the hash index when it holds more entries than buckets.
+ * Returns 0, or -ENOMEM (the index is then left as it was). */
+static int grow_index(ds__table *t)
+{
+  size_t nb = t->nbucket ? t->nbucket * 2 : 16, i;
+  entry **b;
+  if (t->n < t->nbucket)
+    return 0;
+  b = calloc(nb, sizeof *b);
+  if (b == NULL)
+    return t->nbucket > 0 ? 0 : -ENOMEM; /* longer chains, still right */
+  for (i = 0; i < t->nbucket; i++) {
+    entry *e = t->bucket[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->hnext;
+      e->hnext = b[e->hash & (nb - 1)];
+      b[e->hash & (nb - 1)] = e;
+    }
+  }
+  free(t->bucket);
+  t->bytes += (nb - t->nbucket) * sizeof *b;
+  t->bucket = b;
+  t->nbucket = nb;
+  return 0;
+}
+
+/* Makes sure a new number can be handed out and a freed one kept:
+ * returns 0 or -ENOMEM. */
+static int grow_numbers(ds__table *t)
+{
+  size_t want;
+  void *p;
+  if (t->nfreed == 0 && t->nnum == t->capnum) {
+    want = t->capnum ? t->capnum * 2 : 16;
+    if (want > t->cap)
+      want = t->cap;
+    p = realloc(t->bynum, want * sizeof *t->bynum);
+    if (p == NULL)
+      return -ENOMEM;
+    t->bytes += (want - t->capnum) * sizeof *t->bynum;
+    t->bynum = p;
+    t->capnum = want;
+  }
+  /* Every number handed out may be freed at once. */
+  if (t->capfreed < t->capnum) {
+    p = realloc(t->freed, t->capnum * sizeof *t->freed);
+    if (p == NULL)
+      return -ENOMEM;
+    t->bytes += (t->capnum - t->capfreed) * sizeof *t->freed;
+    t->freed = p;
+    t->capfreed = t->capnum;
+  }
+  return 0;
+}
+
+/* Returns the number for a new entry: a freed one, else the next one
+ * never handed out. Call after grow_numbers() and only below capacity. */
+static uint32_t take_number(ds__table *t)
+{
+  if (t->nfreed > 0)
+    return t->freed[--t->nfreed];
+  return (uint32_t)t->nnum++;
+}
+
+/* Returns an entry that may be recycled (not held, lease over), looking
+ * at a few from the least recently used end, or NULL. Expired entries go
+ * first. */
+static entry *victim(ds__table *t, uint64_t now)
+{
+  entry *e, *ok = NULL;
+  int i;
+  for (e = t->tail, i = 0; e != NULL && i < EVICT_LOOK; e = e->prev, i++) {
+    if (e->expires != 0 && e->expires <= now)
+      return e;
+    if (ok == NULL && e->lease <= now)
+      ok = e;
+  }
+  return ok;
+}
+
+int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
+                  void *value, uint32_t *num)
+{
+  entry *e;
+  int found = 0;
+  pthread_mutex_lock(&t->lock);
+  e = find(t, key, klen, hash_key(t, key, klen));
+  if (e != NULL && e->expires != 0 && e->expires <= now && e->holds == 0) {
+    drop(t, e, 0);
+    e = NULL;
+  }
+  if (e != NULL && (e->expires == 0 || e->expires > now)) {
+    if (value != NULL)
+      memcpy(value, e->data, t->vsize);
+    if (num != NULL)
+      *num = e->num;
+    lru_touch(t, e);
+    found = 1;
+  }
+  pthread_mutex_unlock(&t->lock);
+  return found;
+}
+
+int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
+                  uint64_t expires, uint64_t now, uint32_t *num, int *fresh)
+{
+  uint32_t h;
+  entry *e, *old = NULL;
+  int rc = 0;
+
+  if (fresh != NULL)
+    *fresh = 0;
+  if (klen == 0 || klen > DS__TABLE_KEY_MAX)
+    return -EINVAL;
+  h = hash_key(t, key, klen);
+  pthread_mutex_lock(&t->lock);
+  e = find(t, key, klen, h);
+  if (e != NULL) {
+    if (value != NULL) {
+      memcpy(e->data, value, t->vsize);
+      e->expires = expires;
+    }
+    goto found;
+  }
+  if (t->n >= t->cap) {
+    old = victim(t, now);
+    if (old == NULL) {
+      rc = -EAGAIN;
+      goto done;
+    }
+  } else if ((rc = grow_index(t)) != 0 ||
+             ((t->flags & DS__TABLE_NUMBERED) && (rc = grow_numbers(t)) != 0)) {
+    goto done;
+  }
+  e = malloc(entry_size(t, klen));
+  if (e == NULL) {
+    rc = -ENOMEM;
+    goto done;
+  }
+  memset(e, 0, sizeof *e);
+  if (old != NULL) {
+    /* The victim's number passes to the new key. */
+    e->num = old->num;
+    drop(t, old, 1);
+  } else if (t->flags & DS__TABLE_NUMBERED) {
+    e->num = take_number(t);
+  }
+  t->bytes += entry_size(t, klen);
+  e->hash = h;
+  e->klen = (uint16_t)klen;
+  e->expires = expires;
+  memcpy(key_of(t, e), key, klen);
+  if (value != NULL)
+    memcpy(e->data, value, t->vsize);
+  else
+    memset(e->data, 0, t->vsize);
+  e->hnext = t->bucket[h & (t->nbucket - 1)];
+  t->bucket[h & (t->nbucket - 1)] = e;
+  if (t->flags & DS__TABLE_NUMBERED)
+    t->bynum[e->num] = e;
+  t->n++;
+  if (fresh != NULL)
+    *fresh = 1;
+found:
+  if (num != NULL)
+    *num = e->num;
+  lru_touch(t, e);
+done:
+  pthread_mutex_unlock(&t->lock);
+  return rc;
+}
+
+/* Returns the entry numbered num, or NULL. */
+static entry *by_num(ds__table *t, uint32_t num)
+{
+  if (!(t->flags & DS__TABLE_NUMBERED) || num >= t->nnum)
+    return NULL;
+  return t->bynum[num];
+}
+
+int ds__table_get_num(ds__table *t, uint32_t num, uint64_t now, void *key,
+                      size_t kcap, size_t *klen, void *value)
+{
+  entry *e;
+  int rc = 0;
+  pthread_mutex_lock(&t->lock);
+  e = by_num(t, num);
+  if (e == NULL || (e->expires != 0 && e->expires <= now))
+    goto done;
+  if (key != NULL) {
+    if (kcap <= e->klen) {
+      rc = -ERANGE;
+      goto done;
+    }
+    memcpy(key, key_of(t, e), e->klen);
+    ((char *)key)[e->klen] = '\0';
+  }
+  if (klen != NULL)
+    *klen = e->klen;
+  if (value != NULL)
+    memcpy(value, e->data, t->vsize);
+  lru_touch(t, e);
+  rc = 1;
+done:
+  pthread_mutex_unlock(&t->lock);
+  return rc;
+}
+
+int ds__table_del(ds__table *t, const void *key, size_t klen)
+{
+  entry *e;
+  pthread_mutex_lock(&t->lock);
+  e = find(t, key, klen, hash_key(t, key, klen));
+  if (e != NULL)
+    drop(t, e, 0);
+  pthread_mutex_unlock(&t->lock);
+  return e != NULL;
+}
+
+int ds__table_hold(ds__table *t, uint32_t num, int delta)
+{
+  entry *e;
+  pthread_mutex_lock(&t->lock);
+  e = by_num(t, num);
+  if (e != NULL) {
+    if (delta > 0) {
+      if (e->holds++ == 0)
+        lru_unlink(t, e);
+    } else if (e->holds > 0) {
+      e->holds--;
+    }
+    lru_touch(t, e);
+  }
+  pthread_mutex_unlock(&t->lock);
+  return e != NULL;
+}
+
+int ds__table_lease(ds__table *t, uint32_t num, uint64_t until)
+{
+  entry *e;
+  pthread_mutex_lock(&t->lock);
+  e = by_num(t, num);
+  if (e != NULL && until > e->lease)
+    e->lease = until;
+  pthread_mutex_unlock(&t->lock);
+  return e != NULL;
+}
+
+size_t ds__table_count(ds__table *t)
+{
+  size_t n;
+  pthread_mutex_lock(&t->lock);
+  n = t->n;
+  pthread_mutex_unlock(&t->lock);
+  return n;
+}
+
+size_t ds__table_bytes(ds__table *t)
+{
+  size_t n;
+  pthread_mutex_lock(&t->lock);
+  n = t->bytes + sizeof *t;
+  pthread_mutex_unlock(&t->lock);
+  return n;
+}
+
+/* Frees every entry and the indexes (under the lock or at the end). */
+static void clear_locked(ds__table *t)
+{
+  size_t i;
+  for (i = 0; i < t->nbucket; i++) {
+    entry *e = t->bucket[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->hnext;
+      free(e);
+    }
+  }
+  free(t->bucket);
+  free(t->bynum);
+  free(t->freed);
+  t->bucket = t->bynum = NULL;
+  t->freed = NULL;
+  t->nbucket = t->nnum = t->capnum = t->nfreed = t->capfreed = 0;
+  t->n = t->bytes = 0;
+  t->head = t->tail = NULL;
+}
+
+void ds__table_clear(ds__table *t)
+{
+  pthread_mutex_lock(&t->lock);
+  clear_locked(t);
+  pthread_mutex_unlock(&t->lock);
+}
+
+void ds__table_free(ds__table *t)
+{
+  if (t == NULL)
+    return;
+  clear_locked(t);
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}
+
+void ds__table_fork(ds__table *t, int phase)
+{
+  if (t == NULL)
+    return;
+  if (phase == 0) /* TEMP until the fork chain lands */
+    pthread_mutex_lock(&t->lock);
+  else if (phase == 1)
+    pthread_mutex_unlock(&t->lock);
+  else
+    pthread_mutex_init(&t->lock, NULL);
+}

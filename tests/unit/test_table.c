@@ -1,0 +1,207 @@
+/* Unit tests of the bounded key-value table (lib/table.c): lookup by key
+ * and by number, letter case, expiry, recycling of the least recently
+ * used entry that is neither held nor leased, refusal when every entry is
+ * in use, and memory that follows the entries, not the capacity. */
+#include "test.h"
+
+#include "internal.h"
+#include "table.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+/* Puts name with value v; fails the test unless it returns want. */
+static uint32_t put_name(ds__table *t, const char *name, int v, uint64_t now,
+                         int want)
+{
+  uint32_t num = UINT32_MAX;
+  CHECK_EQ(ds__table_put(t, name, strlen(name), &v, 0, now, &num, NULL), want);
+  return num;
+}
+
+TEST(table_finds_by_key_and_by_number)
+{
+  ds__table *t;
+  uint32_t a, b, num = 0;
+  char key[64];
+  size_t klen = 0;
+  int v = 0, fresh = 0;
+
+  CHECK_EQ(ds__table_new(&t, 16, sizeof v, DS__TABLE_NUMBERED), 0);
+  a = put_name(t, "one.example", 1, 1, 0);
+  b = put_name(t, "two.example", 2, 1, 0);
+  CHECK_EQ(a, 0);
+  CHECK_EQ(b, 1);
+  CHECK_EQ(ds__table_get(t, "two.example", 11, 1, &v, &num), 1);
+  CHECK_EQ(v, 2);
+  CHECK_EQ(num, b);
+  CHECK_EQ(ds__table_get_num(t, a, 1, key, sizeof key, &klen, &v), 1);
+  CHECK_STR(key, "one.example");
+  CHECK_EQ(klen, 11);
+  CHECK_EQ(v, 1);
+  /* Too little room for the key: said, not cut. */
+  CHECK_EQ(ds__table_get_num(t, a, 1, key, 11, &klen, &v), -ERANGE);
+  CHECK_EQ(ds__table_get_num(t, 7, 1, key, sizeof key, &klen, &v), 0);
+  /* Putting an existing key finds it (value NULL: kept). */
+  CHECK_EQ(ds__table_put(t, "one.example", 11, NULL, 0, 1, &num, &fresh), 0);
+  CHECK_EQ(num, a);
+  CHECK_EQ(fresh, 0);
+  CHECK_EQ(ds__table_get(t, "one.example", 11, 1, &v, NULL), 1);
+  CHECK_EQ(v, 1);
+  CHECK_EQ(ds__table_count(t), 2);
+  /* Keys are bytes: a longer or shorter key is another key. */
+  CHECK_EQ(ds__table_get(t, "one.exampl", 10, 1, &v, NULL), 0);
+  CHECK_EQ(ds__table_put(t, "", 0, &v, 0, 1, NULL, NULL), -EINVAL);
+  ds__table_free(t);
+}
+
+TEST(table_nocase_folds_ascii_letters_only)
+{
+  ds__table *t;
+  int v = 0;
+  CHECK_EQ(ds__table_new(&t, 4, sizeof v, DS__TABLE_NOCASE), 0);
+  put_name(t, "V6Only.Example", 5, 1, 0);
+  CHECK_EQ(ds__table_get(t, "v6only.example", 14, 1, &v, NULL), 1);
+  CHECK_EQ(v, 5);
+  CHECK_EQ(ds__table_get(t, "V6ONLY.EXAMPLE", 14, 1, NULL, NULL), 1);
+  /* Bytes above ASCII are not letters to fold ('\xc3' vs '\xe3'). */
+  put_name(t, "\xc3.example", 6, 1, 0);
+  CHECK_EQ(ds__table_get(t, "\xe3.example", 9, 1, NULL, NULL), 0);
+  ds__table_free(t);
+  /* Without the flag, case matters. */
+  CHECK_EQ(ds__table_new(&t, 4, sizeof v, 0), 0);
+  put_name(t, "A.example", 1, 1, 0);
+  CHECK_EQ(ds__table_get(t, "a.example", 9, 1, NULL, NULL), 0);
+  ds__table_free(t);
+}
+
+TEST(table_entries_expire)
+{
+  ds__table *t;
+  int v = 3;
+  CHECK_EQ(ds__table_new(&t, 4, sizeof v, 0), 0);
+  CHECK_EQ(ds__table_put(t, "k", 1, &v, 100, 10, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(t, "k", 1, 99, &v, NULL), 1);
+  CHECK_EQ(ds__table_get(t, "k", 1, 100, &v, NULL), 0);
+  CHECK_EQ(ds__table_count(t), 0); /* deleted when found expired */
+  /* Putting a value renews the expiry. */
+  CHECK_EQ(ds__table_put(t, "k", 1, &v, 100, 10, NULL, NULL), 0);
+  CHECK_EQ(ds__table_put(t, "k", 1, &v, 300, 150, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(t, "k", 1, 200, NULL, NULL), 1);
+  CHECK_EQ(ds__table_del(t, "k", 1), 1);
+  CHECK_EQ(ds__table_del(t, "k", 1), 0);
+  ds__table_free(t);
+}
+
+TEST(table_recycles_the_least_recently_used)
+{
+  ds__table *t;
+  uint32_t n0, n1, n2, num;
+  char key[16];
+  int v;
+  CHECK_EQ(ds__table_new(&t, 3, sizeof v, DS__TABLE_NUMBERED), 0);
+  n0 = put_name(t, "a", 0, 1, 0);
+  n1 = put_name(t, "b", 1, 2, 0);
+  n2 = put_name(t, "c", 2, 3, 0);
+  /* "a" is used again, so "b" is now the least recently used. */
+  CHECK_EQ(ds__table_get(t, "a", 1, 4, NULL, NULL), 1);
+  num = put_name(t, "d", 3, 5, 0);
+  CHECK_EQ(num, n1); /* "d" takes b's number */
+  CHECK_EQ(ds__table_get(t, "b", 1, 5, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get_num(t, n1, 5, key, sizeof key, NULL, &v), 1);
+  CHECK_STR(key, "d");
+  CHECK_EQ(v, 3);
+  /* A lookup by number is a use too: c goes next, not a. */
+  CHECK_EQ(ds__table_get_num(t, n0, 6, NULL, 0, NULL, NULL), 1);
+  CHECK_EQ(put_name(t, "e", 4, 7, 0), n2);
+  CHECK_EQ(ds__table_count(t), 3);
+  ds__table_free(t);
+}
+
+TEST(table_never_recycles_an_entry_in_use)
+{
+  ds__table *t;
+  uint32_t n0, n1;
+  int v = 0;
+  CHECK_EQ(ds__table_new(&t, 2, sizeof v, DS__TABLE_NUMBERED), 0);
+  n0 = put_name(t, "held", 0, 1, 0);
+  n1 = put_name(t, "leased", 1, 2, 0);
+  CHECK_EQ(ds__table_hold(t, n0, 1), 1);
+  CHECK_EQ(ds__table_lease(t, n1, 100), 1);
+  /* Both in use: a new key is refused, nobody's entry given to it. */
+  put_name(t, "new", 2, 50, -EAGAIN);
+  CHECK_EQ(ds__table_get(t, "held", 4, 50, NULL, NULL), 1);
+  CHECK_EQ(ds__table_get(t, "leased", 6, 50, NULL, NULL), 1);
+  /* The lease is over: that entry goes, the held one stays. */
+  CHECK_EQ(put_name(t, "new", 2, 100, 0), n1);
+  CHECK_EQ(ds__table_get(t, "held", 4, 100, NULL, NULL), 1);
+  /* Released, the held entry can go (but not the newer one first). */
+  CHECK_EQ(ds__table_hold(t, n0, -1), 1);
+  CHECK_EQ(put_name(t, "newer", 3, 101, 0), n1);
+  CHECK_EQ(put_name(t, "newest", 4, 102, 0), n0);
+  CHECK_EQ(ds__table_hold(t, 99, 1), 0);
+  ds__table_free(t);
+}
+
+TEST(table_reuses_numbers_of_deleted_entries)
+{
+  ds__table *t;
+  uint32_t n0;
+  int v = 0;
+  CHECK_EQ(ds__table_new(&t, 4, sizeof v, DS__TABLE_NUMBERED), 0);
+  n0 = put_name(t, "a", 0, 1, 0);
+  put_name(t, "b", 0, 1, 0);
+  CHECK_EQ(ds__table_del(t, "a", 1), 1);
+  CHECK_EQ(ds__table_get_num(t, n0, 1, NULL, 0, NULL, NULL), 0);
+  CHECK_EQ(put_name(t, "c", 0, 1, 0), n0);
+  CHECK_EQ(put_name(t, "d", 0, 1, 0), 2);
+  ds__table_clear(t);
+  CHECK_EQ(ds__table_count(t), 0);
+  CHECK_EQ(put_name(t, "e", 0, 1, 0), 0);
+  ds__table_free(t);
+}
+
+/* A /8 pool's table (2^24 - 2 numbers) costs what its entries cost: a
+ * thousand names take the same memory as in a /20's table, and making the
+ * millionth entry in a full table of a million takes no scan. */
+TEST(table_memory_follows_entries_not_capacity)
+{
+  ds__table *big, *small;
+  char name[32];
+  size_t bb, sb;
+  int i;
+  double t0;
+
+  CHECK_EQ(ds__table_new(&big, (1u << 24) - 2, 16, DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_new(&small, 4094, 16, DS__TABLE_NUMBERED), 0);
+  for (i = 0; i < 1000; i++) {
+    snprintf(name, sizeof name, "n%d.example", i);
+    put_name(big, name, i, 1, 0);
+    put_name(small, name, i, 1, 0);
+  }
+  bb = ds__table_bytes(big);
+  sb = ds__table_bytes(small);
+  CHECK_MSG(bb == sb, "1000 names: %zu bytes in a /8, %zu in a /20", bb, sb);
+  CHECK_MSG(bb < 1000 * 160, "%zu bytes for 1000 entries", bb);
+  ds__table_free(big);
+  ds__table_free(small);
+
+  /* Recycling in a full table looks at a few entries, not all: 200,000
+   * recycled puts in a full table of 200,000 (a scan each would be
+   * 4 * 10^10 steps). */
+  CHECK_EQ(ds__table_new(&big, 200000, 16, DS__TABLE_NUMBERED), 0);
+  for (i = 0; i < 200000; i++) {
+    snprintf(name, sizeof name, "n%d", i);
+    put_name(big, name, i, 1, 0);
+  }
+  t0 = ds_test_now_ms();
+  for (i = 0; i < 200000; i++) {
+    snprintf(name, sizeof name, "m%d", i);
+    put_name(big, name, i, 2, 0);
+  }
+  CHECK_MSG(ds_test_now_ms() - t0 < 5000, "%.0f ms", ds_test_now_ms() - t0);
+  CHECK_EQ(ds__table_count(big), 200000);
+  CHECK_EQ(ds__table_get(big, "n0", 2, 3, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(big, "m0", 2, 3, NULL, NULL), 1);
+  ds__table_free(big);
+}
