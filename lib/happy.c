@@ -30,133 +30,12 @@
 #define DS__ATTEMPT_DELAY_MAX 2000
 #define DS__RESOLUTION_DELAY_MS 50
 
-/* ------------------------------------------------------------ family memory */
-
-typedef struct mem_entry {
-  char host[256];
-  int family;
-  uint64_t expires; /* monotonic ms */
-  uint64_t used;    /* for least-recently-used replacement */
-} mem_entry;
-
-struct ds_family_memory {
-  pthread_mutex_t lock;
-  mem_entry *e;
-  size_t cap, n;
-  uint64_t ttl_ms;
-  uint64_t tick;
-};
-
-/* Returns the monotonic clock in milliseconds. */
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Returns the monotonic clock in milliseconds, with fractions. */
 static double now_fms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-int ds_family_memory_new(ds_family_memory **out, size_t capacity,
-                         uint64_t ttl_ms)
-{
-  ds_family_memory *m;
-  *out = NULL;
-  if (capacity == 0)
-    capacity = 1;
-  m = calloc(1, sizeof *m);
-  if (m == NULL)
-    return -ENOMEM;
-  m->e = calloc(capacity, sizeof *m->e);
-  if (m->e == NULL) {
-    free(m);
-    return -ENOMEM;
-  }
-  pthread_mutex_init(&m->lock, NULL);
-  m->cap = capacity;
-  m->ttl_ms = ttl_ms;
-  *out = m;
-  return 0;
-}
-
-void ds_family_memory_free(ds_family_memory *m)
-{
-  if (m == NULL)
-    return;
-  pthread_mutex_destroy(&m->lock);
-  free(m->e);
-  free(m);
-}
-
-/* Returns the live entry for host, or NULL. Called with the lock held. */
-static mem_entry *mem_find(ds_family_memory *m, const char *host, uint64_t now)
-{
-  size_t i;
-  for (i = 0; i < m->n; i++)
-    if (m->e[i].expires > now && strcasecmp(m->e[i].host, host) == 0)
-      return &m->e[i];
-  return NULL;
-}
-
-int ds_family_memory_get(ds_family_memory *m, const char *host)
-{
-  mem_entry *e;
-  int fam = AF_UNSPEC;
-  if (m == NULL || host == NULL)
-    return AF_UNSPEC;
-  pthread_mutex_lock(&m->lock);
-  e = mem_find(m, host, now_ms());
-  if (e != NULL) {
-    e->used = ++m->tick;
-    fam = e->family;
-  }
-  pthread_mutex_unlock(&m->lock);
-  return fam;
-}
-
-void ds_family_memory_put(ds_family_memory *m, const char *host, int family)
-{
-  uint64_t now;
-  mem_entry *e;
-  size_t i;
-  if (m == NULL || host == NULL || strlen(host) >= sizeof e->host)
-    return;
-  pthread_mutex_lock(&m->lock);
-  now = now_ms();
-  e = mem_find(m, host, now);
-  if (e == NULL && family != AF_UNSPEC) {
-    if (m->n < m->cap) {
-      e = &m->e[m->n++];
-    } else {
-      /* Full: reuse an expired entry, else the least recently used. */
-      e = &m->e[0];
-      for (i = 0; i < m->n; i++) {
-        if (m->e[i].expires <= now) {
-          e = &m->e[i];
-          break;
-        }
-        if (m->e[i].used < e->used)
-          e = &m->e[i];
-      }
-    }
-    snprintf(e->host, sizeof e->host, "%s", host);
-  }
-  if (e != NULL) {
-    if (family == AF_UNSPEC) {
-      e->expires = 0;
-    } else {
-      e->family = family;
-      e->expires = now + m->ttl_ms;
-      e->used = ++m->tick;
-    }
-  }
-  pthread_mutex_unlock(&m->lock);
 }
 
 /* --------------------------------------------------------------------- race */
@@ -598,34 +477,6 @@ static void overall_timer_cb(ds_timer *t, void *data)
   leave(h);
 }
 
-/* Returns 1 if the host has a route to the IPv4 address a (a UDP connect,
- * which sends nothing). */
-static int ipv4_routable(const ds_addr *a)
-{
-  struct sockaddr_storage ss;
-  socklen_t len;
-  ds_addr p = *a;
-  int fd, ok;
-  if (p.port == 0)
-    p.port = 9;
-  fd = ds__sys.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return 1;
-  ds_addr_to_sockaddr(&p, &ss, &len);
-  ok = ds__sys.connect(fd, (struct sockaddr *)&ss, len) == 0 ||
-       (errno != ENETUNREACH && errno != EHOSTUNREACH);
-  ds__sys.close(fd);
-  return ok;
-}
-
-/* Returns 1 if a NAT64 prefix must never be applied to IPv4 address a:
- * 0/8, 127/8 and 169.254/16 (DESIGN: never synthesized). */
-static int nat64_forbidden(const ds_addr *a)
-{
-  const uint8_t *b = a->ip.bytes;
-  return b[0] == 0 || b[0] == 127 || (b[0] == 169 && b[1] == 254);
-}
-
 /* Adds one answer's addresses to their family's queue, in RFC 6724
  * order. Link-local IPv6 answers carry no scope: they get the configured
  * interface's, or are skipped with DS_ENEEDSCOPE. IPv4 addresses become
@@ -638,7 +489,7 @@ static void add_addresses(ds_happy *h, const ds_addr *addrs, size_t n)
     queue *q;
     a.port = h->port;
     if (a.family == AF_INET && h->nat64.family == AF_INET6 &&
-        !nat64_forbidden(&a) && !ipv4_routable(&a))
+        ds__nat64_needed(&a))
       ds_nat64_synthesize(&a, &h->nat64, h->o.nat64_prefix_len, &a);
     if (h->o.family != AF_UNSPEC && a.family != h->o.family)
       continue;

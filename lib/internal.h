@@ -194,4 +194,10 @@ int ds__sort_with_sources(ds_addr *addrs, size_t n, const ds_addr *sources);
 void ds__interleave_families(ds_addr *addrs, size_t n, int prefer,
                              unsigned first_family_count);
 
+/* Returns 1 if IPv4 address a should be reached through a NAT64 prefix:
+ * an address NAT64 may translate (not 0/8, 127/8 or 169.254/16) to which
+ * the host has no route (a UDP connect, which sends nothing, finds
+ * ENETUNREACH or EHOSTUNREACH). For the race engine (happy.c). */
+int ds__nat64_needed(const ds_addr *a);
+
 #endif

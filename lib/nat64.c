@@ -66,6 +66,39 @@ int ds_nat64_extract(ds_addr *out, const ds_addr *v6, unsigned len)
   return 0;
 }
 
+/* Returns 1 if a NAT64 prefix must never be applied to IPv4 address a:
+ * 0/8, 127/8 and 169.254/16 (never synthesized). */
+static int nat64_forbidden(const ds_addr *a)
+{
+  const uint8_t *b = a->ip.bytes;
+  return b[0] == 0 || b[0] == 127 || (b[0] == 169 && b[1] == 254);
+}
+
+/* Returns 1 if the host has a route to the IPv4 address a (a UDP connect,
+ * which sends nothing). */
+static int ipv4_routable(const ds_addr *a)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+  ds_addr p = *a;
+  int fd, ok;
+  if (p.port == 0)
+    p.port = 9;
+  fd = ds__sys.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 1;
+  ds_addr_to_sockaddr(&p, &ss, &len);
+  ok = ds__sys.connect(fd, (struct sockaddr *)&ss, len) == 0 ||
+       (errno != ENETUNREACH && errno != EHOSTUNREACH);
+  ds__sys.close(fd);
+  return ok;
+}
+
+int ds__nat64_needed(const ds_addr *a)
+{
+  return a->family == AF_INET && !nat64_forbidden(a) && !ipv4_routable(a);
+}
+
 struct ds_nat64_query {
   ds_lookup *lookup;
   ds_nat64_cb cb;
