@@ -46,6 +46,7 @@ struct ds__table {
   uint32_t *freed;
   size_t nfreed, capfreed;
   size_t bytes; /* allocated, for ds__table_bytes() */
+  int fork_locked; /* the lock was taken before a fork */
 };
 
 /* Returns the ASCII lower case of c. */
@@ -350,6 +351,22 @@ done:
   return rc;
 }
 
+int ds__table_set(ds__table *t, const void *key, size_t klen,
+                  const void *value, uint64_t expires, uint32_t *num)
+{
+  entry *e;
+  pthread_mutex_lock(&t->lock);
+  e = find(t, key, klen, hash_key(t, key, klen));
+  if (e != NULL) {
+    memcpy(e->data, value, t->vsize);
+    e->expires = expires;
+    if (num != NULL)
+      *num = e->num;
+  }
+  pthread_mutex_unlock(&t->lock);
+  return e != NULL;
+}
+
 /* Returns the entry numbered num, or NULL. */
 static entry *by_num(ds__table *t, uint32_t num)
 {
@@ -485,10 +502,18 @@ void ds__table_fork(ds__table *t, int phase)
 {
   if (t == NULL)
     return;
-  if (phase == 0) /* TEMP until the fork chain lands */
+  /* A table made between the prepare and the parent phase (by another
+   * thread) was never locked for the fork: it is not unlocked either. */
+  if (phase == 0) { /* TEMP: DS__FORK_PREPARE once the fork chain lands */
     pthread_mutex_lock(&t->lock);
-  else if (phase == 1)
-    pthread_mutex_unlock(&t->lock);
-  else
+    t->fork_locked = 1;
+  } else if (phase == 1) {
+    if (t->fork_locked) {
+      t->fork_locked = 0;
+      pthread_mutex_unlock(&t->lock);
+    }
+  } else {
+    t->fork_locked = 0;
     pthread_mutex_init(&t->lock, NULL);
+  }
 }

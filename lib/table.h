@@ -69,6 +69,12 @@ int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
 int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
                   uint64_t expires, uint64_t now, uint32_t *num, int *fresh);
 
+/* Replaces the value of key's entry, if there is one, with value (and its
+ * expiry with expires), without making one. Returns 1 with *num (if not
+ * NULL) its number, or 0 when key has no entry. */
+int ds__table_set(ds__table *t, const void *key, size_t klen,
+                  const void *value, uint64_t expires, uint32_t *num);
+
 /* For the entry numbered num: copies its key (NUL-terminated; kcap bytes
  * of room, *klen set to its length) and its value (if value is not NULL),
  * marks it used, and returns 1; returns 0 when there is no such entry

@@ -4,6 +4,7 @@
  * With DUALSTACK_OBSERVE=1 nothing is translated, only traced.
  */
 #include "shim.h"
+#include "table.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,56 +14,74 @@
 #include <string.h>
 
 /* Recent lookup answers (address -> name), so that a traced connect names
- * the host the application looked up. A small ring: old entries are
- * overwritten, which only costs a missing name in the trace. */
+ * the host the application looked up: a small table (lib/table.c) whose
+ * least recently used entries go, which only costs a missing name in the
+ * trace. The most recent lookup of an address names it. */
 #define NAMES 256
-static struct {
-  ds_addr a;
+
+typedef struct name_key {
+  int family;
+  uint32_t scope_id, flowinfo;
+  uint8_t ip[16];
+} name_key;
+
+typedef struct name_val {
   unsigned long id; /* the lookup's trace id, shared with its connects */
   char name[256];
-} names[NAMES];
-static unsigned names_next;
-static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+} name_val;
+
+static ds__table *names;
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void names_setup(void)
+{
+  if (ds__table_new(&names, NAMES, sizeof(name_val), 0) != 0)
+    names = NULL;
+}
 
 void shim__names_fork(int phase)
 {
-  shim__fork_mutex(&names_lock, phase, 0);
+  ds__table_fork(names, phase);
+}
+
+/* Fills k with what identifies a, whatever its port. */
+static void name_key_of(const ds_addr *a, name_key *k)
+{
+  memset(k, 0, sizeof *k);
+  k->family = a->family;
+  k->scope_id = a->scope_id;
+  k->flowinfo = a->flowinfo;
+  memcpy(k->ip, a->ip.bytes, a->family == AF_INET ? 4 : 16);
 }
 
 /* Remembers that a came from looking up name (trace id). */
 static void remember(const ds_addr *a, const char *name, unsigned long id)
 {
-  unsigned i;
-  pthread_mutex_lock(&names_lock);
-  i = names_next++ % NAMES;
-  names[i].a = *a;
-  names[i].a.port = 0;
-  names[i].id = id;
-  snprintf(names[i].name, sizeof names[i].name, "%s", name);
-  pthread_mutex_unlock(&names_lock);
+  name_key k;
+  name_val v;
+  pthread_once(&names_once, names_setup);
+  if (names == NULL)
+    return;
+  name_key_of(a, &k);
+  memset(&v, 0, sizeof v);
+  v.id = id;
+  snprintf(v.name, sizeof v.name, "%s", name);
+  ds__table_put(names, &k, sizeof k, &v, 0, 0, NULL, NULL);
 }
 
 /* Copies the name a was last looked up under into buf ("" if unknown)
  * and returns that lookup's trace id (0 if unknown). */
 static unsigned long name_of(const ds_addr *a, char *buf, size_t len)
 {
-  ds_addr k = *a;
-  unsigned long id = 0;
-  unsigned i, n;
-  k.port = 0;
+  name_key k;
+  name_val v;
   buf[0] = '\0';
-  pthread_mutex_lock(&names_lock);
-  /* Newest first: the most recent lookup of an address names it. */
-  for (n = 0; n < NAMES; n++) {
-    i = (names_next - 1 - n) % NAMES;
-    if (names[i].a.family != 0 && ds_addr_compare(&names[i].a, &k) == 0) {
-      snprintf(buf, len, "%s", names[i].name);
-      id = names[i].id;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&names_lock);
-  return id;
+  pthread_once(&names_once, names_setup);
+  name_key_of(a, &k);
+  if (names == NULL || ds__table_get(names, &k, sizeof k, 0, &v, NULL) != 1)
+    return 0;
+  snprintf(buf, len, "%s", v.name);
+  return v.id;
 }
 
 int shim__active(void)

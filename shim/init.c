@@ -282,7 +282,9 @@ static void fork_phase(int phase)
     shim__names_fork(phase);
     shim__nat64_fork(phase);
     shim__connect_fork(phase);
+    shim__cache_fork(phase);
   } else {
+    shim__cache_fork(phase);
     shim__connect_fork(phase);
     shim__nat64_fork(phase);
     shim__names_fork(phase);

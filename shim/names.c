@@ -20,14 +20,15 @@
  * changes again.
  * Not kept: answers cut short by the Resolution Delay (a family still
  * unknown), SERVFAIL, timeouts and other failures.
- * At most SHIM_CACHE_SIZE names; when full the least recently used goes.
- * Thread-safe (one mutex, held only to copy an entry in or out), and
- * fork-safe (pthread_atfork: the child gets the table unlocked and
- * whole). */
+ * At most SHIM_CACHE_SIZE names in one table (lib/table.c); when full
+ * the least recently used goes. Thread-safe (a mutex for the files'
+ * identity and the table's generation, and the table's own, each held
+ * only to copy in or out), and fork-safe (both are taken around fork, so
+ * the child gets the table unlocked and whole). */
 #include "shim.h"
+#include "table.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -48,51 +49,33 @@ typedef struct stamp {
   struct timespec mtim, ctim;
 } stamp;
 
-typedef struct centry {
-  uint32_t hash; /* 0: empty slot */
-  char name[256];
-  shim_answer ans;
-  double expires;     /* monotonic ms; INFINITY: until the files change */
-  unsigned long used; /* last use, for LRU */
-} centry;
-
 static struct {
-  pthread_mutex_t lock;
-  centry e[SHIM_CACHE_SIZE];
-  int n; /* slots ever used since the last emptying: e[0..n) */
-  unsigned long tick;
-  unsigned long gen; /* bumped whenever the table is emptied */
+  pthread_mutex_t lock; /* for what follows, and around cache.t's changes */
+  ds__table *t;         /* name -> shim_answer; NULL: no cache */
+  unsigned long gen;    /* bumped whenever the table is emptied */
   stamp hosts, resolv;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
-static void cache_prepare(void)
-{
-  pthread_mutex_lock(&cache.lock);
-}
-
-static void cache_release(void)
-{
-  pthread_mutex_unlock(&cache.lock);
-}
-
-/* Registers the fork handlers: the lock is held across fork(), so the
- * child never sees an entry half written. */
 static void cache_setup(void)
 {
-  pthread_atfork(cache_prepare, cache_release, cache_release);
+  if (ds__table_new(&cache.t, SHIM_CACHE_SIZE, sizeof(shim_answer),
+                    DS__TABLE_NOCASE) != 0)
+    cache.t = NULL;
 }
 
-/* Returns the case-folded FNV-1a hash of name, never 0. */
-static uint32_t name_hash(const char *name)
+/* Returns the monotonic clock in whole milliseconds, never 0 (the table's
+ * "never expires"). */
+static uint64_t now_ms(void)
 {
-  uint32_t h = 2166136261u;
-  for (; *name != '\0'; name++) {
-    h ^= (uint32_t)tolower((unsigned char)*name);
-    h *= 16777619u;
-  }
-  return h != 0 ? h : 1;
+  return ds__mono_ns() / 1000000u + 1;
+}
+
+void shim__cache_fork(int phase)
+{
+  shim__fork_mutex(&cache.lock, phase, 0);
+  ds__table_fork(cache.t, phase);
 }
 
 /* Fills s with path's identity (all zero when it cannot be read). */
@@ -121,79 +104,42 @@ static int stamp_same(const stamp *a, const stamp *b)
 /* Looks name up in the cache, first emptying it if the hosts file or
  * resolv.conf changed. Returns 1 with *out filled on a hit, else 0; *gen
  * is the table's generation, for cache_store(). */
-static int cache_find(const char *name, uint32_t h, shim_answer *out,
-                      unsigned long *gen)
+static int cache_find(const char *name, shim_answer *out, unsigned long *gen)
 {
   stamp hs, rs;
-  double now = shim__mono_ms();
-  int i, hit = 0;
 
   pthread_once(&cache_once, cache_setup);
+  if (cache.t == NULL)
+    return 0;
   /* Outside the lock: stat() may take a while on a slow file system. */
   stamp_of(SHIM_HOSTS_PATH, &hs);
   stamp_of(SHIM_RESOLV_PATH, &rs);
   pthread_mutex_lock(&cache.lock);
   if (!stamp_same(&hs, &cache.hosts) || !stamp_same(&rs, &cache.resolv)) {
-    /* Only the slots used: the table's untouched pages stay untouched
-     * (a page fault costs more than a lookup here). */
-    memset(cache.e, 0, (size_t)cache.n * sizeof cache.e[0]);
-    cache.n = 0;
+    ds__table_clear(cache.t);
     cache.hosts = hs;
     cache.resolv = rs;
     cache.gen++;
   }
   *gen = cache.gen;
-  for (i = 0; i < cache.n; i++) {
-    centry *e = &cache.e[i];
-    if (e->hash != h || strcasecmp(e->name, name) != 0)
-      continue;
-    if (e->expires <= now) {
-      e->hash = 0; /* expired: the lookup below replaces it */
-      break;
-    }
-    *out = e->ans;
-    e->used = ++cache.tick;
-    hit = 1;
-    break;
-  }
   pthread_mutex_unlock(&cache.lock);
-  return hit;
+  return ds__table_get(cache.t, name, strlen(name), now_ms(), out, NULL);
 }
 
-/* Keeps ans for name until expires (monotonic ms), unless the table was
- * emptied since cache_find() gave gen: then the files changed while the
- * lookup ran, and its answer may be from before the change. */
-static void cache_store(const char *name, uint32_t h, const shim_answer *ans,
-                        double expires, unsigned long gen)
+/* Keeps ans for name for keep_ms (INFINITY: until the files change),
+ * unless the table was emptied since cache_find() gave gen: then the
+ * files changed while the lookup ran, and its answer may be from before
+ * the change. */
+static void cache_store(const char *name, const shim_answer *ans,
+                        double keep_ms, unsigned long gen)
 {
-  centry *slot = NULL;
-  int i;
-
-  if (strlen(name) >= sizeof slot->name)
+  uint64_t now = now_ms();
+  uint64_t expires = isinf(keep_ms) ? 0 : now + (uint64_t)keep_ms;
+  if (cache.t == NULL)
     return;
   pthread_mutex_lock(&cache.lock);
-  if (gen == cache.gen) {
-    /* The same name (another thread stored it meanwhile), else a free
-     * slot, else the least recently used. */
-    for (i = 0; i < cache.n; i++) {
-      centry *e = &cache.e[i];
-      if (e->hash == h && strcasecmp(e->name, name) == 0) {
-        slot = e;
-        break;
-      }
-      if (slot == NULL || (slot->hash != 0 &&
-                           (e->hash == 0 || e->used < slot->used)))
-        slot = e;
-    }
-    if (i == cache.n && cache.n < SHIM_CACHE_SIZE &&
-        (slot == NULL || slot->hash != 0))
-      slot = &cache.e[cache.n++];
-    slot->hash = h;
-    strcpy(slot->name, name);
-    slot->ans = *ans;
-    slot->expires = expires;
-    slot->used = ++cache.tick;
-  }
+  if (gen == cache.gen)
+    ds__table_put(cache.t, name, strlen(name), ans, expires, now, NULL, NULL);
   pthread_mutex_unlock(&cache.lock);
 }
 
@@ -302,17 +248,16 @@ static int resolve_uncached(const char *name, shim_answer *out,
 
 int shim__resolve_both(const char *name, shim_answer *out)
 {
-  unsigned long gen;
-  uint32_t h = name_hash(name);
+  unsigned long gen = 0;
   double keep_ms;
 
   memset(out, 0, sizeof *out);
-  if (cache_find(name, h, out, &gen))
+  if (cache_find(name, out, &gen))
     return 0;
   if (resolve_uncached(name, out, &keep_ms) != 0)
     return -1;
   if (keep_ms > 0)
-    cache_store(name, h, out, shim__mono_ms() + keep_ms, gen);
+    cache_store(name, out, keep_ms, gen);
   return 0;
 }
 

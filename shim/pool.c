@@ -4,41 +4,44 @@
  * addresses handed out for dual-stack names, so that connect() can race
  * the name's IPv6 and IPv4 addresses.
  *
- * Addresses are allocated in order, one per name, stable while the process
+ * Three tables (lib/table.c): names to pool addresses (an entry's number
+ * is its address's offset in the pool), the IPv6 address chosen for a
+ * synthetic address back to it, and real IPv4 addresses of dual-stack
+ * names to the name. Addresses go one per name, stable while the process
  * lives; when the pool is full the least recently used entry is recycled.
+ * Memory follows the names in use, whatever the pool's size.
  */
 #include "shim.h"
+#include "table.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define DUAL_MAX 256
 
-typedef struct entry {
-  char name[256];
-  uint64_t used;
+/* What a synthetic address knows besides its name. */
+typedef struct synth {
   int has_v6;         /* v6 was chosen (UDP clients) */
   struct in6_addr v6; /* the IPv6 address datagrams to it go to */
-} entry;
+} synth;
 
 static struct {
-  pthread_mutex_t lock;
   uint32_t base, size; /* host order; size addresses from base */
-  entry *e;            /* e[i] stands for base + i; name "" = free */
-  uint32_t next;
-  uint64_t tick;
-  struct {
-    uint32_t ip;
-    char name[256];
-  } dual[DUAL_MAX];
-  unsigned ndual;
+  ds__table *names;    /* name -> synth; number: ip - base */
+  ds__table *byv6;     /* chosen IPv6 address -> ip */
+  ds__table *dual;     /* real IPv4 address (host order) -> name */
   atomic_int any_dual; /* a dual-stack address was ever recorded */
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} pool;
+
+/* Returns the monotonic clock in milliseconds, for the tables. */
+static uint64_t now_ms(void)
+{
+  return ds__mono_ns() / 1000000u;
+}
 
 int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size)
 {
@@ -69,42 +72,32 @@ int shim__pool_init(const char *cidr)
   /* The network and broadcast-looking ends are left out. */
   pool.base = base + 1;
   pool.size = size - 2;
-  pool.e = calloc(pool.size, sizeof *pool.e);
-  return pool.e == NULL ? -1 : 0;
+  if (ds__table_new(&pool.names, pool.size, sizeof(synth),
+                    DS__TABLE_NOCASE | DS__TABLE_NUMBERED) != 0 ||
+      ds__table_new(&pool.byv6, pool.size, sizeof(uint32_t), 0) != 0 ||
+      ds__table_new(&pool.dual, DUAL_MAX, 256, 0) != 0) {
+    ds__table_free(pool.names);
+    ds__table_free(pool.byv6);
+    pool.names = pool.byv6 = NULL;
+    return -1;
+  }
+  return 0;
 }
 
 int shim__pool_contains(uint32_t ip)
 {
-  return pool.e != NULL && ip >= pool.base - 1 && ip <= pool.base + pool.size;
+  return pool.names != NULL && ip >= pool.base - 1 &&
+         ip <= pool.base + pool.size;
 }
 
 uint32_t shim__pool_synthesize(const char *name)
 {
-  uint32_t i, victim = 0;
-  uint32_t ip = 0;
-  if (pool.e == NULL)
+  uint32_t num;
+  if (pool.names == NULL ||
+      ds__table_put(pool.names, name, strlen(name), NULL, 0, now_ms(), &num,
+                    NULL) != 0)
     return 0;
-  pthread_mutex_lock(&pool.lock);
-  for (i = 0; i < pool.size; i++)
-    if (pool.e[i].name[0] != '\0' && strcasecmp(pool.e[i].name, name) == 0) {
-      pool.e[i].used = ++pool.tick;
-      ip = pool.base + i;
-      goto done;
-    }
-  if (pool.next < pool.size) {
-    victim = pool.next++;
-  } else {
-    for (i = 1; i < pool.size; i++)
-      if (pool.e[i].used < pool.e[victim].used)
-        victim = i;
-  }
-  snprintf(pool.e[victim].name, sizeof pool.e[victim].name, "%s", name);
-  pool.e[victim].used = ++pool.tick;
-  pool.e[victim].has_v6 = 0;
-  ip = pool.base + victim;
-done:
-  pthread_mutex_unlock(&pool.lock);
-  return ip;
+  return pool.base + num;
 }
 
 int shim__pool_maybe(uint32_t ip)
@@ -115,87 +108,84 @@ int shim__pool_maybe(uint32_t ip)
 
 int shim__pool_name(uint32_t ip, char *name, size_t len)
 {
-  int found = 0;
-  unsigned i;
-  pthread_mutex_lock(&pool.lock);
-  if (pool.e != NULL && ip >= pool.base && ip < pool.base + pool.size &&
-      pool.e[ip - pool.base].name[0] != '\0') {
-    snprintf(name, len, "%s", pool.e[ip - pool.base].name);
-    pool.e[ip - pool.base].used = ++pool.tick;
-    found = 1;
+  char buf[DS__TABLE_KEY_MAX + 1];
+  if (pool.names == NULL)
+    return 0;
+  if (ip >= pool.base && ip < pool.base + pool.size &&
+      ds__table_get_num(pool.names, ip - pool.base, now_ms(), buf, sizeof buf,
+                        NULL, NULL) == 1) {
+    snprintf(name, len, "%s", buf);
+    return 1;
   }
-  for (i = 0; !found && i < pool.ndual && i < DUAL_MAX; i++)
-    if (pool.dual[i].ip == ip) {
-      snprintf(name, len, "%s", pool.dual[i].name);
-      found = 2;
-    }
-  pthread_mutex_unlock(&pool.lock);
-  return found;
+  if (ds__table_get(pool.dual, &ip, sizeof ip, 0, buf, NULL) == 1) {
+    snprintf(name, len, "%s", buf);
+    return 2;
+  }
+  return 0;
 }
 
 void shim__pool_dual(uint32_t ip, const char *name)
 {
-  unsigned i, slot;
-  pthread_mutex_lock(&pool.lock);
-  for (i = 0; i < pool.ndual && i < DUAL_MAX; i++)
-    if (pool.dual[i].ip == ip)
-      break;
-  slot = i < DUAL_MAX && i < pool.ndual ? i : pool.ndual++ % DUAL_MAX;
+  char buf[256];
+  if (pool.dual == NULL)
+    return;
+  snprintf(buf, sizeof buf, "%s", name);
   atomic_store(&pool.any_dual, 1);
-  pool.dual[slot].ip = ip;
-  snprintf(pool.dual[slot].name, sizeof pool.dual[slot].name, "%s", name);
-  pthread_mutex_unlock(&pool.lock);
+  ds__table_put(pool.dual, &ip, sizeof ip, buf, 0, now_ms(), NULL, NULL);
 }
 
 int shim__pool_v6(uint32_t ip, struct in6_addr *out)
 {
   char name[256];
   shim_answer ans;
-  entry *e;
-  int n, ok = 0;
-  if (shim__pool_name(ip, name, sizeof name) != 1)
+  synth v;
+  uint32_t num;
+  int n;
+  if (shim__pool_name(ip, name, sizeof name) != 1 ||
+      ds__table_get_num(pool.names, ip - pool.base, now_ms(), NULL, 0, NULL,
+                        &v) != 1)
     return 0;
-  pthread_mutex_lock(&pool.lock);
-  e = &pool.e[ip - pool.base];
-  if (e->has_v6 && strcasecmp(e->name, name) == 0) {
-    *out = e->v6;
-    ok = 1;
-  }
-  pthread_mutex_unlock(&pool.lock);
-  if (ok)
+  if (v.has_v6) {
+    *out = v.v6;
     return 1;
+  }
   /* First use: the name's first IPv6 address in RFC 6724 order. */
   if (shim__resolve_both(name, &ans) != 0 || ans.n6 == 0)
     return 0;
   n = ans.n6 < 16 ? ans.n6 : 16;
   ds_sort_destinations(ans.a6, (size_t)n);
-  pthread_mutex_lock(&pool.lock);
-  if (strcasecmp(e->name, name) == 0) {
-    memcpy(&e->v6, ans.a6[0].ip.bytes, sizeof e->v6);
-    e->has_v6 = 1;
-    *out = e->v6;
-    ok = 1;
-  }
-  pthread_mutex_unlock(&pool.lock);
-  return ok;
+  memset(&v, 0, sizeof v);
+  memcpy(&v.v6, ans.a6[0].ip.bytes, sizeof v.v6);
+  v.has_v6 = 1;
+  /* Only if the address still stands for the name (it may have been
+   * recycled while the lookup ran). */
+  if (ds__table_set(pool.names, name, strlen(name), &v, 0, &num) != 1 ||
+      num != ip - pool.base)
+    return 0;
+  ds__table_put(pool.byv6, &v.v6, sizeof v.v6, &ip, 0, now_ms(), NULL, NULL);
+  *out = v.v6;
+  return 1;
 }
 
 uint32_t shim__pool_from_v6(const struct in6_addr *a)
 {
-  uint32_t i, ip = 0;
-  if (pool.e == NULL)
+  uint32_t ip;
+  synth v;
+  if (pool.names == NULL ||
+      ds__table_get(pool.byv6, a, sizeof *a, 0, &ip, NULL) != 1)
     return 0;
-  pthread_mutex_lock(&pool.lock);
-  for (i = 0; i < pool.next && i < pool.size; i++)
-    if (pool.e[i].has_v6 && memcmp(&pool.e[i].v6, a, sizeof *a) == 0) {
-      ip = pool.base + i;
-      break;
-    }
-  pthread_mutex_unlock(&pool.lock);
+  /* The reverse entry is a hint: the address must still have chosen a. */
+  if (ip < pool.base || ip - pool.base >= pool.size ||
+      ds__table_get_num(pool.names, ip - pool.base, now_ms(), NULL, 0, NULL,
+                        &v) != 1 ||
+      !v.has_v6 || memcmp(&v.v6, a, sizeof *a) != 0)
+    return 0;
   return ip;
 }
 
 void shim__pool_fork(int phase)
 {
-  shim__fork_mutex(&pool.lock, phase, 0);
+  ds__table_fork(pool.names, phase);
+  ds__table_fork(pool.byv6, phase);
+  ds__table_fork(pool.dual, phase);
 }

@@ -106,6 +106,7 @@ void shim__fd_fork(int phase);
 void shim__source_fork(int phase);
 void shim__pool_fork(int phase);
 void shim__names_fork(int phase); /* the trace's name ring (hooks.c) */
+void shim__cache_fork(int phase); /* the lookup cache (names.c) */
 void shim__nat64_fork(int phase);
 void shim__connect_fork(int phase);
 

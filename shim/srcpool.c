@@ -11,65 +11,50 @@
  *
  * A bad DUALSTACK_SOURCE_POOL leaves the pool empty: IPv6 peers then
  * cannot be shown to the application, so listening sockets are not
- * widened (server.c) and nothing else changes. Pools larger than
- * SRC_CAP addresses use their first SRC_CAP addresses.
+ * widened (server.c) and nothing else changes.
+ *
+ * The addresses are the numbered entries of one table (lib/table.c) keyed
+ * by IPv6 address: memory follows the peers seen, whatever the pool's
+ * size, and a hold keeps an entry from being recycled.
  */
 #include "shim.h"
+#include "table.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SRC_CAP 65534u
-
-typedef struct src_entry {
-  struct in6_addr a;
-  uint64_t used;  /* last use (a tick); 0: never handed out */
-  uint32_t holds; /* open sockets holding this address */
-  int32_t next;   /* next entry in the same hash chain, or -1 */
-} src_entry;
-
 static struct {
-  pthread_mutex_t lock;
   pthread_once_t once;
   uint32_t base, size; /* entry i stands for base + i (host order) */
-  uint32_t fresh;      /* entries [0, fresh) have been handed out */
-  uint64_t tick;
-  src_entry *e;        /* NULL: no pool (bad configuration) */
-  int32_t *bucket;
-  uint32_t mask; /* buckets - 1 */
-} src = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+  ds__table *t;        /* NULL: no pool (bad configuration) */
+} src = {.once = PTHREAD_ONCE_INIT};
 
+/* Returns the monotonic clock in milliseconds, for the table. */
+static uint64_t now_ms(void)
+{
+  return ds__mono_ns() / 1000000u;
+}
 
 static void src_init(void)
 {
   const char *v = secure_getenv("DUALSTACK_SOURCE_POOL");
-  uint32_t base, size, nb = 1;
+  uint32_t base, size;
   if (shim__parse_cidr(v != NULL && *v != '\0' ? v : "172.21.112.0/20", &base,
-                 &size) != 0)
+                       &size) != 0)
     return;
   src.base = base + 1;
-  src.size = size - 2 > SRC_CAP ? SRC_CAP : size - 2;
-  while (nb < src.size)
-    nb <<= 1;
-  src.e = calloc(src.size, sizeof *src.e);
-  src.bucket = malloc(nb * sizeof *src.bucket);
-  if (src.e == NULL || src.bucket == NULL) {
-    free(src.e);
-    free(src.bucket);
-    src.e = NULL;
-    return;
-  }
-  memset(src.bucket, 0xff, nb * sizeof *src.bucket); /* all -1 */
-  src.mask = nb - 1;
+  src.size = size - 2;
+  if (ds__table_new(&src.t, src.size, 0, DS__TABLE_NUMBERED) != 0)
+    src.t = NULL;
 }
 
 /* Returns 1 when the pool is usable (configured and allocated). */
 int shim__source_ok(void)
 {
   pthread_once(&src.once, src_init);
-  return src.e != NULL;
+  return src.t != NULL;
 }
 
 int shim__source_contains(uint32_t ip)
@@ -77,67 +62,15 @@ int shim__source_contains(uint32_t ip)
   return shim__source_ok() && ip >= src.base && ip - src.base < src.size;
 }
 
-/* Returns the hash bucket of a. */
-static uint32_t hash6(const struct in6_addr *a)
-{
-  uint32_t w[4], h;
-  memcpy(w, a, sizeof w);
-  h = w[0] * 0x9e3779b1u;
-  h = (h ^ w[1]) * 0x85ebca6bu;
-  h = (h ^ w[2]) * 0xc2b2ae35u;
-  h = (h ^ w[3]) * 0x27d4eb2fu;
-  return (h ^ (h >> 15)) & src.mask;
-}
-
-/* Removes entry i from its hash chain (under the lock). */
-static void unlink_entry(uint32_t i)
-{
-  int32_t *p = &src.bucket[hash6(&src.e[i].a)];
-  while (*p >= 0 && (uint32_t)*p != i)
-    p = &src.e[*p].next;
-  if (*p >= 0)
-    *p = src.e[i].next;
-}
-
 uint32_t shim__source_get(const struct in6_addr *a, int *fresh)
 {
-  uint32_t h, i, victim = UINT32_MAX, ip = 0;
-  int32_t k;
+  uint32_t num;
   if (fresh != NULL)
     *fresh = 0;
-  if (a == NULL || !shim__source_ok())
-    return 0;
-  pthread_mutex_lock(&src.lock);
-  h = hash6(a);
-  for (k = src.bucket[h]; k >= 0; k = src.e[k].next)
-    if (memcmp(&src.e[k].a, a, sizeof *a) == 0) {
-      src.e[k].used = ++src.tick;
-      ip = src.base + (uint32_t)k;
-      goto done;
-    }
-  if (src.fresh < src.size) {
-    victim = src.fresh++;
-  } else {
-    /* Full: the least recently used entry no open socket holds. */
-    for (i = 0; i < src.size; i++)
-      if (src.e[i].holds == 0 &&
-          (victim == UINT32_MAX || src.e[i].used < src.e[victim].used))
-        victim = i;
-    if (victim == UINT32_MAX)
-      goto done;
-    unlink_entry(victim);
-  }
-  src.e[victim].a = *a;
-  src.e[victim].used = ++src.tick;
-  src.e[victim].holds = 0;
-  src.e[victim].next = src.bucket[h];
-  src.bucket[h] = (int32_t)victim;
-  ip = src.base + victim;
-  if (fresh != NULL)
-    *fresh = 1;
-done:
-  pthread_mutex_unlock(&src.lock);
-  return ip;
+  if (a == NULL || !shim__source_ok() ||
+      ds__table_put(src.t, a, sizeof *a, NULL, 0, now_ms(), &num, fresh) != 0)
+    return 0; /* -EAGAIN: every address is held by an open socket */
+  return src.base + num;
 }
 
 uint32_t shim__source_address(const struct in6_addr *a)
@@ -147,34 +80,21 @@ uint32_t shim__source_address(const struct in6_addr *a)
 
 int shim__source_lookup(uint32_t ip, struct in6_addr *out)
 {
-  int ok = 0;
-  if (!shim__source_contains(ip))
+  unsigned char key[sizeof *out + 1]; /* the table adds a NUL */
+  if (!shim__source_contains(ip) ||
+      ds__table_get_num(src.t, ip - src.base, now_ms(), key, sizeof key, NULL,
+                        NULL) != 1)
     return 0;
-  pthread_mutex_lock(&src.lock);
-  if (ip - src.base < src.fresh && src.e[ip - src.base].used != 0) {
-    *out = src.e[ip - src.base].a;
-    src.e[ip - src.base].used = ++src.tick;
-    ok = 1;
-  }
-  pthread_mutex_unlock(&src.lock);
-  return ok;
+  memcpy(out, key, sizeof *out);
+  return 1;
 }
 
 void shim__source_hold(uint32_t ip, int delta)
 {
-  src_entry *e;
-  if (!shim__source_contains(ip))
-    return;
-  pthread_mutex_lock(&src.lock);
-  e = &src.e[ip - src.base];
-  if (delta > 0)
-    e->holds++;
-  else if (e->holds > 0)
-    e->holds--;
-  /* Released: counts as a use, so the entry is recycled last among the
+  /* A release counts as a use, so the entry is recycled last among the
    * idle ones that went idle before it. */
-  e->used = ++src.tick;
-  pthread_mutex_unlock(&src.lock);
+  if (shim__source_contains(ip))
+    ds__table_hold(src.t, ip - src.base, delta);
 }
 
 int shim__source_reverse(uint32_t ip, char *host, size_t len)
@@ -197,9 +117,9 @@ int shim__source_reverse(uint32_t ip, char *host, size_t len)
   return 1;
 }
 
-/* fork() while another thread holds the lock would leave the child's copy
- * locked for ever: init.c takes it around fork with the others. */
+/* fork() while another thread holds the table's lock would leave the
+ * child's copy locked for ever: it is taken around fork with the others. */
 void shim__source_fork(int phase)
 {
-  shim__fork_mutex(&src.lock, phase, 0);
+  ds__table_fork(src.t, phase);
 }

@@ -49,6 +49,14 @@ TEST(table_finds_by_key_and_by_number)
   CHECK_EQ(ds__table_get(t, "one.example", 11, 1, &v, NULL), 1);
   CHECK_EQ(v, 1);
   CHECK_EQ(ds__table_count(t), 2);
+  /* Set replaces a value, and never makes an entry. */
+  v = 9;
+  CHECK_EQ(ds__table_set(t, "two.example", 11, &v, 0, &num), 1);
+  CHECK_EQ(num, b);
+  CHECK_EQ(ds__table_set(t, "three.example", 13, &v, 0, &num), 0);
+  CHECK_EQ(ds__table_count(t), 2);
+  CHECK_EQ(ds__table_get(t, "two.example", 11, 1, &v, NULL), 1);
+  CHECK_EQ(v, 9);
   /* Keys are bytes: a longer or shorter key is another key. */
   CHECK_EQ(ds__table_get(t, "one.exampl", 10, 1, &v, NULL), 0);
   CHECK_EQ(ds__table_put(t, "", 0, &v, 0, 1, NULL, NULL), -EINVAL);
