@@ -1,6 +1,7 @@
 /* Interfaces and local addresses through rtnetlink: RTM_GETLINK and
- * RTM_GETADDR dumps for a snapshot, and a watch on the address and link
- * multicast groups driven by the reactor.
+ * RTM_GETADDR dumps for a snapshot, the interface holding a given address
+ * (from a snapshot), and a watch on the address and link multicast groups
+ * driven by the reactor.
  *
  * Why netlink rather than getifaddrs(): getifaddrs() drops the IFA_F_*
  * flags, and the server endpoint needs IFA_F_TENTATIVE, IFA_F_OPTIMISTIC
@@ -328,6 +329,35 @@ int ds__ifsnap_take(ds__ifsnap *snap, int family)
   free(buf);
   if (rc != 0)
     ds__ifsnap_free(snap);
+  return rc;
+}
+
+int ds__ifaddr_find(const ds_addr *a, unsigned *index)
+{
+  size_t i, len = a->family == AF_INET6 ? 16 : 4;
+  ds__ifsnap snap;
+  int rc;
+
+  rc = ds__ifsnap_take(&snap, a->family);
+  if (rc != 0)
+    return rc;
+  rc = -EADDRNOTAVAIL;
+  for (i = 0; i < snap.naddrs; i++) {
+    const ds__ifaddr *x = &snap.addrs[i];
+    /* The address bytes only: the snapshot's link-local scope is the
+     * interface itself, checked next, and a's port means nothing here. */
+    if (x->addr.family != a->family ||
+        memcmp(x->addr.ip.bytes, a->ip.bytes, len) != 0)
+      continue;
+    /* A scope names the one interface that counts: the same link-local
+     * address may sit on several. */
+    if (a->scope_id != 0 && x->ifindex != a->scope_id)
+      continue;
+    *index = x->ifindex;
+    rc = 0;
+    break;
+  }
+  ds__ifsnap_free(&snap);
   return rc;
 }
 

@@ -131,7 +131,8 @@ void ds__reactor_defer(ds_reactor *r, ds__call *node, void (*fn)(void *),
 void ds__reactor_undefer(ds_reactor *r, ds__call *node);
 
 /* Interface and address enumeration and the netlink watch (ifaddr.c),
- * used by the all-interfaces server endpoint (endpoint.c). */
+ * used by the all-interfaces server endpoint (endpoint.c) and by multicast
+ * interfaces given as addresses (udp.c). */
 
 /* One network interface. */
 typedef struct ds__iflink {
@@ -160,6 +161,12 @@ typedef struct ds__ifsnap {
  * AF_INET or AF_INET6). Returns 0 or a negative errno (snap is empty). */
 int ds__ifsnap_take(ds__ifsnap *snap, int family);
 void ds__ifsnap_free(ds__ifsnap *snap);
+
+/* Finds the interface holding address a (IPv4 or IPv6; port and flow
+ * label ignored); when a has a scope_id, only that interface counts.
+ * Returns 0 with *index set, -EADDRNOTAVAIL when no interface holds it,
+ * or a negative errno of ds__ifsnap_take(). */
+int ds__ifaddr_find(const ds_addr *a, unsigned *index);
 
 /* Watches for address and link changes (RTM_NEWADDR, RTM_DELADDR,
  * RTM_NEWLINK, RTM_DELLINK) of family: after a batch of changes (or a lost

@@ -23,7 +23,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -901,40 +900,6 @@ int ds_udp_connect(ds_udp *u, const char *host, uint16_t port, char *err,
 
 /* --------------------------------------------------------------- multicast */
 
-/* Finds the interface holding address a (with a's scope, when it has one,
- * as the interface). Returns 0 with *index set, -EADDRNOTAVAIL, or a
- * negative errno of getifaddrs(). */
-static int ifindex_of_addr(const ds_addr *a, unsigned *index)
-{
-  struct ifaddrs *list, *i;
-  int rc = -EADDRNOTAVAIL;
-
-  if (getifaddrs(&list) != 0)
-    return -errno;
-  for (i = list; i != NULL; i = i->ifa_next) {
-    ds_addr x;
-    unsigned idx;
-    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != a->family)
-      continue;
-    if (ds_addr_from_sockaddr(&x, i->ifa_addr,
-                              a->family == AF_INET6
-                                  ? sizeof(struct sockaddr_in6)
-                                  : sizeof(struct sockaddr_in)) != 0)
-      continue;
-    x.port = a->port;
-    if (!same_endpoint(&x, a))
-      continue;
-    idx = if_nametoindex(i->ifa_name);
-    if (idx == 0 || (a->scope_id != 0 && idx != a->scope_id))
-      continue;
-    *index = idx;
-    rc = 0;
-    break;
-  }
-  freeifaddrs(list);
-  return rc;
-}
-
 /* Resolves an interface argument (see the header): NULL or "" is 0, a
  * name or an index must exist, an address must be held by an interface.
  * For an address of the port's IPv4 family, *v4 gets it (else 0).
@@ -971,7 +936,7 @@ static int resolve_interface(const char *text, unsigned *index,
     rc = ds_addr_parse(&a, text, 0, err, errlen);
     if (rc != 0)
       return rc;
-    rc = ifindex_of_addr(&a, index);
+    rc = ds__ifaddr_find(&a, index);
     if (rc == -EADDRNOTAVAIL)
       return ds__fail(err, errlen, rc, "no interface has address '%s'", text);
     if (rc != 0)

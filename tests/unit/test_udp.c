@@ -1015,6 +1015,7 @@ TEST(udp_multicast_options_on_loopback)
   CHECK_MSG(strstr(err, "192.0.2.99") != NULL, "err: %s", err);
   CHECK_EQ(ds_udp_set_outgoing_interface(a6.u, "2001:db8::99", err, sizeof err),
            -EADDRNOTAVAIL);
+  CHECK_STR(err, "no interface has address '2001:db8::99'");
   CHECK_EQ(ds_udp_set_outgoing_interface(a6.u, "4000000", err, sizeof err),
            -ENODEV);
   CHECK_MSG(strstr(err, "4000000") != NULL, "err: %s", err);

@@ -3,7 +3,8 @@
  * IPv6 multicast (ff02:: with a scope, ff05::) joined and left, loopback
  * off, two receivers on one group, ports sharing a port number that get
  * only the groups they joined, the outgoing interface choosing between
- * two veths, source-specific joins, ICMP port unreachable across the link,
+ * two veths, a link-local address naming an interface by its scope,
+ * source-specific joins, ICMP port unreachable across the link,
  * retargeting a wildcard port, and a real EAGAIN under a shaped link.
  *
  * These tests run inside namespace A through `tests/lab/lab.sh run-pair`
@@ -661,6 +662,61 @@ TEST(lab_udp_outgoing_interface_decides_the_veth)
   {
     rx *all[] = {&s4, &s6, &b0, &b1, &b6};
     teardown(r, all, 5);
+  }
+  ds_test_sh("ip link del eth1");
+}
+
+/* A link-local address names an interface only with its scope: the same
+ * fe80::1 on A's eth0 and eth1 resolves to the one its scope names, an
+ * address held by one interface resolves without a scope, and a scope
+ * naming an interface that does not hold the address is an error. */
+TEST(lab_udp_interface_by_link_local_address_takes_its_scope)
+{
+  ds_reactor *r;
+  rx s6;
+  char err[256] = "", text[DS_ADDR_STRLEN], want[128];
+  unsigned a_eth0, a_eth1, idx;
+  const char *ll = ds_test_lab_env("LAB_A_LL");
+
+  lab_open();
+  second_link_up();
+  ds_test_sh("ip addr add %s/64 dev eth1 nodad", ll);
+  a_eth0 = if_nametoindex("eth0");
+  a_eth1 = if_nametoindex("eth1");
+  CHECK(a_eth0 != 0 && a_eth1 != 0);
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  open_port(&s6, r, "::", 0, 0);
+
+  snprintf(text, sizeof text, "%s%%eth1", ll);
+  set_out(s6.u, text);
+  CHECK_EQ(ds_udp_get_outgoing_interface(s6.u, text, sizeof text, &idx), 4);
+  CHECK_EQ(idx, a_eth1);
+  snprintf(text, sizeof text, "%s%%eth0", ll);
+  set_out(s6.u, text);
+  CHECK_EQ(ds_udp_get_outgoing_interface(s6.u, text, sizeof text, &idx), 4);
+  CHECK_EQ(idx, a_eth0);
+  set_out(s6.u, "fe80::11"); /* only on eth1 */
+  CHECK_EQ(ds_udp_get_outgoing_interface(s6.u, text, sizeof text, &idx), 4);
+  CHECK_EQ(idx, a_eth1);
+  /* Joined where the scope says: leaving elsewhere finds no membership. */
+  snprintf(text, sizeof text, "%s%%eth1", ll);
+  join(s6.u, "ff02::4247", text);
+  CHECK_EQ(ds_udp_leave_group(s6.u, "ff02::4247", "eth0", err, sizeof err),
+           -EADDRNOTAVAIL);
+  leave(s6.u, "ff02::4247", "eth1");
+
+  CHECK_EQ(
+      ds_udp_set_outgoing_interface(s6.u, "fe80::11%eth0", err, sizeof err),
+      -EADDRNOTAVAIL);
+  CHECK_STR(err, "no interface has address 'fe80::11%eth0'");
+  snprintf(text, sizeof text, "%s%%lo", ll);
+  CHECK_EQ(ds_udp_join_group(s6.u, "ff02::4247", text, err, sizeof err),
+           -EADDRNOTAVAIL);
+  snprintf(want, sizeof want, "no interface has address '%s'", text);
+  CHECK_STR(err, want);
+  {
+    rx *all[] = {&s6};
+    teardown(r, all, 1);
   }
   ds_test_sh("ip link del eth1");
 }
