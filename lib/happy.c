@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DS__ATTEMPT_DELAY_MS 250
@@ -46,22 +45,6 @@ struct ds_family_memory {
   uint64_t ttl_ms;
   uint64_t tick;
 };
-
-/* Returns the monotonic clock in milliseconds. */
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Returns the monotonic clock in milliseconds, with fractions. */
-static double now_fms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 int ds_family_memory_new(ds_family_memory **out, size_t capacity,
                          uint64_t ttl_ms)
@@ -111,7 +94,7 @@ int ds_family_memory_get(ds_family_memory *m, const char *host)
   if (m == NULL || host == NULL)
     return AF_UNSPEC;
   pthread_mutex_lock(&m->lock);
-  e = mem_find(m, host, now_ms());
+  e = mem_find(m, host, ds__mono_ns() / 1000000u);
   if (e != NULL) {
     e->used = ++m->tick;
     fam = e->family;
@@ -128,7 +111,7 @@ void ds_family_memory_put(ds_family_memory *m, const char *host, int family)
   if (m == NULL || host == NULL || strlen(host) >= sizeof e->host)
     return;
   pthread_mutex_lock(&m->lock);
-  now = now_ms();
+  now = ds__mono_ns() / 1000000u;
   e = mem_find(m, host, now);
   if (e == NULL && family != AF_UNSPEC) {
     if (m->n < m->cap) {
@@ -226,7 +209,7 @@ static void emit(ds_happy *h, ds_happy_event_type type, int index,
     return;
   memset(&ev, 0, sizeof ev);
   ev.type = type;
-  ev.t_ms = now_fms() - h->t0;
+  ev.t_ms = ds__mono_ms() - h->t0;
   ev.index = index;
   ev.family = family;
   if (addr != NULL)
@@ -771,7 +754,7 @@ int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,
   h->done = done;
   h->on_event = on_event;
   h->user = user;
-  h->t0 = now_fms();
+  h->t0 = ds__mono_ms();
   h->prefer = h->o.prefer;
   if (h->o.family != AF_UNSPEC && h->o.family != AF_INET &&
       h->o.family != AF_INET6) {

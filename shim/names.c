@@ -22,8 +22,8 @@
  * unknown), SERVFAIL, timeouts and other failures.
  * At most SHIM_CACHE_SIZE names; when full the least recently used goes.
  * Thread-safe (one mutex, held only to copy an entry in or out), and
- * fork-safe (pthread_atfork: the child gets the table unlocked and
- * whole). */
+ * fork-safe (a handler on the fork chain: the child gets the table
+ * unlocked and whole). */
 #include "shim.h"
 
 #include <arpa/inet.h>
@@ -65,23 +65,11 @@ static struct {
   stamp hosts, resolv;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-
-static void cache_prepare(void)
+/* The lock is held across fork() (init.c puts this on the fork chain), so
+ * the child never sees an entry half written. */
+void shim__cache_fork(int phase)
 {
-  pthread_mutex_lock(&cache.lock);
-}
-
-static void cache_release(void)
-{
-  pthread_mutex_unlock(&cache.lock);
-}
-
-/* Registers the fork handlers: the lock is held across fork(), so the
- * child never sees an entry half written. */
-static void cache_setup(void)
-{
-  pthread_atfork(cache_prepare, cache_release, cache_release);
+  ds__fork_mutex(&cache.lock, phase, 0);
 }
 
 /* Returns the case-folded FNV-1a hash of name, never 0. */
@@ -125,10 +113,9 @@ static int cache_find(const char *name, uint32_t h, shim_answer *out,
                       unsigned long *gen)
 {
   stamp hs, rs;
-  double now = shim__mono_ms();
+  double now = ds__mono_ms();
   int i, hit = 0;
 
-  pthread_once(&cache_once, cache_setup);
   /* Outside the lock: stat() may take a while on a slow file system. */
   stamp_of(SHIM_HOSTS_PATH, &hs);
   stamp_of(SHIM_RESOLV_PATH, &rs);
@@ -236,7 +223,7 @@ static void on_answer(ds_lookup *l, int family, int status,
     return;
   if (!b->positive) {
     b->positive = 1;
-    b->first_positive = shim__mono_ms();
+    b->first_positive = ds__mono_ms();
   }
   for (i = 0; i < n; i++) {
     if (family == AF_INET6) {
@@ -281,7 +268,7 @@ static int resolve_uncached(const char *name, shim_answer *out,
       double left = b.first_positive +
                     (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms
                                                    : 50) -
-                    shim__mono_ms();
+                    ds__mono_ms();
       if (left <= 0)
         break;
       wait = (int)left + 1;
@@ -312,7 +299,7 @@ int shim__resolve_both(const char *name, shim_answer *out)
   if (resolve_uncached(name, out, &keep_ms) != 0)
     return -1;
   if (keep_ms > 0)
-    cache_store(name, h, out, shim__mono_ms() + keep_ms, gen);
+    cache_store(name, h, out, ds__mono_ms() + keep_ms, gen);
   return 0;
 }
 

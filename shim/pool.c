@@ -197,5 +197,5 @@ uint32_t shim__pool_from_v6(const struct in6_addr *a)
 
 void shim__pool_fork(int phase)
 {
-  shim__fork_mutex(&pool.lock, phase, 0);
+  ds__fork_mutex(&pool.lock, phase, 0);
 }
