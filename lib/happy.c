@@ -18,25 +18,15 @@
 
 #include <errno.h>
 #include <net/if.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DS__ATTEMPT_DELAY_MS 250
 #define DS__ATTEMPT_DELAY_MIN 10
 #define DS__ATTEMPT_DELAY_MAX 2000
 #define DS__RESOLUTION_DELAY_MS 50
-
-/* Returns the monotonic clock in milliseconds, with fractions. */
-static double now_fms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* --------------------------------------------------------------------- race */
 
@@ -105,7 +95,7 @@ static void emit(ds_happy *h, ds_happy_event_type type, int index,
     return;
   memset(&ev, 0, sizeof ev);
   ev.type = type;
-  ev.t_ms = now_fms() - h->t0;
+  ev.t_ms = ds__mono_ms() - h->t0;
   ev.index = index;
   ev.family = family;
   if (addr != NULL)
@@ -622,7 +612,7 @@ int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,
   h->done = done;
   h->on_event = on_event;
   h->user = user;
-  h->t0 = now_fms();
+  h->t0 = ds__mono_ms();
   h->prefer = h->o.prefer;
   if (h->o.family != AF_UNSPEC && h->o.family != AF_INET &&
       h->o.family != AF_INET6) {

@@ -5,30 +5,40 @@
 
 #include "dualstack.h"
 
+#include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-/* One table of real socket calls: every socket syscall of lib/ goes through
- * it, so that the preload shim can fill it with the RTLD_NEXT functions and
- * the library never re-enters the shim's hooks. */
-typedef struct ds__sockfns {
+/* One table of the real libc functions, the library's system-call layer:
+ * every system call of lib/ goes through it, and the preload shim fills it
+ * with the RTLD_NEXT functions (shim/init.c), so that neither the library
+ * nor the shim's own code ever re-enters the shim's hooks. The functions
+ * the library does not call itself (name lookups, dup, fcntl...) are here
+ * for the shim's hooks, which pass calls on through this same table. */
+typedef struct ds__sysfns {
+  /* Sockets. */
   int (*socket)(int domain, int type, int protocol);
   int (*connect)(int fd, const struct sockaddr *sa, socklen_t len);
   int (*bind)(int fd, const struct sockaddr *sa, socklen_t len);
   int (*listen)(int fd, int backlog);
+  int (*accept)(int fd, struct sockaddr *sa, socklen_t *len);
   int (*accept4)(int fd, struct sockaddr *sa, socklen_t *len, int flags);
-  int (*close)(int fd);
   ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
   ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
   ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
   ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
   int (*recvmmsg)(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                   struct timespec *timeout);
+  int (*sendmmsg)(int fd, struct mmsghdr *vec, unsigned vlen, int flags);
   ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
                     const struct sockaddr *sa, socklen_t salen);
   ssize_t (*recvfrom)(int fd, void *buf, size_t len, int flags,
                       struct sockaddr *sa, socklen_t *salen);
+  /* glibc's __recvfrom_chk (what recvfrom becomes with _FORTIFY_SOURCE). */
+  ssize_t (*recvfrom_chk)(int fd, void *buf, size_t len, size_t buflen,
+                          int flags, struct sockaddr *sa, socklen_t *salen);
   int (*getsockname)(int fd, struct sockaddr *sa, socklen_t *len);
   int (*getpeername)(int fd, struct sockaddr *sa, socklen_t *len);
   int (*setsockopt)(int fd, int level, int opt, const void *val,
@@ -36,17 +46,85 @@ typedef struct ds__sockfns {
   int (*getsockopt)(int fd, int level, int opt, void *val, socklen_t *len);
   int (*shutdown)(int fd, int how);
   int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *ev);
-  /* When above 0, a reactor's own fds are moved to this number or above
-   * (the shim keeps its fds out of the application's way). */
+  /* Descriptors. In the shim, close_range and fcntl64 are NULL when libc
+   * lacks them. */
+  int (*close)(int fd);
+  int (*close_range)(unsigned first, unsigned last, int flags);
+  int (*dup)(int fd);
+  int (*dup2)(int fd, int newfd);
+  int (*dup3)(int fd, int newfd, int flags);
+  int (*fcntl)(int fd, int cmd, ...);
+  int (*fcntl64)(int fd, int cmd, ...);
+  /* libc's name lookups. */
+  int (*getaddrinfo)(const char *node, const char *service,
+                     const struct addrinfo *hints, struct addrinfo **res);
+  void (*freeaddrinfo)(struct addrinfo *res);
+  struct hostent *(*gethostbyname)(const char *name);
+  struct hostent *(*gethostbyname2)(const char *name, int family);
+  int (*gethostbyname_r)(const char *name, struct hostent *he, char *buf,
+                         size_t len, struct hostent **res, int *herr);
+  int (*gethostbyname2_r)(const char *name, int family, struct hostent *he,
+                          char *buf, size_t len, struct hostent **res,
+                          int *herr);
+  struct hostent *(*gethostbyaddr)(const void *addr, socklen_t len, int family);
+  int (*getnameinfo)(const struct sockaddr *sa, socklen_t salen, char *host,
+                     socklen_t hostlen, char *serv, socklen_t servlen,
+                     int flags);
+  /* When above 0, the fds the library and the shim keep for themselves
+   * go to this number or above (the shim sets it once, at its start, to
+   * keep its fds out of the application's way). */
   int fd_floor;
-} ds__sockfns;
+} ds__sysfns;
 
 /* The table in use; libc's functions unless the shim replaced them. */
-extern ds__sockfns ds__sys;
+extern ds__sysfns ds__sys;
 
-/* Returns fd moved to ds__sys.fd_floor or above (close-on-exec), or fd
- * itself when there is no floor or no room there. */
+/* Returns a close-on-exec copy of fd at ds__sys.fd_floor or above, else
+ * (no floor, or no room there) at the lowest free number, or -1 with
+ * errno. Never closes fd. */
+int ds__dup_high(int fd);
+
+/* Returns fd moved to ds__sys.fd_floor or above (a close-on-exec copy,
+ * fd itself closed), or fd itself when there is no floor, fd is already
+ * at or above it, or there is no room there. */
 int ds__move_high(int fd);
+
+/* Returns the monotonic clock in nanoseconds: the one clock of the
+ * library and the shim (timers, deadlines, trace times). */
+uint64_t ds__mono_ns(void);
+
+/* Returns the monotonic clock in milliseconds, with fractions. */
+static inline double ds__mono_ms(void)
+{
+  return (double)ds__mono_ns() / 1e6;
+}
+
+/* fork() handling: one chain of handlers, registered with libc once
+ * (fork.c), so that every lock of the library and of the shim is taken
+ * around fork() in one known order.
+ * PREPARE runs in the parent before fork(): a handler takes its locks.
+ * PARENT and CHILD run after it, on each side: a handler gives its locks
+ * back (PARENT) or makes them afresh (CHILD; ds__fork_mutex() does both),
+ * and in the child forgets what belonged to threads that are gone. In the
+ * child the chain itself runs first (fork.c's fork_child()): state the
+ * whole process must renew, such as a cached pid, is renewed there,
+ * before any handler. */
+enum { DS__FORK_PREPARE, DS__FORK_PARENT, DS__FORK_CHILD };
+typedef void (*ds__fork_fn)(int phase);
+
+/* Adds fn to the chain at order: PREPARE runs the handlers in ascending
+ * order, PARENT and CHILD in descending order, so a lock taken outside
+ * another (a lower order) is taken first and given back last. Equal
+ * orders run in the order added (reversed after fork). Adding fn again
+ * does nothing. May be called with any lock held, but not from a handler.
+ * Returns 0, -ENOSPC when the chain is full, or -ENOMEM when registering
+ * the chain with libc failed (no handler then runs at all). */
+int ds__fork_add(int order, ds__fork_fn fn);
+
+/* A fork handler's work for mutex m: locks it (PREPARE), unlocks it
+ * (PARENT), or makes it anew, recursive if asked (CHILD: the child's
+ * thread is not the owner the mutex recorded, so never an unlock). */
+void ds__fork_mutex(pthread_mutex_t *m, int phase, int recursive);
 
 /* Writes a formatted message into err (if err is not NULL) and returns
  * code, so that callers can write `return ds__fail(err, n, code, ...)`. */
@@ -67,9 +145,6 @@ int ds__parse_literal(ds_addr *a, const char *text, uint16_t port,
  * when an application's alarm handler jumps out of connect): forgets the
  * turn in progress, so handles can be freed and then the reactor. */
 void ds__reactor_unwound(ds_reactor *r);
-
-/* Returns the monotonic clock in nanoseconds. */
-uint64_t ds__mono_ns(void);
 
 /* Returns 1 if r's last wait in epoll returned at once, without sleeping:
  * what it reported was already ready when the wait began (the reactor is

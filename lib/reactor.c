@@ -110,14 +110,17 @@ static void run_soon(void *p);
 static atomic_uint forks;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-static void count_fork(void)
+/* The fork chain's handler: counts a fork once it is done, on both sides.
+ * It holds no lock, so its place in the chain does not matter. */
+static void count_fork(int phase)
 {
-  atomic_fetch_add(&forks, 1);
+  if (phase != DS__FORK_PREPARE)
+    atomic_fetch_add(&forks, 1);
 }
 
 static void watch_forks(void)
 {
-  pthread_atfork(NULL, count_fork, count_fork);
+  ds__fork_add(0, count_fork);
 }
 
 unsigned ds__fork_count(void)
@@ -126,14 +129,6 @@ unsigned ds__fork_count(void)
 }
 
 static int alive(const ds_reactor *r);
-
-/* Returns the monotonic clock in nanoseconds. */
-uint64_t ds__mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Reads the clock into the reactor's turn time. */
 static void update_now(ds_reactor *r)

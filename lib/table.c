@@ -45,7 +45,7 @@ struct ds__table {
   size_t nnum, capnum; /* numbers handed out so far; room in bynum */
   uint32_t *freed;
   size_t nfreed, capfreed;
-  size_t bytes; /* allocated, for ds__table_bytes() */
+  size_t bytes;    /* allocated, for ds__table_bytes() */
   int fork_locked; /* the lock was taken before a fork */
 };
 
@@ -351,8 +351,8 @@ done:
   return rc;
 }
 
-int ds__table_set(ds__table *t, const void *key, size_t klen,
-                  const void *value, uint64_t expires, uint32_t *num)
+int ds__table_set(ds__table *t, const void *key, size_t klen, const void *value,
+                  uint64_t expires, uint32_t *num)
 {
   entry *e;
   pthread_mutex_lock(&t->lock);
@@ -504,16 +504,11 @@ void ds__table_fork(ds__table *t, int phase)
     return;
   /* A table made between the prepare and the parent phase (by another
    * thread) was never locked for the fork: it is not unlocked either. */
-  if (phase == 0) { /* TEMP: DS__FORK_PREPARE once the fork chain lands */
-    pthread_mutex_lock(&t->lock);
+  if (phase == DS__FORK_PREPARE) {
+    ds__fork_mutex(&t->lock, phase, 0);
     t->fork_locked = 1;
-  } else if (phase == 1) {
-    if (t->fork_locked) {
-      t->fork_locked = 0;
-      pthread_mutex_unlock(&t->lock);
-    }
-  } else {
+  } else if (phase == DS__FORK_CHILD || t->fork_locked) {
     t->fork_locked = 0;
-    pthread_mutex_init(&t->lock, NULL);
+    ds__fork_mutex(&t->lock, phase, 0);
   }
 }

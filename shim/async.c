@@ -67,13 +67,6 @@ static struct {
 /* Epoll registrations by fd, under A.lock (apart from A: zero pages). */
 static epreg *eps[SHIM_FD_MAX];
 
-/* Returns a private copy of fd, close-on-exec and high, closing fd, or
- * -1. */
-static int move_high(int fd)
-{
-  return ds__move_high(fd);
-}
-
 /* Sets up the stand-in listener (once per process). Returns 0 or -1. */
 static int listener_locked(void)
 {
@@ -83,7 +76,7 @@ static int listener_locked(void)
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (A.lfd < 0)
     return -1;
-  A.lfd = move_high(A.lfd);
+  A.lfd = ds__move_high(A.lfd);
   memset(&A.laddr, 0, sizeof A.laddr);
   A.laddr.sin_family = AF_INET;
   A.laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -96,7 +89,7 @@ static int listener_locked(void)
   A.filler = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (A.filler < 0)
     goto fail;
-  A.filler = move_high(A.filler);
+  A.filler = ds__move_high(A.filler);
   if (ds__sys.connect(A.filler, (struct sockaddr *)&A.laddr, sizeof A.laddr) !=
       0)
     goto fail;
@@ -127,8 +120,8 @@ static void *helper(void *arg)
  * (a swap) call others that take it (clearing an fd). */
 void shim__async_fork(int phase)
 {
-  shim__fork_mutex(&A.lock, phase, 1);
-  if (phase == SHIM_FORK_CHILD) {
+  ds__fork_mutex(&A.lock, phase, 1);
+  if (phase == DS__FORK_CHILD) {
     A.pid = 0;
     A.r = NULL;
     A.jobs = NULL;
@@ -198,11 +191,9 @@ static int swap_locked(job *j, int w)
   int readd[EP_MAX];
   shim_fd e = {0};
 
-  fdflags = shim__real.fcntl(fd, F_GETFD);
-  flflags = shim__real.fcntl(fd, F_GETFL);
-  old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, ds__sys.fd_floor);
-  if (old < 0)
-    old = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  fdflags = ds__sys.fcntl(fd, F_GETFD);
+  flflags = ds__sys.fcntl(fd, F_GETFL);
+  old = ds__dup_high(fd);
   if (fdflags < 0 || flflags < 0 || old < 0) {
     if (old >= 0)
       ds__sys.close(old);
@@ -219,14 +210,14 @@ static int swap_locked(job *j, int w)
   shim__opt_replay(fd, w, e.family, 0);
   e.peer = j->asked;
   shim__fd_set_as(fd, w, &e);
-  if (shim__real.dup3(w, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+  if (ds__sys.dup3(w, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
     for (i = 0; ep != NULL && i < ep->n; i++)
       if (readd[i])
         ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
     ds__sys.close(old);
     return -1;
   }
-  shim__real.fcntl(fd, F_SETFL, flflags);
+  ds__sys.fcntl(fd, F_SETFL, flflags);
   for (i = 0; ep != NULL && i < ep->n; i++)
     if (readd[i])
       ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
@@ -268,7 +259,7 @@ static void trace_end(job *j, int err)
     shim__json_str(&js, "family", "ipv4");
     shim__json_str(&js, "result", shim__errname(err));
     shim__json_bool(&js, "nonblocking", 1);
-    shim__json_num(&js, "ms", shim__mono_ms() - j->rs.t0);
+    shim__json_num(&js, "ms", ds__mono_ms() - j->rs.t0);
     shim__json_emit(&js);
   }
 }
@@ -377,7 +368,7 @@ int shim__async_connect(int fd, const char *name,
     goto blocking;
   /* The stand-in: the application's socket, connecting for as long as
    * the race runs. */
-  rc = shim__real.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
+  rc = ds__sys.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
   if (rc == 0 || errno != EINPROGRESS) {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
     if (rc == 0)

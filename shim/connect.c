@@ -45,10 +45,10 @@ static ds_family_memory *family_memory(void)
 
 void shim__connect_fork(int phase)
 {
-  shim__fork_mutex(&memory_lock, phase, 0);
+  ds__fork_mutex(&memory_lock, phase, 0);
   /* The memory's own lock may have been held by another thread: the child
    * starts a new memory (the old one is left, not freed). */
-  if (phase == SHIM_FORK_CHILD) {
+  if (phase == DS__FORK_CHILD) {
     memory = NULL;
     memory_tried = 0;
   }
@@ -101,7 +101,7 @@ int shim__race_setup(shim_race *rs, int fd, int blocking)
   memset(&rs->o, 0, sizeof rs->o);
   rs->app_fd = fd;
   rs->natt = 0;
-  rs->t0 = shim__mono_ms();
+  rs->t0 = ds__mono_ms();
   rs->o.attempt_delay_ms = shim__cfg.attempt_delay_ms;
   rs->o.resolution_delay_ms = shim__cfg.resolution_delay_ms;
   rs->o.first_family_count = shim__cfg.family_count;
@@ -176,7 +176,7 @@ void shim__race_trace_attempt(shim_race *rs, int i, double end, int result)
 
 void shim__race_trace_rest(shim_race *rs)
 {
-  double now = shim__mono_ms() - rs->t0;
+  double now = ds__mono_ms() - rs->t0;
   int i;
   for (i = 0; i < rs->natt; i++)
     if (rs->att[i].open) {

@@ -144,13 +144,13 @@ DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
   /* Translated: sockets the shim made IPv6, and any socket read into a
    * sockaddr_in (an inherited IPv6 socket shows up as such). */
   if (sa == NULL || len == NULL || shim__cfg.disabled)
-    return shim__real.recvfrom(fd, buf, n, flags, sa, len);
+    return ds__sys.recvfrom(fd, buf, n, flags, sa, len);
   kind = v6_view(fd);
   if (!kind && !(*len == sizeof(struct sockaddr_in) && !shim__cfg.observe))
-    return shim__real.recvfrom(fd, buf, n, flags, sa, len);
+    return ds__sys.recvfrom(fd, buf, n, flags, sa, len);
   for (;;) {
     sl = sizeof ss;
-    r = shim__real.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
+    r = ds__sys.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
     if (r < 0)
       return r;
     if (sl == 0) { /* no address (a connected stream) */
@@ -162,8 +162,8 @@ DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
     /* A sender that cannot be shown: its datagram is dropped (consumed
      * if only peeked) and the next one read, as if it had been lost. */
     if (flags & MSG_PEEK)
-      shim__real.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT,
-                          NULL, NULL);
+      ds__sys.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT, NULL,
+                       NULL);
   }
 }
 
@@ -178,7 +178,7 @@ DS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
     return -1;
   }
   if (n > buflen) /* libc's check fails, as it should */
-    return shim__real.recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
+    return ds__sys.recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
   return recvfrom(fd, buf, n, flags, sa, len);
 }
 
@@ -278,12 +278,12 @@ DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     return -1;
   }
   if (msg == NULL || shim__cfg.disabled)
-    return shim__real.recvmsg(fd, msg, flags);
+    return ds__sys.recvmsg(fd, msg, flags);
   known = v6_view(fd);
   if (!known && !(msg->msg_name != NULL &&
                   msg->msg_namelen == sizeof(struct sockaddr_in) &&
                   !shim__cfg.observe))
-    return shim__real.recvmsg(fd, msg, flags);
+    return ds__sys.recvmsg(fd, msg, flags);
   for (;;) {
     m = *msg;
     if (msg->msg_name != NULL) {
@@ -295,15 +295,15 @@ DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
       m.msg_control = ctl.buf;
       m.msg_controllen = msg->msg_controllen + 64;
     }
-    r = shim__real.recvmsg(fd, &m, flags);
+    r = ds__sys.recvmsg(fd, &m, flags);
     if (r < 0)
       return r;
     if (msg->msg_name != NULL && m.msg_namelen > 0 &&
         show_sender(fd, known, &ss, m.msg_namelen, msg->msg_name,
                     &msg->msg_namelen) != 0) {
       if (flags & MSG_PEEK)
-        shim__real.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT,
-                            NULL, NULL);
+        ds__sys.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT, NULL,
+                         NULL);
       continue;
     }
     if (msg->msg_name != NULL && m.msg_namelen == 0)
@@ -344,12 +344,12 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     return -1;
   }
   if (vec == NULL || vlen == 0 || shim__cfg.disabled)
-    return shim__real.recvmmsg(fd, vec, vlen, flags, timeout);
+    return ds__sys.recvmmsg(fd, vec, vlen, flags, timeout);
   known = v6_view(fd);
   if (!known && !(vec[0].msg_hdr.msg_name != NULL &&
                   vec[0].msg_hdr.msg_namelen == sizeof(struct sockaddr_in) &&
                   !shim__cfg.observe))
-    return shim__real.recvmmsg(fd, vec, vlen, flags, timeout);
+    return ds__sys.recvmmsg(fd, vec, vlen, flags, timeout);
   n = vlen < BATCH ? vlen : BATCH;
   for (i = 0; i < n; i++) {
     m[i] = vec[i];
@@ -364,7 +364,7 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
       m[i].msg_hdr.msg_controllen = vec[i].msg_hdr.msg_controllen + 64;
     }
   }
-  r = shim__real.recvmmsg(fd, m, n, flags, timeout);
+  r = ds__sys.recvmmsg(fd, m, n, flags, timeout);
   for (i = 0; r > 0 && i < (unsigned)r; i++) {
     struct msghdr *h = &vec[i].msg_hdr;
     vec[i].msg_len = m[i].msg_len;
@@ -462,10 +462,9 @@ DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
   }
   switch (destination(fd, sa, len, &s6)) {
   case 0:
-    return shim__real.sendto(fd, buf, n, flags, sa, len);
+    return ds__sys.sendto(fd, buf, n, flags, sa, len);
   case 1:
-    return shim__real.sendto(fd, buf, n, flags, (struct sockaddr *)&s6,
-                             sizeof s6);
+    return ds__sys.sendto(fd, buf, n, flags, (struct sockaddr *)&s6, sizeof s6);
   default:
     return -1;
   }
@@ -536,10 +535,10 @@ DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     return -1;
   }
   if (msg == NULL || msg->msg_name == NULL)
-    return shim__real.sendmsg(fd, msg, flags);
+    return ds__sys.sendmsg(fd, msg, flags);
   switch (destination(fd, msg->msg_name, msg->msg_namelen, &s6)) {
   case 0:
-    return shim__real.sendmsg(fd, msg, flags);
+    return ds__sys.sendmsg(fd, msg, flags);
   case 1:
     break;
   default:
@@ -557,7 +556,7 @@ DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
       m.msg_controllen = (size_t)n;
     }
   }
-  return shim__real.sendmsg(fd, &m, flags);
+  return ds__sys.sendmsg(fd, &m, flags);
 }
 
 DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
@@ -571,7 +570,7 @@ DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     return -1;
   }
   if (vec == NULL || vlen == 0 || shim__cfg.disabled || shim__cfg.observe)
-    return shim__real.sendmmsg(fd, vec, vlen, flags);
+    return ds__sys.sendmmsg(fd, vec, vlen, flags);
   n = vlen < BATCH ? vlen : BATCH;
   for (i = 0; i < n; i++) {
     int where = destination(fd, vec[i].msg_hdr.msg_name,
@@ -590,8 +589,8 @@ DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     }
   }
   if (!any && n == vlen)
-    return shim__real.sendmmsg(fd, vec, vlen, flags);
-  r = shim__real.sendmmsg(fd, m, n, flags);
+    return ds__sys.sendmmsg(fd, vec, vlen, flags);
+  r = ds__sys.sendmmsg(fd, m, n, flags);
   for (i = 0; r > 0 && i < (unsigned)r; i++)
     vec[i].msg_len = m[i].msg_len;
   return r;

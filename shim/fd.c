@@ -222,7 +222,7 @@ void shim__fd_copy(int from, int to)
 
 void shim__fd_fork(int phase)
 {
-  shim__fork_mutex(&lock, phase, 0);
+  ds__fork_mutex(&lock, phase, 0);
 }
 
 void shim__fd_private(int fd)
@@ -273,14 +273,14 @@ int shim__sock_int(int fd, int opt)
 
 int shim__install(int nfd, int fd)
 {
-  int fdflags = shim__real.fcntl(fd, F_GETFD);
-  int flflags = shim__real.fcntl(fd, F_GETFL);
+  int fdflags = ds__sys.fcntl(fd, F_GETFD);
+  int flflags = ds__sys.fcntl(fd, F_GETFL);
   if (fdflags < 0 || flflags < 0 ||
-      shim__real.dup3(nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+      ds__sys.dup3(nfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
     return -1;
   ds__sys.close(nfd);
   /* O_NONBLOCK and the other status flags belong to the open file
    * description: the application's are put back. */
-  shim__real.fcntl(fd, F_SETFL, flflags);
+  ds__sys.fcntl(fd, F_SETFL, flflags);
   return 0;
 }

@@ -27,7 +27,7 @@ DS_HOOK int close(int fd)
       return 0; /* the shim's own: it stays, as if it were not there */
     shim__fd_clear(fd);
   }
-  return shim__real.close(fd);
+  return ds__sys.close(fd);
 }
 
 /* close_range() of [first, last] without the shim's own fds. */
@@ -38,20 +38,20 @@ static int close_range_around(unsigned first, unsigned last, int flags)
   for (fd = first; fd <= top && fd >= first; fd++) {
     if (!shim__fd_is_private((int)fd))
       continue;
-    if (fd > from && (rc = shim__real.close_range(from, fd - 1, flags)) != 0)
+    if (fd > from && (rc = ds__sys.close_range(from, fd - 1, flags)) != 0)
       return rc;
     from = fd + 1;
   }
   if (from > last || from < first)
     return 0;
-  return shim__real.close_range(from, last, flags);
+  return ds__sys.close_range(from, last, flags);
 }
 
 DS_HOOK int close_range(unsigned first, unsigned last, int flags)
 {
   unsigned fd;
   int rc, e;
-  if (shim__init() != 0 || shim__real.close_range == NULL) {
+  if (shim__init() != 0 || ds__sys.close_range == NULL) {
     errno = ENOSYS;
     return -1;
   }
@@ -74,7 +74,7 @@ DS_HOOK int dup(int fd)
     errno = ENOSYS;
     return -1;
   }
-  nfd = shim__real.dup(fd);
+  nfd = ds__sys.dup(fd);
   if (nfd >= 0 && shim__fd_known(fd))
     shim__fd_copy(fd, nfd);
   return nfd;
@@ -105,8 +105,7 @@ static int dup_onto(int fd, int newfd, int flags)
   known = shim__fd_known(newfd);
   if (known)
     shim__async_lock();
-  rc = flags < 0 ? shim__real.dup2(fd, newfd)
-                 : shim__real.dup3(fd, newfd, flags);
+  rc = flags < 0 ? ds__sys.dup2(fd, newfd) : ds__sys.dup3(fd, newfd, flags);
   e = errno;
   if (known)
     shim__async_unlock();
@@ -148,7 +147,7 @@ DS_HOOK int fcntl(int fd, int cmd, ...)
     errno = ENOSYS;
     return -1;
   }
-  return fcntl_common(shim__real.fcntl, fd, cmd, arg);
+  return fcntl_common(ds__sys.fcntl, fd, cmd, arg);
 }
 
 DS_HOOK int fcntl64(int fd, int cmd, ...)
@@ -162,8 +161,7 @@ DS_HOOK int fcntl64(int fd, int cmd, ...)
     errno = ENOSYS;
     return -1;
   }
-  return fcntl_common(shim__real.fcntl64 != NULL ? shim__real.fcntl64
-                                                 : shim__real.fcntl,
+  return fcntl_common(ds__sys.fcntl64 != NULL ? ds__sys.fcntl64 : ds__sys.fcntl,
                       fd, cmd, arg);
 }
 
@@ -177,7 +175,7 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
     return -1;
   }
   if (shim__cfg.disabled)
-    return shim__real.setsockopt(fd, level, name, val, len);
+    return ds__sys.setsockopt(fd, level, name, val, len);
   /* On a socket moved to IPv6, an IPPROTO_IP option is set as itself
    * (for IPv4-mapped traffic, and so getsockopt reads it back) and as its
    * IPv6 twin, whose result the application gets. */
@@ -186,15 +184,15 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
     int v;
     const void *v6 = val;
     socklen_t l6 = len;
-    shim__real.setsockopt(fd, level, name, val, len);
+    ds__sys.setsockopt(fd, level, name, val, len);
     if (len == 1 && val != NULL) {
       v = *(const unsigned char *)val;
       v6 = &v;
       l6 = sizeof v;
     }
-    return shim__real.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
+    return ds__sys.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
   }
-  return shim__real.setsockopt(fd, level, name, val, len);
+  return ds__sys.setsockopt(fd, level, name, val, len);
 }
 
 DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -205,9 +203,9 @@ DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return -1;
   }
   if (shim__cfg.disabled || shim__cfg.observe)
-    return shim__real.epoll_ctl(epfd, op, fd, ev);
+    return ds__sys.epoll_ctl(epfd, op, fd, ev);
   shim__async_lock();
-  rc = shim__real.epoll_ctl(epfd, op, fd, ev);
+  rc = ds__sys.epoll_ctl(epfd, op, fd, ev);
   if (rc == 0)
     shim__epoll_record(epfd, op, fd, ev);
   else

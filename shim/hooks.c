@@ -125,8 +125,8 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   if (shim__init() != 0)
     return EAI_SYSTEM;
   if (!shim__active())
-    return shim__real.getaddrinfo(node, service, hints, res);
-  t0 = shim__mono_ms();
+    return ds__sys.getaddrinfo(node, service, hints, res);
+  t0 = ds__mono_ms();
   if (hints != NULL) {
     uint32_t ip;
     int what = shim__decide(node, hints->ai_family, hints->ai_flags, &ip);
@@ -142,7 +142,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
       ask = synth;
     }
   }
-  rc = shim__real.getaddrinfo(ask, service, hints, res);
+  rc = ds__sys.getaddrinfo(ask, service, hints, res);
   saved = errno;
   for (ai = rc == 0 && dual ? *res : NULL; ai != NULL; ai = ai->ai_next)
     if (ai->ai_family == AF_INET)
@@ -174,7 +174,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
       shim__json_str(&j, "synthetic", synth);
     if (rc != 0)
       shim__json_str(&j, "error", gai_strerror(rc));
-    shim__json_num(&j, "ms", shim__mono_ms() - t0);
+    shim__json_num(&j, "ms", ds__mono_ms() - t0);
     shim__json_emit(&j);
   }
   shim__leave();
@@ -186,7 +186,7 @@ DS_HOOK void freeaddrinfo(struct addrinfo *res)
 {
   if (shim__init() != 0)
     return; /* nothing to free with: leaking beats crashing */
-  shim__real.freeaddrinfo(res);
+  ds__sys.freeaddrinfo(res);
 }
 
 /* Traces a gethostbyname-style answer. */
@@ -214,7 +214,7 @@ static void trace_hostent(const char *name, int family, const char *via,
   shim__json_array_end(&j);
   if (he == NULL)
     shim__json_str(&j, "error", hstrerror(h_errno));
-  shim__json_num(&j, "ms", shim__mono_ms() - t0);
+  shim__json_num(&j, "ms", ds__mono_ms() - t0);
   shim__json_emit(&j);
 }
 
@@ -231,7 +231,7 @@ static _Thread_local struct {
 static struct hostent *lookup_hostent(const char *name, int af, const char *via)
 {
   struct hostent *he = NULL;
-  double t0 = shim__mono_ms();
+  double t0 = ds__mono_ms();
   uint32_t ip;
   int saved, what = shim__decide(name, af, 0, &ip);
 
@@ -240,9 +240,9 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
           0)
     he = &tls_he.he;
   else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
-    he = shim__real.gethostbyname(name);
+    he = ds__sys.gethostbyname(name);
   else
-    he = shim__real.gethostbyname2(name, af);
+    he = ds__sys.gethostbyname2(name, af);
   saved = errno;
   if (what == SHIM_DUAL)
     shim__remember_dual_hostent(he, name);
@@ -260,7 +260,7 @@ DS_HOOK struct hostent *gethostbyname(const char *name)
     return NULL;
   }
   if (!shim__active())
-    return shim__real.gethostbyname(name);
+    return ds__sys.gethostbyname(name);
   he = lookup_hostent(name, AF_INET, "gethostbyname");
   shim__leave();
   return he;
@@ -274,7 +274,7 @@ DS_HOOK struct hostent *gethostbyname2(const char *name, int af)
     return NULL;
   }
   if (!shim__active())
-    return shim__real.gethostbyname2(name, af);
+    return ds__sys.gethostbyname2(name, af);
   he = lookup_hostent(name, af, "gethostbyname2");
   shim__leave();
   return he;
@@ -302,7 +302,7 @@ void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
   if (strcmp(event, "bind") == 0)
     shim__json_bool(&j, "widened", 0);
   shim__json_str(&j, "result", rc == 0 ? "ok" : shim__errname(err));
-  shim__json_num(&j, "ms", shim__mono_ms() - t0);
+  shim__json_num(&j, "ms", ds__mono_ms() - t0);
   shim__json_emit(&j);
 }
 
@@ -352,10 +352,10 @@ static int connect_dgram(int fd, const struct sockaddr *sa, socklen_t len,
   struct sockaddr_in6 s6;
   int rc;
   if (sa->sa_family != AF_INET || len < sizeof(struct sockaddr_in))
-    return shim__real.connect(fd, sa, len);
+    return ds__sys.connect(fd, sa, len);
   if (shim__peer_to_v6((const struct sockaddr_in *)sa, &s6) != 0)
     return -1;
-  rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
+  rc = ds__sys.connect(fd, (struct sockaddr *)&s6, sizeof s6);
   if (rc == 0) {
     e->peer = *(const struct sockaddr_in *)sa;
     shim__fd_set(fd, e);
@@ -385,10 +385,10 @@ static int connect_wide(int fd, const struct sockaddr *sa, socklen_t len,
   struct sockaddr_in6 s6;
   int rc, err;
   if (sa->sa_family != AF_INET || len < sizeof(struct sockaddr_in))
-    return shim__real.connect(fd, sa, len);
+    return ds__sys.connect(fd, sa, len);
   if (shim__peer_to_v6((const struct sockaddr_in *)sa, &s6) != 0)
     return -1;
-  rc = shim__real.connect(fd, (struct sockaddr *)&s6, sizeof s6);
+  rc = ds__sys.connect(fd, (struct sockaddr *)&s6, sizeof s6);
   err = errno;
   if (rc == 0 || err == EINPROGRESS) {
     e->kind = shim__sock_int(fd, SO_TYPE) == SOCK_DGRAM ? SHIM_FD_DGRAM
@@ -408,7 +408,7 @@ static _Thread_local int async_started;
 static int race(int fd, const char *name, const struct sockaddr_in *sin,
                 unsigned long id)
 {
-  int fl = shim__real.fcntl(fd, F_GETFL), rc;
+  int fl = ds__sys.fcntl(fd, F_GETFL), rc;
   if (fl >= 0 && (fl & O_NONBLOCK)) {
     rc = shim__async_connect(fd, name, sin, id);
     async_started = rc < 0 && errno == EINPROGRESS;
@@ -428,7 +428,7 @@ static int connect_literal(int fd, const struct sockaddr_in *sin, socklen_t len)
   char text[INET_ADDRSTRLEN];
   ds_addr prefix;
   unsigned plen;
-  int rc = shim__real.connect(fd, (const struct sockaddr *)sin, len), saved;
+  int rc = ds__sys.connect(fd, (const struct sockaddr *)sin, len), saved;
   if (rc == 0 || errno != ENETUNREACH)
     return rc;
   saved = errno;
@@ -469,17 +469,17 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       return connect_wide(fd, sa, len, &e);
     /* Connected already (a race's winner, an accepted connection): the
      * kernel says EISCONN. */
-    return shim__real.connect(fd, sa, len);
+    return ds__sys.connect(fd, sa, len);
   }
   if (sa->sa_family != AF_INET || len < sizeof *sin)
-    return shim__real.connect(fd, sa, len);
+    return ds__sys.connect(fd, sa, len);
   if (!shim__pool_maybe(ntohl(sin->sin_addr.s_addr)))
     return connect_literal(fd, sin, len);
   kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
   if (kind == 0 && !unmapped_pool_address(sa, len))
     return connect_literal(fd, sin, len);
   if (kind == 2 && excluded_dual(sin))
-    return shim__real.connect(fd, sa, len);
+    return ds__sys.connect(fd, sa, len);
   type = shim__sock_int(fd, SO_TYPE);
   if (type == SOCK_STREAM && kind != 0)
     return race(fd, name, sin, connect_id(sa, len));
@@ -497,7 +497,7 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
     errno = ENETUNREACH;
     return -1;
   }
-  return shim__real.connect(fd, sa, len);
+  return ds__sys.connect(fd, sa, len);
 }
 
 DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
@@ -510,13 +510,13 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
   }
   if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
       !shim__active())
-    return shim__real.connect(fd, sa, len);
-  t0 = shim__mono_ms();
+    return ds__sys.connect(fd, sa, len);
+  t0 = ds__mono_ms();
   async_started = 0;
   if (translating())
     rc = do_connect(fd, sa, len);
   else
-    rc = shim__real.connect(fd, sa, len);
+    rc = ds__sys.connect(fd, sa, len);
   saved = errno;
   /* A race left running in the helper thread traces its own end. */
   if (shim__cfg.trace_fd >= 0 && !async_started)
@@ -559,7 +559,7 @@ static int local_v4(int fd, const shim_fd *e, struct sockaddr_in *out)
 {
   struct sockaddr_in6 s6;
   socklen_t l6 = sizeof s6;
-  if (shim__real.getsockname(fd, (struct sockaddr *)&s6, &l6) != 0 ||
+  if (ds__sys.getsockname(fd, (struct sockaddr *)&s6, &l6) != 0 ||
       s6.sin6_family != AF_INET6)
     return -1;
   if (e->kind == SHIM_FD_WIDE && IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) {
@@ -590,7 +590,7 @@ DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     return -1;
   }
   if (shim__cfg.disabled || sa == NULL || len == NULL)
-    return shim__real.getpeername(fd, sa, len);
+    return ds__sys.getpeername(fd, sa, len);
   if (shim__fd_known(fd) && (got = shim__fd_get(fd, &e)) != 0 &&
       e.kind != SHIM_FD_PENDING && e.peer.sin_family == AF_INET) {
     struct sockaddr_in6 s6;
@@ -598,13 +598,12 @@ DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     /* No longer connected (reset, or an unconnected datagram socket):
      * the kernel's error, as without the shim. An entry checked by its
      * peer was just found connected. */
-    if (got != 2 &&
-        shim__real.getpeername(fd, (struct sockaddr *)&s6, &l6) != 0)
+    if (got != 2 && ds__sys.getpeername(fd, (struct sockaddr *)&s6, &l6) != 0)
       return -1;
     give_v4(sa, len, &e.peer);
     return 0;
   }
-  return name_v4(fd, sa, len, shim__real.getpeername);
+  return name_v4(fd, sa, len, ds__sys.getpeername);
 }
 
 DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
@@ -616,13 +615,13 @@ DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
     return -1;
   }
   if (shim__cfg.disabled || sa == NULL || len == NULL)
-    return shim__real.getsockname(fd, sa, len);
+    return ds__sys.getsockname(fd, sa, len);
   if (shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6 &&
       local_v4(fd, &e, &sin) == 0) {
     give_v4(sa, len, &sin);
     return 0;
   }
-  return name_v4(fd, sa, len, shim__real.getsockname);
+  return name_v4(fd, sa, len, ds__sys.getsockname);
 }
 
 DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
@@ -636,7 +635,7 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
   if (shim__cfg.disabled || level != SOL_SOCKET ||
       (opt != SO_DOMAIN && opt != SO_ERROR) || val == NULL || len == NULL ||
       *len < sizeof(int) || !shim__fd_known(fd) || !shim__fd_get(fd, &e))
-    return shim__real.getsockopt(fd, level, opt, val, len);
+    return ds__sys.getsockopt(fd, level, opt, val, len);
   if (opt == SO_DOMAIN) {
     *(int *)val = AF_INET;
     *len = sizeof(int);
@@ -647,11 +646,11 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
      * kernel's. */
     int ignored;
     socklen_t l = sizeof ignored;
-    shim__real.getsockopt(fd, level, opt, &ignored, &l);
+    ds__sys.getsockopt(fd, level, opt, &ignored, &l);
     *(int *)val = e.err;
     *len = sizeof(int);
     shim__fd_clear(fd);
     return 0;
   }
-  return shim__real.getsockopt(fd, level, opt, val, len);
+  return ds__sys.getsockopt(fd, level, opt, val, len);
 }

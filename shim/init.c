@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-shim_real shim__real;
 shim_config shim__cfg = {.disabled = 1, .trace_fd = -1};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -40,25 +39,8 @@ static void *next_sym(const char *name)
   return dlsym(RTLD_NEXT, name);
 }
 
-/* Returns a private copy of fd moved high and close-on-exec, so the
- * application's own fd numbers are left alone, or -1. */
-static int move_high(int fd)
-{
-  struct rlimit rl;
-  int base = 900, nfd;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-      rl.rlim_cur < 1024)
-    base = (int)rl.rlim_cur / 2;
-  if (base < 3)
-    base = 3;
-  nfd = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, base);
-  if (nfd < 0)
-    nfd = shim__real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  return nfd;
-}
-
-/* Returns where the shim's long-lived fds go: high, but within a small
- * RLIMIT_NOFILE. */
+/* Returns where the shim's long-lived fds go (ds__sys.fd_floor): high,
+ * but within a small RLIMIT_NOFILE. */
 static int fd_floor(void)
 {
   struct rlimit rl;
@@ -73,19 +55,15 @@ static int fd_floor(void)
  * of fd 2 for "stderr". Returns the fd or -1. */
 static int open_trace(const char *spec)
 {
-  int fd, hi;
+  int fd;
   if (spec == NULL || *spec == '\0')
     return -1;
   if (strcmp(spec, "stderr") == 0)
-    return move_high(STDERR_FILENO);
+    return ds__dup_high(STDERR_FILENO);
   fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0)
     return -1;
-  hi = move_high(fd);
-  if (hi < 0)
-    return fd;
-  shim__real.close(fd);
-  return hi;
+  return ds__move_high(fd);
 }
 
 /* Traces that variable name has a value the shim cannot use. */
@@ -147,91 +125,92 @@ static int flag(const char *name)
   return v != NULL && strcmp(v, "1") == 0;
 }
 
-static void fork_prepare(void);
-static void fork_parent(void);
-static void fork_child(void);
+/* The shim's handlers on the library's fork chain, outer locks first:
+ * PREPARE takes them in this order and PARENT and CHILD give them back
+ * in reverse, so a child never inherits a lock another thread held. The
+ * lookup cache's lock (names.c) is a leaf, held only to copy an entry,
+ * so it goes last. */
+static const ds__fork_fn fork_handlers[] = {
+    shim__async_fork, shim__fd_fork,    shim__source_fork,  shim__pool_fork,
+    shim__names_fork, shim__nat64_fork, shim__connect_fork, shim__cache_fork,
+};
+
+/* Puts the shim's handlers on the fork chain, after the reactor's fork
+ * counter (order 0), in fork_handlers' order. */
+static void watch_forks(void)
+{
+  size_t i;
+  for (i = 0; i < sizeof fork_handlers / sizeof fork_handlers[0]; i++)
+    ds__fork_add(1 + (int)i, fork_handlers[i]);
+}
 
 static void init_once(void)
 {
-  /* First what init itself uses: these are hooked too. */
-  shim__real.close = next_sym("close");
-  shim__real.fcntl = next_sym("fcntl");
-  shim__real.fcntl64 = next_sym("fcntl64");
-  shim__real.dup = next_sym("dup");
-  shim__real.dup2 = next_sym("dup2");
-  shim__real.dup3 = next_sym("dup3");
-  shim__real.close_range = next_sym("close_range"); /* may be missing */
-  shim__real.setsockopt = next_sym("setsockopt");
-  shim__real.epoll_ctl = next_sym("epoll_ctl");
-  if (shim__real.close == NULL || shim__real.fcntl == NULL ||
-      shim__real.dup == NULL || shim__real.dup2 == NULL ||
-      shim__real.dup3 == NULL || shim__real.setsockopt == NULL ||
-      shim__real.epoll_ctl == NULL)
+  /* Straight into the library's table: the library's own sockets (c-ares,
+   * race attempts) and the hooks' pass-through calls must reach libc, as
+   * inside this object `connect` is the hook. First what init itself
+   * uses: these are hooked too. */
+  ds__sys.close = next_sym("close");
+  ds__sys.fcntl = next_sym("fcntl");
+  ds__sys.fcntl64 = next_sym("fcntl64");
+  ds__sys.dup = next_sym("dup");
+  ds__sys.dup2 = next_sym("dup2");
+  ds__sys.dup3 = next_sym("dup3");
+  ds__sys.close_range = next_sym("close_range"); /* may be missing */
+  ds__sys.setsockopt = next_sym("setsockopt");
+  ds__sys.epoll_ctl = next_sym("epoll_ctl");
+  if (ds__sys.close == NULL || ds__sys.fcntl == NULL || ds__sys.dup == NULL ||
+      ds__sys.dup2 == NULL || ds__sys.dup3 == NULL ||
+      ds__sys.setsockopt == NULL || ds__sys.epoll_ctl == NULL)
     return;
-  shim__real.connect = next_sym("connect");
-  shim__real.bind = next_sym("bind");
-  shim__real.getaddrinfo = next_sym("getaddrinfo");
-  shim__real.freeaddrinfo = next_sym("freeaddrinfo");
-  shim__real.gethostbyname = next_sym("gethostbyname");
-  shim__real.gethostbyname2 = next_sym("gethostbyname2");
-  shim__real.sendto = next_sym("sendto");
-  shim__real.sendmsg = next_sym("sendmsg");
-  shim__real.getpeername = next_sym("getpeername");
-  shim__real.getsockname = next_sym("getsockname");
-  shim__real.getsockopt = next_sym("getsockopt");
-  shim__real.gethostbyname_r = next_sym("gethostbyname_r");
-  shim__real.gethostbyname2_r = next_sym("gethostbyname2_r");
-  shim__real.gethostbyaddr = next_sym("gethostbyaddr");
-  shim__real.getnameinfo = next_sym("getnameinfo");
-  shim__real.accept = next_sym("accept");
-  shim__real.accept4 = next_sym("accept4");
-  shim__real.recvfrom = next_sym("recvfrom");
-  shim__real.recvfrom_chk = next_sym("__recvfrom_chk");
-  shim__real.recvmsg = next_sym("recvmsg");
-  shim__real.recvmmsg = next_sym("recvmmsg");
-  shim__real.sendmmsg = next_sym("sendmmsg");
-  if (shim__real.accept == NULL || shim__real.accept4 == NULL ||
-      shim__real.recvfrom == NULL || shim__real.recvfrom_chk == NULL ||
-      shim__real.recvmsg == NULL || shim__real.recvmmsg == NULL ||
-      shim__real.sendmmsg == NULL)
+  ds__sys.connect = next_sym("connect");
+  ds__sys.bind = next_sym("bind");
+  ds__sys.getaddrinfo = next_sym("getaddrinfo");
+  ds__sys.freeaddrinfo = next_sym("freeaddrinfo");
+  ds__sys.gethostbyname = next_sym("gethostbyname");
+  ds__sys.gethostbyname2 = next_sym("gethostbyname2");
+  ds__sys.sendto = next_sym("sendto");
+  ds__sys.sendmsg = next_sym("sendmsg");
+  ds__sys.getpeername = next_sym("getpeername");
+  ds__sys.getsockname = next_sym("getsockname");
+  ds__sys.getsockopt = next_sym("getsockopt");
+  ds__sys.gethostbyname_r = next_sym("gethostbyname_r");
+  ds__sys.gethostbyname2_r = next_sym("gethostbyname2_r");
+  ds__sys.gethostbyaddr = next_sym("gethostbyaddr");
+  ds__sys.getnameinfo = next_sym("getnameinfo");
+  ds__sys.accept = next_sym("accept");
+  ds__sys.accept4 = next_sym("accept4");
+  ds__sys.recvfrom = next_sym("recvfrom");
+  ds__sys.recvfrom_chk = next_sym("__recvfrom_chk");
+  ds__sys.recvmsg = next_sym("recvmsg");
+  ds__sys.recvmmsg = next_sym("recvmmsg");
+  ds__sys.sendmmsg = next_sym("sendmmsg");
+  if (ds__sys.accept == NULL || ds__sys.accept4 == NULL ||
+      ds__sys.recvfrom == NULL || ds__sys.recvfrom_chk == NULL ||
+      ds__sys.recvmsg == NULL || ds__sys.recvmmsg == NULL ||
+      ds__sys.sendmmsg == NULL)
     return;
-  if (shim__real.gethostbyname_r == NULL ||
-      shim__real.gethostbyname2_r == NULL || shim__real.gethostbyaddr == NULL ||
-      shim__real.getnameinfo == NULL)
+  if (ds__sys.gethostbyname_r == NULL || ds__sys.gethostbyname2_r == NULL ||
+      ds__sys.gethostbyaddr == NULL || ds__sys.getnameinfo == NULL)
     return;
-  if (shim__real.sendto == NULL || shim__real.sendmsg == NULL ||
-      shim__real.getpeername == NULL || shim__real.getsockname == NULL ||
-      shim__real.getsockopt == NULL)
+  if (ds__sys.sendto == NULL || ds__sys.sendmsg == NULL ||
+      ds__sys.getpeername == NULL || ds__sys.getsockname == NULL ||
+      ds__sys.getsockopt == NULL)
     return;
-  if (shim__real.connect == NULL || shim__real.bind == NULL ||
-      shim__real.getaddrinfo == NULL || shim__real.freeaddrinfo == NULL ||
-      shim__real.gethostbyname == NULL || shim__real.gethostbyname2 == NULL)
+  if (ds__sys.connect == NULL || ds__sys.bind == NULL ||
+      ds__sys.getaddrinfo == NULL || ds__sys.freeaddrinfo == NULL ||
+      ds__sys.gethostbyname == NULL || ds__sys.gethostbyname2 == NULL)
     return; /* init_rc stays -1: hooks call nothing they do not have */
 
-  /* The library's own sockets (c-ares, race attempts) must use the real
-   * functions: inside this object, `connect` is the hook. */
+  /* The rest: functions the shim does not hook. */
   ds__sys.socket = next_sym("socket");
-  ds__sys.connect = shim__real.connect;
-  ds__sys.bind = shim__real.bind;
   ds__sys.listen = next_sym("listen");
-  ds__sys.accept4 = next_sym("accept4");
-  ds__sys.close = shim__real.close;
   ds__sys.recv = next_sym("recv");
   ds__sys.send = next_sym("send");
-  ds__sys.sendmsg = shim__real.sendmsg;
-  ds__sys.recvmsg = next_sym("recvmsg");
-  ds__sys.sendto = shim__real.sendto;
-  ds__sys.recvfrom = next_sym("recvfrom");
-  ds__sys.getsockname = shim__real.getsockname;
-  ds__sys.getpeername = shim__real.getpeername;
-  ds__sys.setsockopt = shim__real.setsockopt;
-  ds__sys.getsockopt = shim__real.getsockopt;
   ds__sys.shutdown = next_sym("shutdown");
-  ds__sys.epoll_ctl = shim__real.epoll_ctl;
-  ds__sys.recvmmsg = next_sym("recvmmsg");
   ds__sys.fd_floor = fd_floor();
   init_rc = 0;
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  watch_forks();
 
   /* A setuid or setgid process is left alone (secure_getenv would hide
    * the variables anyway; this also skips the trace). */
@@ -249,65 +228,6 @@ static void init_once(void)
   shim__exclude_init(secure_getenv("DUALSTACK_EXCLUDE"));
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
   shim__cfg.disabled = 0;
-}
-
-void shim__fork_mutex(pthread_mutex_t *m, int phase, int recursive)
-{
-  pthread_mutexattr_t attr;
-  if (phase == SHIM_FORK_PREPARE) {
-    pthread_mutex_lock(m);
-  } else if (phase == SHIM_FORK_PARENT) {
-    pthread_mutex_unlock(m);
-  } else {
-    /* The child's thread is not the owner the mutex recorded: a fresh
-     * one, never an unlock. */
-    pthread_mutexattr_init(&attr);
-    if (recursive)
-      pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(m, &attr);
-    pthread_mutexattr_destroy(&attr);
-  }
-}
-
-/* Every lock of the shim is taken before fork() (outer ones first, as
- * they nest) and given back on both sides, so a child never inherits a
- * lock another thread held. */
-static void fork_phase(int phase)
-{
-  if (phase == SHIM_FORK_PREPARE) {
-    shim__async_fork(phase);
-    shim__fd_fork(phase);
-    shim__source_fork(phase);
-    shim__pool_fork(phase);
-    shim__names_fork(phase);
-    shim__nat64_fork(phase);
-    shim__connect_fork(phase);
-    shim__cache_fork(phase);
-  } else {
-    shim__cache_fork(phase);
-    shim__connect_fork(phase);
-    shim__nat64_fork(phase);
-    shim__names_fork(phase);
-    shim__pool_fork(phase);
-    shim__source_fork(phase);
-    shim__fd_fork(phase);
-    shim__async_fork(phase);
-  }
-}
-
-static void fork_prepare(void)
-{
-  fork_phase(SHIM_FORK_PREPARE);
-}
-
-static void fork_parent(void)
-{
-  fork_phase(SHIM_FORK_PARENT);
-}
-
-static void fork_child(void)
-{
-  fork_phase(SHIM_FORK_CHILD);
 }
 
 int shim__init(void)
@@ -360,13 +280,6 @@ int64_t shim__epoch_ms(void)
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-double shim__mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 unsigned long shim__next_id(void)

@@ -74,7 +74,7 @@ static uint64_t now_ms(void)
 
 void shim__cache_fork(int phase)
 {
-  shim__fork_mutex(&cache.lock, phase, 0);
+  ds__fork_mutex(&cache.lock, phase, 0);
   ds__table_fork(cache.t, phase);
 }
 
@@ -182,7 +182,7 @@ static void on_answer(ds_lookup *l, int family, int status,
     return;
   if (!b->positive) {
     b->positive = 1;
-    b->first_positive = shim__mono_ms();
+    b->first_positive = ds__mono_ms();
   }
   for (i = 0; i < n; i++) {
     if (family == AF_INET6) {
@@ -202,8 +202,7 @@ static void on_answer(ds_lookup *l, int family, int status,
 /* Runs the resolver for name into out. Returns 0 or -1 as
  * shim__resolve_both(); *keep_ms is how long out may be cached (-1: not
  * at all). */
-static int resolve_uncached(const char *name, shim_answer *out,
-                            double *keep_ms)
+static int resolve_uncached(const char *name, shim_answer *out, double *keep_ms)
 {
   ds_reactor *r;
   ds_lookup *l;
@@ -224,10 +223,10 @@ static int resolve_uncached(const char *name, shim_answer *out,
   while (b.pending > 0) {
     int wait = -1;
     if (b.positive) {
-      double left = b.first_positive +
-                    (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms
-                                                   : 50) -
-                    shim__mono_ms();
+      double left =
+          b.first_positive +
+          (shim__cfg.resolution_delay_ms ? shim__cfg.resolution_delay_ms : 50) -
+          ds__mono_ms();
       if (left <= 0)
         break;
       wait = (int)left + 1;

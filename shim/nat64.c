@@ -118,8 +118,7 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len)
   pthread_mutex_lock(&nat.lock);
   failed = nat.failed;
   pthread_mutex_unlock(&nat.lock);
-  if (nat.mode != NAT64_AUTO ||
-      (failed != 0 && shim__mono_ms() - failed < 30000))
+  if (nat.mode != NAT64_AUTO || (failed != 0 && ds__mono_ms() - failed < 30000))
     return 0;
   if (ds_reactor_new(&r) != 0)
     return 0;
@@ -142,7 +141,7 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len)
     nat.len = d.len;
     nat.known = 1;
   } else {
-    nat.failed = shim__mono_ms();
+    nat.failed = ds__mono_ms();
   }
   pthread_mutex_unlock(&nat.lock);
   return shim__nat64_known(prefix, len);
@@ -150,5 +149,5 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len)
 
 void shim__nat64_fork(int phase)
 {
-  shim__fork_mutex(&nat.lock, phase, 0);
+  ds__fork_mutex(&nat.lock, phase, 0);
 }

@@ -93,9 +93,8 @@ int shim__pool_contains(uint32_t ip)
 uint32_t shim__pool_synthesize(const char *name)
 {
   uint32_t num;
-  if (pool.names == NULL ||
-      ds__table_put(pool.names, name, strlen(name), NULL, 0, now_ms(), &num,
-                    NULL) != 0)
+  if (pool.names == NULL || ds__table_put(pool.names, name, strlen(name), NULL,
+                                          0, now_ms(), &num, NULL) != 0)
     return 0;
   return pool.base + num;
 }

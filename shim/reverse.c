@@ -42,9 +42,9 @@ DS_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
     return ENOSYS;
   }
   if (shim__cfg.disabled || !shim__enter())
-    return shim__real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+    return ds__sys.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
   rc = lookup_r(name, AF_INET, ret, buf, buflen, result, h_errnop,
-                shim__real.gethostbyname2_r);
+                ds__sys.gethostbyname2_r);
   shim__leave();
   return rc;
 }
@@ -60,10 +60,10 @@ DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
     return ENOSYS;
   }
   if (shim__cfg.disabled || !shim__enter())
-    return shim__real.gethostbyname2_r(name, af, ret, buf, buflen, result,
-                                       h_errnop);
+    return ds__sys.gethostbyname2_r(name, af, ret, buf, buflen, result,
+                                    h_errnop);
   rc = lookup_r(name, af, ret, buf, buflen, result, h_errnop,
-                shim__real.gethostbyname2_r);
+                ds__sys.gethostbyname2_r);
   shim__leave();
   return rc;
 }
@@ -81,8 +81,8 @@ static int reverse_name(uint32_t ip, char *name, size_t len)
   if (!shim__source_lookup(ip, &s6.sin6_addr))
     return 0;
   s6.sin6_family = AF_INET6;
-  if (shim__real.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
-                             (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
+  if (ds__sys.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
+                          (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
     return 1;
   return inet_ntop(AF_INET6, &s6.sin6_addr, name, (socklen_t)len) != NULL;
 }
@@ -110,7 +110,7 @@ DS_HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
                            ip) == 0)
       return &tls_rev.he;
   }
-  return shim__real.gethostbyaddr(addr, len, type);
+  return ds__sys.gethostbyaddr(addr, len, type);
 }
 
 DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
@@ -126,11 +126,10 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
       host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
       !reverse_name(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
                     name, sizeof name))
-    return shim__real.getnameinfo(sa, salen, host, hostlen, serv, servlen,
-                                  flags);
+    return ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
   /* libc fills the service; the host is the name the address stands for. */
-  rc = shim__real.getnameinfo(sa, salen, host, hostlen, serv, servlen,
-                              flags | NI_NUMERICHOST);
+  rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,
+                           flags | NI_NUMERICHOST);
   if (rc != 0)
     return rc;
   if (strlen(name) >= hostlen)

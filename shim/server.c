@@ -70,7 +70,7 @@ static void trace_bind(uint16_t port, int widened, const char *reason, int rc,
   if (reason != NULL)
     shim__json_str(&j, "reason", reason);
   shim__json_str(&j, "result", rc == 0 ? "ok" : shim__errname(err));
-  shim__json_num(&j, "ms", shim__mono_ms() - t0);
+  shim__json_num(&j, "ms", ds__mono_ms() - t0);
   shim__json_emit(&j);
 }
 
@@ -182,7 +182,7 @@ static int narrow(int fd, uint16_t port)
 static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
 {
   const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-  int rc = shim__real.bind(fd, sa, len), saved = errno, wide;
+  int rc = ds__sys.bind(fd, sa, len), saved = errno, wide;
   if (rc == 0 || saved != EADDRINUSE || sa->sa_family != AF_INET6 ||
       len < sizeof *s6 || s6->sin6_port == 0 || shim__cfg.disabled ||
       shim__cfg.observe)
@@ -195,8 +195,8 @@ static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
   trace_bind(ntohs(s6->sin6_port), 0,
              "narrowed back: the program binds IPv6 "
              "on the port itself",
-             0, 0, shim__mono_ms());
-  return shim__real.bind(fd, sa, len);
+             0, 0, ds__mono_ms());
+  return ds__sys.bind(fd, sa, len);
 }
 
 DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
@@ -211,7 +211,7 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
     return -1;
   }
   if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
-    return shim__real.bind(fd, sa, len);
+    return ds__sys.bind(fd, sa, len);
   wildcard = sa->sa_family == AF_INET && len >= sizeof *sin &&
              sin->sin_addr.s_addr == htonl(INADDR_ANY);
   if (shim__fd_known(fd) && !shim__cfg.disabled && sa->sa_family == AF_INET) {
@@ -224,8 +224,8 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
   if (!wildcard && shim__cfg.trace_fd < 0)
     return bind_other(fd, sa, len);
   if (!shim__active())
-    return shim__real.bind(fd, sa, len);
-  t0 = shim__mono_ms();
+    return ds__sys.bind(fd, sa, len);
+  t0 = ds__mono_ms();
   if (!wildcard) {
     rc = bind_other(fd, sa, len);
     saved = errno;
@@ -241,7 +241,7 @@ DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
     shim__leave();
     return 0;
   }
-  rc = shim__real.bind(fd, sa, len);
+  rc = ds__sys.bind(fd, sa, len);
   saved = errno;
   trace_bind(ntohs(sin->sin_port), 0, why, rc, saved, t0);
 done:
@@ -356,7 +356,7 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   int nfd;
 
   if (observing()) {
-    nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+    nfd = ds__sys.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
     if (nfd >= 0) {
       int saved = errno;
       trace_observed(&ss, sl);
@@ -366,7 +366,7 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
     return nfd;
   }
   if (shim__cfg.disabled || shim__cfg.observe)
-    return shim__real.accept4(fd, sa, len, flags);
+    return ds__sys.accept4(fd, sa, len, flags);
   if (sa != NULL && len != NULL && *len == sizeof sin) {
     /* Room for a sockaddr_in and no more: an IPv6 peer is shown as IPv4
      * whatever the listener, a widened one or an IPv6 socket the process
@@ -382,12 +382,12 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
      * shim never saw. */
     port = e.local.sin_port;
   } else {
-    nfd = shim__real.accept4(fd, sa, len, flags);
+    nfd = ds__sys.accept4(fd, sa, len, flags);
     if (nfd >= 0)
       shim__fd_clear(nfd);
     return nfd;
   }
-  nfd = shim__real.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+  nfd = ds__sys.accept4(fd, (struct sockaddr *)&ss, &sl, flags);
   if (nfd < 0)
     return nfd;
   if (ss.ss_family != AF_INET6 || sl < sizeof(struct sockaddr_in6)) {
@@ -425,7 +425,7 @@ DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
   }
   if (!shim__fd_known(fd) && !observing() &&
       (sa == NULL || len == NULL || *len != sizeof(struct sockaddr_in))) {
-    nfd = shim__real.accept(fd, sa, len);
+    nfd = ds__sys.accept(fd, sa, len);
     if (nfd >= 0)
       shim__fd_clear(nfd);
     return nfd;

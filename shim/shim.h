@@ -13,49 +13,6 @@
 
 #define DS_HOOK __attribute__((visibility("default")))
 
-/* The real libc functions, found with dlsym(RTLD_NEXT). */
-typedef struct shim_real {
-  int (*connect)(int, const struct sockaddr *, socklen_t);
-  int (*bind)(int, const struct sockaddr *, socklen_t);
-  int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
-                     struct addrinfo **);
-  void (*freeaddrinfo)(struct addrinfo *);
-  struct hostent *(*gethostbyname)(const char *);
-  struct hostent *(*gethostbyname2)(const char *, int);
-  ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *,
-                    socklen_t);
-  ssize_t (*sendmsg)(int, const struct msghdr *, int);
-  int (*getpeername)(int, struct sockaddr *, socklen_t *);
-  int (*getsockname)(int, struct sockaddr *, socklen_t *);
-  int (*getsockopt)(int, int, int, void *, socklen_t *);
-  int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t,
-                         struct hostent **, int *);
-  int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
-                          struct hostent **, int *);
-  struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
-  int (*close)(int);
-  int (*close_range)(unsigned, unsigned, int);
-  int (*dup)(int);
-  int (*dup2)(int, int);
-  int (*dup3)(int, int, int);
-  int (*fcntl)(int, int, ...);
-  int (*fcntl64)(int, int, ...);
-  int (*setsockopt)(int, int, int, const void *, socklen_t);
-  int (*epoll_ctl)(int, int, int, struct epoll_event *);
-  int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
-                     char *, socklen_t, int);
-  /* The server side and the datagram hooks (server.c, dgram.c). */
-  int (*accept)(int, struct sockaddr *, socklen_t *);
-  int (*accept4)(int, struct sockaddr *, socklen_t *, int);
-  ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
-                      socklen_t *);
-  ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
-                          socklen_t *);
-  ssize_t (*recvmsg)(int, struct msghdr *, int);
-  int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
-  int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
-} shim_real;
-
 /* Configuration read once from the environment (secure_getenv). */
 typedef struct shim_config {
   int disabled; /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
@@ -70,7 +27,6 @@ typedef struct shim_config {
   int prefer;                   /* DUALSTACK_PREFER: AF_INET6 or AF_INET */
 } shim_config;
 
-extern shim_real shim__real;
 extern shim_config shim__cfg;
 
 /* Runs the one-time initialisation (lazy, thread-safe). Returns 0 when the
@@ -97,10 +53,10 @@ typedef struct shim_work {
   ds_lookup *lookup;
 } shim_work;
 
-/* fork() handling: each module's locks are taken before fork
- * (SHIM_FORK_PREPARE) and released (PARENT) or made afresh (CHILD). */
-enum { SHIM_FORK_PREPARE, SHIM_FORK_PARENT, SHIM_FORK_CHILD };
-void shim__fork_mutex(pthread_mutex_t *m, int phase, int recursive);
+/* fork() handling: each module's handler on the library's fork chain
+ * (ds__fork_add(), in the order init.c gives) takes its locks before fork
+ * (DS__FORK_PREPARE) and gives them back (PARENT) or makes them afresh
+ * (CHILD). */
 void shim__async_fork(int phase);
 void shim__fd_fork(int phase);
 void shim__source_fork(int phase);
@@ -113,9 +69,8 @@ void shim__connect_fork(int phase);
 /* Returns this thread's work record. */
 shim_work *shim__work(void);
 
-/* Milliseconds since the epoch, and a monotonic clock in ms. */
+/* Milliseconds since the epoch. */
 int64_t shim__epoch_ms(void);
-double shim__mono_ms(void);
 
 /* Returns a fresh id linking the events of one lookup or connection. */
 unsigned long shim__next_id(void);
@@ -144,7 +99,7 @@ void shim__json_emit(shim_json *j);
 
 /* Traces a connect or bind (event "connect" or "bind") of address sa:
  * rc and err are the call's result and errno, t0 its start
- * (shim__mono_ms). */
+ * (ds__mono_ms). */
 void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
                           socklen_t len, int rc, int err, double t0);
 
@@ -158,8 +113,6 @@ int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size);
 
 /* Returns "ok" or the errno's symbolic name ("ECONNREFUSED"). */
 const char *shim__errname(int err);
-
-#endif
 
 /* ---- pool.c: synthetic addresses (host byte order IPv4) ---- */
 
@@ -222,7 +175,7 @@ typedef struct shim_race {
   ds_addr nat64;     /* the NAT64 prefix, when one is known */
   int app_fd;        /* whose recorded options each attempt gets */
   unsigned long id;  /* trace id */
-  double t0;         /* shim__mono_ms() at the start */
+  double t0;         /* ds__mono_ms() at the start */
   void *result;      /* the caller's */
   int natt;
   struct {
@@ -442,3 +395,5 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
  * event "accept" or "recv". */
 void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
                       const struct sockaddr_in *shown);
+
+#endif

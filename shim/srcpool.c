@@ -106,9 +106,9 @@ int shim__source_reverse(uint32_t ip, char *host, size_t len)
   if (host == NULL || len == 0 || !shim__source_lookup(ip, &s6.sin6_addr))
     return 0;
   /* The IPv6 address's own name, through libc (hosts file, DNS, NSS). */
-  if (shim__real.getnameinfo != NULL &&
-      shim__real.getnameinfo((struct sockaddr *)&s6, sizeof s6, host,
-                             (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
+  if (ds__sys.getnameinfo != NULL &&
+      ds__sys.getnameinfo((struct sockaddr *)&s6, sizeof s6, host,
+                          (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
     return 1;
   if (inet_ntop(AF_INET6, &s6.sin6_addr, text, sizeof text) == NULL ||
       strlen(text) >= len)

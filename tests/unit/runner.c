@@ -7,6 +7,7 @@
  *   substrings select tests by name.
  */
 #include "test.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -16,7 +17,6 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #define MAX_TESTS 1024
 
@@ -78,9 +78,7 @@ int ds_test_count_fds(void)
 
 double ds_test_now_ms(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+  return ds__mono_ms();
 }
 
 void ds_test_require_root(void)
