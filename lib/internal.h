@@ -99,6 +99,12 @@ static inline double ds__mono_ms(void)
   return (double)ds__mono_ns() / 1e6;
 }
 
+/* Returns the monotonic clock in whole milliseconds (table.h's times). */
+static inline uint64_t ds__mono_ms_u64(void)
+{
+  return ds__mono_ns() / 1000000u;
+}
+
 /* fork() handling: one chain of handlers, registered with libc once
  * (fork.c), so that every lock of the library and of the shim is taken
  * around fork() in one known order.

@@ -20,12 +20,6 @@ struct ds_family_memory {
   uint64_t ttl_ms;
 };
 
-/* Returns the monotonic clock in milliseconds. */
-static uint64_t now_ms(void)
-{
-  return ds__mono_ns() / 1000000u;
-}
-
 int ds_family_memory_new(ds_family_memory **out, size_t capacity,
                          uint64_t ttl_ms)
 {
@@ -56,7 +50,8 @@ int ds_family_memory_get(ds_family_memory *m, const char *host)
 {
   int family;
   if (m == NULL || host == NULL ||
-      ds__table_get(m->t, host, strlen(host), now_ms(), &family, NULL) != 1)
+      ds__table_get(m->t, host, strlen(host), ds__mono_ms_u64(), &family,
+                    NULL) != 1)
     return AF_UNSPEC;
   return family;
 }
@@ -71,7 +66,7 @@ void ds_family_memory_put(ds_family_memory *m, const char *host, int family)
     return;
   }
   /* The table's expiry 0 means never: a ttl of 0 expires at once. */
-  now = now_ms();
+  now = ds__mono_ms_u64();
   ds__table_put(m->t, host, strlen(host), &family,
                 m->ttl_ms ? now + m->ttl_ms : now, now, NULL, NULL);
 }

@@ -65,13 +65,6 @@ static void cache_setup(void)
     cache.t = NULL;
 }
 
-/* Returns the monotonic clock in whole milliseconds, never 0 (the table's
- * "never expires"). */
-static uint64_t now_ms(void)
-{
-  return ds__mono_ns() / 1000000u + 1;
-}
-
 void shim__cache_fork(int phase)
 {
   ds__fork_mutex(&cache.lock, phase, 0);
@@ -123,7 +116,8 @@ static int cache_find(const char *name, shim_answer *out, unsigned long *gen)
   }
   *gen = cache.gen;
   pthread_mutex_unlock(&cache.lock);
-  return ds__table_get(cache.t, name, strlen(name), now_ms(), out, NULL);
+  return ds__table_get(cache.t, name, strlen(name), ds__mono_ms_u64(), out,
+                       NULL);
 }
 
 /* Keeps ans for name for keep_ms (INFINITY: until the files change),
@@ -133,8 +127,9 @@ static int cache_find(const char *name, shim_answer *out, unsigned long *gen)
 static void cache_store(const char *name, const shim_answer *ans,
                         double keep_ms, unsigned long gen)
 {
-  uint64_t now = now_ms();
-  uint64_t expires = isinf(keep_ms) ? 0 : now + (uint64_t)keep_ms;
+  uint64_t now = ds__mono_ms_u64();
+  /* 0 is the table's "never": a finite keep is at least 1. */
+  uint64_t expires = isinf(keep_ms) ? 0 : now + (uint64_t)keep_ms + 1;
   if (cache.t == NULL)
     return;
   pthread_mutex_lock(&cache.lock);

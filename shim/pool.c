@@ -37,12 +37,6 @@ static struct {
   atomic_int any_dual; /* a dual-stack address was ever recorded */
 } pool;
 
-/* Returns the monotonic clock in milliseconds, for the tables. */
-static uint64_t now_ms(void)
-{
-  return ds__mono_ns() / 1000000u;
-}
-
 int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size)
 {
   char buf[32];
@@ -93,8 +87,9 @@ int shim__pool_contains(uint32_t ip)
 uint32_t shim__pool_synthesize(const char *name)
 {
   uint32_t num;
-  if (pool.names == NULL || ds__table_put(pool.names, name, strlen(name), NULL,
-                                          0, now_ms(), &num, NULL) != 0)
+  if (pool.names == NULL ||
+      ds__table_put(pool.names, name, strlen(name), NULL, 0, ds__mono_ms_u64(),
+                    &num, NULL) != 0)
     return 0;
   return pool.base + num;
 }
@@ -111,8 +106,8 @@ int shim__pool_name(uint32_t ip, char *name, size_t len)
   if (pool.names == NULL)
     return 0;
   if (ip >= pool.base && ip < pool.base + pool.size &&
-      ds__table_get_num(pool.names, ip - pool.base, now_ms(), buf, sizeof buf,
-                        NULL, NULL) == 1) {
+      ds__table_get_num(pool.names, ip - pool.base, ds__mono_ms_u64(), buf,
+                        sizeof buf, NULL, NULL) == 1) {
     snprintf(name, len, "%s", buf);
     return 1;
   }
@@ -130,7 +125,8 @@ void shim__pool_dual(uint32_t ip, const char *name)
     return;
   snprintf(buf, sizeof buf, "%s", name);
   atomic_store(&pool.any_dual, 1);
-  ds__table_put(pool.dual, &ip, sizeof ip, buf, 0, now_ms(), NULL, NULL);
+  ds__table_put(pool.dual, &ip, sizeof ip, buf, 0, ds__mono_ms_u64(), NULL,
+                NULL);
 }
 
 int shim__pool_v6(uint32_t ip, struct in6_addr *out)
@@ -141,8 +137,8 @@ int shim__pool_v6(uint32_t ip, struct in6_addr *out)
   uint32_t num;
   int n;
   if (shim__pool_name(ip, name, sizeof name) != 1 ||
-      ds__table_get_num(pool.names, ip - pool.base, now_ms(), NULL, 0, NULL,
-                        &v) != 1)
+      ds__table_get_num(pool.names, ip - pool.base, ds__mono_ms_u64(), NULL, 0,
+                        NULL, &v) != 1)
     return 0;
   if (v.has_v6) {
     *out = v.v6;
@@ -161,7 +157,8 @@ int shim__pool_v6(uint32_t ip, struct in6_addr *out)
   if (ds__table_set(pool.names, name, strlen(name), &v, 0, &num) != 1 ||
       num != ip - pool.base)
     return 0;
-  ds__table_put(pool.byv6, &v.v6, sizeof v.v6, &ip, 0, now_ms(), NULL, NULL);
+  ds__table_put(pool.byv6, &v.v6, sizeof v.v6, &ip, 0, ds__mono_ms_u64(), NULL,
+                NULL);
   *out = v.v6;
   return 1;
 }
@@ -175,8 +172,8 @@ uint32_t shim__pool_from_v6(const struct in6_addr *a)
     return 0;
   /* The reverse entry is a hint: the address must still have chosen a. */
   if (ip < pool.base || ip - pool.base >= pool.size ||
-      ds__table_get_num(pool.names, ip - pool.base, now_ms(), NULL, 0, NULL,
-                        &v) != 1 ||
+      ds__table_get_num(pool.names, ip - pool.base, ds__mono_ms_u64(), NULL, 0,
+                        NULL, &v) != 1 ||
       !v.has_v6 || memcmp(&v.v6, a, sizeof *a) != 0)
     return 0;
   return ip;

@@ -31,12 +31,6 @@ static struct {
   ds__table *t;        /* NULL: no pool (bad configuration) */
 } src = {.once = PTHREAD_ONCE_INIT};
 
-/* Returns the monotonic clock in milliseconds, for the table. */
-static uint64_t now_ms(void)
-{
-  return ds__mono_ns() / 1000000u;
-}
-
 static void src_init(void)
 {
   const char *v = secure_getenv("DUALSTACK_SOURCE_POOL");
@@ -68,7 +62,8 @@ uint32_t shim__source_get(const struct in6_addr *a, int *fresh)
   if (fresh != NULL)
     *fresh = 0;
   if (a == NULL || !shim__source_ok() ||
-      ds__table_put(src.t, a, sizeof *a, NULL, 0, now_ms(), &num, fresh) != 0)
+      ds__table_put(src.t, a, sizeof *a, NULL, 0, ds__mono_ms_u64(), &num,
+                    fresh) != 0)
     return 0; /* -EAGAIN: every address is held by an open socket */
   return src.base + num;
 }
@@ -82,8 +77,8 @@ int shim__source_lookup(uint32_t ip, struct in6_addr *out)
 {
   unsigned char key[sizeof *out + 1]; /* the table adds a NUL */
   if (!shim__source_contains(ip) ||
-      ds__table_get_num(src.t, ip - src.base, now_ms(), key, sizeof key, NULL,
-                        NULL) != 1)
+      ds__table_get_num(src.t, ip - src.base, ds__mono_ms_u64(), key,
+                        sizeof key, NULL, NULL) != 1)
     return 0;
   memcpy(out, key, sizeof *out);
   return 1;
