@@ -414,33 +414,35 @@ int ds__table_del(ds__table *t, const void *key, size_t klen)
   return e != NULL;
 }
 
-int ds__table_hold(ds__table *t, uint32_t num, int delta)
+/* Holds (delta 1), releases (delta -1) and leases until (when later than
+ * its lease) the entry numbered num. Returns 1 if there is one, else 0. */
+static int use_num(ds__table *t, uint32_t num, int delta, uint64_t until)
 {
   entry *e;
   pthread_mutex_lock(&t->lock);
   e = by_num(t, num);
   if (e != NULL) {
-    if (delta > 0) {
-      if (e->holds++ == 0)
-        lru_unlink(t, e);
-    } else if (e->holds > 0) {
+    if (delta > 0 && e->holds++ == 0)
+      lru_unlink(t, e);
+    else if (delta < 0 && e->holds > 0)
       e->holds--;
-    }
-    lru_touch(t, e);
+    if (delta != 0)
+      lru_touch(t, e);
+    if (until > e->lease)
+      e->lease = until;
   }
   pthread_mutex_unlock(&t->lock);
   return e != NULL;
 }
 
+int ds__table_hold(ds__table *t, uint32_t num, int delta)
+{
+  return use_num(t, num, delta, 0);
+}
+
 int ds__table_lease(ds__table *t, uint32_t num, uint64_t until)
 {
-  entry *e;
-  pthread_mutex_lock(&t->lock);
-  e = by_num(t, num);
-  if (e != NULL && until > e->lease)
-    e->lease = until;
-  pthread_mutex_unlock(&t->lock);
-  return e != NULL;
+  return use_num(t, num, 0, until);
 }
 
 size_t ds__table_count(ds__table *t)

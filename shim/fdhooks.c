@@ -125,11 +125,18 @@ DS_HOOK int dup3(int fd, int newfd, int flags)
   return dup_onto(fd, newfd, flags);
 }
 
-/* The shared body of fcntl and fcntl64: the argument is passed on as it
- * came (an int or a pointer, as glibc's own fcntl does). */
-static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+/* The shared body of fcntl and fcntl64 (libc's fcntl64 when is64 and
+ * libc has one): the argument is passed on as it came (an int or a
+ * pointer, as glibc's own fcntl does). */
+static int fcntl_common(int is64, int fd, int cmd, void *arg)
 {
-  int rc = real(fd, cmd, arg);
+  int rc;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  rc = is64 && ds__sys.fcntl64 != NULL ? ds__sys.fcntl64(fd, cmd, arg)
+                                       : ds__sys.fcntl(fd, cmd, arg);
   if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
       shim__fd_known(fd))
     shim__fd_copy(fd, rc);
@@ -143,11 +150,7 @@ DS_HOOK int fcntl(int fd, int cmd, ...)
   va_start(ap, cmd);
   arg = va_arg(ap, void *);
   va_end(ap);
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  return fcntl_common(ds__sys.fcntl, fd, cmd, arg);
+  return fcntl_common(0, fd, cmd, arg);
 }
 
 DS_HOOK int fcntl64(int fd, int cmd, ...)
@@ -157,12 +160,7 @@ DS_HOOK int fcntl64(int fd, int cmd, ...)
   va_start(ap, cmd);
   arg = va_arg(ap, void *);
   va_end(ap);
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  return fcntl_common(ds__sys.fcntl64 != NULL ? ds__sys.fcntl64 : ds__sys.fcntl,
-                      fd, cmd, arg);
+  return fcntl_common(1, fd, cmd, arg);
 }
 
 DS_HOOK int setsockopt(int fd, int level, int name, const void *val,

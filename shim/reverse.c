@@ -31,9 +31,11 @@ static int lookup_r(const char *name, int af, struct hostent *ret, char *buf,
   return rc;
 }
 
-DS_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
-                            size_t buflen, struct hostent **result,
-                            int *h_errnop)
+/* The shared body of gethostbyname_r (af AF_INET, libc's own
+ * gethostbyname_r for a pass-through: real_r) and gethostbyname2_r. */
+static int hostbyname_r(const char *name, int af, int real_r,
+                        struct hostent *ret, char *buf, size_t buflen,
+                        struct hostent **result, int *h_errnop)
 {
   int rc;
   if (shim__init() != 0) {
@@ -42,30 +44,28 @@ DS_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
     return ENOSYS;
   }
   if (shim__cfg.disabled || !shim__enter())
-    return ds__sys.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
-  rc = lookup_r(name, AF_INET, ret, buf, buflen, result, h_errnop,
+    return real_r ? ds__sys.gethostbyname_r(name, ret, buf, buflen, result,
+                                            h_errnop)
+                  : ds__sys.gethostbyname2_r(name, af, ret, buf, buflen, result,
+                                             h_errnop);
+  rc = lookup_r(name, af, ret, buf, buflen, result, h_errnop,
                 ds__sys.gethostbyname2_r);
   shim__leave();
   return rc;
+}
+
+DS_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
+                            size_t buflen, struct hostent **result,
+                            int *h_errnop)
+{
+  return hostbyname_r(name, AF_INET, 1, ret, buf, buflen, result, h_errnop);
 }
 
 DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
                              char *buf, size_t buflen, struct hostent **result,
                              int *h_errnop)
 {
-  int rc;
-  if (shim__init() != 0) {
-    if (result != NULL)
-      *result = NULL;
-    return ENOSYS;
-  }
-  if (shim__cfg.disabled || !shim__enter())
-    return ds__sys.gethostbyname2_r(name, af, ret, buf, buflen, result,
-                                    h_errnop);
-  rc = lookup_r(name, af, ret, buf, buflen, result, h_errnop,
-                ds__sys.gethostbyname2_r);
-  shim__leave();
-  return rc;
+  return hostbyname_r(name, af, 0, ret, buf, buflen, result, h_errnop);
 }
 
 /* Copies the name IPv4 address ip (host order) stands for into name:

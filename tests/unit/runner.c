@@ -81,6 +81,13 @@ double ds_test_now_ms(void)
   return ds__mono_ms();
 }
 
+void ds_test_run_for(ds_reactor *r, double ms)
+{
+  double end = ds_test_now_ms() + ms;
+  while (ds_test_now_ms() < end)
+    ds_reactor_run_once(r, 10);
+}
+
 void ds_test_require_root(void)
 {
   if (geteuid() != 0)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dualstack.h"
+
 #define DS_TEST_SKIP_STATUS 77
 
 typedef void (*ds_test_fn)(void);
@@ -24,6 +26,9 @@ void ds_test_skip(const char *fmt, ...)
 int ds_test_count_fds(void);
 /* Monotonic milliseconds. */
 double ds_test_now_ms(void);
+/* Runs r's turns for ms milliseconds (to see that nothing more
+ * happens). */
+void ds_test_run_for(ds_reactor *r, double ms);
 /* Skips the test unless running as root. */
 void ds_test_require_root(void);
 /* Skips the test unless IPv6 loopback (::1) can be bound. */
@@ -61,6 +66,16 @@ void ds_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
   do {                                                                         \
     if (!(cond))                                                               \
       ds_test_fail(__FILE__, __LINE__, __VA_ARGS__);                           \
+  } while (0)
+
+/* Runs r's turns until cond holds, failing the test when limit_ms passes
+ * first. */
+#define RUN_UNTIL(r, cond, limit_ms)                                           \
+  do {                                                                         \
+    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
+    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
+      ds_reactor_run_once((r), 10);                                            \
+    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
   } while (0)
 
 #define CHECK_INT(a, op, b)                                                    \

@@ -33,15 +33,6 @@
 
 #define MAXA 32
 
-/* Runs turns until cond holds or limit_ms passes. */
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 10);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
 /* ------------------------------------------------------------- server side */
 
 /* What the server saw: connections with the local address each came in

@@ -81,22 +81,6 @@ static void on_lookup(ds_lookup *l, int family, int status,
     ds_lookup_cancel(l);
 }
 
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 20);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
-/* Runs r for ms milliseconds. */
-static void run_for(ds_reactor *r, double ms)
-{
-  double end = ds_test_now_ms() + ms;
-  while (ds_test_now_ms() < end)
-    ds_reactor_run_once(r, 10);
-}
-
 /* Starts a lookup of name into c; returns ds_lookup_start()'s result. */
 static int start(ds_reactor *r, rec *c, const char *name, int families,
                  const ds_resolver_opts *o, char *err, size_t errlen)
@@ -364,7 +348,7 @@ TEST(resolve_hosts_file_options_none_and_missing)
   CHECK_EQ(rc, -ENOENT);
   CHECK_MSG(strstr(err, "/nonexistent/dualstack-hosts") != NULL, "err: %s",
             err);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(c.calls, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
 }
@@ -396,7 +380,7 @@ TEST(resolve_literals_answered_as_themselves_without_dns)
   CHECK_EQ(ll.scope6, 1);
   CHECK_STR(only6.text6, "::1");
   CHECK_EQ(only6.calls4, 0);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(only6.calls, 1);
   CHECK_MSG(dns_log(&d)[0] == '\0', "log:\n%s", dns_log(&d));
   CHECK_EQ(ds_reactor_free(r), 0);
@@ -465,7 +449,7 @@ TEST(resolve_bad_names_fail_at_once)
   CHECK_EQ(ds_lookup_start(r, "www.test", DS_LOOKUP_A, &o, NULL, NULL, NULL,
                            err, sizeof err),
            -EINVAL);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(c.calls, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
 }
@@ -557,7 +541,7 @@ TEST(resolve_bad_servers_option_names_the_entry)
   CHECK_MSG(rc == 0, "%s", err);
   ds_lookup_cancel(c.l);
   CHECK_EQ(ds_test_count_fds(), fds0);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(c.calls, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
 }
@@ -585,7 +569,7 @@ TEST(resolve_cancel_mid_lookup_closes_everything)
   ds_lookup_cancel(c.l);
   /* The socket is closed at once. */
   CHECK_EQ(ds_test_count_fds(), fds0);
-  run_for(r, 600);
+  ds_test_run_for(r, 600);
   CHECK_EQ(c.calls, 0);
   CHECK_EQ(ds_reactor_free(r), 0);
   dns_stop(&d);
@@ -616,7 +600,7 @@ TEST(resolve_cancel_inside_first_callback_stops_the_second)
   CHECK_EQ(split.first, AF_INET);
   CHECK_EQ(hosted.first, AF_INET6);
   CHECK_EQ(ds_test_count_fds(), fds0);
-  run_for(r, 500);
+  ds_test_run_for(r, 500);
   CHECK_EQ(split.calls, 1);
   CHECK_EQ(hosted.calls, 1);
   CHECK_EQ(split.wrong + hosted.wrong, 0);
@@ -793,7 +777,7 @@ TEST(resolve_one_family_asks_one_question)
   CHECK_EQ(ds_reactor_new(&r), 0);
   CHECK_EQ(start(r, &c, "multi.test", DS_LOOKUP_AAAA, &o, err, sizeof err), 0);
   RUN_UNTIL(r, c.calls == 1, 3000);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(c.calls, 1);
   CHECK_EQ(c.calls6, 1);
   CHECK_STR(c.text6, "2001:db8::10 2001:db8::11");

@@ -181,14 +181,6 @@ static void start(ds_reactor *r, rec *c, const char *name)
   CHECK_MSG(rc == 0, "lookup %s: %s (%s)", name, ds_err_name(rc), err);
 }
 
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 20);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
 static const char *const lab_config =
     "www.test     A     192.0.2.10,192.0.2.11\n"
     "www.test     AAAA  2001:db8::10\n"

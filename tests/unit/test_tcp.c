@@ -195,15 +195,6 @@ static int client_connect(side *c, ds_reactor *r, const char *host,
   return rc;
 }
 
-/* Runs turns until cond holds or limit_ms passes. */
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 50);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
 /* Aborts the server's open connections and stops listening. */
 static void server_close(server *sv)
 {

@@ -58,14 +58,6 @@ static const ds_protocol cproto = {.connection_made = c_made,
                                    .connection_lost = c_lost,
                                    .connection_failed = c_failed};
 
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 20);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
 /* --- the server in namespace B ------------------------------------------ */
 
 /* Accepts one connection and writes back "HOST PEER\n" as it sees them. */

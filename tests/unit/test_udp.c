@@ -104,23 +104,6 @@ static const ds_udp_protocol proto = {
     .resume_producing = on_resume,
 };
 
-/* Runs turns until cond holds or limit_ms passes. */
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 20);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
-/* Runs turns for ms milliseconds (to see that nothing more happens). */
-static void run_for(ds_reactor *r, double ms)
-{
-  double end = ds_test_now_ms() + ms;
-  while (ds_test_now_ms() < end)
-    ds_reactor_run_once(r, 10);
-}
-
 /* Opens a port on iface:0 for x. */
 static void open_port(rx *x, ds_reactor *r, const char *iface, unsigned flags)
 {
@@ -272,7 +255,7 @@ static void connect_then_write(const char *host, const char *wild)
   CHECK_EQ(ds_udp_write_to(b.u, "from-b", 6, host, pa, err, sizeof err), 0);
   CHECK_EQ(ds_udp_write_to(c.u, "late-c", 6, host, pa, err, sizeof err), 0);
   RUN_UNTIL(r, b.n == 1 && a.n == 1, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_STR(b.data[0], "to-b");
   CHECK_EQ(b.from[0].port, pa);
   CHECK_EQ(a.n, 1);
@@ -288,7 +271,7 @@ static void connect_then_write(const char *host, const char *wild)
   CHECK_EQ(ds_udp_write_to(b.u, "stale-b", 7, host, pa, err, sizeof err), 0);
   CHECK_EQ(ds_udp_write_to(c.u, "from-c", 6, host, pa, err, sizeof err), 0);
   RUN_UNTIL(r, c.n == 1 && a.n == 2, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_STR(c.data[0], "to-c");
   CHECK_EQ(c.from[0].port, pa);
   CHECK_EQ(b.n, 1);
@@ -361,7 +344,7 @@ TEST(udp_write_to_other_family_fails)
   CHECK_EQ(ds_udp_get_peer(a4.u, &to), -ENOTCONN);
   memset(&to, 0, sizeof to);
   CHECK_EQ(ds_udp_write(a4.u, "x", 1, &to), -EINVAL);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(b6.n + a4.n + a6.n, 0);
   CHECK_EQ(a4.errors + a6.errors + a4.refused, 0);
   teardown(r, &a4, &a6, &b6);
@@ -416,7 +399,7 @@ TEST(udp_write_to_hostname_and_missing_scope_fail)
       ds_listen_udp(r, 0, "::1", 0, 0x80, &proto, &x, &x.u, err, sizeof err),
       -EINVAL);
   CHECK_EQ(ds_test_count_fds(), fds0);
-  run_for(r, 50);
+  ds_test_run_for(r, 50);
   CHECK_EQ(a.n + a6.n + a.errors + a6.errors, 0);
   teardown(r, &a, &a6, NULL);
 }
@@ -453,7 +436,7 @@ static void refused(const char *host, int family)
   a.inside = 0;
   CHECK_EQ(a.called_inside, 0);
   RUN_UNTIL(r, a.refused == 3, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(a.refused, 3);
 
   /* Still open and usable: retarget to a live port. */
@@ -499,7 +482,7 @@ TEST(udp_refusal_without_callback_goes_to_error)
   CHECK_EQ(a.last_error, -ECONNREFUSED);
   CHECK(a.error_had_addr);
   CHECK_EQ(a.error_addr.port, port);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(b.errors + b.refused, 0);
   teardown(r, &a, &b, NULL);
 }
@@ -755,7 +738,7 @@ TEST(udp_close_from_callbacks_is_safe)
       0);
   usleep(50000);
   RUN_UNTIL(r, a.n + b.n == 1, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(a.n + b.n, 1);
   CHECK((a.u == NULL) != (b.u == NULL)); /* the one that got data lives */
   teardown(r, &a, &b, &s);
@@ -787,7 +770,7 @@ TEST(udp_close_self_with_more_pending_and_queued)
   CHECK_EQ(ds_udp_buffered(a.u), 1);
   usleep(20000);
   RUN_UNTIL(r, a.n == 1, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(a.n, 1);
   CHECK(a.u == NULL);
   teardown(r, &s, NULL, NULL);
@@ -837,7 +820,7 @@ TEST(udp_retarget_drops_refusals_of_the_old_peer)
   CHECK_EQ(ds_udp_connect(a.u, "127.0.0.1", port_of(&b), err, sizeof err), 0);
   CHECK_EQ(ds_udp_write(a.u, "live", 4, NULL), 0);
   RUN_UNTIL(r, b.n == 1, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(a.refused, 0);
   CHECK_EQ(a.errors, 0);
   teardown(r, &a, &b, NULL);
@@ -940,7 +923,7 @@ TEST(udp_pause_and_resume_reading)
   CHECK_EQ(ds_udp_write_to(a.u, "held", 4, "127.0.0.1", port_of(&b), err,
                            sizeof err),
            0);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(b.n, 0);
   ds_udp_resume_reading(b.u);
   RUN_UNTIL(r, b.n == 1, 3000);

@@ -111,22 +111,6 @@ static const ds_udp_protocol proto = {.datagram_received = on_dgram,
                                       .error = on_error,
                                       .resume_producing = on_resume};
 
-#define RUN_UNTIL(r, cond, limit_ms)                                           \
-  do {                                                                         \
-    double ru_end_ = ds_test_now_ms() + (limit_ms);                            \
-    while (!(cond) && ds_test_now_ms() < ru_end_)                              \
-      ds_reactor_run_once((r), 20);                                            \
-    CHECK_MSG((cond), "timed out waiting for %s", #cond);                      \
-  } while (0)
-
-/* Runs turns for ms milliseconds. */
-static void run_for(ds_reactor *r, double ms)
-{
-  double end = ds_test_now_ms() + ms;
-  while (ds_test_now_ms() < end)
-    ds_reactor_run_once(r, 10);
-}
-
 /* Opens a port for x on iface:port in the current namespace. */
 static void open_port(rx *x, ds_reactor *r, const char *iface, uint16_t port,
                       unsigned flags)
@@ -202,7 +186,7 @@ static void marker(ds_reactor *r, ds_udp *s, rx *x, const char *b_host,
 {
   send_text(s, text, b_host, port);
   RUN_UNTIL(r, count(x, text) == 1, 3000);
-  run_for(r, 200);
+  ds_test_run_for(r, 200);
 }
 
 static void teardown(ds_reactor *r, rx **ports, int n)
@@ -499,7 +483,7 @@ static void two_receivers(const char *wild, const char *group)
   CHECK_EQ(ds_udp_set_multicast_ttl(s.u, 1), 0);
   send_text(s.u, "both", group, port);
   RUN_UNTIL(r, b1.n == 1 && b2.n == 1, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(b1.n, 1);
   CHECK_EQ(b2.n, 1);
   CHECK_STR(b1.data[0], "both");
@@ -550,7 +534,7 @@ static void reuse_ports_get_only_their_groups(const char *wild,
     send_text(s[i].u, text, group, port);
   }
   RUN_UNTIL(r, j.n + n.n == 8, 3000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_MSG(j.n == 8 && n.n == 0,
             "the joined port got %d of 8, the other port %d", j.n, n.n);
   for (i = 0; i < 8; i++) {
@@ -654,7 +638,7 @@ TEST(lab_udp_outgoing_interface_decides_the_veth)
   snprintf(text, sizeof text, "[%s%%%u]:%u", ds_test_lab_env("LAB_A_LL"),
            b_eth0, port_of(&s6));
   CHECK_STR(text_of(&b6.from[1], t), text);
-  run_for(r, 200);
+  ds_test_run_for(r, 200);
   /* Each IPv4 datagram reached only the port of its link. */
   CHECK_EQ(b0.n, 1);
   CHECK_EQ(b1.n, 1);
@@ -921,7 +905,7 @@ TEST_T(lab_udp_real_eagain_is_queued_and_flushed_in_order, 40)
     i++;
   }
   RUN_UNTIL(r, b.n == total, 10000);
-  run_for(r, 100);
+  ds_test_run_for(r, 100);
   CHECK_EQ(b.n, total);
   CHECK_EQ(b.seq_bad, 0);
   CHECK_EQ(s.errors, 0);
