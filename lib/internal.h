@@ -55,7 +55,8 @@ typedef struct ds__sysfns {
   int (*dup3)(int fd, int newfd, int flags);
   int (*fcntl)(int fd, int cmd, ...);
   int (*fcntl64)(int fd, int cmd, ...);
-  /* libc's name lookups. */
+  /* libc's name lookups: NULL until the shim fills them (the library
+   * itself never calls them). */
   int (*getaddrinfo)(const char *node, const char *service,
                      const struct addrinfo *hints, struct addrinfo **res);
   void (*freeaddrinfo)(struct addrinfo *res);
@@ -80,13 +81,14 @@ typedef struct ds__sysfns {
 extern ds__sysfns ds__sys;
 
 /* Returns a close-on-exec copy of fd at ds__sys.fd_floor or above, else
- * (no floor, or no room there) at the lowest free number, or -1 with
- * errno. Never closes fd. */
+ * (no floor, or no room there) at the lowest free number from 3 up, or -1
+ * with errno. Never closes fd. */
 int ds__dup_high(int fd);
 
 /* Returns fd moved to ds__sys.fd_floor or above (a close-on-exec copy,
  * fd itself closed), or fd itself when there is no floor, fd is already
- * at or above it, or there is no room there. */
+ * at or above it, or there is no room there; fd 0, 1 or 2 (a process that
+ * closed its stdio) is moved at least to 3. */
 int ds__move_high(int fd);
 
 /* Returns the monotonic clock in nanoseconds: the one clock of the

@@ -42,14 +42,10 @@ ds__sysfns ds__sys = {
     .dup3 = dup3,
     .fcntl = fcntl,
     .fcntl64 = fcntl64,
-    .getaddrinfo = getaddrinfo,
-    .freeaddrinfo = freeaddrinfo,
-    .gethostbyname = gethostbyname,
-    .gethostbyname2 = gethostbyname2,
-    .gethostbyname_r = gethostbyname_r,
-    .gethostbyname2_r = gethostbyname2_r,
-    .gethostbyaddr = gethostbyaddr,
-    .getnameinfo = getnameinfo,
+    /* libc's name lookups stay NULL here: the library never calls them
+     * (c-ares resolves), and naming them would pull glibc's NSS, with its
+     * link-time warnings, into every static program that links the
+     * library. The shim, whose hooks pass lookups on, fills them. */
 };
 
 int ds__fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -83,18 +79,21 @@ static int dup_at_floor(int fd)
 int ds__dup_high(int fd)
 {
   int nfd = dup_at_floor(fd);
+  /* Never 0, 1 or 2: a program that closed its stdin expects its next
+   * open() to be its new stdin, not to find the shim's fd there. */
   if (nfd < 0)
-    nfd = ds__sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    nfd = ds__sys.fcntl(fd, F_DUPFD_CLOEXEC, 3);
   return nfd;
 }
 
 int ds__move_high(int fd)
 {
   int hi;
-  if (ds__sys.fd_floor <= 0 || fd >= ds__sys.fd_floor)
+  if (fd > STDERR_FILENO && (ds__sys.fd_floor <= 0 || fd >= ds__sys.fd_floor))
     return fd;
-  /* No copy at a lower number: one there would gain nothing. */
-  hi = dup_at_floor(fd);
+  /* Below the floor, no copy at a lower number: it would gain nothing;
+   * but never keep 0, 1 or 2 (see ds__dup_high). */
+  hi = fd > STDERR_FILENO ? dup_at_floor(fd) : ds__dup_high(fd);
   if (hi < 0)
     return fd;
   ds__sys.close(fd);

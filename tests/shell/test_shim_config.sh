@@ -184,6 +184,22 @@ print(a, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)'
     fail "page faults of the first lookup: /8 $big, /20 $2"
 }
 
+# A daemon that closed its stdin expects its next open() to be fd 0. The
+# shim starts later (its first lookup), with no room for its own fds at
+# their floor (half of a small RLIMIT_NOFILE): its trace and its resolver
+# must not take fd 0 (tests/lab/shim_stdin.c).
+test_closed_stdin_stays_the_programs() {
+  need_lab || return 0
+  out=$(lab_run a $DS_BUILD/lab/shim_stdin v6only.test)
+  assertContains "without the shim" "$out" "reopened 0"
+  out=$(lab_run a env LD_PRELOAD=$SHIM DUALSTACK_TRACE=$LAB_TMP/trace \
+    $DS_BUILD/lab/shim_stdin v6only.test)
+  assertContains "the shim answered" "$out" "lookup 0"
+  assertContains "with the shim" "$out" "reopened 0"
+  grep -q '"event":"lookup"' "$LAB_TMP/trace" ||
+    fail "no trace written: $(cat "$LAB_TMP/trace" 2>&1)"
+}
+
 test_bad_values_are_named_and_the_default_used() {
   need_lab || return 0
   lab_blackhole b 2001:db8::2 7 tcp
