@@ -59,8 +59,8 @@ int ds_family_memory_get(ds_family_memory *m, const char *host)
 void ds_family_memory_put(ds_family_memory *m, const char *host, int family)
 {
   uint64_t now;
-  if (m == NULL || host == NULL)
-    return;
+  if (m == NULL || host == NULL || strlen(host) >= 256)
+    return; /* no host name is that long */
   if (family == AF_UNSPEC) {
     ds__table_del(m->t, host, strlen(host));
     return;

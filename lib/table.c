@@ -1,8 +1,10 @@
 /* The bounded key-value table (see table.h for what it promises).
  *
- * Layout: each entry is one allocation (header, key, value) on two
- * structures, a chained hash index by key and, while it is not held, a
- * doubly linked list in order of use (most recent at the head). A table
+ * Layout: each entry is one allocation (header, value, key) on two or
+ * three structures: a chained hash index by key; while it is not held, a
+ * doubly linked list in order of use (most recent at the head); and when
+ * it expires, a binary heap ordered by expiry, so that an expired entry
+ * is found without a scan and recycled before any live one. A table
  * of numbered entries also has an array from number to entry, grown as
  * numbers are first handed out, and a stack of the numbers freed by a
  * deletion. The hash index doubles when it holds more entries than it has
@@ -20,12 +22,16 @@
  * for one not in use: a bound, so that a full table never scans. */
 #define EVICT_LOOK 8
 
+/* An entry's hidx when it is not in the expiry heap (it never expires). */
+#define NOHEAP UINT32_MAX
+
 typedef struct entry {
   struct entry *hnext;       /* hash chain */
   struct entry *prev, *next; /* use order; both NULL while held */
   uint32_t hash;
   uint32_t num;
   uint32_t holds;
+  uint32_t hidx; /* place in the expiry heap, or NOHEAP */
   uint16_t klen;
   uint64_t expires;     /* 0: never */
   uint64_t lease;       /* not recycled before this */
@@ -40,6 +46,8 @@ struct ds__table {
   entry **bucket;
   size_t nbucket; /* a power of two */
   entry *head, *tail;
+  entry **heap; /* entries that expire, soonest first */
+  size_t nheap, capheap;
   /* Numbered tables only. */
   entry **bynum;
   size_t nnum, capnum; /* numbers handed out so far; room in bynum */
@@ -141,6 +149,72 @@ static void lru_touch(ds__table *t, entry *e)
     t->tail = e;
 }
 
+/* Returns 1 if e may not be recycled now: held, or within its lease. */
+static int in_use(const entry *e, uint64_t now)
+{
+  return e->holds > 0 || e->lease > now;
+}
+
+/* Returns 1 if e has expired by now. */
+static int expired(const entry *e, uint64_t now)
+{
+  return e->expires != 0 && e->expires <= now;
+}
+
+/* Puts heap entry e at place i. */
+static void heap_place(ds__table *t, entry *e, size_t i)
+{
+  t->heap[i] = e;
+  e->hidx = (uint32_t)i;
+}
+
+/* Moves the entry at place i up or down until the heap is in order. */
+static void heap_fix(ds__table *t, size_t i)
+{
+  entry *e = t->heap[i];
+  while (i > 0 && t->heap[(i - 1) / 2]->expires > e->expires) {
+    heap_place(t, t->heap[(i - 1) / 2], i);
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= t->nheap)
+      break;
+    if (c + 1 < t->nheap && t->heap[c + 1]->expires < t->heap[c]->expires)
+      c++;
+    if (t->heap[c]->expires >= e->expires)
+      break;
+    heap_place(t, t->heap[c], i);
+    i = c;
+  }
+  heap_place(t, e, i);
+}
+
+/* Takes e out of the expiry heap (if it is there). */
+static void heap_remove(ds__table *t, entry *e)
+{
+  size_t i = e->hidx;
+  if (i == NOHEAP)
+    return;
+  e->hidx = NOHEAP;
+  if (i != --t->nheap) {
+    heap_place(t, t->heap[t->nheap], i);
+    heap_fix(t, i);
+  }
+}
+
+/* Sets e's expiry (0: never), keeping the heap in order. There is room:
+ * the heap has a place for every entry (see reserve()). */
+static void set_expiry(ds__table *t, entry *e, uint64_t expires)
+{
+  heap_remove(t, e);
+  e->expires = expires;
+  if (expires != 0) {
+    heap_place(t, e, t->nheap++);
+    heap_fix(t, e->hidx);
+  }
+}
+
 /* Removes e from the hash index. */
 static void hash_unlink(ds__table *t, entry *e)
 {
@@ -169,6 +243,7 @@ static void drop(ds__table *t, entry *e, int keep_num)
 {
   hash_unlink(t, e);
   lru_unlink(t, e);
+  heap_remove(t, e);
   if (t->flags & DS__TABLE_NUMBERED) {
     t->bynum[e->num] = NULL;
     if (!keep_num)
@@ -202,6 +277,24 @@ static int grow_index(ds__table *t)
   t->bytes += (nb - t->nbucket) * sizeof *b;
   t->bucket = b;
   t->nbucket = nb;
+  return 0;
+}
+
+/* Makes room in the expiry heap for one more entry. Returns 0 or
+ * -ENOMEM. */
+static int reserve_heap(ds__table *t)
+{
+  size_t want;
+  void *p;
+  if (t->capheap > t->n)
+    return 0;
+  want = t->capheap ? t->capheap * 2 : 16;
+  p = realloc(t->heap, want * sizeof *t->heap);
+  if (p == NULL)
+    return -ENOMEM;
+  t->bytes += (want - t->capheap) * sizeof *t->heap;
+  t->heap = p;
+  t->capheap = want;
   return 0;
 }
 
@@ -243,20 +336,19 @@ static uint32_t take_number(ds__table *t)
   return (uint32_t)t->nnum++;
 }
 
-/* Returns an entry that may be recycled (not held, lease over), looking
- * at a few from the least recently used end, or NULL. Expired entries go
- * first. */
+/* Returns an entry that may be recycled (not held, lease over), or NULL:
+ * the soonest expired one, else the least recently used, looking at a
+ * few from that end. */
 static entry *victim(ds__table *t, uint64_t now)
 {
-  entry *e, *ok = NULL;
+  entry *e;
   int i;
-  for (e = t->tail, i = 0; e != NULL && i < EVICT_LOOK; e = e->prev, i++) {
-    if (e->expires != 0 && e->expires <= now)
+  if (t->nheap > 0 && expired(t->heap[0], now) && !in_use(t->heap[0], now))
+    return t->heap[0];
+  for (e = t->tail, i = 0; e != NULL && i < EVICT_LOOK; e = e->prev, i++)
+    if (!in_use(e, now))
       return e;
-    if (ok == NULL && e->lease <= now)
-      ok = e;
-  }
-  return ok;
+  return NULL;
 }
 
 int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
@@ -266,11 +358,13 @@ int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
   int found = 0;
   pthread_mutex_lock(&t->lock);
   e = find(t, key, klen, hash_key(t, key, klen));
-  if (e != NULL && e->expires != 0 && e->expires <= now && e->holds == 0) {
-    drop(t, e, 0);
+  if (e != NULL && expired(e, now)) {
+    /* Gone; but an entry in use keeps its number until it is not. */
+    if (!in_use(e, now))
+      drop(t, e, 0);
     e = NULL;
   }
-  if (e != NULL && (e->expires == 0 || e->expires > now)) {
+  if (e != NULL) {
     if (value != NULL)
       memcpy(value, e->data, t->vsize);
     if (num != NULL)
@@ -291,16 +385,27 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
 
   if (fresh != NULL)
     *fresh = 0;
-  if (klen == 0 || klen > DS__TABLE_KEY_MAX)
+  if (klen > DS__TABLE_KEY_MAX)
     return -EINVAL;
   h = hash_key(t, key, klen);
   pthread_mutex_lock(&t->lock);
   e = find(t, key, klen, h);
+  if (e != NULL && expired(e, now) && !in_use(e, now)) {
+    drop(t, e, 0);
+    e = NULL;
+  }
   if (e != NULL) {
-    if (value != NULL) {
-      memcpy(e->data, value, t->vsize);
-      e->expires = expires;
+    /* An expired entry still in use keeps its number, with new contents
+     * as if it were new. */
+    if (value == NULL && expired(e, now)) {
+      memset(e->data, 0, t->vsize);
+      if (fresh != NULL)
+        *fresh = 1;
     }
+    if (value != NULL)
+      memcpy(e->data, value, t->vsize);
+    if (value != NULL || expired(e, now))
+      set_expiry(t, e, expires);
     goto found;
   }
   if (t->n >= t->cap) {
@@ -309,7 +414,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
       rc = -EAGAIN;
       goto done;
     }
-  } else if ((rc = grow_index(t)) != 0 ||
+  } else if ((rc = grow_index(t)) != 0 || (rc = reserve_heap(t)) != 0 ||
              ((t->flags & DS__TABLE_NUMBERED) && (rc = grow_numbers(t)) != 0)) {
     goto done;
   }
@@ -319,6 +424,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
     goto done;
   }
   memset(e, 0, sizeof *e);
+  e->hidx = NOHEAP;
   if (old != NULL) {
     /* The victim's number passes to the new key. */
     e->num = old->num;
@@ -329,7 +435,6 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
   t->bytes += entry_size(t, klen);
   e->hash = h;
   e->klen = (uint16_t)klen;
-  e->expires = expires;
   memcpy(key_of(t, e), key, klen);
   if (value != NULL)
     memcpy(e->data, value, t->vsize);
@@ -340,6 +445,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
   if (t->flags & DS__TABLE_NUMBERED)
     t->bynum[e->num] = e;
   t->n++;
+  set_expiry(t, e, expires);
   if (fresh != NULL)
     *fresh = 1;
 found:
@@ -359,7 +465,7 @@ int ds__table_set(ds__table *t, const void *key, size_t klen, const void *value,
   e = find(t, key, klen, hash_key(t, key, klen));
   if (e != NULL) {
     memcpy(e->data, value, t->vsize);
-    e->expires = expires;
+    set_expiry(t, e, expires);
     if (num != NULL)
       *num = e->num;
   }
@@ -382,7 +488,7 @@ int ds__table_get_num(ds__table *t, uint32_t num, uint64_t now, void *key,
   int rc = 0;
   pthread_mutex_lock(&t->lock);
   e = by_num(t, num);
-  if (e == NULL || (e->expires != 0 && e->expires <= now))
+  if (e == NULL || expired(e, now))
     goto done;
   if (key != NULL) {
     if (kcap <= e->klen) {
@@ -408,6 +514,8 @@ int ds__table_del(ds__table *t, const void *key, size_t klen)
   entry *e;
   pthread_mutex_lock(&t->lock);
   e = find(t, key, klen, hash_key(t, key, klen));
+  if (e != NULL && e->holds > 0)
+    e = NULL; /* its number must stay its holder's */
   if (e != NULL)
     drop(t, e, 0);
   pthread_mutex_unlock(&t->lock);
@@ -477,6 +585,9 @@ static void clear_locked(ds__table *t)
   free(t->bucket);
   free(t->bynum);
   free(t->freed);
+  free(t->heap);
+  t->heap = NULL;
+  t->nheap = t->capheap = 0;
   t->bucket = t->bynum = NULL;
   t->freed = NULL;
   t->nbucket = t->nnum = t->capnum = t->nfreed = t->capfreed = 0;

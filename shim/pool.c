@@ -157,8 +157,11 @@ int shim__pool_v6(uint32_t ip, struct in6_addr *out)
   if (ds__table_set(pool.names, name, strlen(name), &v, 0, &num) != 1 ||
       num != ip - pool.base)
     return 0;
-  ds__table_put(pool.byv6, &v.v6, sizeof v.v6, &ip, 0, ds__mono_ms_u64(), NULL,
-                NULL);
+  /* Two names may choose the same IPv6 address: the first one that still
+   * has it keeps the way back. */
+  if (shim__pool_from_v6(&v.v6) == 0)
+    ds__table_put(pool.byv6, &v.v6, sizeof v.v6, &ip, 0, ds__mono_ms_u64(),
+                  NULL, NULL);
   *out = v.v6;
   return 1;
 }

@@ -59,7 +59,15 @@ TEST(table_finds_by_key_and_by_number)
   CHECK_EQ(v, 9);
   /* Keys are bytes: a longer or shorter key is another key. */
   CHECK_EQ(ds__table_get(t, "one.exampl", 10, 1, &v, NULL), 0);
-  CHECK_EQ(ds__table_put(t, "", 0, &v, 0, 1, NULL, NULL), -EINVAL);
+  /* Keys of 0 to DS__TABLE_KEY_MAX bytes. */
+  {
+    char big[DS__TABLE_KEY_MAX + 1];
+    memset(big, 'x', sizeof big);
+    CHECK_EQ(ds__table_put(t, big, sizeof big, &v, 0, 1, NULL, NULL), -EINVAL);
+    CHECK_EQ(ds__table_put(t, big, DS__TABLE_KEY_MAX, &v, 0, 1, NULL, NULL), 0);
+    CHECK_EQ(ds__table_put(t, "", 0, &v, 0, 1, NULL, NULL), 0);
+    CHECK_EQ(ds__table_get(t, "", 0, 1, NULL, NULL), 1);
+  }
   ds__table_free(t);
 }
 
@@ -180,8 +188,9 @@ TEST(table_memory_follows_entries_not_capacity)
   int i;
   double t0;
 
-  CHECK_EQ(ds__table_new(&big, (1u << 24) - 2, 16, DS__TABLE_NUMBERED), 0);
-  CHECK_EQ(ds__table_new(&small, 4094, 16, DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_new(&big, (1u << 24) - 2, sizeof(int), DS__TABLE_NUMBERED),
+           0);
+  CHECK_EQ(ds__table_new(&small, 4094, sizeof(int), DS__TABLE_NUMBERED), 0);
   for (i = 0; i < 1000; i++) {
     snprintf(name, sizeof name, "n%d.example", i);
     put_name(big, name, i, 1, 0);
@@ -197,7 +206,7 @@ TEST(table_memory_follows_entries_not_capacity)
   /* Recycling in a full table looks at a few entries, not all: 200,000
    * recycled puts in a full table of 200,000 (a scan each would be
    * 4 * 10^10 steps). */
-  CHECK_EQ(ds__table_new(&big, 200000, 16, DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_new(&big, 200000, sizeof(int), DS__TABLE_NUMBERED), 0);
   for (i = 0; i < 200000; i++) {
     snprintf(name, sizeof name, "n%d", i);
     put_name(big, name, i, 1, 0);
@@ -212,4 +221,82 @@ TEST(table_memory_follows_entries_not_capacity)
   CHECK_EQ(ds__table_get(big, "n0", 2, 3, NULL, NULL), 0);
   CHECK_EQ(ds__table_get(big, "m0", 2, 3, NULL, NULL), 1);
   ds__table_free(big);
+}
+
+/* A full table recycles an expired entry before any live one, wherever
+ * the expired one stands in the order of use (the family memory's rule:
+ * a live host is never forgotten while an expired one is kept). */
+TEST(table_expired_entries_go_before_live_ones)
+{
+  ds__table *t;
+  char name[16];
+  int i, v = 1;
+  CHECK_EQ(ds__table_new(&t, 10, sizeof v, DS__TABLE_NOCASE), 0);
+  CHECK_EQ(ds__table_put(t, "old", 3, &v, 300, 0, NULL, NULL), 0);
+  for (i = 0; i < 9; i++) {
+    snprintf(name, sizeof name, "h%d", i);
+    CHECK_EQ(ds__table_put(t, name, strlen(name), &v, 450 + i, 150, NULL, NULL),
+             0);
+  }
+  /* "old" is the most recently used when it expires. */
+  CHECK_EQ(ds__table_get(t, "old", 3, 200, NULL, NULL), 1);
+  CHECK_EQ(ds__table_put(t, "new", 3, &v, 650, 350, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(t, "old", 3, 350, NULL, NULL), 0);
+  for (i = 0; i < 9; i++) {
+    snprintf(name, sizeof name, "h%d", i);
+    CHECK_MSG(ds__table_get(t, name, strlen(name), 351, NULL, NULL) == 1,
+              "%s forgotten", name);
+  }
+  /* Later expiries in another order: the soonest goes first. */
+  CHECK_EQ(ds__table_put(t, "h5", 2, &v, 500, 400, NULL, NULL), 0);
+  CHECK_EQ(ds__table_put(t, "later", 5, &v, 900, 600, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(t, "h0", 2, 600, NULL, NULL), 0); /* 450 */
+  CHECK_EQ(ds__table_put(t, "last", 4, &v, 900, 600, NULL, NULL), 0);
+  CHECK_EQ(ds__table_get(t, "h1", 2, 600, NULL, NULL), 0); /* 451 */
+  CHECK_EQ(ds__table_get(t, "h5", 2, 499, NULL, NULL), 1); /* renewed */
+  CHECK_EQ(ds__table_count(t), 10);
+  ds__table_free(t);
+}
+
+/* An entry in use keeps its number after it expires: a lease outlives
+ * the expiry, a hold outlives both, and a deletion waits for the hold. */
+TEST(table_an_entry_in_use_keeps_its_number_past_expiry)
+{
+  ds__table *t;
+  uint32_t num;
+  int v = 1, fresh = 0;
+  CHECK_EQ(ds__table_new(&t, 1, sizeof v, DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_put(t, "a", 1, &v, 100, 0, &num, NULL), 0);
+  CHECK_EQ(ds__table_lease(t, num, 200), 1);
+  CHECK_EQ(ds__table_get(t, "a", 1, 150, NULL, NULL), 0); /* expired */
+  CHECK_EQ(ds__table_put(t, "b", 1, &v, 0, 150, NULL, NULL), -EAGAIN);
+  /* Put again while leased: the same number, with new contents. */
+  CHECK_EQ(ds__table_put(t, "a", 1, NULL, 0, 150, &num, &fresh), 0);
+  CHECK_EQ(num, 0);
+  CHECK_EQ(fresh, 1);
+  CHECK_EQ(ds__table_get(t, "a", 1, 160, &v, NULL), 1);
+  CHECK_EQ(v, 0);
+  /* Held: not deleted, not recycled; released, it goes. */
+  CHECK_EQ(ds__table_hold(t, num, 1), 1);
+  CHECK_EQ(ds__table_del(t, "a", 1), 0);
+  CHECK_EQ(ds__table_put(t, "b", 1, &v, 0, 300, NULL, NULL), -EAGAIN);
+  CHECK_EQ(ds__table_hold(t, num, -1), 1);
+  CHECK_EQ(ds__table_put(t, "b", 1, &v, 0, 300, &num, NULL), 0);
+  CHECK_EQ(num, 0);
+  ds__table_free(t);
+}
+
+/* Putting a key whose entry has expired (and is not in use) makes a new
+ * entry, as if the key had never been there. */
+TEST(table_put_over_an_expired_entry_makes_it_anew)
+{
+  ds__table *t;
+  int v = 7, fresh = 0;
+  CHECK_EQ(ds__table_new(&t, 4, sizeof v, 0), 0);
+  CHECK_EQ(ds__table_put(t, "k", 1, &v, 100, 0, NULL, NULL), 0);
+  CHECK_EQ(ds__table_put(t, "k", 1, NULL, 0, 150, NULL, &fresh), 0);
+  CHECK_EQ(fresh, 1);
+  CHECK_EQ(ds__table_get(t, "k", 1, 1000, &v, NULL), 1);
+  CHECK_EQ(v, 0);
+  ds__table_free(t);
 }
