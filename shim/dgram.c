@@ -130,7 +130,9 @@ static int show_sender(int fd, int kind, const struct sockaddr_storage *ss,
   return 0;
 }
 
-DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+/* The body of recvfrom(); returns as recvfrom() does, errno aside (the
+ * hook keeps it on success). */
+static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
                          struct sockaddr *sa, socklen_t *len)
 {
   struct sockaddr_storage ss;
@@ -165,6 +167,16 @@ DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
       ds__sys.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT, NULL,
                        NULL);
   }
+}
+
+DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                         struct sockaddr *sa, socklen_t *len)
+{
+  int entry = errno;
+  ssize_t r = recv_from(fd, buf, n, flags, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
 }
 
 DS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
@@ -263,7 +275,9 @@ static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
  * plus room for IPv6 cmsgs being larger than their IPv4 twins. */
 #define CTL_MAX 4096
 
-DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+/* The body of recvmsg(); returns as recvmsg() does, errno aside (the
+ * hook keeps it on success). */
+static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
 {
   struct sockaddr_storage ss;
   struct msghdr m;
@@ -321,12 +335,23 @@ DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
   }
 }
 
+DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+  int entry = errno;
+  ssize_t r = recv_msg(fd, msg, flags);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
 /* Messages of one recvmmsg or sendmmsg batch the shim translates; a
  * longer batch is cut short, which both calls allow. */
 #define CTL_BOUNCE 256
 #define BATCH 64
 
-DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+/* The body of recvmmsg(); returns as recvmmsg() does, errno aside (the
+ * hook keeps it on success). */
+static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                      struct timespec *timeout)
 {
   struct mmsghdr m[BATCH];
@@ -402,6 +427,15 @@ DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
   return r;
 }
 
+DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                     struct timespec *timeout)
+{
+  int entry = errno, r = recv_mmsg(fd, vec, vlen, flags, timeout);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
 /* ---- sending ---- */
 
 
@@ -428,8 +462,13 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
   if (sa == NULL || sa->sa_family != AF_INET || len < sizeof *sin ||
       shim__cfg.disabled || shim__cfg.observe)
     return 0;
+  if (shim__nested_refuse(fd, sa, len) != 0)
+    return -1;
   ip = ntohl(sin->sin_addr.s_addr);
   if (shim__pool_contains(ip)) {
+    /* A bad fd gets the kernel's errno (EBADF, ENOTSOCK). */
+    if (socket_family(fd) < 0)
+      return -1;
     if (shim__pool_name(ip, name, sizeof name) != 1) {
       shim__trace_unmapped(sa, len);
       errno = ENETUNREACH;
@@ -452,7 +491,9 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
   return 0;
 }
 
-DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+/* The body of sendto(); returns as sendto() does, errno aside (the
+ * hook keeps it on success). */
+static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
                        const struct sockaddr *sa, socklen_t len)
 {
   struct sockaddr_in6 s6;
@@ -468,6 +509,16 @@ DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
   default:
     return -1;
   }
+}
+
+DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                       const struct sockaddr *sa, socklen_t len)
+{
+  int entry = errno;
+  ssize_t r = send_to(fd, buf, n, flags, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
 }
 
 /* Rewrites the IPv4 control data of a datagram going to an IPv6 address
@@ -522,7 +573,9 @@ static ssize_t cmsg_to_v6(const struct msghdr *from, void *to, size_t tolen)
   return (ssize_t)used;
 }
 
-DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+/* The body of sendmsg(); returns as sendmsg() does, errno aside (the
+ * hook keeps it on success). */
+static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
 {
   struct sockaddr_in6 s6;
   struct msghdr m;
@@ -559,7 +612,18 @@ DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
   return ds__sys.sendmsg(fd, &m, flags);
 }
 
-DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+  int entry = errno;
+  ssize_t r = send_msg(fd, msg, flags);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
+/* The body of sendmmsg(); returns as sendmmsg() does, errno aside (the
+ * hook keeps it on success). */
+static int send_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
   struct mmsghdr m[BATCH];
   struct sockaddr_in6 names[BATCH];
@@ -593,5 +657,14 @@ DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
   r = ds__sys.sendmmsg(fd, m, n, flags);
   for (i = 0; r > 0 && i < (unsigned)r; i++)
     vec[i].msg_len = m[i].msg_len;
+  return r;
+}
+
+DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+  int entry = errno;
+  int r = send_mmsg(fd, vec, vlen, flags);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
   return r;
 }

@@ -18,6 +18,7 @@
 
 DS_HOOK int close(int fd)
 {
+  int entry = errno, rc;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
@@ -27,7 +28,10 @@ DS_HOOK int close(int fd)
       return 0; /* the shim's own: it stays, as if it were not there */
     shim__fd_clear(fd);
   }
-  return ds__sys.close(fd);
+  rc = ds__sys.close(fd);
+  if (rc == 0)
+    errno = entry; /* whatever forgetting fd did to it */
+  return rc;
 }
 
 /* close_range() of [first, last] without the shim's own fds. */
@@ -64,19 +68,22 @@ DS_HOOK int close_range(unsigned first, unsigned last, int flags)
     for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
       if (shim__fd_known((int)fd))
         shim__fd_clear((int)fd);
+  errno = e;
   return rc;
 }
 
 DS_HOOK int dup(int fd)
 {
-  int nfd;
+  int nfd, e;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   nfd = ds__sys.dup(fd);
+  e = errno;
   if (nfd >= 0 && shim__fd_known(fd))
     shim__fd_copy(fd, nfd);
+  errno = e;
   return nfd;
 }
 
@@ -130,16 +137,18 @@ DS_HOOK int dup3(int fd, int newfd, int flags)
  * pointer, as glibc's own fcntl does). */
 static int fcntl_common(int is64, int fd, int cmd, void *arg)
 {
-  int rc;
+  int rc, e;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   rc = is64 && ds__sys.fcntl64 != NULL ? ds__sys.fcntl64(fd, cmd, arg)
                                        : ds__sys.fcntl(fd, cmd, arg);
+  e = errno;
   if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
       shim__fd_known(fd))
     shim__fd_copy(fd, rc);
+  errno = e;
   return rc;
 }
 
@@ -179,7 +188,7 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
    * IPv6 twin, whose result the application gets. */
   if (level == IPPROTO_IP && shim__fd_known(fd) && shim__fd_get(fd, &e) &&
       e.family == AF_INET6 && shim__opt_twin(name, &name6)) {
-    int v;
+    int v, entry = errno, rc;
     const void *v6 = val;
     socklen_t l6 = len;
     ds__sys.setsockopt(fd, level, name, val, len);
@@ -188,7 +197,10 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
       v6 = &v;
       l6 = sizeof v;
     }
-    return ds__sys.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
+    rc = ds__sys.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
+    if (rc == 0)
+      errno = entry; /* whatever the IPv4 one said */
+    return rc;
   }
   return ds__sys.setsockopt(fd, level, name, val, len);
 }

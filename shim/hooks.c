@@ -319,7 +319,10 @@ static int unmapped_pool_address(const struct sockaddr *sa, socklen_t len)
   return shim__pool_contains(ip) && shim__pool_name(ip, name, sizeof name) != 1;
 }
 
-void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len)
+/* Traces a refusal to let pool address sa out, saying why. Takes no
+ * lock: it also runs in a signal handler. */
+static void trace_refused(const struct sockaddr *sa, socklen_t len,
+                          const char *reason)
 {
   shim_json j;
   ds_addr a;
@@ -328,9 +331,14 @@ void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len)
     return;
   ds_addr_format(&a, text, sizeof text, DS_ADDR_FMT_PORT);
   shim__json_begin(&j, "passthrough", shim__next_id());
-  shim__json_str(&j, "reason", "pool address without mapping: ENETUNREACH");
+  shim__json_str(&j, "reason", reason);
   shim__json_str(&j, "addr", text);
   shim__json_emit(&j);
+}
+
+void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len)
+{
+  trace_refused(sa, len, "pool address without mapping: ENETUNREACH");
 }
 
 /* Returns the trace id of the lookup that gave sa's address (0: none). */
@@ -441,6 +449,24 @@ static int connect_literal(int fd, const struct sockaddr_in *sin, socklen_t len)
   return race(fd, text, sin, shim__next_id());
 }
 
+/* Returns fd's socket type when a pool address given to fd could reach
+ * the network (an AF_INET socket, or an AF_INET6 datagram socket, which
+ * the kernel lets send to IPv4 addresses), 0 when the kernel refuses an
+ * IPv4 address on fd by itself (another family, an IPv6 stream socket),
+ * or -1 with connect's errno when fd is no socket (EBADF, ENOTSOCK). */
+static int pool_socket(int fd)
+{
+  int domain = shim__sock_int(fd, SO_DOMAIN), type;
+  if (domain < 0)
+    return -1;
+  type = shim__sock_int(fd, SO_TYPE);
+  if (type < 0)
+    return -1;
+  if (domain == AF_INET || (domain == AF_INET6 && type == SOCK_DGRAM))
+    return type;
+  return 0;
+}
+
 /* The body of connect() once the shim has decided to look: fd is the
  * application's, sa an AF_INET or AF_INET6 address. */
 static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
@@ -475,12 +501,18 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
     return ds__sys.connect(fd, sa, len);
   if (!shim__pool_maybe(ntohl(sin->sin_addr.s_addr)))
     return connect_literal(fd, sin, len);
+  /* What is no socket, or a socket that cannot take an IPv4 address out,
+   * is the kernel's to refuse, with its errno. */
+  type = pool_socket(fd);
+  if (type < 0)
+    return -1;
+  if (type == 0)
+    return ds__sys.connect(fd, sa, len);
   kind = shim__pool_name(ntohl(sin->sin_addr.s_addr), name, sizeof name);
   if (kind == 0 && !unmapped_pool_address(sa, len))
     return connect_literal(fd, sin, len);
   if (kind == 2 && excluded_dual(sin))
     return ds__sys.connect(fd, sa, len);
-  type = shim__sock_int(fd, SO_TYPE);
   if (type == SOCK_STREAM && kind != 0)
     return race(fd, name, sin, connect_id(sa, len));
   if (type == SOCK_DGRAM && kind == 1) {
@@ -500,17 +532,46 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
   return ds__sys.connect(fd, sa, len);
 }
 
+int shim__nested_refuse(int fd, const struct sockaddr *sa, socklen_t len)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  uint32_t ip;
+  int type;
+  if (sa == NULL || len < sizeof *sin || sa->sa_family != AF_INET ||
+      shim__cfg.disabled || shim__cfg.observe || !shim__nested())
+    return 0;
+  ip = ntohl(sin->sin_addr.s_addr);
+  if (!shim__pool_contains(ip) && !shim__source_contains(ip))
+    return 0;
+  type = pool_socket(fd);
+  if (type < 0)
+    return -1; /* no socket: EBADF or ENOTSOCK, as the kernel says */
+  if (type == 0)
+    return 0;
+  trace_refused(sa, len,
+                "nested call (a hook inside another, as in a signal "
+                "handler): pool address refused: ENETUNREACH");
+  errno = ENETUNREACH;
+  return -1;
+}
+
 DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
   double t0;
-  int rc, saved;
+  int rc, saved, entry = errno;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-      !shim__active())
+  if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
     return ds__sys.connect(fd, sa, len);
+  if (!shim__active()) {
+    /* Disabled, or a hook reached inside another (a signal handler):
+     * straight to libc, but never to a pool address. */
+    if (shim__nested_refuse(fd, sa, len) != 0)
+      return -1;
+    return ds__sys.connect(fd, sa, len);
+  }
   t0 = ds__mono_ms();
   async_started = 0;
   if (translating())
@@ -522,7 +583,9 @@ DS_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
   if (shim__cfg.trace_fd >= 0 && !async_started)
     shim__trace_sockaddr("connect", sa, len, rc, saved, t0);
   shim__leave();
-  errno = saved;
+  /* Success leaves errno as the application had it, whatever the race
+   * and the shim's own calls did to it. */
+  errno = rc == 0 ? entry : saved;
   return rc;
 }
 
@@ -581,7 +644,9 @@ static int local_v4(int fd, const shim_fd *e, struct sockaddr_in *out)
   return 0;
 }
 
-DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+/* The body of getpeername(); returns as getpeername() does, errno aside (the
+ * hook keeps it on success). */
+static int peer_name(int fd, struct sockaddr *sa, socklen_t *len)
 {
   shim_fd e;
   int got;
@@ -606,7 +671,17 @@ DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
   return name_v4(fd, sa, len, ds__sys.getpeername);
 }
 
-DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  int entry = errno, r = peer_name(fd, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
+/* The body of getsockname(); returns as getsockname() does, errno aside (the
+ * hook keeps it on success). */
+static int sock_name(int fd, struct sockaddr *sa, socklen_t *len)
 {
   struct sockaddr_in sin;
   shim_fd e;
@@ -624,7 +699,17 @@ DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
   return name_v4(fd, sa, len, ds__sys.getsockname);
 }
 
-DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  int entry = errno, r = sock_name(fd, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
+/* The body of getsockopt(); returns as getsockopt() does, errno aside (the
+ * hook keeps it on success). */
+static int sock_opt(int fd, int level, int opt, void *val, socklen_t *len)
 {
   shim_fd e;
   if (shim__init() != 0) {
@@ -653,4 +738,12 @@ DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
     return 0;
   }
   return ds__sys.getsockopt(fd, level, opt, val, len);
+}
+
+DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+  int entry = errno, r = sock_opt(fd, level, opt, val, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
 }

@@ -265,6 +265,12 @@ int shim__enter(void)
   return 1;
 }
 
+int shim__nested(void)
+{
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+  return guard_frame != 0 && here < guard_frame;
+}
+
 void shim__leave(void)
 {
   guard_frame = 0;

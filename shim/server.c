@@ -199,7 +199,9 @@ static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
   return ds__sys.bind(fd, sa, len);
 }
 
-DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
+/* The body of bind(); returns as bind() does, errno aside (the
+ * hook keeps it on success). */
+static int do_bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
   const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
   const char *why;
@@ -248,6 +250,14 @@ done:
   shim__leave();
   errno = saved;
   return rc;
+}
+
+DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+  int entry = errno, r = do_bind(fd, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
 }
 
 /* Copies n bytes of address src out as the kernel does: at most *len
@@ -416,7 +426,9 @@ static int do_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
   return nfd;
 }
 
-DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
+/* The body of accept(); returns as accept() does, errno aside (the
+ * hook keeps it on success). */
+static int accept_body(int fd, struct sockaddr *sa, socklen_t *len)
 {
   int nfd;
   if (shim__init() != 0) {
@@ -433,11 +445,29 @@ DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
   return do_accept(fd, sa, len, 0);
 }
 
-DS_HOOK int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+  int entry = errno, r = accept_body(fd, sa, len);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
+}
+
+/* The body of accept4(); returns as accept4() does, errno aside (the
+ * hook keeps it on success). */
+static int accept4_body(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   return do_accept(fd, sa, len, flags);
+}
+
+DS_HOOK int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+  int entry = errno, r = accept4_body(fd, sa, len, flags);
+  if (r >= 0)
+    errno = entry; /* success leaves errno as it was, as the call does */
+  return r;
 }

@@ -39,6 +39,10 @@ int shim__init(void);
  * call through untouched. */
 int shim__enter(void);
 void shim__leave(void);
+/* Returns 1 when the calling thread is inside a hook that holds the guard
+ * (a hook reached from a signal handler, or from libc inside the shim),
+ * without taking it. */
+int shim__nested(void);
 
 /* Returns 1 when the shim acts on this call: initialised, enabled, and
  * not a call the shim itself makes; then the guard is taken and the
@@ -106,6 +110,13 @@ void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
 /* Traces a refusal (ENETUNREACH) to send to a pool address without
  * mapping. */
 void shim__trace_unmapped(const struct sockaddr *sa, socklen_t len);
+
+/* For a hook reached inside another, which passes its call through:
+ * returns -1 with errno when IPv4 address sa is a destination-pool or
+ * source-pool address that would reach the network from fd (ENETUNREACH,
+ * traced), or fd is no socket (EBADF, ENOTSOCK); else 0 (pass it
+ * through). Takes no lock. */
+int shim__nested_refuse(int fd, const struct sockaddr *sa, socklen_t len);
 
 /* Parses "a.b.c.d/len" (len 8 to 30) into a base address and a size (host
  * order). Returns 0 or -1. */
