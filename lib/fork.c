@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #define DS__FORK_MAX 16
 
@@ -32,6 +33,11 @@ static struct {
   atomic_uint n; /* h[0..n) are complete */
   unsigned ran;  /* how many handlers the fork in progress prepared */
   int rc;        /* the registration's result, as a negative errno */
+  /* The process the chain works for: set at registration and in each
+   * fork child. A vfork child (or a posix_spawn one, which glibc makes
+   * with clone(CLONE_VM|CLONE_VFORK)) runs no atfork handler, so it
+   * still finds its parent's pid here. */
+  atomic_int pid;
 } chain = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
@@ -85,9 +91,10 @@ static void fork_child(void)
   unsigned n = chain.ran;
   ds__fork_mutex(&chain.lock, DS__FORK_CHILD, 0);
   /* The child's own state first, before any handler: whatever the whole
-   * library must know about the new process (such as a cached pid, to
+   * library must know about the new process (such as the cached pid, to
    * tell a vfork child from its parent) is set here, so that every
    * handler below already sees it. */
+  atomic_store_explicit(&chain.pid, (int)getpid(), memory_order_relaxed);
   run(n, DS__FORK_CHILD);
 }
 
@@ -95,6 +102,7 @@ static void fork_child(void)
  * inherits the registration). */
 static void chain_setup(void)
 {
+  atomic_store_explicit(&chain.pid, (int)getpid(), memory_order_relaxed);
   chain.rc = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -118,6 +126,12 @@ int ds__fork_add(int order, ds__fork_fn fn)
   }
   pthread_mutex_unlock(&chain.lock);
   return rc;
+}
+
+int ds__fork_vforked(void)
+{
+  int pid = atomic_load_explicit(&chain.pid, memory_order_relaxed);
+  return pid != 0 && pid != (int)getpid();
 }
 
 void ds__fork_mutex(pthread_mutex_t *m, int phase, int recursive)

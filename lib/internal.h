@@ -129,6 +129,13 @@ typedef void (*ds__fork_fn)(int phase);
  * the chain with libc failed (no handler then runs at all). */
 int ds__fork_add(int order, ds__fork_fn fn);
 
+/* Returns 1 in a vfork child (or a posix_spawn or clone(CLONE_VM) one)
+ * before exec: it runs in its parent's memory, and its pid is not the one
+ * the chain renews in every fork child; else 0, also before the first
+ * ds__fork_add(). One getpid() system call: for paths about to change
+ * shared state, not for every call. */
+int ds__fork_vforked(void);
+
 /* A fork handler's work for mutex m: locks it (PREPARE), unlocks it
  * (PARENT), or makes it anew, recursive if asked (CHILD: the child's
  * thread is not the owner the mutex recorded, so never an unlock). */

@@ -14,6 +14,11 @@
  * (only that the application sees it as IPv4), so accepting an IPv4
  * client costs no system call beyond accept's, and reading the entry
  * costs one, as an fstat would.
+ *
+ * A vfork child shares this table (and the source pool's holds) with its
+ * parent but has fds of its own: there nothing is written (the entries
+ * are the parent's, for the parent's fds), and its closes and dups only
+ * change its own fds.
  */
 #include "shim.h"
 
@@ -145,6 +150,8 @@ int shim__fd_get(int fd, shim_fd *out)
 static void put(int fd, const slot *s)
 {
   uint32_t old;
+  if (ds__fork_vforked())
+    return;
   pthread_mutex_lock(&lock);
   old = fds[fd].e.source;
   fds[fd] = *s;
@@ -189,7 +196,7 @@ void shim__fd_set_peer(int fd, const shim_fd *e)
 void shim__fd_clear(int fd)
 {
   uint32_t source = 0;
-  if (!shim__fd_known(fd) || shim__fd_is_private(fd))
+  if (!shim__fd_known(fd) || shim__fd_is_private(fd) || ds__fork_vforked())
     return;
   pthread_mutex_lock(&lock);
   source = fds[fd].e.source;
@@ -205,14 +212,15 @@ void shim__fd_clear(int fd)
 /* Marks fd as possibly holding state (recorded options). */
 void shim__fd_mark(int fd)
 {
-  if (fd >= 0 && fd < SHIM_FD_MAX && !shim__fd_is_private(fd))
+  if (fd >= 0 && fd < SHIM_FD_MAX && !shim__fd_is_private(fd) &&
+      !ds__fork_vforked())
     atomic_store(&known[fd], 1);
 }
 
 void shim__fd_copy(int from, int to)
 {
   slot s;
-  if (to < 0 || to >= SHIM_FD_MAX || !get_slot(from, &s))
+  if (to < 0 || to >= SHIM_FD_MAX || ds__fork_vforked() || !get_slot(from, &s))
     return;
   if (s.by_peer) /* the same socket, so the same peer */
     put(to, &s);

@@ -6,6 +6,12 @@
  *
  * These run on every such call of the process, so an fd the shim knows
  * nothing about costs one lock-free table read.
+ *
+ * In a vfork child (Python's subprocess closes and dups fds there before
+ * exec) they pass straight through: the table, the recorded registrations
+ * and the lock are the parent's, the fds the child's own. Whether the
+ * caller is one costs a system call, so it is asked only where a hook
+ * would change shared state (fd.c's writers ask too).
  */
 #include "shim.h"
 
@@ -54,17 +60,20 @@ static int close_range_around(unsigned first, unsigned last, int flags)
 DS_HOOK int close_range(unsigned first, unsigned last, int flags)
 {
   unsigned fd;
-  int rc, e;
+  int rc, e, own;
   if (shim__init() != 0 || ds__sys.close_range == NULL) {
     errno = ENOSYS;
     return -1;
   }
-  shim__async_lock(); /* no swap in the middle of it */
+  own = !ds__fork_vforked();
+  if (own)
+    shim__async_lock(); /* no swap in the middle of it */
   rc = close_range_around(first, last, flags);
   e = errno;
-  shim__async_unlock();
+  if (own)
+    shim__async_unlock();
   errno = e;
-  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+  if (own && rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
     for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
       if (shim__fd_known((int)fd))
         shim__fd_clear((int)fd);
@@ -104,19 +113,21 @@ static void duped(int fd, int newfd)
  * for it. */
 static int dup_onto(int fd, int newfd, int flags)
 {
-  int rc, e, known;
+  int rc, e, known, own = 1;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   known = shim__fd_known(newfd);
-  if (known)
+  if (known || shim__fd_known(fd))
+    own = !ds__fork_vforked();
+  if (known && own)
     shim__async_lock();
   rc = flags < 0 ? ds__sys.dup2(fd, newfd) : ds__sys.dup3(fd, newfd, flags);
   e = errno;
-  if (known)
+  if (known && own)
     shim__async_unlock();
-  if (rc >= 0)
+  if (rc >= 0 && own)
     duped(fd, newfd);
   errno = e;
   return rc;
@@ -212,7 +223,7 @@ DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     errno = ENOSYS;
     return -1;
   }
-  if (shim__cfg.disabled || shim__cfg.observe)
+  if (shim__cfg.disabled || shim__cfg.observe || ds__fork_vforked())
     return ds__sys.epoll_ctl(epfd, op, fd, ev);
   shim__async_lock();
   rc = ds__sys.epoll_ctl(epfd, op, fd, ev);
