@@ -128,8 +128,9 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                     name, sizeof name))
     return ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
   /* libc fills the service; the host is the name the address stands for. */
+  /* Without NI_NAMEREQD, which libc would fail on a numeric host. */
   rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,
-                           flags | NI_NUMERICHOST);
+                           (flags & ~NI_NAMEREQD) | NI_NUMERICHOST);
   if (rc != 0)
     return rc;
   if (strlen(name) >= hostlen)
