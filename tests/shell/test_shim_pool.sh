@@ -167,7 +167,7 @@ print("known", addr("n3.test"))')
     fail "no trace line for gethostbyname_r: $(cat "$LAB_TMP/trace")"
 }
 
-# (c) With a lease floor of 1 s: once the leases pass, looked-up names'
+# (c) With a lease floor of 2 s: once the leases pass, looked-up names'
 # addresses are recycled but the connected one's is not; once its socket
 # is closed (and its lease passed) it is recycled too.
 test_address_recycled_after_close_and_lease() {
@@ -177,14 +177,14 @@ a0 = addr("n0.test")
 s = socket.socket(); s.connect((a0, 7))
 five = [addr("n%d.test" % i) for i in range(1, 6)]
 print("leased", addr("n6.test"))
-time.sleep(1.5)
+time.sleep(2.5)
 more = [addr("n%d.test" % i) for i in range(6, 12)]
 print("held", " ".join(more), a0 in more)
 s.close()
-time.sleep(1.5)
+time.sleep(2.5)
 last = [addr("n%d.test" % i) for i in range(12, 18)]
 print("closed", " ".join(last), a0 in last)
-print("reverse", rname(a0))' DUALSTACK_POOL_LEASE_S=1)
+print("reverse", rname(a0))' DUALSTACK_POOL_LEASE_S=2)
   assertContains "within the lease: EAI_AGAIN: $out" "$out" "leased EAI_AGAIN"
   assertContains "leases over, n0 held: five addresses, not n0's: $out" \
     "$out" "EAI_AGAIN False"
