@@ -481,6 +481,9 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
       if (rc == 1 && socket_family(fd) != AF_INET6)
         return 0;
     }
+    /* The socket holds the address it sends to (and a send renews its
+     * lease): it is not given to another name while the socket is open. */
+    shim__fd_send_to(fd, ip);
     return shim__peer_to_v6(sin, s6) == 0 ? 1 : -1;
   }
   /* A socket the shim made IPv6, or an inherited IPv6 socket answering a

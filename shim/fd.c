@@ -142,26 +142,49 @@ int shim__fd_get(int fd, shim_fd *out)
   return got;
 }
 
-/* Puts slot s in fd's place. Every entry holds its source-pool address:
- * the new entry's is held and the old one's released, also when they are
- * the same address (a stale entry replaced by a new connection from the
- * same client holds it once, not twice), the hold first, so that the
- * address is never free in between. */
-static void put(int fd, const slot *s)
+/* Returns the synthetic address entry e stands for, held (the peer's,
+ * else the last destination of a UDP socket), or 0 when it has none or
+ * it stands for no name any more. */
+static uint32_t hold_dest(const shim_fd *e)
 {
-  uint32_t old;
+  uint32_t peer = ntohl(e->peer.sin_addr.s_addr);
+  if (e->kind != SHIM_FD_CLIENT && e->kind != SHIM_FD_PENDING &&
+      e->kind != SHIM_FD_DGRAM)
+    return 0;
+  if (e->peer.sin_family == AF_INET && shim__pool_contains(peer) &&
+      shim__pool_hold(peer, 1))
+    return peer;
+  if (e->dest != 0 && e->dest != peer && shim__pool_hold(e->dest, 1))
+    return e->dest;
+  return 0;
+}
+
+/* Puts slot s in fd's place. Every entry holds its source-pool address
+ * and its destination-pool address: the new entry's are held and the old
+ * one's released, also when they are the same address (a stale entry
+ * replaced by a new connection from the same client holds it once, not
+ * twice), the hold first, so that the address is never free in between. */
+static void put(int fd, const slot *in)
+{
+  uint32_t old, old_dest;
+  slot s = *in;
+  /* A vfork child shares its parent's memory: it changes nothing. */
   if (ds__fork_vforked())
     return;
+  s.e.dest = hold_dest(&s.e);
   pthread_mutex_lock(&lock);
   old = fds[fd].e.source;
-  fds[fd] = *s;
+  old_dest = fds[fd].e.dest;
+  fds[fd] = s;
   if (!shim__fd_is_private(fd))
     atomic_store(&known[fd], 1);
   pthread_mutex_unlock(&lock);
-  if (s->e.source != 0)
-    shim__source_hold(s->e.source, 1);
+  if (s.e.source != 0)
+    shim__source_hold(s.e.source, 1);
   if (old != 0)
     shim__source_hold(old, -1);
+  if (old_dest != 0)
+    shim__pool_hold(old_dest, -1);
 }
 
 void shim__fd_set(int fd, const shim_fd *e)
@@ -195,11 +218,12 @@ void shim__fd_set_peer(int fd, const shim_fd *e)
 
 void shim__fd_clear(int fd)
 {
-  uint32_t source = 0;
+  uint32_t source = 0, dest = 0;
   if (!shim__fd_known(fd) || shim__fd_is_private(fd) || ds__fork_vforked())
     return;
   pthread_mutex_lock(&lock);
   source = fds[fd].e.source;
+  dest = fds[fd].e.dest;
   memset(&fds[fd], 0, sizeof fds[fd]);
   atomic_store(&known[fd], 0);
   pthread_mutex_unlock(&lock);
@@ -207,6 +231,41 @@ void shim__fd_clear(int fd)
   shim__async_cancel(fd);
   if (source != 0)
     shim__source_hold(source, -1);
+  if (dest != 0)
+    shim__pool_hold(dest, -1);
+}
+
+void shim__fd_send_to(int fd, uint32_t ip)
+{
+  uint32_t old = 0;
+  int same;
+  if (!shim__fd_known(fd) || ds__fork_vforked())
+    return;
+  pthread_mutex_lock(&lock);
+  /* A connected socket keeps its peer's hold. */
+  same = fds[fd].e.kind == SHIM_FD_DGRAM &&
+         (fds[fd].e.dest == ip ||
+          (fds[fd].e.dest != 0 &&
+           fds[fd].e.dest == ntohl(fds[fd].e.peer.sin_addr.s_addr)));
+  pthread_mutex_unlock(&lock);
+  if (same) {
+    shim__pool_renew(ip);
+    return;
+  }
+  /* The new address held first, then swapped in if the entry is still a
+   * UDP socket's (a close may have cleared it meanwhile). */
+  if (!shim__pool_hold(ip, 1))
+    return;
+  pthread_mutex_lock(&lock);
+  if (fds[fd].e.kind == SHIM_FD_DGRAM) {
+    old = fds[fd].e.dest;
+    fds[fd].e.dest = ip;
+  } else {
+    old = ip;
+  }
+  pthread_mutex_unlock(&lock);
+  if (old != 0)
+    shim__pool_hold(old, -1);
 }
 
 /* Marks fd as possibly holding state (recorded options). */

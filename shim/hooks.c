@@ -110,6 +110,25 @@ static const char *family_text(int family)
   }
 }
 
+void shim__trace_pool_full(const char *name, int family, const char *via,
+                           const char *error, double t0)
+{
+  shim_json j;
+  if (shim__cfg.trace_fd < 0)
+    return;
+  shim__json_begin(&j, "lookup", shim__next_id());
+  shim__json_str(&j, "name", name ? name : "");
+  shim__json_str(&j, "family", family_text(family));
+  shim__json_str(&j, "via", via);
+  shim__json_array_begin(&j, "result");
+  shim__json_array_end(&j);
+  shim__json_str(&j, "error", error);
+  shim__json_str(&j, "reason",
+                 "destination pool full: every address is in use");
+  shim__json_num(&j, "ms", ds__mono_ms() - t0);
+  shim__json_emit(&j);
+}
+
 DS_HOOK int getaddrinfo(const char *node, const char *service,
                         const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -131,6 +150,12 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
     uint32_t ip;
     int what = shim__decide(node, hints->ai_family, hints->ai_flags, &ip);
     dual = what == SHIM_DUAL; /* real A records, all of them (RFC 6535) */
+    if (what == SHIM_FULL) {
+      shim__trace_pool_full(node, hints->ai_family, "getaddrinfo", "EAI_AGAIN",
+                            t0);
+      shim__leave();
+      return EAI_AGAIN;
+    }
     if (what == SHIM_SYNTH) {
       struct in_addr a = {htonl(ip)};
       /* libc builds the list, so its own freeaddrinfo frees it. */
@@ -235,6 +260,11 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
   uint32_t ip;
   int saved, what = shim__decide(name, af, 0, &ip);
 
+  if (what == SHIM_FULL) {
+    shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
+    h_errno = TRY_AGAIN;
+    return NULL;
+  }
   if (what == SHIM_SYNTH &&
       shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, name, ip) ==
           0)

@@ -20,6 +20,8 @@
  * changes again.
  * Not kept: answers cut short by the Resolution Delay (a family still
  * unknown), SERVFAIL, timeouts and other failures.
+ * With an answer goes until when its AAAA records' TTL runs: a synthetic
+ * address is leased for at least that long (pool.c).
  * At most SHIM_CACHE_SIZE names in one table (lib/table.c); when full
  * the least recently used goes. Thread-safe (a mutex for the files'
  * identity and the table's generation, and the table's own, each held
@@ -41,6 +43,14 @@
 #define SHIM_HOSTS_PATH "/etc/hosts"
 #define SHIM_RESOLV_PATH "/etc/resolv.conf"
 
+/* A cached answer, and until when (monotonic ms) its AAAA records' TTL
+ * runs (0: they have none, from the hosts file, or there are none): what
+ * a synthetic address's lease needs. */
+typedef struct cached {
+  shim_answer a;
+  uint64_t until6;
+} cached;
+
 /* What identifies a version of a file: a missing file is all zero. */
 typedef struct stamp {
   dev_t dev;
@@ -60,7 +70,7 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
 static void cache_setup(void)
 {
-  if (ds__table_new(&cache.t, SHIM_CACHE_SIZE, sizeof(shim_answer),
+  if (ds__table_new(&cache.t, SHIM_CACHE_SIZE, sizeof(cached),
                     DS__TABLE_NOCASE) != 0)
     cache.t = NULL;
 }
@@ -97,7 +107,7 @@ static int stamp_same(const stamp *a, const stamp *b)
 /* Looks name up in the cache, first emptying it if the hosts file or
  * resolv.conf changed. Returns 1 with *out filled on a hit, else 0; *gen
  * is the table's generation, for cache_store(). */
-static int cache_find(const char *name, shim_answer *out, unsigned long *gen)
+static int cache_find(const char *name, cached *out, unsigned long *gen)
 {
   stamp hs, rs;
 
@@ -124,8 +134,8 @@ static int cache_find(const char *name, shim_answer *out, unsigned long *gen)
  * unless the table was emptied since cache_find() gave gen: then the
  * files changed while the lookup ran, and its answer may be from before
  * the change. */
-static void cache_store(const char *name, const shim_answer *ans,
-                        double keep_ms, unsigned long gen)
+static void cache_store(const char *name, const cached *ans, double keep_ms,
+                        unsigned long gen)
 {
   uint64_t now = ds__mono_ms_u64();
   /* 0 is the table's "never": a finite keep is at least 1. */
@@ -145,6 +155,7 @@ typedef struct both {
   double first_positive; /* when, monotonic ms */
   double keep_ms;        /* how long the answer may be cached so far */
   int keep;              /* 0: not to be cached */
+  double ttl6_ms;        /* the AAAA answer's TTL (0: none, or local) */
 } both;
 
 /* Returns how long (ms) one family's answer may be cached, or -1 for not
@@ -175,6 +186,8 @@ static void on_answer(ds_lookup *l, int family, int status,
     b->keep_ms = keep;
   if (status != 0)
     return;
+  if (family == AF_INET6 && ds_lookup_ttl(l, family) > 0)
+    b->ttl6_ms = ds_lookup_ttl(l, family) * 1000.0;
   if (!b->positive) {
     b->positive = 1;
     b->first_positive = ds__mono_ms();
@@ -196,15 +209,17 @@ static void on_answer(ds_lookup *l, int family, int status,
 
 /* Runs the resolver for name into out. Returns 0 or -1 as
  * shim__resolve_both(); *keep_ms is how long out may be cached (-1: not
- * at all). */
-static int resolve_uncached(const char *name, shim_answer *out, double *keep_ms)
+ * at all), *ttl6_ms the AAAA answer's TTL (0: none). */
+static int resolve_uncached(const char *name, shim_answer *out, double *keep_ms,
+                            double *ttl6_ms)
 {
   ds_reactor *r;
   ds_lookup *l;
-  both b = {out, 2, 0, 0, INFINITY, 1};
+  both b = {out, 2, 0, 0, INFINITY, 1, 0};
   int rc;
 
   *keep_ms = -1;
+  *ttl6_ms = 0;
   if (ds_reactor_new(&r) != 0)
     return -1;
   rc = ds_lookup_start(r, name, DS_LOOKUP_A | DS_LOOKUP_AAAA, NULL, on_answer,
@@ -235,24 +250,46 @@ static int resolve_uncached(const char *name, shim_answer *out, double *keep_ms)
     ds_lookup_cancel(l);
   else if (b.keep)
     *keep_ms = b.keep_ms;
+  *ttl6_ms = b.ttl6_ms;
   ds_reactor_run_once(r, 0);
   ds_reactor_free(r);
   return 0;
 }
 
-int shim__resolve_both(const char *name, shim_answer *out)
+/* As shim__resolve_both(); *ttl6_ms is what is left of the AAAA
+ * answer's TTL (0: none, as for the hosts file). */
+static int resolve_ttl(const char *name, shim_answer *out, uint64_t *ttl6_ms)
 {
   unsigned long gen = 0;
-  double keep_ms;
+  double keep_ms, ttl6;
+  uint64_t now;
+  cached c;
 
-  memset(out, 0, sizeof *out);
-  if (cache_find(name, out, &gen))
+  memset(&c, 0, sizeof c);
+  *ttl6_ms = 0;
+  if (cache_find(name, &c, &gen)) {
+    now = ds__mono_ms_u64();
+    *ttl6_ms = c.until6 > now ? c.until6 - now : 0;
+    *out = c.a;
     return 0;
-  if (resolve_uncached(name, out, &keep_ms) != 0)
+  }
+  if (resolve_uncached(name, &c.a, &keep_ms, &ttl6) != 0) {
+    *out = c.a;
     return -1;
+  }
+  *out = c.a;
+  *ttl6_ms = (uint64_t)ttl6;
+  if (ttl6 > 0)
+    c.until6 = ds__mono_ms_u64() + *ttl6_ms;
   if (keep_ms > 0)
-    cache_store(name, out, keep_ms, gen);
+    cache_store(name, &c, keep_ms, gen);
   return 0;
+}
+
+int shim__resolve_both(const char *name, shim_answer *out)
+{
+  uint64_t ttl6_ms;
+  return resolve_ttl(name, out, &ttl6_ms);
 }
 
 int shim__eligible(const char *node, int family, int flags)
@@ -270,9 +307,10 @@ int shim__eligible(const char *node, int family, int flags)
 int shim__decide(const char *name, int family, int flags, uint32_t *synth)
 {
   shim_answer ans;
+  uint64_t ttl6_ms;
   *synth = 0;
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
-      shim__excluded_name(name) || shim__resolve_both(name, &ans) != 0)
+      shim__excluded_name(name) || resolve_ttl(name, &ans, &ttl6_ms) != 0)
     return SHIM_PASS;
   if (ans.n6 > 0 && ans.n6 <= 16) {
     /* IPv6 addresses in excluded networks do not count. */
@@ -285,9 +323,14 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth)
   if (ans.n4 > 0 && !ans.loopback4)
     return ans.n6 > 0 ? SHIM_DUAL : SHIM_PASS;
   if (ans.n4 == 0 && ans.n6 > 0) {
-    *synth = shim__pool_synthesize(name);
-    if (*synth != 0)
+    /* Each lookup renews the address's lease (DESIGN.md, "Synthetic
+     * addresses"); with every address in use the name gets none rather
+     * than another name's. */
+    int rc = shim__pool_synthesize(name, ttl6_ms, synth);
+    if (rc == 0)
       return SHIM_SYNTH;
+    if (rc == -EAGAIN)
+      return SHIM_FULL;
   }
   return SHIM_PASS;
 }

@@ -10,14 +10,25 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The shared body of the _r lookups. Returns what glibc's would. */
-static int lookup_r(const char *name, int af, struct hostent *ret, char *buf,
-                    size_t buflen, struct hostent **result, int *h_errnop,
+/* The shared body of the _r lookups (via: the one called, for the trace).
+ * Returns what glibc's would. */
+static int lookup_r(const char *name, int af, const char *via,
+                    struct hostent *ret, char *buf, size_t buflen,
+                    struct hostent **result, int *h_errnop,
                     int (*real2)(const char *, int, struct hostent *, char *,
                                  size_t, struct hostent **, int *))
 {
   uint32_t ip;
+  double t0 = ds__mono_ms();
   int what = shim__decide(name, af, 0, &ip), rc;
+  if (what == SHIM_FULL) {
+    /* As glibc's for a lookup to be tried again: EAGAIN, TRY_AGAIN. */
+    shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
+    *result = NULL;
+    if (h_errnop != NULL)
+      *h_errnop = TRY_AGAIN;
+    return EAGAIN;
+  }
   if (what == SHIM_SYNTH) {
     rc = shim__fill_hostent(ret, buf, buflen, name, ip);
     *result = rc == 0 ? ret : NULL;
@@ -48,8 +59,8 @@ static int hostbyname_r(const char *name, int af, int real_r,
                                             h_errnop)
                   : ds__sys.gethostbyname2_r(name, af, ret, buf, buflen, result,
                                              h_errnop);
-  rc = lookup_r(name, af, ret, buf, buflen, result, h_errnop,
-                ds__sys.gethostbyname2_r);
+  rc = lookup_r(name, af, real_r ? "gethostbyname_r" : "gethostbyname2_r", ret,
+                buf, buflen, result, h_errnop, ds__sys.gethostbyname2_r);
   shim__leave();
   return rc;
 }
@@ -128,8 +139,9 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                     name, sizeof name))
     return ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
   /* libc fills the service; the host is the name the address stands for. */
+  /* Without NI_NAMEREQD, which libc would fail on a numeric host. */
   rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,
-                           flags | NI_NUMERICHOST);
+                           (flags & ~NI_NAMEREQD) | NI_NUMERICHOST);
   if (rc != 0)
     return rc;
   if (strlen(name) >= hostlen)

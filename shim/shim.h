@@ -132,9 +132,20 @@ const char *shim__errname(int err);
 int shim__pool_init(const char *cidr);
 /* Returns 1 if ip lies in the destination pool's range. */
 int shim__pool_contains(uint32_t ip);
-/* Returns the synthetic address standing for name (allocated on first
- * use, the least recently used one recycled when full), or 0. */
-uint32_t shim__pool_synthesize(const char *name);
+/* Sets *ip to the synthetic address standing for name (allocated on
+ * first use; when the pool is full, the least recently used address not
+ * in use is recycled) and leases it for the larger of ttl_ms (the
+ * answer's TTL; 0: none) and the floor (DUALSTACK_POOL_LEASE_S). Returns
+ * 0, or -EAGAIN when every address is in use (held or leased), -ENOMEM,
+ * -EINVAL (no pool, a bad name); *ip is 0 then. */
+int shim__pool_synthesize(const char *name, uint64_t ttl_ms, uint32_t *ip);
+/* Holds (delta 1; also renews its lease) or releases (delta -1) the
+ * synthetic address ip for an open socket: a held address is never given
+ * to another name. Returns 1 if ip stands for a name, else 0 (nothing
+ * held then). */
+int shim__pool_hold(uint32_t ip, int delta);
+/* Renews synthetic address ip's lease (a datagram sent to it). */
+void shim__pool_renew(uint32_t ip);
 /* Returns 0 when ip is certainly neither synthetic nor a dual-stack
  * name's (a lock-free test for connect's fast path), else 1. */
 int shim__pool_maybe(uint32_t ip);
@@ -210,12 +221,20 @@ void shim__race_trace_rest(shim_race *rs);
 int shim__race_errno(int err);
 
 /* What the shim does with an IPv4 lookup of name (shim__decide). */
-enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH };
+enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH, SHIM_FULL };
 
 /* Decides for a lookup: SHIM_PASS (libc answers as without the shim),
  * SHIM_DUAL (libc answers; remember its IPv4 addresses as a dual-stack
- * name's), or SHIM_SYNTH (*synth is the pool address standing for it). */
+ * name's), SHIM_SYNTH (*synth is the pool address standing for it), or
+ * SHIM_FULL (it needs a pool address and every one is in use: the lookup
+ * fails with EAI_AGAIN / TRY_AGAIN; shim__trace_pool_full says why). */
 int shim__decide(const char *name, int family, int flags, uint32_t *synth);
+
+/* Traces a lookup of name (family asked, through via) that failed with
+ * error (EAI_AGAIN, TRY_AGAIN) because every pool address is in use; t0
+ * is its start (ds__mono_ms). */
+void shim__trace_pool_full(const char *name, int family, const char *via,
+                           const char *error, double t0);
 
 /* Lays out a hostent for name with the one address ip in buf. Returns 0
  * or ERANGE when len is too small (as glibc's _r functions do). */
@@ -253,13 +272,20 @@ typedef struct shim_fd {
   int err;                 /* PENDING that failed: its errno */
   uint32_t source;         /* a source-pool address this fd holds (host
                               order), released when the fd closes; 0 */
+  uint32_t dest;           /* a destination-pool address this fd holds
+                              (host order): its peer's, or the last one a
+                              UDP socket sent to; released when the fd
+                              closes or its entry is replaced; 0 */
 } shim_fd;
 
 /* Copies fd's entry into *out and returns non-zero if there is one and it
  * still describes the socket under fd (2 when that check found the socket
  * connected to the entry's peer); else returns 0. */
 int shim__fd_get(int fd, shim_fd *out);
-/* Records e for the socket now under fd (fd < SHIM_FD_MAX). */
+/* Records e for the socket now under fd (fd < SHIM_FD_MAX). An entry
+ * holds its source address and its destination address: e->peer's when
+ * that is a synthetic one, else e->dest (kept when an entry is copied or
+ * rewritten). */
 void shim__fd_set(int fd, const shim_fd *e);
 /* Records e for fd as it will be once socket like is dup3()ed onto it
  * (set before the swap, so that nobody woken by it sees the old entry). */
@@ -271,8 +297,13 @@ void shim__fd_set_as(int fd, int like, const shim_fd *e);
  * connection is closed or reset, an IPv4-mapped local address on
  * e->local's port, when that is not 0). */
 void shim__fd_set_peer(int fd, const shim_fd *e);
-/* Forgets fd (entry, recorded options); releases its source address. */
+/* Forgets fd (entry, recorded options); releases its source and
+ * destination addresses. */
 void shim__fd_clear(int fd);
+/* Makes synthetic address ip the one fd's UDP entry (SHIM_FD_DGRAM)
+ * holds, releasing the one it held before, and renews ip's lease: a
+ * datagram sent to ip. */
+void shim__fd_send_to(int fd, uint32_t ip);
 /* Returns 1 if the shim may hold any state for fd: a cheap test, without
  * a system call, for the close and dup hooks. */
 int shim__fd_known(int fd);
