@@ -1,10 +1,12 @@
 /* The bounded key-value table (see table.h for what it promises).
  *
  * Layout: each entry is one allocation (header, value, key) on two or
- * three structures: a chained hash index by key; while it is not held, a
- * doubly linked list in order of use (most recent at the head); and when
- * it expires, a binary heap ordered by expiry, so that an expired entry
- * is found without a scan and recycled before any live one. A table
+ * four structures: a chained hash index by key; while it is not held, a
+ * doubly linked list in order of use (most recent at the head) and a
+ * binary heap ordered by lease; and when it expires, a binary heap
+ * ordered by expiry. An expired entry is thus found without a scan and
+ * recycled before any live one, and when the few least recently used are
+ * all leased, the entry whose lease ends first is found at once. A table
  * of numbered entries also has an array from number to entry, grown as
  * numbers are first handed out, and a stack of the numbers freed by a
  * deletion. The hash index doubles when it holds more entries than it has
@@ -22,8 +24,12 @@
  * for one not in use: a bound, so that a full table never scans. */
 #define EVICT_LOOK 8
 
-/* An entry's hidx when it is not in the expiry heap (it never expires). */
+/* An entry's hidx[] when it is not in that heap. */
 #define NOHEAP UINT32_MAX
+
+/* The two heaps: by expiry (entries that expire) and by lease (entries
+ * not held). */
+enum { BY_EXPIRY, BY_LEASE };
 
 typedef struct entry {
   struct entry *hnext;       /* hash chain */
@@ -31,7 +37,7 @@ typedef struct entry {
   uint32_t hash;
   uint32_t num;
   uint32_t holds;
-  uint32_t hidx; /* place in the expiry heap, or NOHEAP */
+  uint32_t hidx[2]; /* place in each heap, or NOHEAP */
   uint16_t klen;
   uint64_t expires;     /* 0: never */
   uint64_t lease;       /* not recycled before this */
@@ -46,8 +52,10 @@ struct ds__table {
   entry **bucket;
   size_t nbucket; /* a power of two */
   entry *head, *tail;
-  entry **heap; /* entries that expire, soonest first */
-  size_t nheap, capheap;
+  struct {
+    entry **a; /* soonest first */
+    size_t n, cap;
+  } heap[2]; /* BY_EXPIRY, BY_LEASE */
   /* Numbered tables only. */
   entry **bynum;
   size_t nnum, capnum; /* numbers handed out so far; room in bynum */
@@ -161,58 +169,78 @@ static int expired(const entry *e, uint64_t now)
   return e->expires != 0 && e->expires <= now;
 }
 
-/* Puts heap entry e at place i. */
-static void heap_place(ds__table *t, entry *e, size_t i)
+/* Returns e's key in heap h. */
+static uint64_t heap_key(const entry *e, int h)
 {
-  t->heap[i] = e;
-  e->hidx = (uint32_t)i;
+  return h == BY_EXPIRY ? e->expires : e->lease;
 }
 
-/* Moves the entry at place i up or down until the heap is in order. */
-static void heap_fix(ds__table *t, size_t i)
+/* Puts e at place i of heap h. */
+static void heap_place(ds__table *t, int h, entry *e, size_t i)
 {
-  entry *e = t->heap[i];
-  while (i > 0 && t->heap[(i - 1) / 2]->expires > e->expires) {
-    heap_place(t, t->heap[(i - 1) / 2], i);
+  t->heap[h].a[i] = e;
+  e->hidx[h] = (uint32_t)i;
+}
+
+/* Moves the entry at place i of heap h up or down until the heap is in
+ * order. */
+static void heap_fix(ds__table *t, int h, size_t i)
+{
+  entry **a = t->heap[h].a, *e = a[i];
+  uint64_t k = heap_key(e, h);
+  while (i > 0 && heap_key(a[(i - 1) / 2], h) > k) {
+    heap_place(t, h, a[(i - 1) / 2], i);
     i = (i - 1) / 2;
   }
   for (;;) {
     size_t c = 2 * i + 1;
-    if (c >= t->nheap)
+    if (c >= t->heap[h].n)
       break;
-    if (c + 1 < t->nheap && t->heap[c + 1]->expires < t->heap[c]->expires)
+    if (c + 1 < t->heap[h].n && heap_key(a[c + 1], h) < heap_key(a[c], h))
       c++;
-    if (t->heap[c]->expires >= e->expires)
+    if (heap_key(a[c], h) >= k)
       break;
-    heap_place(t, t->heap[c], i);
+    heap_place(t, h, a[c], i);
     i = c;
   }
-  heap_place(t, e, i);
+  heap_place(t, h, e, i);
 }
 
-/* Takes e out of the expiry heap (if it is there). */
-static void heap_remove(ds__table *t, entry *e)
+/* Takes e out of heap h (if it is there). */
+static void heap_remove(ds__table *t, int h, entry *e)
 {
-  size_t i = e->hidx;
+  size_t i = e->hidx[h];
   if (i == NOHEAP)
     return;
-  e->hidx = NOHEAP;
-  if (i != --t->nheap) {
-    heap_place(t, t->heap[t->nheap], i);
-    heap_fix(t, i);
+  e->hidx[h] = NOHEAP;
+  if (i != --t->heap[h].n) {
+    heap_place(t, h, t->heap[h].a[t->heap[h].n], i);
+    heap_fix(t, h, i);
   }
 }
 
-/* Sets e's expiry (0: never), keeping the heap in order. There is room:
- * the heap has a place for every entry (see reserve()). */
+/* Puts e into heap h (or moves it to its new place there). There is
+ * room: each heap has a place for every entry (see reserve_heaps()). */
+static void heap_push(ds__table *t, int h, entry *e)
+{
+  heap_remove(t, h, e);
+  heap_place(t, h, e, t->heap[h].n++);
+  heap_fix(t, h, e->hidx[h]);
+}
+
+/* Returns the first entry of heap h, or NULL. */
+static entry *heap_top(const ds__table *t, int h)
+{
+  return t->heap[h].n > 0 ? t->heap[h].a[0] : NULL;
+}
+
+/* Sets e's expiry (0: never), keeping the expiry heap in order. */
 static void set_expiry(ds__table *t, entry *e, uint64_t expires)
 {
-  heap_remove(t, e);
+  heap_remove(t, BY_EXPIRY, e);
   e->expires = expires;
-  if (expires != 0) {
-    heap_place(t, e, t->nheap++);
-    heap_fix(t, e->hidx);
-  }
+  if (expires != 0)
+    heap_push(t, BY_EXPIRY, e);
 }
 
 /* Removes e from the hash index. */
@@ -243,7 +271,8 @@ static void drop(ds__table *t, entry *e, int keep_num)
 {
   hash_unlink(t, e);
   lru_unlink(t, e);
-  heap_remove(t, e);
+  heap_remove(t, BY_EXPIRY, e);
+  heap_remove(t, BY_LEASE, e);
   if (t->flags & DS__TABLE_NUMBERED) {
     t->bynum[e->num] = NULL;
     if (!keep_num)
@@ -280,21 +309,23 @@ static int grow_index(ds__table *t)
   return 0;
 }
 
-/* Makes room in the expiry heap for one more entry. Returns 0 or
- * -ENOMEM. */
-static int reserve_heap(ds__table *t)
+/* Makes room in each heap for one more entry. Returns 0 or -ENOMEM. */
+static int reserve_heaps(ds__table *t)
 {
   size_t want;
   void *p;
-  if (t->capheap > t->n)
-    return 0;
-  want = t->capheap ? t->capheap * 2 : 16;
-  p = realloc(t->heap, want * sizeof *t->heap);
-  if (p == NULL)
-    return -ENOMEM;
-  t->bytes += (want - t->capheap) * sizeof *t->heap;
-  t->heap = p;
-  t->capheap = want;
+  int h;
+  for (h = BY_EXPIRY; h <= BY_LEASE; h++) {
+    if (t->heap[h].cap > t->n)
+      continue;
+    want = t->heap[h].cap ? t->heap[h].cap * 2 : 16;
+    p = realloc(t->heap[h].a, want * sizeof *t->heap[h].a);
+    if (p == NULL)
+      return -ENOMEM;
+    t->bytes += (want - t->heap[h].cap) * sizeof *t->heap[h].a;
+    t->heap[h].a = p;
+    t->heap[h].cap = want;
+  }
   return 0;
 }
 
@@ -343,12 +374,16 @@ static entry *victim(ds__table *t, uint64_t now)
 {
   entry *e;
   int i;
-  if (t->nheap > 0 && expired(t->heap[0], now) && !in_use(t->heap[0], now))
-    return t->heap[0];
+  e = heap_top(t, BY_EXPIRY);
+  if (e != NULL && expired(e, now) && !in_use(e, now))
+    return e;
   for (e = t->tail, i = 0; e != NULL && i < EVICT_LOOK; e = e->prev, i++)
     if (!in_use(e, now))
       return e;
-  return NULL;
+  /* Those are leased: the entry whose lease ends first, if it has (the
+   * lease heap holds every entry that is not held). */
+  e = heap_top(t, BY_LEASE);
+  return e != NULL && !in_use(e, now) ? e : NULL;
 }
 
 int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
@@ -414,7 +449,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
       rc = -EAGAIN;
       goto done;
     }
-  } else if ((rc = grow_index(t)) != 0 || (rc = reserve_heap(t)) != 0 ||
+  } else if ((rc = grow_index(t)) != 0 || (rc = reserve_heaps(t)) != 0 ||
              ((t->flags & DS__TABLE_NUMBERED) && (rc = grow_numbers(t)) != 0)) {
     goto done;
   }
@@ -424,7 +459,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
     goto done;
   }
   memset(e, 0, sizeof *e);
-  e->hidx = NOHEAP;
+  e->hidx[BY_EXPIRY] = e->hidx[BY_LEASE] = NOHEAP;
   if (old != NULL) {
     /* The victim's number passes to the new key. */
     e->num = old->num;
@@ -446,6 +481,7 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
     t->bynum[e->num] = e;
   t->n++;
   set_expiry(t, e, expires);
+  heap_push(t, BY_LEASE, e);
   if (fresh != NULL)
     *fresh = 1;
 found:
@@ -530,14 +566,19 @@ static int use_num(ds__table *t, uint32_t num, int delta, uint64_t until)
   pthread_mutex_lock(&t->lock);
   e = by_num(t, num);
   if (e != NULL) {
-    if (delta > 0 && e->holds++ == 0)
-      lru_unlink(t, e);
-    else if (delta < 0 && e->holds > 0)
-      e->holds--;
-    if (delta != 0)
-      lru_touch(t, e);
     if (until > e->lease)
       e->lease = until;
+    if (delta > 0 && e->holds++ == 0) {
+      /* Held: out of the candidates for recycling. */
+      lru_unlink(t, e);
+      heap_remove(t, BY_LEASE, e);
+    } else if (delta < 0 && e->holds > 0) {
+      e->holds--;
+    }
+    if (delta != 0)
+      lru_touch(t, e);
+    if (e->holds == 0)
+      heap_push(t, BY_LEASE, e);
   }
   pthread_mutex_unlock(&t->lock);
   return e != NULL;
@@ -585,9 +626,9 @@ static void clear_locked(ds__table *t)
   free(t->bucket);
   free(t->bynum);
   free(t->freed);
-  free(t->heap);
-  t->heap = NULL;
-  t->nheap = t->capheap = 0;
+  free(t->heap[BY_EXPIRY].a);
+  free(t->heap[BY_LEASE].a);
+  memset(t->heap, 0, sizeof t->heap);
   t->bucket = t->bynum = NULL;
   t->freed = NULL;
   t->nbucket = t->nnum = t->capnum = t->nfreed = t->capfreed = 0;

@@ -300,3 +300,29 @@ TEST(table_put_over_an_expired_entry_makes_it_anew)
   CHECK_EQ(v, 0);
   ds__table_free(t);
 }
+
+/* When the least recently used entries are all leased, a free entry
+ * further up is still found (the entry whose lease ends first), without
+ * a scan: a new name is refused only when every entry is in use. */
+TEST(table_finds_a_free_entry_behind_leased_ones)
+{
+  ds__table *t;
+  uint32_t num[10], got;
+  char name[16];
+  int i, v = 0;
+  CHECK_EQ(ds__table_new(&t, 10, sizeof v, DS__TABLE_NUMBERED), 0);
+  for (i = 0; i < 10; i++) {
+    snprintf(name, sizeof name, "n%d", i);
+    num[i] = put_name(t, name, i, 1, 0);
+  }
+  /* The nine least recently used are leased, n9 (the most recent) not. */
+  for (i = 0; i < 9; i++)
+    CHECK_EQ(ds__table_lease(t, num[i], 1000 + (uint64_t)i), 1);
+  got = put_name(t, "new", 0, 10, 0);
+  CHECK_EQ(got, num[9]);
+  CHECK_EQ(ds__table_lease(t, got, 2000), 1);
+  /* Now all ten are leased: refused; n0's lease ends first. */
+  put_name(t, "newer", 0, 20, -EAGAIN);
+  CHECK_EQ(put_name(t, "newer", 0, 1000, 0), num[0]);
+  ds__table_free(t);
+}
