@@ -17,6 +17,13 @@
  * callers; they look at the fd again and find the winner. When the race
  * fails, the stand-in is disconnected and SO_ERROR reports the race's
  * error (ECONNREFUSED, ETIMEDOUT, ...) instead of the stand-in's.
+ *
+ * A non-blocking socket never takes a blocking path: when the race cannot
+ * run here (the helper thread or the listener cannot be had, out of fds
+ * or memory; an fd beyond SHIM_FD_MAX, which the shim cannot track), a
+ * real IPv4 address of a dual-stack name is connected as asked, as the
+ * kernel would without the shim, and a synthetic one fails at once with
+ * the reason's errno (docs/race.md).
  */
 #include "shim.h"
 
@@ -56,11 +63,11 @@ typedef struct epreg {
 
 static struct {
   pthread_mutex_t lock;
-  pid_t pid;      /* the process the thread runs in (0: none) */
-  ds_reactor *r;  /* the helper thread's */
-  job *jobs;      /* races running */
-  int lfd;        /* the loopback listener with a full queue, or -1 */
-  int filler;     /* the connection that fills its queue */
+  pid_t pid;     /* the process the thread runs in (0: none) */
+  ds_reactor *r; /* the helper thread's */
+  job *jobs;     /* races running */
+  int lfd;       /* the loopback listener with a full queue, or -1 */
+  int filler;    /* the connection that fills its queue */
   struct sockaddr_in laddr;
 } A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, {0}};
 
@@ -75,7 +82,7 @@ static int listener_locked(void)
     return 0;
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (A.lfd < 0)
-    return -1;
+    return -1; /* errno: EMFILE, ENFILE, ... */
   A.lfd = ds__move_high(A.lfd);
   memset(&A.laddr, 0, sizeof A.laddr);
   A.laddr.sin_family = AF_INET;
@@ -96,12 +103,15 @@ static int listener_locked(void)
   shim__fd_private(A.lfd);
   shim__fd_private(A.filler);
   return 0;
-fail:
+fail : {
+  int err = errno;
   if (A.filler >= 0)
     ds__sys.close(A.filler);
   ds__sys.close(A.lfd);
   A.lfd = A.filler = -1;
+  errno = err;
   return -1;
+}
 }
 
 /* The helper thread: runs its reactor for good. */
@@ -128,7 +138,8 @@ void shim__async_fork(int phase)
   }
 }
 
-/* Starts the helper thread if this process has none. Returns 0 or -1. */
+/* Starts the helper thread if this process has none. Returns 0, or -1 with
+ * errno set. */
 static int thread_locked(void)
 {
   pthread_attr_t attr;
@@ -138,8 +149,10 @@ static int thread_locked(void)
   int rc;
   if (A.pid == getpid() && A.r != NULL)
     return 0;
-  if (ds_reactor_new(&r) != 0)
+  if ((rc = ds_reactor_new(&r)) != 0) {
+    errno = -rc;
     return -1;
+  }
   /* The application's signals are not the helper's business. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -151,6 +164,7 @@ static int thread_locked(void)
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     ds_reactor_free(r);
+    errno = rc;
     return -1;
   }
   A.r = r;
@@ -316,8 +330,8 @@ static void start_job(void *arg)
     return;
   }
   pthread_mutex_unlock(&A.lock);
-  rc = ds_happy_start(A.r, j->name, ntohs(j->asked.sin_port), &j->rs.o,
-                      on_done, shim__race_event, &j->rs, &j->h, NULL, 0);
+  rc = ds_happy_start(A.r, j->name, ntohs(j->asked.sin_port), &j->rs.o, on_done,
+                      shim__race_event, &j->rs, &j->h, NULL, 0);
   if (rc != 0)
     on_done(NULL, -1, rc, &j->rs);
 }
@@ -345,16 +359,33 @@ static void sweep_cancelled(void *arg)
   }
 }
 
+/* The race cannot run in the helper thread, for reason err (an errno): a
+ * real IPv4 address is connected as asked (non-blocking, as the kernel
+ * would without the shim); a synthetic one fails at once with err.
+ * Returns as connect() does. */
+static int not_raced(int fd, const struct sockaddr_in *asked, int err)
+{
+  if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
+    return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
+  errno = err != 0 ? err : EIO;
+  return -1;
+}
+
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id)
 {
   struct stat st;
   shim_fd e = {0};
-  job *j = calloc(1, sizeof *j);
-  int rc;
+  job *j;
+  int rc, err;
 
+  /* Beyond the fd table the shim could not keep the race's state or
+   * show the winner as IPv4: no race, and no pool address out. */
+  if (fd >= SHIM_FD_MAX)
+    return not_raced(fd, asked, ENETUNREACH);
+  j = calloc(1, sizeof *j);
   if (j == NULL)
-    return 1;
+    return not_raced(fd, asked, ENOMEM);
   if (shim__race_setup(&j->rs, fd, 0) != 0) {
     free(j);
     return -1;
@@ -364,19 +395,26 @@ int shim__async_connect(int fd, const char *name,
   j->rs.id = id;
   snprintf(j->name, sizeof j->name, "%s", name);
   pthread_mutex_lock(&A.lock);
-  if (fd >= SHIM_FD_MAX || thread_locked() != 0 || listener_locked() != 0)
-    goto blocking;
+  if (thread_locked() != 0 || listener_locked() != 0)
+    goto no_race;
   /* The stand-in: the application's socket, connecting for as long as
    * the race runs. */
   rc = ds__sys.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
   if (rc == 0 || errno != EINPROGRESS) {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    err = errno;
     if (rc == 0)
       ds__sys.connect(fd, &sa, sizeof sa);
-    goto blocking;
+    errno = rc == 0 ? EIO : err;
+    goto no_race;
   }
-  if (fstat(fd, &st) != 0)
-    goto blocking;
+  if (fstat(fd, &st) != 0) {
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    err = errno;
+    ds__sys.connect(fd, &sa, sizeof sa); /* the stand-in goes */
+    errno = err;
+    goto no_race;
+  }
   j->dev = st.st_dev;
   j->ino = st.st_ino;
   e.kind = SHIM_FD_PENDING;
@@ -385,18 +423,22 @@ int shim__async_connect(int fd, const char *name,
   shim__fd_set(fd, &e);
   j->next = A.jobs;
   A.jobs = j;
-  if (ds_reactor_call_threadsafe(A.r, start_job, j) != 0) {
+  if ((rc = ds_reactor_call_threadsafe(A.r, start_job, j)) != 0) {
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
     unlink_locked(j);
     shim__fd_clear(fd);
-    goto blocking;
+    ds__sys.connect(fd, &sa, sizeof sa); /* the stand-in goes */
+    errno = rc < 0 ? -rc : ENOMEM;
+    goto no_race;
   }
   pthread_mutex_unlock(&A.lock);
   errno = EINPROGRESS;
   return -1;
-blocking:
+no_race:
+  err = errno;
   pthread_mutex_unlock(&A.lock);
   free(j);
-  return 1;
+  return not_raced(fd, asked, err);
 }
 
 void shim__async_cancel(int fd)
