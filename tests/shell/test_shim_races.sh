@@ -229,4 +229,46 @@ print("ms", int((time.monotonic() - t0) * 1000))' $how 2>&1)
   done
 }
 
+test_nonblocking_fd_above_65535_never_blocks() {
+  need_lab || return 0
+  local pre out
+  if ! lab_run a bash -c 'ulimit -n 70000' 2>/dev/null; then
+    ds_skip "RLIMIT_NOFILE cannot be raised to 70000 (hard limit $(ulimit -Hn))"
+    return 0
+  fi
+  lab_blackhole b 2001:db8::2 80 tcp
+  for pre in '' "LD_PRELOAD=$SHIM"; do
+    out=$(lab_run a bash -c 'ulimit -n 70000 && exec "$@"' - env $pre \
+      timeout 20 $PY -c '
+import errno, os, select, socket, time
+for name in ("dual.test", "v6only.test"):
+    try:
+        addr = (socket.gethostbyname(name), 80)
+    except OSError:
+        print(name, "no address"); continue
+    t = socket.socket(socket.AF_INET)
+    fd = os.dup2(t.fileno(), 66000); t.close()
+    s = socket.socket(fileno=fd)
+    s.setblocking(False)
+    t0 = time.monotonic()
+    rc = s.connect_ex(addr)
+    took = (time.monotonic() - t0) * 1000
+    if rc == errno.EINPROGRESS:
+        select.select([], [s], [], 10)
+        rc2 = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    else:
+        rc2 = rc
+    print(name, "connect", errno.errorcode.get(rc, rc) if rc else "ok",
+          "took", "fast" if took < 100 else "%d ms" % took,
+          "result", errno.errorcode.get(rc2, rc2) if rc2 else "ok")
+    s.close()' 2>&1)
+    assertContains "${pre:-kernel}: $out" "$out" \
+      "dual.test connect EINPROGRESS took fast result ok"
+    if [ -n "$pre" ]; then
+      assertContains "shim: $out" "$out" \
+        "v6only.test connect ENETUNREACH took fast result ENETUNREACH"
+    fi
+  done
+}
+
 ds_run_shunit
