@@ -68,8 +68,9 @@ static struct {
   job *jobs;     /* races running */
   int lfd;       /* the loopback listener with a full queue, or -1 */
   int filler;    /* the connection that fills its queue */
+  int hold;      /* holds the stand-in during a swap; else lfd's twin */
   struct sockaddr_in laddr;
-} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, {0}};
+} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, -1, {0}};
 
 /* Epoll registrations by fd, under A.lock (apart from A: zero pages). */
 static epreg *eps[SHIM_FD_MAX];
@@ -78,6 +79,7 @@ static epreg *eps[SHIM_FD_MAX];
 static int listener_locked(void)
 {
   socklen_t len = sizeof A.laddr;
+  int err;
   if (A.lfd >= 0)
     return 0;
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -100,18 +102,23 @@ static int listener_locked(void)
   if (ds__sys.connect(A.filler, (struct sockaddr *)&A.laddr, sizeof A.laddr) !=
       0)
     goto fail;
+  /* A slot of its own, so that installing a winner needs no new fd: a
+   * process out of fds still gets the race it won. */
+  A.hold = ds__dup_high(A.lfd);
+  if (A.hold < 0)
+    goto fail;
   shim__fd_private(A.lfd);
   shim__fd_private(A.filler);
+  shim__fd_private(A.hold);
   return 0;
-fail : {
-  int err = errno;
+fail:
+  err = errno;
   if (A.filler >= 0)
     ds__sys.close(A.filler);
   ds__sys.close(A.lfd);
   A.lfd = A.filler = -1;
   errno = err;
   return -1;
-}
 }
 
 /* The helper thread: runs its reactor for good. */
@@ -199,7 +206,7 @@ static int still_there(const job *j)
 /* Puts winner w on j's fd (see the top of the file). Returns 0 or -1. */
 static int swap_locked(job *j, int w)
 {
-  int fd = j->fd, old, fdflags, flflags, i;
+  int fd = j->fd, old = A.hold, fdflags, flflags, i;
   struct sockaddr sa = {.sa_family = AF_UNSPEC};
   epreg *ep = fd < SHIM_FD_MAX ? eps[fd] : NULL;
   int readd[EP_MAX];
@@ -207,12 +214,10 @@ static int swap_locked(job *j, int w)
 
   fdflags = ds__sys.fcntl(fd, F_GETFD);
   flflags = ds__sys.fcntl(fd, F_GETFL);
-  old = ds__dup_high(fd);
-  if (fdflags < 0 || flflags < 0 || old < 0) {
-    if (old >= 0)
-      ds__sys.close(old);
+  /* The stand-in is kept alive in A.hold (not a new dup, which a process
+   * out of fds could not have) until it has woken its waiters. */
+  if (fdflags < 0 || flflags < 0 || ds__sys.dup3(fd, old, O_CLOEXEC) < 0)
     return -1;
-  }
   /* A registration the record has but epoll does not (the epoll fd was
    * closed, or the fd removed behind the shim) fails to delete: skip. */
   for (i = 0; ep != NULL && i < ep->n; i++)
@@ -228,7 +233,7 @@ static int swap_locked(job *j, int w)
     for (i = 0; ep != NULL && i < ep->n; i++)
       if (readd[i])
         ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
-    ds__sys.close(old);
+    ds__sys.dup3(A.lfd, old, O_CLOEXEC);
     return -1;
   }
   ds__sys.fcntl(fd, F_SETFL, flflags);
@@ -237,7 +242,7 @@ static int swap_locked(job *j, int w)
       ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
   /* Wake whoever waits on the stand-in; they find the winner. */
   ds__sys.connect(old, &sa, sizeof sa);
-  ds__sys.close(old);
+  ds__sys.dup3(A.lfd, old, O_CLOEXEC); /* lets the stand-in go */
   return 0;
 }
 

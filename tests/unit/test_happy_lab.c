@@ -1157,7 +1157,8 @@ TEST_T(lab_happy_fd_reserve_fails_fast_with_emfile, 30)
   CHECK_MSG(rc.err == -EMFILE, "failed with %s: %s", ds_err_name(rc.err),
             rc.text);
   CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 2);
-  CHECK_MSG(rc.t_done < 100 + SLACK, "failed after %.1f ms", rc.t_done);
+  /* Within the first Connection Attempt Delay: nothing was waited for. */
+  CHECK_MSG(rc.t_done < 250, "failed after %.1f ms", rc.t_done);
   race_free(&rc);
   CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
   lab_down(&l);
