@@ -234,6 +234,21 @@ print("ms", int((time.monotonic() - t0) * 1000))' $how 2>&1)
   done
 }
 
+test_dualstack_connect_keeps_4_attempts_open_under_ulimit_64() {
+  need_lab || return 0
+  local out
+  # 200 attempts 10 ms apart in 2 s: without the bound they would need
+  # 200 fds; with it, every one is tried, none fails for want of a socket.
+  out=$(lab_run a bash -c 'ulimit -n 64; exec "$@"' - \
+    timeout 20 "$DS_BUILD/dualstack-connect" -v -z --attempt-delay 10 \
+    --timeout 3 many.test 80 2>&1 </dev/null)
+  assertEquals "attempts made: $(echo "$out" | tail -3)" 200 \
+    "$(echo "$out" | grep -c ' attempt [0-9]* ipv6 [^ ]*$')"
+  assertNotContains "no attempt ran out of fds" "$out" "EMFILE"
+  assertContains "every attempt failed: $(echo "$out" | tail -3)" "$out" \
+    "ETIMEDOUT"
+}
+
 test_nonblocking_fd_above_65535_never_blocks() {
   need_lab || return 0
   local pre out
