@@ -786,6 +786,13 @@ typedef struct ds_happy_opts {
    * with it. NULL: none. */
   int (*prepare)(int fd, int family, void *user);
   void *prepare_user; /*!< passed to prepare */
+  /*! Attempts open at once: 4 (0); at most 64. When the next attempt is
+   * due with this many open, the oldest is aborted and counts as timed
+   * out. An attempt also never takes one of the process's last 16 fds (a
+   * quarter of RLIMIT_NOFILE when smaller): it fails with -EMFILE, as
+   * when socket() does, after the oldest open attempt made room once, and
+   * the next address is tried at once (docs/race.md). */
+  unsigned max_open;
 } ds_happy_opts;
 
 /*! RFC 6052 address synthesis: embeds IPv4 address v4 in prefix/len.
@@ -856,7 +863,8 @@ typedef void (*ds_happy_event_cb)(ds_happy *h, const ds_happy_event *ev,
 /*! Starts a race to host:port. host is a name or a literal (a literal,
  * with its scope, is connected to without lookup). Failure codes, in this
  * order of precedence when several attempts failed: -ECONNREFUSED, then
- * -ENETUNREACH / -EHOSTUNREACH, then -ETIMEDOUT (also the overall timeout),
+ * -ENETUNREACH / -EHOSTUNREACH, then -EMFILE / -ENFILE (no socket to be
+ * had), then -ETIMEDOUT (also the overall timeout),
  * then the first other error; when no attempt was made, the DNS error
  * (DS_ENOTFOUND, DS_ENODATA, ...). \return 0 or an error (no callback). */
 DS_API int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,

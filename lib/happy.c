@@ -9,9 +9,12 @@
  * attempts, then alternates, so late answers are sorted in without
  * disturbing attempts already made. Attempts start one Connection Attempt
  * Delay apart, or at once when every running attempt has failed; earlier
- * attempts keep running. The first socket to connect wins: every other
- * socket is closed and the lookup cancelled in the same callback, before
- * any other event of the batch can be dispatched (ds_io_free is
+ * attempts keep running, up to `max_open` of them (docs/race.md): past
+ * that, and whenever no socket is to be had (EMFILE, ENFILE, or the fd
+ * reserve below RLIMIT_NOFILE), the oldest running attempt is aborted
+ * (ETIMEDOUT) to make room for the next. The first socket to connect wins:
+ * every other socket is closed and the lookup cancelled in the same callback,
+ * before any other event of the batch can be dispatched (ds_io_free is
  * batch-safe), so exactly one socket reaches the caller.
  */
 #include "internal.h"
@@ -21,12 +24,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DS__ATTEMPT_DELAY_MS 250
 #define DS__ATTEMPT_DELAY_MIN 10
 #define DS__ATTEMPT_DELAY_MAX 2000
 #define DS__RESOLUTION_DELAY_MS 50
+#define DS__MAX_OPEN 4      /* attempts open at once (docs/race.md) */
+#define DS__MAX_OPEN_MAX 64 /* the option's ceiling */
+#define DS__FD_RESERVE 16   /* fds left to the process (docs/race.md) */
 
 /* --------------------------------------------------------------------- race */
 
@@ -166,10 +173,15 @@ static int error_rank(int e)
   case -ENETUNREACH:
   case -EHOSTUNREACH:
     return 1;
-  case -ETIMEDOUT:
+  case -EMFILE:
+  case -ENFILE:
+    /* The process (or the system) ran out of fds: that explains the
+     * attempts the race had to abort, and the fix is local. */
     return 2;
-  default:
+  case -ETIMEDOUT:
     return 3;
+  default:
+    return 4;
   }
 }
 
@@ -314,6 +326,65 @@ static int next_family(const ds_happy *h)
   return h->last_family == pref ? other : pref;
 }
 
+/* Aborts the oldest running attempt, which counts as timed out: the race
+ * gave it max_open Connection Attempt Delays. Returns 1, or 0 if none
+ * runs. */
+static int abort_oldest(ds_happy *h)
+{
+  size_t i;
+  for (i = 0; i < h->natt; i++) {
+    attempt *at = h->att[i];
+    if (at->fd < 0)
+      continue;
+    attempt_close(at);
+    add_failure(h, &at->addr, -ETIMEDOUT);
+    emit(h, DS_HE_RESULT, at->index, &at->addr, at->addr.family, -ETIMEDOUT, 0);
+    return 1;
+  }
+  return 0;
+}
+
+/* Returns 1 if fd is among the process's last fds, which attempts leave
+ * alone: the top DS__FD_RESERVE numbers below RLIMIT_NOFILE (a quarter of
+ * the limit when that is smaller). socket() takes the lowest free number,
+ * so an fd up there means at most that many remain free; one getrlimit
+ * per attempt is the whole cost, no scan of /proc. */
+static int in_reserve(int fd)
+{
+  struct rlimit rl;
+  rlim_t reserve;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 0;
+  reserve = rl.rlim_cur / 4 < DS__FD_RESERVE ? rl.rlim_cur / 4 : DS__FD_RESERVE;
+  return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
+/* Opens an attempt socket of family. Out of fds (EMFILE, ENFILE or the
+ * reserve, all reported as the kernel's EMFILE or ENFILE), the oldest
+ * running attempt makes room once. Returns the fd or a negative errno. */
+static int attempt_socket(ds_happy *h, int family)
+{
+  int fd, tries;
+  for (tries = 0;; tries++) {
+    fd = ds__sys.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        IPPROTO_TCP);
+    if (fd >= 0 && in_reserve(fd)) {
+      ds__sys.close(fd);
+      fd = -1;
+      errno = EMFILE;
+    }
+    if (fd >= 0)
+      return fd;
+    if ((errno != EMFILE && errno != ENFILE) || tries > 0)
+      return -errno;
+    {
+      int e = errno;
+      if (!abort_oldest(h))
+        return -e;
+    }
+  }
+}
+
 /* Starts one attempt at addr. Returns 0 if it is running, or the
  * (negative) error with which it failed at once. */
 static int attempt_start(ds_happy *h, const ds_addr *addr)
@@ -345,10 +416,9 @@ static int attempt_start(ds_happy *h, const ds_addr *addr)
   h->last_family = addr->family;
   emit(h, DS_HE_ATTEMPT, at->index, &at->addr, addr->family, 0, 0);
 
-  fd = ds__sys.socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                      IPPROTO_TCP);
+  fd = attempt_socket(h, addr->family);
   if (fd < 0)
-    return -errno;
+    return fd;
   if (h->o.prepare != NULL &&
       (rc = h->o.prepare(fd, addr->family, h->o.prepare_user)) != 0) {
     ds__sys.close(fd);
@@ -397,6 +467,11 @@ static void start_next(ds_happy *h)
     ds_addr a;
     if (fam == 0)
       return;
+    /* At the bound, the oldest attempt makes room: the race keeps to its
+     * Connection Attempt Delay (RFC 8305 section 5) with at most max_open
+     * sockets (docs/race.md). */
+    if (h->running >= h->o.max_open)
+      abort_oldest(h);
     q = &h->q[fam_idx(fam)];
     a = q->a[0];
     memmove(q->a, q->a + 1, (q->n - 1) * sizeof *q->a);
@@ -409,7 +484,10 @@ static void start_next(ds_happy *h)
     a.port = h->port;
     add_failure(h, &a, rc);
     emit(h, DS_HE_RESULT, (int)h->nattempts, &a, a.family, rc, 0);
-    if (h->running > 0) {
+    /* No socket to be had even after the oldest attempt made room: the
+     * next address is tried at once rather than after a delay spent
+     * waiting on attempts that may never answer. */
+    if (h->running > 0 && rc != -EMFILE && rc != -ENFILE) {
       /* Others still run: the next attempt waits its turn. */
       ds_timer_start(h->attempt_timer, h->o.attempt_delay_ms, 0);
       return;
@@ -585,6 +663,10 @@ static void normalize(ds_happy_opts *o)
     o->first_family_count = 1;
   if (o->prefer != AF_INET)
     o->prefer = AF_INET6;
+  if (o->max_open == 0)
+    o->max_open = DS__MAX_OPEN;
+  if (o->max_open > DS__MAX_OPEN_MAX)
+    o->max_open = DS__MAX_OPEN_MAX;
 }
 
 int ds_happy_start(ds_reactor *r, const char *host, uint16_t port,

@@ -17,6 +17,13 @@
  * callers; they look at the fd again and find the winner. When the race
  * fails, the stand-in is disconnected and SO_ERROR reports the race's
  * error (ECONNREFUSED, ETIMEDOUT, ...) instead of the stand-in's.
+ *
+ * A non-blocking socket never takes a blocking path: when the race cannot
+ * run here (the helper thread or the listener cannot be had, out of fds
+ * or memory; an fd beyond SHIM_FD_MAX, which the shim cannot track), a
+ * real IPv4 address of a dual-stack name is connected as asked, as the
+ * kernel would without the shim, and a synthetic one fails at once with
+ * the reason's errno (docs/race.md).
  */
 #include "shim.h"
 
@@ -56,13 +63,14 @@ typedef struct epreg {
 
 static struct {
   pthread_mutex_t lock;
-  pid_t pid;      /* the process the thread runs in (0: none) */
-  ds_reactor *r;  /* the helper thread's */
-  job *jobs;      /* races running */
-  int lfd;        /* the loopback listener with a full queue, or -1 */
-  int filler;     /* the connection that fills its queue */
+  pid_t pid;     /* the process the thread runs in (0: none) */
+  ds_reactor *r; /* the helper thread's */
+  job *jobs;     /* races running */
+  int lfd;       /* the loopback listener with a full queue, or -1 */
+  int filler;    /* the connection that fills its queue */
+  int hold;      /* holds the stand-in during a swap; else lfd's twin */
   struct sockaddr_in laddr;
-} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, {0}};
+} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, -1, {0}};
 
 /* Epoll registrations by fd, under A.lock (apart from A: zero pages). */
 static epreg *eps[SHIM_FD_MAX];
@@ -71,11 +79,12 @@ static epreg *eps[SHIM_FD_MAX];
 static int listener_locked(void)
 {
   socklen_t len = sizeof A.laddr;
+  int err;
   if (A.lfd >= 0)
     return 0;
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (A.lfd < 0)
-    return -1;
+    return -1; /* errno: EMFILE, ENFILE, ... */
   A.lfd = ds__move_high(A.lfd);
   memset(&A.laddr, 0, sizeof A.laddr);
   A.laddr.sin_family = AF_INET;
@@ -93,14 +102,22 @@ static int listener_locked(void)
   if (ds__sys.connect(A.filler, (struct sockaddr *)&A.laddr, sizeof A.laddr) !=
       0)
     goto fail;
+  /* A slot of its own, so that installing a winner needs no new fd: a
+   * process out of fds still gets the race it won. */
+  A.hold = ds__dup_high(A.lfd);
+  if (A.hold < 0)
+    goto fail;
   shim__fd_private(A.lfd);
   shim__fd_private(A.filler);
+  shim__fd_private(A.hold);
   return 0;
 fail:
+  err = errno;
   if (A.filler >= 0)
     ds__sys.close(A.filler);
   ds__sys.close(A.lfd);
   A.lfd = A.filler = -1;
+  errno = err;
   return -1;
 }
 
@@ -128,7 +145,8 @@ void shim__async_fork(int phase)
   }
 }
 
-/* Starts the helper thread if this process has none. Returns 0 or -1. */
+/* Starts the helper thread if this process has none. Returns 0, or -1 with
+ * errno set. */
 static int thread_locked(void)
 {
   pthread_attr_t attr;
@@ -138,8 +156,10 @@ static int thread_locked(void)
   int rc;
   if (A.pid == getpid() && A.r != NULL)
     return 0;
-  if (ds_reactor_new(&r) != 0)
+  if ((rc = ds_reactor_new(&r)) != 0) {
+    errno = -rc;
     return -1;
+  }
   /* The application's signals are not the helper's business. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -151,6 +171,7 @@ static int thread_locked(void)
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     ds_reactor_free(r);
+    errno = rc;
     return -1;
   }
   A.r = r;
@@ -185,7 +206,7 @@ static int still_there(const job *j)
 /* Puts winner w on j's fd (see the top of the file). Returns 0 or -1. */
 static int swap_locked(job *j, int w)
 {
-  int fd = j->fd, old, fdflags, flflags, i;
+  int fd = j->fd, old = A.hold, fdflags, flflags, i;
   struct sockaddr sa = {.sa_family = AF_UNSPEC};
   epreg *ep = fd < SHIM_FD_MAX ? eps[fd] : NULL;
   int readd[EP_MAX];
@@ -193,12 +214,10 @@ static int swap_locked(job *j, int w)
 
   fdflags = ds__sys.fcntl(fd, F_GETFD);
   flflags = ds__sys.fcntl(fd, F_GETFL);
-  old = ds__dup_high(fd);
-  if (fdflags < 0 || flflags < 0 || old < 0) {
-    if (old >= 0)
-      ds__sys.close(old);
+  /* The stand-in is kept alive in A.hold (not a new dup, which a process
+   * out of fds could not have) until it has woken its waiters. */
+  if (fdflags < 0 || flflags < 0 || ds__sys.dup3(fd, old, O_CLOEXEC) < 0)
     return -1;
-  }
   /* A registration the record has but epoll does not (the epoll fd was
    * closed, or the fd removed behind the shim) fails to delete: skip. */
   for (i = 0; ep != NULL && i < ep->n; i++)
@@ -214,7 +233,7 @@ static int swap_locked(job *j, int w)
     for (i = 0; ep != NULL && i < ep->n; i++)
       if (readd[i])
         ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
-    ds__sys.close(old);
+    ds__sys.dup3(A.lfd, old, O_CLOEXEC);
     return -1;
   }
   ds__sys.fcntl(fd, F_SETFL, flflags);
@@ -223,7 +242,7 @@ static int swap_locked(job *j, int w)
       ds__sys.epoll_ctl(ep->r[i].epfd, EPOLL_CTL_ADD, fd, &ep->r[i].ev);
   /* Wake whoever waits on the stand-in; they find the winner. */
   ds__sys.connect(old, &sa, sizeof sa);
-  ds__sys.close(old);
+  ds__sys.dup3(A.lfd, old, O_CLOEXEC); /* lets the stand-in go */
   return 0;
 }
 
@@ -316,8 +335,8 @@ static void start_job(void *arg)
     return;
   }
   pthread_mutex_unlock(&A.lock);
-  rc = ds_happy_start(A.r, j->name, ntohs(j->asked.sin_port), &j->rs.o,
-                      on_done, shim__race_event, &j->rs, &j->h, NULL, 0);
+  rc = ds_happy_start(A.r, j->name, ntohs(j->asked.sin_port), &j->rs.o, on_done,
+                      shim__race_event, &j->rs, &j->h, NULL, 0);
   if (rc != 0)
     on_done(NULL, -1, rc, &j->rs);
 }
@@ -345,16 +364,33 @@ static void sweep_cancelled(void *arg)
   }
 }
 
+/* The race cannot run in the helper thread, for reason err (an errno): a
+ * real IPv4 address is connected as asked (non-blocking, as the kernel
+ * would without the shim); a synthetic one fails at once with err.
+ * Returns as connect() does. */
+static int not_raced(int fd, const struct sockaddr_in *asked, int err)
+{
+  if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
+    return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
+  errno = err != 0 ? err : EIO;
+  return -1;
+}
+
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id)
 {
   struct stat st;
   shim_fd e = {0};
-  job *j = calloc(1, sizeof *j);
-  int rc;
+  job *j;
+  int rc, err;
 
+  /* Beyond the fd table the shim could not keep the race's state or
+   * show the winner as IPv4: no race, and no pool address out. */
+  if (fd >= SHIM_FD_MAX)
+    return not_raced(fd, asked, ENETUNREACH);
+  j = calloc(1, sizeof *j);
   if (j == NULL)
-    return 1;
+    return not_raced(fd, asked, ENOMEM);
   if (shim__race_setup(&j->rs, fd, 0) != 0) {
     free(j);
     return -1;
@@ -364,19 +400,26 @@ int shim__async_connect(int fd, const char *name,
   j->rs.id = id;
   snprintf(j->name, sizeof j->name, "%s", name);
   pthread_mutex_lock(&A.lock);
-  if (fd >= SHIM_FD_MAX || thread_locked() != 0 || listener_locked() != 0)
-    goto blocking;
+  if (thread_locked() != 0 || listener_locked() != 0)
+    goto no_race;
   /* The stand-in: the application's socket, connecting for as long as
    * the race runs. */
   rc = ds__sys.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
   if (rc == 0 || errno != EINPROGRESS) {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    err = errno;
     if (rc == 0)
       ds__sys.connect(fd, &sa, sizeof sa);
-    goto blocking;
+    errno = rc == 0 ? EIO : err;
+    goto no_race;
   }
-  if (fstat(fd, &st) != 0)
-    goto blocking;
+  if (fstat(fd, &st) != 0) {
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    err = errno;
+    ds__sys.connect(fd, &sa, sizeof sa); /* the stand-in goes */
+    errno = err;
+    goto no_race;
+  }
   j->dev = st.st_dev;
   j->ino = st.st_ino;
   e.kind = SHIM_FD_PENDING;
@@ -385,18 +428,22 @@ int shim__async_connect(int fd, const char *name,
   shim__fd_set(fd, &e);
   j->next = A.jobs;
   A.jobs = j;
-  if (ds_reactor_call_threadsafe(A.r, start_job, j) != 0) {
+  if ((rc = ds_reactor_call_threadsafe(A.r, start_job, j)) != 0) {
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
     unlink_locked(j);
     shim__fd_clear(fd);
-    goto blocking;
+    ds__sys.connect(fd, &sa, sizeof sa); /* the stand-in goes */
+    errno = rc < 0 ? -rc : ENOMEM;
+    goto no_race;
   }
   pthread_mutex_unlock(&A.lock);
   errno = EINPROGRESS;
   return -1;
-blocking:
+no_race:
+  err = errno;
   pthread_mutex_unlock(&A.lock);
   free(j);
-  return 1;
+  return not_raced(fd, asked, err);
 }
 
 void shim__async_cancel(int fd)

@@ -10,6 +10,12 @@
  * Each attempt socket gets the options the application set on its fd
  * before connect, and the application's bind (its port, and its address
  * for IPv4 attempts).
+ *
+ * Out of fds (docs/race.md): when the race cannot have its reactor, or
+ * fails because no attempt could get a socket (EMFILE, ENFILE), a real
+ * IPv4 address of a dual-stack name is connected as asked on the
+ * application's own socket, which needs no fd, as the kernel would
+ * without the shim; a synthetic address fails with the kernel's errno.
  */
 #include "shim.h"
 
@@ -189,6 +195,17 @@ typedef struct race {
   int done, fd, err;
 } race;
 
+/* The race could not run, or found no socket to use (err, a negative
+ * code): a real IPv4 address is connected as asked, as without the shim;
+ * a synthetic one fails with err's errno. Returns as connect() does. */
+static int as_asked(int fd, const struct sockaddr_in *asked, int err)
+{
+  if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
+    return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
+  errno = shim__race_errno(err);
+  return -1;
+}
+
 static void on_done(ds_happy *h, int fd, int err, void *user)
 {
   shim_race *rs = user;
@@ -214,12 +231,11 @@ int shim__race_connect(int fd, const char *name,
     return -1; /* EBADF or ENOTSOCK, as connect would say */
   rs.id = id;
   rs.result = &st;
-  if (ds_reactor_new(&r) != 0) {
-    errno = ENOMEM;
-    return -1;
-  }
-  rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs,
-                      &h, NULL, 0);
+  rc = ds_reactor_new(&r);
+  if (rc != 0)
+    return as_asked(fd, asked, rc);
+  rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs, &h,
+                      NULL, 0);
   if (rc != 0) {
     ds_reactor_free(r);
     errno = shim__race_errno(rc);
@@ -236,6 +252,8 @@ int shim__race_connect(int fd, const char *name,
     ds_happy_cancel(h);
   shim__race_trace_rest(&rs);
   ds_reactor_free(r);
+  if (st.fd < 0 && st.done && (st.err == -EMFILE || st.err == -ENFILE))
+    return as_asked(fd, asked, st.err);
   if (st.fd < 0) {
     errno = st.done ? shim__race_errno(st.err) : EIO;
     /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS then. */

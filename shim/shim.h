@@ -392,8 +392,9 @@ int shim__dgram_move(int fd, const struct sockaddr_in *dst);
 /* ---- async.c: non-blocking connect races in the helper thread ---- */
 
 /* Starts the race for non-blocking fd in the helper thread: returns -1
- * with errno EINPROGRESS (started) or another errno, or 1 when it cannot
- * run there (the caller races in its own thread instead). */
+ * with errno EINPROGRESS (started) or another errno; when it cannot run
+ * there, connects a real IPv4 address as asked and returns as connect()
+ * does (never 1 any more: no blocking race for a non-blocking socket). */
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id);
 /* Cancels the race running for fd, if any (fd is being closed). */

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -162,16 +163,16 @@ static void on_done(ds_happy *h, int fd, int err, void *user)
   ds_happy_describe(h, rc->text, sizeof rc->text);
 }
 
-/* Runs a race to host:80 to its end (bounded by limit_ms). */
-static void run_race(race *rc, const char *host, ds_happy_opts *o,
-                     double limit_ms)
+/* Runs a race to host:80 on reactor r to its end (bounded by limit_ms). */
+static void run_race_on(race *rc, ds_reactor *r0, const char *host,
+                        ds_happy_opts *o, double limit_ms)
 {
   char err[256];
   int r;
   double end;
   memset(rc, 0, sizeof *rc);
   rc->fd = -1;
-  CHECK_EQ(ds_reactor_new(&rc->r), 0);
+  rc->r = r0;
   rc->t0 = ds_test_now_ms();
   r = ds_happy_start(rc->r, host, 80, o, on_done, on_event, rc, &rc->h, err,
                      sizeof err);
@@ -181,6 +182,15 @@ static void run_race(race *rc, const char *host, ds_happy_opts *o,
   while (!rc->done && ds_test_now_ms() < end)
     ds_reactor_run_once(rc->r, 20);
   CHECK_MSG(rc->done, "race did not end in %.0f ms", limit_ms);
+}
+
+/* Runs a race to host:80 on a reactor of its own. */
+static void run_race(race *rc, const char *host, ds_happy_opts *o,
+                     double limit_ms)
+{
+  ds_reactor *r;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  run_race_on(rc, r, host, o, limit_ms);
 }
 
 static void race_free(race *rc)
@@ -992,5 +1002,164 @@ TEST_T(lab_happy_link_local_answer_needs_interface_and_bind_per_family, 30)
   CHECK_STR(p, "192.0.2.1");
   CHECK_EQ(local.port, b4.port);
   race_free(&rc);
+  lab_down(&l);
+}
+
+/* ---- the race's bound and the fd reserve (docs/race.md) ---- */
+
+/* Writes a hosts file for the race tests: many.test has 200 IPv6
+ * addresses, 2001:db8::1:1 to ::1:c8, which nobody owns (black-holed on
+ * A's output by the caller); dual.test has B's two addresses. A hosts
+ * file needs no DNS socket, which the fd-starved tests cannot have.
+ * Returns its path (static). */
+static const char *race_hosts(void)
+{
+  static char path[256];
+  FILE *f;
+  int i;
+  snprintf(path, sizeof path, "%s/race-hosts", ds_test_lab_env("LAB_TMP"));
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  for (i = 1; i <= 200; i++)
+    fprintf(f, "2001:db8::1:%x many.test\n", i);
+  fputs("2001:db8::2 dual.test\n192.0.2.2 dual.test\n", f);
+  fclose(f);
+  return path;
+}
+
+/* Lowers RLIMIT_NOFILE to limit (this test's own process) and fills every
+ * free fd below it; then frees the fds listed in keep (ending with -1).
+ * The old limit goes to *old, for the lab helpers' shell afterwards.
+ * Returns the number of fds taken, which stay open until the test ends. */
+static int starve_fds(unsigned limit, const int *keep, struct rlimit *old)
+{
+  struct rlimit rl;
+  int fd, n = 0;
+  CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  *old = rl;
+  rl.rlim_cur = limit;
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  while ((fd = open("/dev/null", O_RDONLY)) >= 0)
+    n++;
+  CHECK_EQ(errno, EMFILE);
+  for (; *keep >= 0; keep++)
+    close(*keep);
+  return n;
+}
+
+/* 200 black-holed AAAA: attempts keep leaving every Connection Attempt
+ * Delay, but no more than 4 sockets are open at once; the oldest is
+ * aborted (ETIMEDOUT) as each new one starts. Before the bound, each
+ * attempt stayed until its SYN timeout and the race held one fd per
+ * attempt made. */
+TEST_T(lab_happy_bound_many_blackholed_aaaa, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  char err[256];
+  int fds0, most = 0, now, i, aborted = 0;
+  double end;
+  lab_up(&l, 5323, TABLE);
+  ds_test_sh("\"$LAB_SH\" blackhole-out \"$LAB_NS_A\" 2001:db8::1:0/112 80 "
+             "tcp");
+  l.ro.hosts_file = race_hosts();
+  o.resolver = &l.ro;
+  o.attempt_delay_ms = 50;
+  memset(&rc, 0, sizeof rc);
+  rc.fd = -1;
+  CHECK_EQ(ds_reactor_new(&rc.r), 0);
+  fds0 = ds_test_count_fds();
+  rc.t0 = ds_test_now_ms();
+  CHECK_EQ(ds_happy_start(rc.r, "many.test", 80, &o, on_done, on_event, &rc,
+                          &rc.h, err, sizeof err),
+           0);
+  /* 1.5 s: about 30 attempts at 50 ms apart. */
+  end = ds_test_now_ms() + 1500;
+  while (!rc.done && ds_test_now_ms() < end) {
+    ds_reactor_run_once(rc.r, 10);
+    now = ds_test_count_fds() - fds0;
+    if (now > most)
+      most = now;
+  }
+  CHECK_MSG(!rc.done, "race ended: %s", rc.text);
+  CHECK_MSG(most <= 4, "%d attempt sockets open at once", most);
+  CHECK_MSG(count(&rc, DS_HE_ATTEMPT) >= 15, "only %d attempts in 1.5 s",
+            count(&rc, DS_HE_ATTEMPT));
+  for (i = 0; i < rc.nev; i++)
+    if (rc.ev[i].type == DS_HE_RESULT) {
+      CHECK_EQ(rc.ev[i].result, -ETIMEDOUT);
+      aborted++;
+    }
+  CHECK_MSG(aborted >= 10, "%d attempts aborted", aborted);
+  ds_happy_cancel(rc.h);
+  CHECK_EQ(ds_test_count_fds(), fds0);
+  race_free(&rc);
+  ds_test_sh("\"$LAB_SH\" unfilter \"$LAB_NS_A\"");
+  lab_down(&l);
+}
+
+/* Out of fds with IPv6 black-holed: the IPv6 attempt took the one free
+ * fd, so the IPv4 attempt's socket() fails with EMFILE; the IPv6 attempt
+ * makes room and IPv4 connects at once. Before, the race waited on the
+ * dead IPv6 attempt until its SYN timeout. */
+TEST_T(lab_happy_emfile_ipv4_takes_the_oldest_attempts_fd, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  const ds_happy_event *a2;
+  char p[64];
+  int keep[] = {20, -1}, i, timed_out = 0;
+  struct rlimit old;
+  ds_reactor *r;
+  lab_up(&l, 5324, TABLE);
+  ds_test_sh("\"$LAB_SH\" blackhole \"$LAB_NS_B\" 2001:db8::2 80 tcp");
+  l.ro.hosts_file = race_hosts();
+  o.resolver = &l.ro;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  starve_fds(64, keep, &old);
+  run_race_on(&rc, r, "dual.test", &o, 3000);
+  CHECK_MSG(rc.fd >= 0, "failed: %s", rc.text);
+  CHECK_STR(peer_text(rc.fd, p, sizeof p), "192.0.2.2");
+  a2 = nth(&rc, DS_HE_ATTEMPT, 2);
+  CHECK(a2 != NULL && a2->family == AF_INET);
+  CHECK_MSG(rc.t_done - a2->t_ms < SLACK, "connected %.1f ms after IPv4",
+            rc.t_done - a2->t_ms);
+  for (i = 0; i < rc.nev; i++)
+    timed_out += rc.ev[i].type == DS_HE_RESULT && rc.ev[i].family == AF_INET6 &&
+                 rc.ev[i].result == -ETIMEDOUT;
+  CHECK_EQ(timed_out, 1);
+  race_free(&rc);
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  lab_down(&l);
+}
+
+/* Only the process's last fds free (the top 16 below a limit of 64):
+ * attempts leave them alone and the race fails at once with the kernel's
+ * EMFILE, trying each address in turn without waiting. Before, attempts
+ * took them (and here connected). */
+TEST_T(lab_happy_fd_reserve_fails_fast_with_emfile, 30)
+{
+  lab l;
+  race rc;
+  ds_happy_opts o = {0};
+  int keep[] = {60, 61, 62, 63, -1};
+  struct rlimit old;
+  ds_reactor *r;
+  lab_up(&l, 5325, TABLE);
+  l.ro.hosts_file = race_hosts();
+  o.resolver = &l.ro;
+  CHECK_EQ(ds_reactor_new(&r), 0);
+  starve_fds(64, keep, &old);
+  run_race_on(&rc, r, "dual.test", &o, 3000);
+  CHECK_MSG(rc.fd < 0, "connected through the reserve");
+  CHECK_MSG(rc.err == -EMFILE, "failed with %s: %s", ds_err_name(rc.err),
+            rc.text);
+  CHECK_EQ(count(&rc, DS_HE_ATTEMPT), 2);
+  /* Within the first Connection Attempt Delay: nothing was waited for. */
+  CHECK_MSG(rc.t_done < 250, "failed after %.1f ms", rc.t_done);
+  race_free(&rc);
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
   lab_down(&l);
 }
