@@ -377,13 +377,15 @@ static int not_raced(int fd, const struct sockaddr_in *asked, int err)
 }
 
 int shim__async_connect(int fd, const char *name,
-                        const struct sockaddr_in *asked, unsigned long id)
+                        const struct sockaddr_in *asked, unsigned long id,
+                        int *started)
 {
   struct stat st;
   shim_fd e = {0};
   job *j;
   int rc, err;
 
+  *started = 0;
   /* Beyond the fd table the shim could not keep the race's state or
    * show the winner as IPv4: no race, and no pool address out. */
   if (fd >= SHIM_FD_MAX)
@@ -437,6 +439,7 @@ int shim__async_connect(int fd, const char *name,
     goto no_race;
   }
   pthread_mutex_unlock(&A.lock);
+  *started = 1;
   errno = EINPROGRESS;
   return -1;
 no_race:

@@ -446,14 +446,11 @@ static _Thread_local int async_started;
 static int race(int fd, const char *name, const struct sockaddr_in *sin,
                 unsigned long id)
 {
-  int fl = ds__sys.fcntl(fd, F_GETFL), rc;
-  if (fl >= 0 && (fl & O_NONBLOCK)) {
-    rc = shim__async_connect(fd, name, sin, id);
-    async_started = rc < 0 && errno == EINPROGRESS;
-    if (rc <= 0)
-      return rc;
-    /* No helper thread could take it: race here. */
-  }
+  int fl = ds__sys.fcntl(fd, F_GETFL);
+  /* A non-blocking socket never waits here (shim__async_connect connects
+   * as asked, or fails at once, when the helper thread cannot race). */
+  if (fl >= 0 && (fl & O_NONBLOCK))
+    return shim__async_connect(fd, name, sin, id, &async_started);
   return shim__race_connect(fd, name, sin, id);
 }
 

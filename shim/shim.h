@@ -394,9 +394,12 @@ int shim__dgram_move(int fd, const struct sockaddr_in *dst);
 /* Starts the race for non-blocking fd in the helper thread: returns -1
  * with errno EINPROGRESS (started) or another errno; when it cannot run
  * there, connects a real IPv4 address as asked and returns as connect()
- * does (never 1 any more: no blocking race for a non-blocking socket). */
+ * does (no blocking race for a non-blocking socket).
+ * *started is 1 only when the race went on in the helper thread (it then
+ * traces its own end). */
 int shim__async_connect(int fd, const char *name,
-                        const struct sockaddr_in *asked, unsigned long id);
+                        const struct sockaddr_in *asked, unsigned long id,
+                        int *started);
 /* Cancels the race running for fd, if any (fd is being closed). */
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */

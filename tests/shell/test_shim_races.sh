@@ -185,10 +185,15 @@ test_emfile_nonblocking_never_blocks_and_ends_fast() {
   out=$(client starve nonblocking 0)
   assertContains "kernel: $out" "$out" "connect EINPROGRESS"
   assertContains "kernel: $out" "$out" "peer 192.0.2.1"
-  pre="LD_PRELOAD=$SHIM"
   for warm in '' warm; do
     for free in 0 1; do
+      pre="LD_PRELOAD=$SHIM DUALSTACK_TRACE=$LAB_TMP/trace.$free$warm"
       out=$(client starve nonblocking $free $warm)
+      # Raced or connected as asked, the connect is traced.
+      grep -q '"event":"connect".*"name":"dual.test"' \
+        "$LAB_TMP/trace.$free$warm" ||
+        fail "shim $warm, $free free: no connect traced: $(cat \
+          "$LAB_TMP/trace.$free$warm" 2>&1)"
       ms=$(echo "$out" | sed -n 's/^connect EINPROGRESS \([0-9]*\) ms/\1/p' |
         tail -1)
       assertContains "shim $warm, $free free: EINPROGRESS at once: $out" \
