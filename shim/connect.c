@@ -237,9 +237,10 @@ int shim__race_connect(int fd, const char *name,
   rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs, &h,
                       NULL, 0);
   if (rc != 0) {
+    /* Out of fds for the race's lookup, or anything else: as without the
+     * shim for a real address. */
     ds_reactor_free(r);
-    errno = shim__race_errno(rc);
-    return -1;
+    return as_asked(fd, asked, rc);
   }
   shim__work()->reactor = r;
   shim__work()->race = h;

@@ -164,8 +164,10 @@ test_emfile_blocking_dual_stack_goes_ipv4_as_without_the_shim() {
   local pre='' out ms
   lab_blackhole b 2001:db8::2 80 tcp
   # 0 or 1 free: no reactor for the race, the socket connects as asked;
-  # 3: the reactor takes 2, the IPv6 attempt the last, and IPv4 takes it.
-  for free in 0 1 3; do
+  # 2: the reactor takes both, the race cannot start (no socket for its
+  # lookup), the socket connects as asked; 3: the reactor takes 2, the
+  # IPv6 attempt the last, and IPv4 takes it.
+  for free in 0 1 2 3; do
     pre=''
     out=$(client starve blocking $free)
     assertContains "kernel, $free free: $out" "$out" "peer 192.0.2.1"
