@@ -19,7 +19,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DS__FORK_MAX 16
@@ -38,6 +40,10 @@ static struct {
    * with clone(CLONE_VM|CLONE_VFORK)) runs no atfork handler, so it
    * still finds its parent's pid here. */
   atomic_int pid;
+  /* The parent of the process that set pid at registration: when the
+   * registration itself happened in a vfork child (the process's first
+   * hooked call made there), that parent is the process pid stands for. */
+  atomic_int ppid;
 } chain = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
@@ -94,6 +100,7 @@ static void fork_child(void)
    * library must know about the new process (such as the cached pid, to
    * tell a vfork child from its parent) is set here, so that every
    * handler below already sees it. */
+  atomic_store_explicit(&chain.ppid, (int)getppid(), memory_order_relaxed);
   atomic_store_explicit(&chain.pid, (int)getpid(), memory_order_relaxed);
   run(n, DS__FORK_CHILD);
 }
@@ -102,6 +109,7 @@ static void fork_child(void)
  * inherits the registration). */
 static void chain_setup(void)
 {
+  atomic_store_explicit(&chain.ppid, (int)getppid(), memory_order_relaxed);
   atomic_store_explicit(&chain.pid, (int)getpid(), memory_order_relaxed);
   chain.rc = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
@@ -128,10 +136,39 @@ int ds__fork_add(int order, ds__fork_fn fn)
   return rc;
 }
 
+/* Returns 1 if this process shares its memory with its parent (a vfork
+ * or CLONE_VM child), 0 if it has memory of its own, -1 when the kernel
+ * will not say (kcmp refused or missing). */
+static int shares_parent_vm(void)
+{
+  long rc = syscall(SYS_kcmp, (pid_t)getpid(), getppid(), KCMP_VM, 0, 0);
+  return rc < 0 ? -1 : rc == 0;
+}
+
 int ds__fork_vforked(void)
 {
-  int pid = atomic_load_explicit(&chain.pid, memory_order_relaxed);
-  return pid != 0 && pid != (int)getpid();
+  int cached = atomic_load_explicit(&chain.pid, memory_order_relaxed);
+  int pid;
+  if (cached == 0)
+    return 0;
+  pid = (int)getpid();
+  if (pid == cached)
+    return 0;
+  /* The chain was registered in a vfork child of this process, which has
+   * exec'd or exited since (a parent runs only then): the chain is this
+   * process's. */
+  if (pid == atomic_load_explicit(&chain.ppid, memory_order_relaxed) ||
+      /* A child made without fork handlers (a raw clone(), glibc's
+       * _Fork()) but with memory of its own: its memory is its own to
+       * change, as before the pid was cached. */
+      shares_parent_vm() == 0) {
+    atomic_store_explicit(&chain.ppid, (int)getppid(), memory_order_relaxed);
+    atomic_store_explicit(&chain.pid, pid, memory_order_relaxed);
+    return 0;
+  }
+  /* Sharing the parent's memory, or the kernel will not say: changing
+   * nothing is the safe side. */
+  return 1;
 }
 
 void ds__fork_mutex(pthread_mutex_t *m, int phase, int recursive)

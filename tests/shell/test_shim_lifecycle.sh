@@ -258,4 +258,25 @@ test_vfork_child_closing_the_racing_fd_leaves_the_race_alone() {
   done
 }
 
+# Children the shim cannot watch (tests/lab/shim_forks.c): a process
+# whose first hooked call is made in a vfork child keeps translating
+# afterwards, and children made without fork handlers (a raw clone,
+# glibc's _Fork) but with memory of their own translate as their parent.
+test_children_made_without_fork_handlers() {
+  need_lab || return 0
+  local pre=$SHIM mode out
+  case "${DS_SANITIZE:-}" in
+    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
+  esac
+  for mode in vfirst raw Fork; do
+    out=$(lab_run a env LD_PRELOAD="$pre" timeout 20 \
+      "$DS_BUILD/lab/shim_forks" $mode 2>&1)
+    assertContains "$mode: the parent translates: $out" "$out" \
+      "parent 10.170.160.1 ipv6 hi"
+    [ $mode = vfirst ] && continue
+    assertContains "$mode: the child translates: $out" "$out" \
+      "child 10.170.160.1 ipv6 hi"
+  done
+}
+
 ds_run_shunit
