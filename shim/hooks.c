@@ -447,6 +447,17 @@ static int race(int fd, const char *name, const struct sockaddr_in *sin,
                 unsigned long id)
 {
   int fl = ds__sys.fcntl(fd, F_GETFL);
+  /* A vfork child runs in its parent's memory: no race there (its state,
+   * the helper thread's jobs, would be the parent's). A real address is
+   * connected as asked; a synthetic one cannot be reached. The check is a
+   * system call: here, not on every hook's way in. */
+  if (ds__fork_vforked()) {
+    if (shim__pool_contains(ntohl(sin->sin_addr.s_addr))) {
+      errno = ENETUNREACH;
+      return -1;
+    }
+    return ds__sys.connect(fd, (const struct sockaddr *)sin, sizeof *sin);
+  }
   /* A non-blocking socket never waits here (shim__async_connect connects
    * as asked, or fails at once, when the helper thread cannot race). */
   if (fl >= 0 && (fl & O_NONBLOCK))

@@ -256,10 +256,6 @@ static void reclaim(void)
 int shim__enter(void)
 {
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-  /* A vfork child shares its parent's memory, even this thread's guard:
-   * it only passes calls through. */
-  if (ds__fork_vforked())
-    return 0;
   if (guard_frame != 0) {
     if (here < guard_frame)
       return 0;
