@@ -69,6 +69,18 @@ need_lab() {
   return 1
 }
 
+# Prints what LD_PRELOAD needs to run a tests/lab C program with the
+# preloaded object $1 (the shim; empty for none): under SANITIZE the
+# program is built with ASan, whose runtime must be loaded first (the shim
+# itself has UBSan only).
+ds_preload_c() {
+  local asan=
+  case "${DS_SANITIZE:-}" in
+    *address*) asan="$(${CC:-cc} -print-file-name=libasan.so)" ;;
+  esac
+  echo "$asan${asan:+${1:+ }}$1"
+}
+
 ds_run_shunit() {
   SHUNIT_PARENT=$0
   SHUNIT_COLOR=none

@@ -307,10 +307,7 @@ test_alarm_and_longjmp_out_of_connect_leaves_the_shim_healthy() {
   # and no socket of the abandoned race is left.
   # Under SANITIZE the C client is built with ASan, whose runtime must be
   # loaded first; the shim itself has UBSan only.
-  pre=$SHIM
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  pre=$(ds_preload_c "$SHIM")
   out=$(lab_run a env LD_PRELOAD="$pre" timeout 10 \
     "$DS_BUILD/lab/shim_longjmp" both.test 80 v6only.test 81 2>&1)
   status=$?

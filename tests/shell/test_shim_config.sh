@@ -192,10 +192,8 @@ test_closed_stdin_stays_the_programs() {
   need_lab || return 0
   # Under SANITIZE the C program is built with ASan, whose runtime must be
   # loaded first; the shim itself has UBSan only.
-  local pre=$SHIM
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  local pre
+  pre=$(ds_preload_c "$SHIM")
   out=$(lab_run a $DS_BUILD/lab/shim_stdin v6only.test)
   assertContains "without the shim" "$out" "reopened 0"
   out=$(lab_run a env LD_PRELOAD="$pre" DUALSTACK_TRACE=$LAB_TMP/trace \

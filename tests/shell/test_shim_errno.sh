@@ -47,12 +47,9 @@ suite_oneTimeTearDown() {
 # Runs the program in A: $1 = "shim" or "plain", then its arguments.
 # Under SANITIZE it is built with ASan, whose runtime must come first.
 run() {
-  local how=$1 pre=
+  local how=$1 pre
   shift
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so)" ;;
-  esac
-  [ "$how" = shim ] && pre="${pre:+$pre }$SHIM"
+  pre=$(ds_preload_c "$([ "$how" = shim ] && echo "$SHIM")")
   lab_run a env ${pre:+LD_PRELOAD="$pre"} DUALSTACK_TRACE="$LAB_TMP/trace" \
     timeout 20 "$PROG" "$@" 2>&1
 }

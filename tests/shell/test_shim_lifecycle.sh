@@ -241,10 +241,7 @@ s.sendall(b"hello"); print("reply", s.recv(100).decode())' "$mode" 2>&1)
 # goes on in the parent: IPv4 wins once the IPv6 attempt had its 2 s.
 test_vfork_child_closing_the_racing_fd_leaves_the_race_alone() {
   need_lab || return 0
-  local mode out pre=$SHIM
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  local mode out pre=$(ds_preload_c "$SHIM")
   lab_blackhole b "$LAB_B6" 7 tcp
   for mode in close close_range dup2; do
     out=$(lab_run a env LD_PRELOAD="$pre" DUALSTACK_STATE=off \
@@ -264,10 +261,8 @@ test_vfork_child_closing_the_racing_fd_leaves_the_race_alone() {
 # glibc's _Fork) but with memory of their own translate as their parent.
 test_children_made_without_fork_handlers() {
   need_lab || return 0
-  local pre=$SHIM mode out
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  local pre mode out
+  pre=$(ds_preload_c "$SHIM")
   for mode in vfirst raw Fork; do
     out=$(lab_run a env LD_PRELOAD="$pre" timeout 20 \
       "$DS_BUILD/lab/shim_forks" $mode 2>&1)

@@ -54,10 +54,8 @@ suite_oneTimeTearDown() {
 # Under SANITIZE the C client is built with ASan, whose runtime must be
 # loaded first; the shim itself has UBSan only.
 nb() {
-  local pre=$SHIM
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  local pre
+  pre=$(ds_preload_c "$SHIM")
   lab_run a env LD_PRELOAD="$pre" DUALSTACK_TRACE="$LAB_TMP/trace" \
     timeout 20 "$NB" "$1" "$2" "${3:-7}" 2>&1
 }

@@ -238,10 +238,7 @@ test_recvmmsg_with_pktinfo_sized_control_buffers() {
   # shim must hand over IP_PKTINFO in buffers sized for it, for IPv4 and
   # IPv6 senders alike. Under SANITIZE the C program is an ASan build,
   # whose runtime must be loaded first.
-  pre=$SHIM
-  case "${DS_SANITIZE:-}" in
-    *address*) pre="$(${CC:-cc} -print-file-name=libasan.so) $SHIM" ;;
-  esac
+  pre=$(ds_preload_c "$SHIM")
   out=$(env LD_PRELOAD="$pre" timeout 10 "$DS_BUILD/lab/shim_pktinfo" 2>&1)
   assertContains "both datagrams" "$out" "recvmmsg 2"
   assertContains "IPv4 sender, IP_PKTINFO, not truncated" "$out" \
