@@ -341,6 +341,31 @@ lab_wait_port() {
   _lab_err "nothing listens on $2 port $3 in $_lab_ns"
 }
 
+# lab_family_echo NS PORT: starts a TCP server on [::]:PORT in NS, for
+# both families, that answers every read with the family the client came
+# with ("ipv4 " or "ipv6 ") and the data, and waits until it listens.
+lab_family_echo() {
+  lab_bg "$1" "$LAB_PYTHON" -c '
+import socket, sys, threading
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1]))); s.listen(64)
+def serve(c, a):
+    fam = "ipv4" if a[0].startswith("::ffff:") else "ipv6"
+    try:
+        while True:
+            d = c.recv(100)
+            if not d: break
+            c.sendall(fam.encode() + b" " + d)
+    except OSError: pass
+    c.close()
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a)).start()' "$2"
+  lab_wait_port "$1" tcp "$2"
+}
+
 # Adds nftables rules in NS's HOOK chain (input or output) giving VERDICT
 # (drop or reject) to TCP and/or UDP packets to ADDR [PORT].
 _lab_filter() {

@@ -24,16 +24,8 @@ slow.test    A    192.0.2.2     delay=1500
 slow.test    AAAA NODATA
 EOF2
   lab_dns b 192.0.2.2 "$LAB_TMP/dns.conf" "$LAB_TMP/dns.log" a
-  # A TCP server on port 7 of both families that accepts and closes.
-  lab_bg b $PY -c '
-import socket
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 7)); s.listen(64)
-while True:
-    c, a = s.accept(); c.close()'
-  lab_wait_port b tcp 7
+  # A TCP server on port 7 of both families.
+  lab_family_echo b 7
 }
 
 suite_tearDown() {

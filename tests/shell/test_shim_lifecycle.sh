@@ -44,25 +44,7 @@ EOF
   lab_dns b 192.0.2.2 "$LAB_TMP/dns.conf" "$LAB_TMP/dns.log" a
   # An echo server on port 7 of both families that first says which
   # family the client came with.
-  lab_bg b $PY -c '
-import socket, threading
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 7)); s.listen(64)
-def serve(c, a):
-    fam = "ipv4" if a[0].startswith("::ffff:") else "ipv6"
-    try:
-        while True:
-            d = c.recv(100)
-            if not d: break
-            c.sendall(fam.encode() + b" " + d)
-    except OSError: pass
-    c.close()
-while True:
-    c, a = s.accept()
-    threading.Thread(target=serve, args=(c, a)).start()'
-  lab_wait_port b tcp 7
+  lab_family_echo b 7
 }
 
 suite_tearDown() {
