@@ -364,24 +364,17 @@ static int in_reserve(int fd)
  * running attempt makes room once. Returns the fd or a negative errno. */
 static int attempt_socket(ds_happy *h, int family)
 {
-  int fd, tries;
+  int fd, err, tries;
   for (tries = 0;; tries++) {
     fd = ds__sys.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         IPPROTO_TCP);
-    if (fd >= 0 && in_reserve(fd)) {
-      ds__sys.close(fd);
-      fd = -1;
-      errno = EMFILE;
-    }
-    if (fd >= 0)
+    if (fd >= 0 && !in_reserve(fd))
       return fd;
-    if ((errno != EMFILE && errno != ENFILE) || tries > 0)
-      return -errno;
-    {
-      int e = errno;
-      if (!abort_oldest(h))
-        return -e;
-    }
+    err = fd >= 0 ? EMFILE : errno;
+    if (fd >= 0)
+      ds__sys.close(fd);
+    if ((err != EMFILE && err != ENFILE) || tries > 0 || !abort_oldest(h))
+      return -err;
   }
 }
 

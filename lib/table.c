@@ -411,8 +411,11 @@ int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
   return found;
 }
 
-int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
-                  uint64_t expires, uint64_t now, uint32_t *num, int *fresh)
+/* ds__table_put() under t's lock held by the caller; *out is the entry
+ * found or made (on success). */
+static int put_locked(ds__table *t, const void *key, size_t klen,
+                      const void *value, uint64_t expires, uint64_t now,
+                      uint32_t *num, int *fresh, entry **out)
 {
   uint32_t h;
   entry *e, *old = NULL;
@@ -423,7 +426,6 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
   if (klen > DS__TABLE_KEY_MAX)
     return -EINVAL;
   h = hash_key(t, key, klen);
-  pthread_mutex_lock(&t->lock);
   e = find(t, key, klen, h);
   if (e != NULL && expired(e, now) && !in_use(e, now)) {
     drop(t, e, 0);
@@ -488,7 +490,34 @@ found:
   if (num != NULL)
     *num = e->num;
   lru_touch(t, e);
+  *out = e;
 done:
+  return rc;
+}
+
+int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
+                  uint64_t expires, uint64_t now, uint32_t *num, int *fresh)
+{
+  entry *e;
+  int rc;
+  pthread_mutex_lock(&t->lock);
+  rc = put_locked(t, key, klen, value, expires, now, num, fresh, &e);
+  pthread_mutex_unlock(&t->lock);
+  return rc;
+}
+
+int ds__table_put_leased(ds__table *t, const void *key, size_t klen,
+                         uint64_t until, uint64_t now, uint32_t *num)
+{
+  entry *e;
+  int rc;
+  pthread_mutex_lock(&t->lock);
+  rc = put_locked(t, key, klen, NULL, 0, now, num, NULL, &e);
+  if (rc == 0 && until > e->lease) {
+    e->lease = until;
+    if (e->holds == 0)
+      heap_push(t, BY_LEASE, e);
+  }
   pthread_mutex_unlock(&t->lock);
   return rc;
 }

@@ -69,6 +69,12 @@ int ds__table_get(ds__table *t, const void *key, size_t klen, uint64_t now,
 int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
                   uint64_t expires, uint64_t now, uint32_t *num, int *fresh);
 
+/* As ds__table_put() with value NULL and expires 0, and in the same step
+ * leases the entry until until (a lease is only ever extended), so that
+ * no other key can take it in between. */
+int ds__table_put_leased(ds__table *t, const void *key, size_t klen,
+                         uint64_t until, uint64_t now, uint32_t *num);
+
 /* Replaces the value of key's entry, if there is one, with value (and its
  * expiry with expires), without making one. Returns 1 with *num (if not
  * NULL) its number, or 0 when key has no entry. */

@@ -364,18 +364,6 @@ static void sweep_cancelled(void *arg)
   }
 }
 
-/* The race cannot run in the helper thread, for reason err (an errno): a
- * real IPv4 address is connected as asked (non-blocking, as the kernel
- * would without the shim); a synthetic one fails at once with err.
- * Returns as connect() does. */
-static int not_raced(int fd, const struct sockaddr_in *asked, int err)
-{
-  if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
-    return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
-  errno = err != 0 ? err : EIO;
-  return -1;
-}
-
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id,
                         int *started)
@@ -389,10 +377,10 @@ int shim__async_connect(int fd, const char *name,
   /* Beyond the fd table the shim could not keep the race's state or
    * show the winner as IPv4: no race, and no pool address out. */
   if (fd >= SHIM_FD_MAX)
-    return not_raced(fd, asked, ENETUNREACH);
+    return shim__connect_as_asked(fd, asked, -ENETUNREACH);
   j = calloc(1, sizeof *j);
   if (j == NULL)
-    return not_raced(fd, asked, ENOMEM);
+    return shim__connect_as_asked(fd, asked, -ENOMEM);
   if (shim__race_setup(&j->rs, fd, 0) != 0) {
     free(j);
     return -1;
@@ -446,7 +434,7 @@ no_race:
   err = errno;
   pthread_mutex_unlock(&A.lock);
   free(j);
-  return not_raced(fd, asked, err);
+  return shim__connect_as_asked(fd, asked, -err);
 }
 
 void shim__async_cancel(int fd)

@@ -195,14 +195,11 @@ typedef struct race {
   int done, fd, err;
 } race;
 
-/* The race could not run, or found no socket to use (err, a negative
- * code): a real IPv4 address is connected as asked, as without the shim;
- * a synthetic one fails with err's errno. Returns as connect() does. */
-static int as_asked(int fd, const struct sockaddr_in *asked, int err)
+int shim__connect_as_asked(int fd, const struct sockaddr_in *asked, int err)
 {
   if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
     return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
-  errno = shim__race_errno(err);
+  errno = err != 0 ? shim__race_errno(err) : EIO;
   return -1;
 }
 
@@ -233,14 +230,14 @@ int shim__race_connect(int fd, const char *name,
   rs.result = &st;
   rc = ds_reactor_new(&r);
   if (rc != 0)
-    return as_asked(fd, asked, rc);
+    return shim__connect_as_asked(fd, asked, rc);
   rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs, &h,
                       NULL, 0);
   if (rc != 0) {
     /* Out of fds for the race's lookup, or anything else: as without the
      * shim for a real address. */
     ds_reactor_free(r);
-    return as_asked(fd, asked, rc);
+    return shim__connect_as_asked(fd, asked, rc);
   }
   shim__work()->reactor = r;
   shim__work()->race = h;
@@ -254,7 +251,7 @@ int shim__race_connect(int fd, const char *name,
   shim__race_trace_rest(&rs);
   ds_reactor_free(r);
   if (st.fd < 0 && st.done && (st.err == -EMFILE || st.err == -ENFILE))
-    return as_asked(fd, asked, st.err);
+    return shim__connect_as_asked(fd, asked, st.err);
   if (st.fd < 0) {
     errno = st.done ? shim__race_errno(st.err) : EIO;
     /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS then. */

@@ -172,11 +172,7 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
 DS_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                          struct sockaddr *sa, socklen_t *len)
 {
-  int entry = errno;
-  ssize_t r = recv_from(fd, buf, n, flags, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(recv_from(fd, buf, n, flags, sa, len));
 }
 
 DS_HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
@@ -294,9 +290,9 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
   if (msg == NULL || shim__cfg.disabled)
     return ds__sys.recvmsg(fd, msg, flags);
   known = v6_view(fd);
-  if (!known && !(msg->msg_name != NULL &&
-                  msg->msg_namelen == sizeof(struct sockaddr_in) &&
-                  !shim__cfg.observe))
+  if (!known &&
+      !(msg->msg_name != NULL &&
+        msg->msg_namelen == sizeof(struct sockaddr_in) && !shim__cfg.observe))
     return ds__sys.recvmsg(fd, msg, flags);
   for (;;) {
     m = *msg;
@@ -337,11 +333,7 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
 
 DS_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-  int entry = errno;
-  ssize_t r = recv_msg(fd, msg, flags);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(recv_msg(fd, msg, flags));
 }
 
 /* Messages of one recvmmsg or sendmmsg batch the shim translates; a
@@ -430,14 +422,10 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
 DS_HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
                      struct timespec *timeout)
 {
-  int entry = errno, r = recv_mmsg(fd, vec, vlen, flags, timeout);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(recv_mmsg(fd, vec, vlen, flags, timeout));
 }
 
 /* ---- sending ---- */
-
 
 /* Returns the family of the socket under fd, or -1. */
 static int socket_family(int fd)
@@ -517,11 +505,7 @@ static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
 DS_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                        const struct sockaddr *sa, socklen_t len)
 {
-  int entry = errno;
-  ssize_t r = send_to(fd, buf, n, flags, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(send_to(fd, buf, n, flags, sa, len));
 }
 
 /* Rewrites the IPv4 control data of a datagram going to an IPv6 address
@@ -617,11 +601,7 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
 
 DS_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-  int entry = errno;
-  ssize_t r = send_msg(fd, msg, flags);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(send_msg(fd, msg, flags));
 }
 
 /* The body of sendmmsg(); returns as sendmmsg() does, errno aside (the
@@ -665,9 +645,5 @@ static int send_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 
 DS_HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
-  int entry = errno;
-  int r = send_mmsg(fd, vec, vlen, flags);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(send_mmsg(fd, vec, vlen, flags));
 }

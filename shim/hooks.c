@@ -451,13 +451,8 @@ static int race(int fd, const char *name, const struct sockaddr_in *sin,
    * the helper thread's jobs, would be the parent's). A real address is
    * connected as asked; a synthetic one cannot be reached. The check is a
    * system call: here, not on every hook's way in. */
-  if (ds__fork_vforked()) {
-    if (shim__pool_contains(ntohl(sin->sin_addr.s_addr))) {
-      errno = ENETUNREACH;
-      return -1;
-    }
-    return ds__sys.connect(fd, (const struct sockaddr *)sin, sizeof *sin);
-  }
+  if (ds__fork_vforked())
+    return shim__connect_as_asked(fd, sin, -ENETUNREACH);
   /* A non-blocking socket never waits here (shim__async_connect connects
    * as asked, or fails at once, when the helper thread cannot race). */
   if (fl >= 0 && (fl & O_NONBLOCK))
@@ -711,10 +706,7 @@ static int peer_name(int fd, struct sockaddr *sa, socklen_t *len)
 
 DS_HOOK int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-  int entry = errno, r = peer_name(fd, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(peer_name(fd, sa, len));
 }
 
 /* The body of getsockname(); returns as getsockname() does, errno aside (the
@@ -739,10 +731,7 @@ static int sock_name(int fd, struct sockaddr *sa, socklen_t *len)
 
 DS_HOOK int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-  int entry = errno, r = sock_name(fd, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(sock_name(fd, sa, len));
 }
 
 /* The body of getsockopt(); returns as getsockopt() does, errno aside (the
@@ -780,8 +769,5 @@ static int sock_opt(int fd, int level, int opt, void *val, socklen_t *len)
 
 DS_HOOK int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
 {
-  int entry = errno, r = sock_opt(fd, level, opt, val, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(sock_opt(fd, level, opt, val, len));
 }

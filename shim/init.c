@@ -111,6 +111,7 @@ static void read_race_config(void)
   shim__cfg.connect_timeout_ms =
       env_uint("DUALSTACK_CONNECT_TIMEOUT_MS", 0, 1, 3600000);
   shim__cfg.memory_s = env_uint("DUALSTACK_MEMORY_S", 600, 0, 86400 * 7);
+  shim__cfg.pool_lease_s = env_uint("DUALSTACK_POOL_LEASE_S", 60, 0, 86400);
   shim__cfg.prefer = AF_INET6;
   if (v != NULL && strcmp(v, "ipv4") == 0)
     shim__cfg.prefer = AF_INET;

@@ -32,8 +32,6 @@
 #include <string.h>
 
 #define DUAL_MAX 256
-#define LEASE_S_DEFAULT 60
-#define LEASE_S_MAX 86400
 
 /* What a synthetic address knows besides its name. */
 typedef struct synth {
@@ -47,24 +45,7 @@ static struct {
   ds__table *byv6;     /* chosen IPv6 address -> ip */
   ds__table *dual;     /* real IPv4 address (host order) -> name */
   atomic_int any_dual; /* a dual-stack address was ever recorded */
-  uint64_t lease_ms;   /* the lease floor */
 } pool;
-
-/* Returns the lease floor (ms) DUALSTACK_POOL_LEASE_S asks for: whole
- * seconds from 0 to a day, else the default. */
-static uint64_t lease_floor_ms(void)
-{
-  const char *v = secure_getenv("DUALSTACK_POOL_LEASE_S");
-  char *end;
-  long s;
-  if (v == NULL || *v == '\0')
-    return LEASE_S_DEFAULT * 1000ull;
-  errno = 0;
-  s = strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || s < 0 || s > LEASE_S_MAX)
-    return LEASE_S_DEFAULT * 1000ull;
-  return (uint64_t)s * 1000;
-}
 
 int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size)
 {
@@ -95,7 +76,6 @@ int shim__pool_init(const char *cidr)
   /* The network and broadcast-looking ends are left out. */
   pool.base = base + 1;
   pool.size = size - 2;
-  pool.lease_ms = lease_floor_ms();
   if (ds__table_new(&pool.names, pool.size, sizeof(synth),
                     DS__TABLE_NOCASE | DS__TABLE_NUMBERED) != 0 ||
       ds__table_new(&pool.byv6, pool.size, sizeof(uint32_t), 0) != 0 ||
@@ -114,31 +94,27 @@ int shim__pool_contains(uint32_t ip)
          ip <= pool.base + pool.size;
 }
 
+/* Returns when a lease given now (monotonic ms) for at least ms ends: the
+ * larger of ms and the floor (DUALSTACK_POOL_LEASE_S). */
+static uint64_t lease_end(uint64_t now, uint64_t ms)
+{
+  uint64_t floor = shim__cfg.pool_lease_s * 1000ull;
+  return now + (ms > floor ? ms : floor);
+}
+
 int shim__pool_synthesize(const char *name, uint64_t ttl_ms, uint32_t *ip)
 {
   uint64_t now = ds__mono_ms_u64();
-  uint32_t num, again;
-  int rc, tries;
+  uint32_t num;
+  int rc;
   *ip = 0;
   if (pool.names == NULL)
     return -EINVAL;
-  for (tries = 0; tries < 3; tries++) {
-    rc =
-        ds__table_put(pool.names, name, strlen(name), NULL, 0, now, &num, NULL);
-    if (rc != 0)
-      return rc; /* -EAGAIN: every address is in use */
-    ds__table_lease(pool.names, num,
-                    now + (ttl_ms > pool.lease_ms ? ttl_ms : pool.lease_ms));
-    /* Another thread's new name may have taken the entry between the put
-     * and the lease: then the lease went to that name, and this one
-     * needs an entry again. */
-    if (ds__table_get(pool.names, name, strlen(name), now, NULL, &again) == 1 &&
-        again == num) {
-      *ip = pool.base + num;
-      return 0;
-    }
-  }
-  return -EAGAIN;
+  rc = ds__table_put_leased(pool.names, name, strlen(name),
+                            lease_end(now, ttl_ms), now, &num);
+  if (rc == 0)
+    *ip = pool.base + num;
+  return rc; /* -EAGAIN: every address is in use */
 }
 
 int shim__pool_hold(uint32_t ip, int delta)
@@ -149,7 +125,7 @@ int shim__pool_hold(uint32_t ip, int delta)
   /* A hold (connect, send) renews the lease: the address stays its
    * name's for a floor's time after the socket is gone. */
   if (delta > 0 &&
-      ds__table_lease(pool.names, num, ds__mono_ms_u64() + pool.lease_ms) != 1)
+      ds__table_lease(pool.names, num, lease_end(ds__mono_ms_u64(), 0)) != 1)
     return 0;
   return ds__table_hold(pool.names, num, delta);
 }
@@ -158,7 +134,7 @@ void shim__pool_renew(uint32_t ip)
 {
   if (pool.names != NULL && ip >= pool.base && ip - pool.base < pool.size)
     ds__table_lease(pool.names, ip - pool.base,
-                    ds__mono_ms_u64() + pool.lease_ms);
+                    lease_end(ds__mono_ms_u64(), 0));
 }
 
 int shim__pool_maybe(uint32_t ip)

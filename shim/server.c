@@ -254,10 +254,7 @@ done:
 
 DS_HOOK int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-  int entry = errno, r = do_bind(fd, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(do_bind(fd, sa, len));
 }
 
 /* Copies n bytes of address src out as the kernel does: at most *len
@@ -447,10 +444,7 @@ static int accept_body(int fd, struct sockaddr *sa, socklen_t *len)
 
 DS_HOOK int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-  int entry = errno, r = accept_body(fd, sa, len);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(accept_body(fd, sa, len));
 }
 
 /* The body of accept4(); returns as accept4() does, errno aside (the
@@ -466,8 +460,5 @@ static int accept4_body(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 
 DS_HOOK int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-  int entry = errno, r = accept4_body(fd, sa, len, flags);
-  if (r >= 0)
-    errno = entry; /* success leaves errno as it was, as the call does */
-  return r;
+  return SHIM_KEEP_ERRNO(accept4_body(fd, sa, len, flags));
 }

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -24,6 +25,7 @@ typedef struct shim_config {
   unsigned family_count;        /* DUALSTACK_FAMILY_COUNT */
   unsigned connect_timeout_ms;  /* DUALSTACK_CONNECT_TIMEOUT_MS */
   unsigned memory_s;            /* DUALSTACK_MEMORY_S (default 600) */
+  unsigned pool_lease_s;        /* DUALSTACK_POOL_LEASE_S (default 60) */
   int prefer;                   /* DUALSTACK_PREFER: AF_INET6 or AF_INET */
 } shim_config;
 
@@ -43,6 +45,18 @@ void shim__leave(void);
  * (a hook reached from a signal handler, or from libc inside the shim),
  * without taking it. */
 int shim__nested(void);
+
+/* Evaluates call (a hook's body) and gives its result; a success (a
+ * result of 0 or more) leaves errno as the application had it, whatever
+ * the shim's own calls did to it, as the wrapped call does. */
+#define SHIM_KEEP_ERRNO(call)                                                  \
+  __extension__({                                                              \
+    int shim_ke_ = errno;                                                      \
+    __typeof__(call) shim_kr_ = (call);                                        \
+    if (shim_kr_ >= 0)                                                         \
+      errno = shim_ke_;                                                        \
+    shim_kr_;                                                                  \
+  })
 
 /* Returns 1 when the shim acts on this call: initialised, enabled, and
  * not a call the shim itself makes; then the guard is taken and the
@@ -181,6 +195,12 @@ int shim__resolve_both(const char *name, shim_answer *out);
 int shim__eligible(const char *node, int family, int flags);
 
 /* ---- connect.c ---- */
+
+/* For a connect the shim does not race (it cannot, or may not, here): a
+ * real IPv4 address is connected as asked, as without the shim; a
+ * synthetic one fails with err's errno (err a negative code as
+ * shim__race_errno() takes; 0: EIO). Returns as connect() does. */
+int shim__connect_as_asked(int fd, const struct sockaddr_in *asked, int err);
 
 /* Runs the Happy Eyeballs race for name at asked's port and installs the
  * winner on fd, remembering asked as the peer the application sees; id

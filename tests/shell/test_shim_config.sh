@@ -208,7 +208,7 @@ test_bad_values_are_named_and_the_default_used() {
   need_lab || return 0
   lab_blackhole b 2001:db8::2 7 tcp
   out=$(go 1 both.test DUALSTACK_ATTEMPT_DELAY_MS=abc DUALSTACK_PREFER=ipv5 \
-    DUALSTACK_FAMILY_COUNT=-1)
+    DUALSTACK_FAMILY_COUNT=-1 DUALSTACK_POOL_LEASE_S=1d)
   assertContains "still works" "$out" "ipv4"
   gap_between "default 250" 245 400
   grep -q 'DUALSTACK_ATTEMPT_DELAY_MS=abc: not a number from 10 to 2000' \
@@ -217,6 +217,8 @@ test_bad_values_are_named_and_the_default_used() {
     fail "prefer not named"
   grep -q 'DUALSTACK_FAMILY_COUNT=-1' "$LAB_TMP/trace" ||
     fail "family count not named"
+  grep -q 'DUALSTACK_POOL_LEASE_S=1d: not a number from 0 to 86400' \
+    "$LAB_TMP/trace" || fail "pool lease not named"
 }
 
 ds_run_shunit

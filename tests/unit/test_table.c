@@ -326,3 +326,22 @@ TEST(table_finds_a_free_entry_behind_leased_ones)
   CHECK_EQ(put_name(t, "newer", 0, 1000, 0), num[0]);
   ds__table_free(t);
 }
+
+/* A put with a lease leases the entry it finds or makes in the same step:
+ * a full table of leased entries refuses the next key. */
+TEST(table_put_leased_leases_in_one_step)
+{
+  ds__table *t;
+  uint32_t a, b, again;
+  CHECK_EQ(ds__table_new(&t, 2, sizeof(int), DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_put_leased(t, "a", 1, 100, 0, &a), 0);
+  CHECK_EQ(ds__table_put_leased(t, "b", 1, 50, 0, &b), 0);
+  CHECK_EQ(ds__table_put(t, "c", 1, NULL, 0, 10, NULL, NULL), -EAGAIN);
+  /* Again for "b": the same number, the lease only extended. */
+  CHECK_EQ(ds__table_put_leased(t, "b", 1, 20, 10, &again), 0);
+  CHECK_EQ(again, b);
+  CHECK_EQ(ds__table_put(t, "c", 1, NULL, 0, 49, NULL, NULL), -EAGAIN);
+  CHECK_EQ(ds__table_put(t, "c", 1, NULL, 0, 50, &again, NULL), 0);
+  CHECK_EQ(again, b);
+  ds__table_free(t);
+}
