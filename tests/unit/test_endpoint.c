@@ -735,8 +735,9 @@ static void lab_reset(void)
      "; do "
      "echo \"addr del $a dev %s\"; done; } | ip -force -b - "
      ">/dev/null 2>&1; "
-     "sysctl -qw net.ipv6.conf.%s.accept_dad=0; true",
-     ifa, ifa);
+     "sysctl -qw net.ipv6.conf.%s.accept_dad=0; "
+     "ip netns exec %s nft delete table inet dsdad 2>/dev/null; true",
+     ifa, ifa, lab_env("LAB_NS_B"));
 }
 
 /* Adds the second veth pair dse1 between A and B, with addresses. */
@@ -1029,11 +1030,21 @@ TEST_T(lab_endpoint_duplicate_address_is_reported_never_bound, 40)
   CHECK_EQ(ds_reactor_new(&r), 0);
   CHECK_MSG(start(&sv, r, 0, NULL, &s, err, sizeof err) == 0, "%s", err);
   port = ds_server_port(s);
-  /* B owns 2001:db8::2 and defends it: DAD on A fails. */
+  /* B owns 2001:db8::2 and defends it: DAD on A fails. B's defence (its
+   * neighbour advertisement) is held back until the server has seen the
+   * address tentative: answered at once, DAD can fail before the server's
+   * first look, which then finds it failed and never waiting. With three
+   * probes a second apart, the second or third is answered. */
+  sh("ip netns exec %s nft 'add table inet dsdad; "
+     "add chain inet dsdad out { type filter hook output priority 0; }; "
+     "add rule inet dsdad out icmpv6 type nd-neighbor-advert drop'",
+     lab_env("LAB_NS_B"));
   sh("sysctl -qw net.ipv6.conf.%s.accept_dad=1 "
-     "net.ipv6.conf.%s.dad_transmits=1",
+     "net.ipv6.conf.%s.dad_transmits=3",
      ifa, ifa);
   sh("ip addr add 2001:db8::2/64 dev %s", ifa);
+  RUN_UNTIL(r, sv.nev >= 1, 8000);
+  sh("ip netns exec %s nft delete table inet dsdad", lab_env("LAB_NS_B"));
   RUN_UNTIL(r, sv.nev >= 2, 8000);
   iw = find_event(&sv, DS_SERVER_EV_WAITING, "[2001:db8::2]:P", port);
   ifl = find_event(&sv, DS_SERVER_EV_FAILED, "[2001:db8::2]:P", port);
