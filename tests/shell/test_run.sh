@@ -74,6 +74,29 @@ test_static_program_is_named_and_still_runs() {
   assertNotContains "a dynamic program is not called static" "$err" "statically"
 }
 
+# Debian builds Go programs stripped, without the "Go build ID" string;
+# they keep a .note.go.buildid section and the "\xff Go buildinf:" header
+# of .go.buildinfo. Two C programs dressed that way stand for them.
+test_stripped_go_program_is_named() {
+  command -v objcopy >/dev/null || { ds_skip "objcopy not installed"; return 0; }
+  d=$(mktemp -d)
+  printf 'int main(void) { return 0; }\n' > "$d/m.c"
+  cc -o "$d/plain" "$d/m.c" || { rm -rf "$d"; fail "cc"; return; }
+  printf 'Go\0\0\0\0\0\0abc/def' > "$d/note"
+  objcopy --add-section .note.go.buildid="$d/note" "$d/plain" "$d/note-go"
+  printf '\377 Go buildinf:\010\002' > "$d/info"
+  objcopy --add-section .go.buildinfo="$d/info" "$d/plain" "$d/info-go"
+  strip "$d/note-go" "$d/info-go"
+  for p in note-go info-go; do
+    err=$("${RUNS[@]}" -- "$d/$p" 2>&1 >/dev/null)
+    assertEquals "$p ran" 0 $?
+    assertContains "$p named" "$err" "is a Go program"
+  done
+  err=$("${RUNS[@]}" -- "$d/plain" 2>&1 >/dev/null)
+  assertNotContains "a C program is not called Go" "$err" "Go program"
+  rm -rf "$d"
+}
+
 test_setuid_program_is_named() {
   ds_require_root || return 0
   d=$(mktemp -d)
