@@ -68,6 +68,9 @@ typedef struct ds__sysfns {
                           char *buf, size_t len, struct hostent **res,
                           int *herr);
   struct hostent *(*gethostbyaddr)(const void *addr, socklen_t len, int family);
+  int (*gethostbyaddr_r)(const void *addr, socklen_t len, int family,
+                         struct hostent *he, char *buf, size_t buflen,
+                         struct hostent **res, int *herr);
   int (*getnameinfo)(const struct sockaddr *sa, socklen_t salen, char *host,
                      socklen_t hostlen, char *serv, socklen_t servlen,
                      int flags);
@@ -296,5 +299,11 @@ void ds__interleave_families(ds_addr *addrs, size_t n, int prefer,
  * the host has no route (a UDP connect, which sends nothing, finds
  * ENETUNREACH or EHOSTUNREACH). For the race engine (happy.c). */
 int ds__nat64_needed(const ds_addr *a);
+
+/* The name that gave l's answer of family (with a search list, the name
+ * tried; canonical: the end of its CNAME chain, or the hosts file line's
+ * first name), lower case without a trailing dot; "" when unknown. Valid
+ * inside l's callback for that family. */
+const char *ds__lookup_name(const ds_lookup *l, int family, int canonical);
 
 #endif

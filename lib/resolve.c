@@ -92,6 +92,11 @@ typedef struct answer {
   ds_addr *addrs;
   size_t n, cap;
   int ttl; /* DNS: smallest TTL of the records, seconds; else DS_TTL_* */
+  /* The name that answered (the question of the DNS answer: with a search
+   * list, the name tried) and its canonical name (the end of a CNAME
+   * chain; in the hosts file, the line's first name); lower case, no
+   * trailing dot, "" until known. */
+  char qname[DS__NAME_MAX + 1], canon[DS__NAME_MAX + 1];
   unsigned wanted : 1;    /* requested by the caller */
   unsigned servfail : 1;  /* a server answered SERVFAIL for this type */
   unsigned done : 1;      /* status and addrs are final */
@@ -308,6 +313,36 @@ static void lookup_fail_pending(ds_lookup *l, int status)
   l->abandoned = 1;
 }
 
+/* Copies name into dst (DS__NAME_MAX + 1 bytes) without a trailing dot,
+ * in lower case if lower; a name too long is left out (""). */
+static void name_copy(char *dst, const char *name, int lower)
+{
+  size_t i, n = name != NULL ? strlen(name) : 0;
+  if (n > 0 && name[n - 1] == '.')
+    n--;
+  if (n > DS__NAME_MAX)
+    n = 0;
+  for (i = 0; i < n; i++)
+    dst[i] = (char)(lower && name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32
+                                                         : name[i]);
+  dst[n] = '\0';
+}
+
+/* Records in a the name a DNS reply answers (its question) and the
+ * canonical name c-ares found in it. */
+static void answer_names(answer *a, const unsigned char *abuf, int alen,
+                         const char *canon)
+{
+  char *q = NULL;
+  long qlen;
+  if (alen > 12 && ares_expand_name(abuf + 12, abuf, alen, &q, &qlen) ==
+                       ARES_SUCCESS) {
+    name_copy(a->qname, q, 1);
+    name_copy(a->canon, canon != NULL ? canon : q, 0);
+    ares_free_string(q);
+  }
+}
+
 /* Returns the addresses of a DNS reply of a's family in a, and their
  * smallest TTL in a->ttl. Returns 0 with at least one address, or the
  * status to deliver. */
@@ -333,6 +368,7 @@ static int answer_parse(answer *a, unsigned char *abuf, int alen)
       ares_free_hostent(he);
     return map_status(rc);
   }
+  answer_names(a, abuf, alen, he->h_name);
   rc = 0;
   for (i = 0; he->h_addr_list[i] != NULL && rc == 0; i++) {
     memset(&ad, 0, sizeof ad);
@@ -776,14 +812,18 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
   }
   while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
     answer *a;
+    char *first = NULL;
     int match = 0;
     if ((hash = strchr(line, '#')) != NULL)
       *hash = '\0';
     addr = next_token(&line);
     if (addr == NULL)
       continue;
-    while (!match && (tok = next_token(&line)) != NULL)
+    while (!match && (tok = next_token(&line)) != NULL) {
+      if (first == NULL)
+        first = tok;
       match = hosts_name_match(tok, name, namelen);
+    }
     /* Lines with an address this parser refuses (or a scope naming a
      * missing interface) are skipped, as glibc skips what it cannot
      * parse. */
@@ -791,6 +831,10 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
       continue;
     found = 1;
     a = &l->ans[ad.family == AF_INET6 ? ANS_AAAA : ANS_A];
+    if (a->wanted && a->canon[0] == '\0') {
+      name_copy(a->qname, name, 1);
+      name_copy(a->canon, first, 0);
+    }
     if (a->wanted)
       rc = answer_add(a, &ad);
   }
@@ -1799,6 +1843,8 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
 
   if (is_literal) {
     answer *a = &l->ans[lit.family == AF_INET6 ? ANS_AAAA : ANS_A];
+    name_copy(a->qname, name, 1);
+    name_copy(a->canon, name, 0);
     rc = a->wanted ? answer_add(a, &lit) : 0;
     if (rc != 0) {
       rc = ds__fail(err, errlen, rc, "out of memory");
@@ -1848,6 +1894,15 @@ int ds_lookup_ttl(const ds_lookup *l, int family)
     return DS_TTL_LOCAL;
   a = &l->ans[family == AF_INET6 ? ANS_AAAA : ANS_A];
   return a->done ? a->ttl : DS_TTL_NONE;
+}
+
+const char *ds__lookup_name(const ds_lookup *l, int family, int canonical)
+{
+  const answer *a;
+  if (l == NULL || (family != AF_INET && family != AF_INET6))
+    return "";
+  a = &l->ans[family == AF_INET6 ? ANS_AAAA : ANS_A];
+  return canonical ? a->canon : a->qname;
 }
 
 void ds_lookup_cancel(ds_lookup *l)

@@ -136,9 +136,9 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   struct addrinfo h2;
   shim_json j;
   unsigned long id;
-  char synth[INET_ADDRSTRLEN] = "";
+  char synth[INET_ADDRSTRLEN] = "", canon[SHIM_NAME_MAX];
   const char *ask = node;
-  int dual = 0, rc, saved;
+  int dual = 0, rc, saved, want_canon = 0;
   double t0;
 
   if (shim__init() != 0)
@@ -148,7 +148,8 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   t0 = ds__mono_ms();
   if (hints != NULL) {
     uint32_t ip;
-    int what = shim__decide(node, hints->ai_family, hints->ai_flags, &ip);
+    int what =
+        shim__decide(node, hints->ai_family, hints->ai_flags, &ip, canon);
     dual = what == SHIM_DUAL; /* real A records, all of them (RFC 6535) */
     if (what == SHIM_FULL) {
       shim__trace_pool_full(node, hints->ai_family, "getaddrinfo", "EAI_AGAIN",
@@ -163,12 +164,23 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
       h2 = *hints;
       h2.ai_flags |= AI_NUMERICHOST;
       h2.ai_flags &= ~AI_CANONNAME;
+      want_canon = (hints->ai_flags & AI_CANONNAME) != 0;
       hints = &h2;
       ask = synth;
     }
   }
   rc = ds__sys.getaddrinfo(ask, service, hints, res);
   saved = errno;
+  if (rc == 0 && want_canon) {
+    /* As glibc: the first entry carries the canonical name, which its
+     * freeaddrinfo frees with the entry. */
+    (*res)->ai_canonname = strdup(canon);
+    if ((*res)->ai_canonname == NULL) {
+      ds__sys.freeaddrinfo(*res);
+      *res = NULL;
+      rc = EAI_MEMORY;
+    }
+  }
   for (ai = rc == 0 && dual ? *res : NULL; ai != NULL; ai = ai->ai_next)
     if (ai->ai_family == AF_INET)
       shim__pool_dual(
@@ -258,7 +270,8 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
   struct hostent *he = NULL;
   double t0 = ds__mono_ms();
   uint32_t ip;
-  int saved, what = shim__decide(name, af, 0, &ip);
+  char canon[SHIM_NAME_MAX];
+  int saved, what = shim__decide(name, af, 0, &ip, canon);
 
   if (what == SHIM_FULL) {
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -266,8 +279,8 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
     return NULL;
   }
   if (what == SHIM_SYNTH &&
-      shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, name, ip) ==
-          0)
+      shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, canon,
+                         ip) == 0)
     he = &tls_he.he;
   else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
     he = ds__sys.gethostbyname(name);

@@ -178,6 +178,7 @@ static void init_once(void)
   ds__sys.gethostbyname_r = next_sym("gethostbyname_r");
   ds__sys.gethostbyname2_r = next_sym("gethostbyname2_r");
   ds__sys.gethostbyaddr = next_sym("gethostbyaddr");
+  ds__sys.gethostbyaddr_r = next_sym("gethostbyaddr_r");
   ds__sys.getnameinfo = next_sym("getnameinfo");
   ds__sys.accept = next_sym("accept");
   ds__sys.accept4 = next_sym("accept4");
@@ -192,7 +193,8 @@ static void init_once(void)
       ds__sys.sendmmsg == NULL)
     return;
   if (ds__sys.gethostbyname_r == NULL || ds__sys.gethostbyname2_r == NULL ||
-      ds__sys.gethostbyaddr == NULL || ds__sys.getnameinfo == NULL)
+      ds__sys.gethostbyaddr == NULL || ds__sys.gethostbyaddr_r == NULL ||
+      ds__sys.getnameinfo == NULL)
     return;
   if (ds__sys.sendto == NULL || ds__sys.sendmsg == NULL ||
       ds__sys.getpeername == NULL || ds__sys.getsockname == NULL ||

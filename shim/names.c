@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -188,6 +189,12 @@ static void on_answer(ds_lookup *l, int family, int status,
     return;
   if (family == AF_INET6 && ds_lookup_ttl(l, family) > 0)
     b->ttl6_ms = ds_lookup_ttl(l, family) * 1000.0;
+  if (family == AF_INET6) {
+    snprintf(b->out->qname, sizeof b->out->qname, "%s",
+             ds__lookup_name(l, family, 0));
+    snprintf(b->out->canon, sizeof b->out->canon, "%s",
+             ds__lookup_name(l, family, 1));
+  }
   if (!b->positive) {
     b->positive = 1;
     b->first_positive = ds__mono_ms();
@@ -297,18 +304,21 @@ int shim__eligible(const char *node, int family, int flags)
   struct in_addr a;
   if (node == NULL || *node == '\0' || family != AF_INET)
     return 0;
-  if (flags & (AI_PASSIVE | AI_NUMERICHOST))
+  if (flags & AI_NUMERICHOST)
     return 0;
   if (inet_aton(node, &a) != 0)
     return 0; /* "10", "1.2.3": numbers, passed through */
   return 1;
 }
 
-int shim__decide(const char *name, int family, int flags, uint32_t *synth)
+int shim__decide(const char *name, int family, int flags, uint32_t *synth,
+                 char *canon)
 {
   shim_answer ans;
   uint64_t ttl6_ms;
   *synth = 0;
+  if (canon != NULL)
+    canon[0] = '\0';
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
       shim__excluded_name(name) || resolve_ttl(name, &ans, &ttl6_ms) != 0)
     return SHIM_PASS;
@@ -326,9 +336,15 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth)
     /* Each lookup renews the address's lease (DESIGN.md, "Synthetic
      * addresses"); with every address in use the name gets none rather
      * than another name's. */
-    int rc = shim__pool_synthesize(name, ttl6_ms, synth);
-    if (rc == 0)
+    /* Leased to the name that answered: `name`, `name.` and, through a
+     * search list, a shorter name get one address. */
+    int rc = shim__pool_synthesize(ans.qname[0] ? ans.qname : name, ttl6_ms,
+                                   synth);
+    if (rc == 0) {
+      if (canon != NULL)
+        snprintf(canon, SHIM_NAME_MAX, "%s", ans.canon[0] ? ans.canon : name);
       return SHIM_SYNTH;
+    }
     if (rc == -EAGAIN)
       return SHIM_FULL;
   }

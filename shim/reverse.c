@@ -1,5 +1,5 @@
 /* The reentrant lookups (gethostbyname_r, gethostbyname2_r) and the
- * reverse ones (gethostbyaddr, getnameinfo): a synthetic address is
+ * reverse ones (gethostbyaddr, gethostbyaddr_r, getnameinfo): a synthetic address is
  * written into the caller's buffer like glibc does, and a reverse lookup
  * of a synthetic address gives back the name it stands for, so `nc -v`
  * and access logs name the right host. */
@@ -19,8 +19,9 @@ static int lookup_r(const char *name, int af, const char *via,
                                  size_t, struct hostent **, int *))
 {
   uint32_t ip;
+  char canon[SHIM_NAME_MAX];
   double t0 = ds__mono_ms();
-  int what = shim__decide(name, af, 0, &ip), rc;
+  int what = shim__decide(name, af, 0, &ip, canon), rc;
   if (what == SHIM_FULL) {
     /* As glibc's for a lookup to be tried again: EAGAIN, TRY_AGAIN. */
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -30,10 +31,13 @@ static int lookup_r(const char *name, int af, const char *via,
     return EAGAIN;
   }
   if (what == SHIM_SYNTH) {
-    rc = shim__fill_hostent(ret, buf, buflen, name, ip);
+    rc = shim__fill_hostent(ret, buf, buflen, canon, ip);
     *result = rc == 0 ? ret : NULL;
-    if (rc != 0 && h_errnop != NULL)
-      *h_errnop = NETDB_INTERNAL;
+    if (rc != 0) {
+      if (h_errnop != NULL)
+        *h_errnop = NETDB_INTERNAL;
+      errno = rc;
+    }
     return rc;
   }
   rc = real2(name, af, ret, buf, buflen, result, h_errnop);
@@ -82,20 +86,38 @@ DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
 /* Copies the name IPv4 address ip (host order) stands for into name:
  * a synthetic destination's name, or for a source-pool address the name
  * of the IPv6 address it stands for (its reverse lookup), else that
- * address's literal. Returns 1, or 0 for an address that is neither. */
+ * address's literal. Returns SHIM_REV_NAME, SHIM_REV_LITERAL (a
+ * source-pool address whose IPv6 address has no name), or 0 for an
+ * address that is neither. */
+enum { SHIM_REV_NAME = 1, SHIM_REV_LITERAL = 2 };
 static int reverse_name(uint32_t ip, char *name, size_t len)
 {
   struct sockaddr_in6 s6;
   if (shim__pool_name(ip, name, len) == 1)
-    return 1;
+    return SHIM_REV_NAME;
   memset(&s6, 0, sizeof s6);
   if (!shim__source_lookup(ip, &s6.sin6_addr))
     return 0;
   s6.sin6_family = AF_INET6;
   if (ds__sys.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
                           (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
-    return 1;
-  return inet_ntop(AF_INET6, &s6.sin6_addr, name, (socklen_t)len) != NULL;
+    return SHIM_REV_NAME;
+  return inet_ntop(AF_INET6, &s6.sin6_addr, name, (socklen_t)len) != NULL
+             ? SHIM_REV_LITERAL
+             : 0;
+}
+
+/* Returns 1 and the name in name if gethostbyaddr and gethostbyaddr_r
+ * answer for addr themselves (a pool address of IPv4), else 0. */
+static int reverse_of(const void *addr, socklen_t len, int type, char *name,
+                      size_t namelen, uint32_t *ip)
+{
+  if (shim__cfg.disabled || shim__cfg.observe || addr == NULL ||
+      type != AF_INET || len != 4)
+    return 0;
+  memcpy(ip, addr, 4);
+  *ip = ntohl(*ip);
+  return reverse_name(*ip, name, namelen) != 0;
 }
 
 /* Per-thread storage for gethostbyaddr's answer. */
@@ -112,16 +134,38 @@ DS_HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
     h_errno = NO_RECOVERY;
     return NULL;
   }
-  if (!shim__cfg.disabled && !shim__cfg.observe && addr != NULL &&
-      type == AF_INET && len == 4) {
-    memcpy(&ip, addr, 4);
-    ip = ntohl(ip);
-    if (reverse_name(ip, name, sizeof name) &&
-        shim__fill_hostent(&tls_rev.he, tls_rev.buf, sizeof tls_rev.buf, name,
-                           ip) == 0)
-      return &tls_rev.he;
-  }
+  if (reverse_of(addr, len, type, name, sizeof name, &ip) &&
+      shim__fill_hostent(&tls_rev.he, tls_rev.buf, sizeof tls_rev.buf, name,
+                         ip) == 0)
+    return &tls_rev.he;
   return ds__sys.gethostbyaddr(addr, len, type);
+}
+
+/* libperl and CPython's socket.gethostbyaddr call this one. */
+DS_HOOK int gethostbyaddr_r(const void *addr, socklen_t len, int type,
+                            struct hostent *ret, char *buf, size_t buflen,
+                            struct hostent **result, int *h_errnop)
+{
+  char name[256];
+  uint32_t ip;
+  int rc;
+  if (shim__init() != 0) {
+    if (result != NULL)
+      *result = NULL;
+    return ENOSYS;
+  }
+  if (!reverse_of(addr, len, type, name, sizeof name, &ip))
+    return ds__sys.gethostbyaddr_r(addr, len, type, ret, buf, buflen, result,
+                                   h_errnop);
+  /* As glibc's: ERANGE for a buffer too small, to be tried larger. */
+  rc = shim__fill_hostent(ret, buf, buflen, name, ip);
+  *result = rc == 0 ? ret : NULL;
+  if (rc != 0) {
+    if (h_errnop != NULL)
+      *h_errnop = NETDB_INTERNAL;
+    errno = rc;
+  }
+  return rc;
 }
 
 DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
@@ -129,17 +173,22 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                         int flags)
 {
   char name[256];
-  int rc;
+  int rc, kind;
   if (shim__init() != 0)
     return EAI_SYSTEM;
   if (shim__cfg.disabled || shim__cfg.observe || sa == NULL ||
       sa->sa_family != AF_INET || salen < sizeof(struct sockaddr_in) ||
       host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
-      !reverse_name(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
-                    name, sizeof name))
+      (kind = reverse_name(
+           ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), name,
+           sizeof name)) == 0)
     return ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
-  /* libc fills the service; the host is the name the address stands for. */
-  /* Without NI_NAMEREQD, which libc would fail on a numeric host. */
+  /* An IPv6 client without a name: no name, as glibc says of its
+   * address. */
+  if (kind == SHIM_REV_LITERAL && (flags & NI_NAMEREQD))
+    return EAI_NONAME;
+  /* libc fills the service; the host is the name the address stands for.
+   * Without NI_NAMEREQD, which libc would fail on a numeric host. */
   rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,
                            (flags & ~NI_NAMEREQD) | NI_NUMERICHOST);
   if (rc != 0)

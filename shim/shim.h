@@ -177,11 +177,15 @@ uint32_t shim__pool_from_v6(const struct in6_addr *a);
 
 /* ---- names.c: what a lookup of name finds, both families ---- */
 
+#define SHIM_NAME_MAX 254 /* a DNS name's text and its NUL */
 typedef struct shim_answer {
   int n4, n6;      /* addresses found per family */
   int loopback4;   /* an IPv4 answer is in 127/8 */
   uint32_t a4[16]; /* IPv4 answers, host order */
   ds_addr a6[16];  /* IPv6 answers (the first 16) */
+  /* Of the IPv6 answer: the name that answered (with a search list, the
+   * name tried; lower case, no trailing dot) and its canonical name. */
+  char qname[SHIM_NAME_MAX], canon[SHIM_NAME_MAX];
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
@@ -190,8 +194,8 @@ typedef struct shim_answer {
 int shim__resolve_both(const char *name, shim_answer *out);
 
 /* Returns 1 if a lookup of node with hints is one the shim answers:
- * IPv4 only, a name (not a number inet_aton takes), not passive, not
- * numeric-only. */
+ * IPv4 only, a name (not a number inet_aton takes), not numeric-only.
+ * AI_PASSIVE does not matter: POSIX ignores it when a name is given. */
 int shim__eligible(const char *node, int family, int flags);
 
 /* ---- connect.c ---- */
@@ -245,10 +249,13 @@ enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH, SHIM_FULL };
 
 /* Decides for a lookup: SHIM_PASS (libc answers as without the shim),
  * SHIM_DUAL (libc answers; remember its IPv4 addresses as a dual-stack
- * name's), SHIM_SYNTH (*synth is the pool address standing for it), or
- * SHIM_FULL (it needs a pool address and every one is in use: the lookup
- * fails with EAI_AGAIN / TRY_AGAIN; shim__trace_pool_full says why). */
-int shim__decide(const char *name, int family, int flags, uint32_t *synth);
+ * name's), SHIM_SYNTH (*synth is the pool address standing for it, leased
+ * to the name that answered, and canon, if not NULL, its canonical name:
+ * SHIM_NAME_MAX bytes), or SHIM_FULL (it needs a pool address and every
+ * one is in use: the lookup fails with EAI_AGAIN / TRY_AGAIN;
+ * shim__trace_pool_full says why). */
+int shim__decide(const char *name, int family, int flags, uint32_t *synth,
+                 char *canon);
 
 /* Traces a lookup of name (family asked, through via) that failed with
  * error (EAI_AGAIN, TRY_AGAIN) because every pool address is in use; t0

@@ -20,23 +20,59 @@ static void put(shim_json *j, const char *s, size_t n)
   j->len += n;
 }
 
-/* Appends s as a JSON string, escaped. */
+/* Returns the length of the valid UTF-8 sequence at s (1-4), or 0 if s
+ * does not start one (a stray byte, an overlong form, a surrogate, or a
+ * code point above U+10FFFF). */
+static int utf8_len(const unsigned char *s)
+{
+  int n, i;
+  unsigned long cp;
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    n = 2, cp = s[0] & 0x1f;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    n = 3, cp = s[0] & 0x0f;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    n = 4, cp = s[0] & 0x07;
+  else
+    return 0;
+  for (i = 1; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0; /* also the NUL that ends the string */
+    cp = cp << 6 | (s[i] & 0x3f);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return n;
+}
+
+/* Appends s as a JSON string, escaped. A byte that is not part of valid
+ * UTF-8 (a name is bytes, JSON is text) is written as the four characters
+ * \xHH, so the line stays valid and still names the byte. */
 static void put_string(shim_json *j, const char *s)
 {
   char esc[8];
   put(j, "\"", 1);
-  for (; s != NULL && *s; s++) {
+  while (s != NULL && *s) {
     unsigned char c = (unsigned char)*s;
+    int n = utf8_len((const unsigned char *)s);
     if (c == '"' || c == '\\') {
       esc[0] = '\\';
       esc[1] = (char)c;
       put(j, esc, 2);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) {
       snprintf(esc, sizeof esc, "\\u%04x", c);
       put(j, esc, 6);
+    } else if (n == 0) {
+      snprintf(esc, sizeof esc, "\\\\x%02x", c);
+      put(j, esc, 5);
+      n = 1;
     } else {
-      put(j, (const char *)&c, 1);
+      put(j, s, (size_t)n);
     }
+    s += n > 0 ? n : 1;
   }
   put(j, "\"", 1);
 }
