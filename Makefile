@@ -88,7 +88,8 @@ PCFILE := $(B)/dualstack.pc
 
 DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
              nftables clang libclang-rt-14-dev python3 libuv1-dev \
-             libevent-dev curl netcat-traditional strace busybox-static perl wget
+             libevent-dev curl netcat-traditional strace busybox-static perl wget \
+             libnss-myhostname
 
 # Each tools/bench/NAME.c is a benchmark program: $(B)/bench/NAME, linked
 # with the library; NAME_uv and NAME_ev are the libuv and libevent peers.
