@@ -300,10 +300,13 @@ void ds__interleave_families(ds_addr *addrs, size_t n, int prefer,
  * ENETUNREACH or EHOSTUNREACH). For the race engine (happy.c). */
 int ds__nat64_needed(const ds_addr *a);
 
-/* The name that gave l's answer of family (with a search list, the name
- * tried; canonical: the end of its CNAME chain, or the hosts file line's
- * first name), lower case without a trailing dot; "" when unknown. Valid
- * inside l's callback for that family. */
+/* The name that gave l's answer of family (canonical 0: the name that
+ * answered, absolute, with its trailing dot, so that a lookup of it asks
+ * no search list; with a search list, the name tried. canonical 1: the
+ * owner of its address records, at the end of a CNAME chain, or the
+ * hosts file line's first name, without the dot). "" when unknown; an
+ * address literal's names are the literal. Valid inside l's callback for
+ * that family. */
 const char *ds__lookup_name(const ds_lookup *l, int family, int canonical);
 
 #endif

@@ -92,11 +92,14 @@ typedef struct answer {
   ds_addr *addrs;
   size_t n, cap;
   int ttl; /* DNS: smallest TTL of the records, seconds; else DS_TTL_* */
-  /* The name that answered (the question of the DNS answer: with a search
-   * list, the name tried) and its canonical name (the end of a CNAME
-   * chain; in the hosts file, the line's first name); lower case, no
-   * trailing dot, "" until known. */
-  char qname[DS__NAME_MAX + 1], canon[DS__NAME_MAX + 1];
+  /* The name that answered, absolute (the question of the DNS answer:
+   * with a search list, the name tried; the name as asked for the hosts
+   * file; with a trailing dot, so that looking it up again asks exactly
+   * it), and its canonical name (the owner of the address records, at the
+   * end of a CNAME chain; in the hosts file, the line's first name;
+   * without the trailing dot). Case as given; "" until known; a literal's
+   * is itself. */
+  char qname[DS__NAME_MAX + 2], canon[DS__NAME_MAX + 2];
   unsigned wanted : 1;    /* requested by the caller */
   unsigned servfail : 1;  /* a server answered SERVFAIL for this type */
   unsigned done : 1;      /* status and addrs are final */
@@ -313,33 +316,59 @@ static void lookup_fail_pending(ds_lookup *l, int status)
   l->abandoned = 1;
 }
 
-/* Copies name into dst (DS__NAME_MAX + 1 bytes) without a trailing dot,
- * in lower case if lower; a name too long is left out (""). */
-static void name_copy(char *dst, const char *name, int lower)
+/* Copies name into dst (DS__NAME_MAX + 2 bytes) with one trailing dot if
+ * dot, else without; a name too long is left out (""). */
+static void name_copy(char *dst, const char *name, int dot)
 {
-  size_t i, n = name != NULL ? strlen(name) : 0;
+  size_t n = name != NULL ? strlen(name) : 0;
   if (n > 0 && name[n - 1] == '.')
     n--;
-  if (n > DS__NAME_MAX)
-    n = 0;
-  for (i = 0; i < n; i++)
-    dst[i] = (char)(lower && name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32
-                                                         : name[i]);
+  if (n == 0 || n > DS__NAME_MAX) {
+    dst[0] = '\0';
+    return;
+  }
+  memcpy(dst, name, n);
+  if (dot)
+    dst[n++] = '.';
   dst[n] = '\0';
 }
 
-/* Records in a the name a DNS reply answers (its question) and the
- * canonical name c-ares found in it. */
-static void answer_names(answer *a, const unsigned char *abuf, int alen,
-                         const char *canon)
+/* Records in a the name a DNS reply answers (its question) and its
+ * canonical name: the owner of the first record of a's type in the
+ * answer section (c-ares' h_name is the target of the first CNAME, not
+ * the end of a chain). */
+static void answer_names(answer *a, const unsigned char *abuf, int alen)
 {
+  const unsigned char *p = abuf + 12, *end = abuf + alen;
+  int type = a->family == AF_INET6 ? ns_t_aaaa : ns_t_a;
+  unsigned an;
   char *q = NULL;
-  long qlen;
-  if (alen > 12 && ares_expand_name(abuf + 12, abuf, alen, &q, &qlen) ==
-                       ARES_SUCCESS) {
-    name_copy(a->qname, q, 1);
-    name_copy(a->canon, canon != NULL ? canon : q, 0);
+  long len;
+
+  if (alen <= 12 || ares_expand_name(p, abuf, alen, &q, &len) != ARES_SUCCESS)
+    return;
+  name_copy(a->qname, q, 1);
+  name_copy(a->canon, q, 0);
+  ares_free_string(q);
+  p += len + 4; /* the question's type and class */
+  for (an = (unsigned)abuf[6] << 8 | abuf[7]; an > 0 && p < end; an--) {
+    unsigned rtype, rdlen;
+    if (ares_expand_name(p, abuf, alen, &q, &len) != ARES_SUCCESS)
+      return;
+    p += len;
+    if (end - p < 10) {
+      ares_free_string(q);
+      return;
+    }
+    rtype = (unsigned)p[0] << 8 | p[1];
+    rdlen = (unsigned)p[8] << 8 | p[9];
+    if ((int)rtype == type) {
+      name_copy(a->canon, q, 0);
+      ares_free_string(q);
+      return;
+    }
     ares_free_string(q);
+    p += 10 + rdlen;
   }
 }
 
@@ -368,7 +397,7 @@ static int answer_parse(answer *a, unsigned char *abuf, int alen)
       ares_free_hostent(he);
     return map_status(rc);
   }
-  answer_names(a, abuf, alen, he->h_name);
+  answer_names(a, abuf, alen);
   rc = 0;
   for (i = 0; he->h_addr_list[i] != NULL && rc == 0; i++) {
     memset(&ad, 0, sizeof ad);
@@ -1843,8 +1872,8 @@ int ds_lookup_start(ds_reactor *r, const char *name, int families,
 
   if (is_literal) {
     answer *a = &l->ans[lit.family == AF_INET6 ? ANS_AAAA : ANS_A];
-    name_copy(a->qname, name, 1);
-    name_copy(a->canon, name, 0);
+    snprintf(a->qname, sizeof a->qname, "%s", name);
+    snprintf(a->canon, sizeof a->canon, "%s", name);
     rc = a->wanted ? answer_add(a, &lit) : 0;
     if (rc != 0) {
       rc = ds__fail(err, errlen, rc, "out of memory");

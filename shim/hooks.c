@@ -149,7 +149,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   if (hints != NULL) {
     uint32_t ip;
     int what =
-        shim__decide(node, hints->ai_family, hints->ai_flags, &ip, canon);
+        shim__decide(node, hints->ai_family, hints->ai_flags, &ip, canon, NULL);
     dual = what == SHIM_DUAL; /* real A records, all of them (RFC 6535) */
     if (what == SHIM_FULL) {
       shim__trace_pool_full(node, hints->ai_family, "getaddrinfo", "EAI_AGAIN",
@@ -259,7 +259,7 @@ static void trace_hostent(const char *name, int family, const char *via,
  * gethostbyname uses. */
 static _Thread_local struct {
   struct hostent he;
-  char buf[512];
+  char buf[640];
 } tls_he;
 
 /* The shared body of gethostbyname and gethostbyname2: real A records
@@ -270,8 +270,8 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
   struct hostent *he = NULL;
   double t0 = ds__mono_ms();
   uint32_t ip;
-  char canon[SHIM_NAME_MAX];
-  int saved, what = shim__decide(name, af, 0, &ip, canon);
+  char canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
+  int saved, what = shim__decide(name, af, 0, &ip, canon, alias);
 
   if (what == SHIM_FULL) {
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -280,9 +280,10 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
   }
   if (what == SHIM_SYNTH &&
       shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, canon,
-                         ip) == 0)
+                         alias[0] ? alias : NULL, ip) == 0) {
     he = &tls_he.he;
-  else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
+    h_errno = NETDB_SUCCESS;
+  } else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
     he = ds__sys.gethostbyname(name);
   else
     he = ds__sys.gethostbyname2(name, af);

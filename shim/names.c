@@ -312,13 +312,15 @@ int shim__eligible(const char *node, int family, int flags)
 }
 
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,
-                 char *canon)
+                 char *canon, char *alias)
 {
   shim_answer ans;
   uint64_t ttl6_ms;
   *synth = 0;
   if (canon != NULL)
     canon[0] = '\0';
+  if (alias != NULL)
+    alias[0] = '\0';
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
       shim__excluded_name(name) || resolve_ttl(name, &ans, &ttl6_ms) != 0)
     return SHIM_PASS;
@@ -338,11 +340,22 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
      * than another name's. */
     /* Leased to the name that answered: `name`, `name.` and, through a
      * search list, a shorter name get one address. */
-    int rc = shim__pool_synthesize(ans.qname[0] ? ans.qname : name, ttl6_ms,
-                                   synth);
+    int rc =
+        shim__pool_synthesize(ans.qname[0] ? ans.qname : name, ttl6_ms, synth);
     if (rc == 0) {
       if (canon != NULL)
         snprintf(canon, SHIM_NAME_MAX, "%s", ans.canon[0] ? ans.canon : name);
+      if (canon != NULL && alias != NULL) {
+        /* glibc lists the name that answered among the aliases when it
+         * is not the canonical name (a hosts alias, a CNAME). */
+        size_t n;
+        snprintf(alias, SHIM_NAME_MAX, "%s", ans.qname[0] ? ans.qname : name);
+        n = strlen(alias);
+        if (n > 1 && alias[n - 1] == '.')
+          alias[n - 1] = '\0';
+        if (strcasecmp(alias, canon) == 0)
+          alias[0] = '\0';
+      }
       return SHIM_SYNTH;
     }
     if (rc == -EAGAIN)
@@ -352,11 +365,11 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
 }
 
 int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
-                       const char *name, uint32_t ip)
+                       const char *name, const char *alias, uint32_t ip)
 {
-  /* Layout in buf: the address, two pointers (addr list), one pointer
-   * (aliases), then the name; pointers aligned. */
-  size_t nlen = strlen(name) + 1;
+  /* Layout in buf: two pointers (addr list), two (aliases), the address,
+   * the name, the alias; pointers aligned. */
+  size_t nlen = strlen(name) + 1, alen = alias != NULL ? strlen(alias) + 1 : 0;
   uintptr_t p = (uintptr_t)buf, end = p + len;
   struct in_addr *addr;
   char **addrs, **aliases, *n;
@@ -365,18 +378,23 @@ int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
   addrs = (char **)p;
   p += 2 * sizeof(char *);
   aliases = (char **)p;
-  p += sizeof(char *);
+  p += 2 * sizeof(char *);
   addr = (struct in_addr *)p;
   p += sizeof *addr;
   n = (char *)p;
-  p += nlen;
-  if (p > end)
+  p += nlen + alen;
+  if (p > end || p < (uintptr_t)buf)
     return ERANGE;
   addr->s_addr = htonl(ip);
   addrs[0] = (char *)addr;
   addrs[1] = NULL;
-  aliases[0] = NULL;
   memcpy(n, name, nlen);
+  aliases[0] = NULL;
+  aliases[1] = NULL;
+  if (alen > 0) {
+    memcpy(n + nlen, alias, alen);
+    aliases[0] = n + nlen;
+  }
   he->h_name = n;
   he->h_aliases = aliases;
   he->h_addrtype = AF_INET;

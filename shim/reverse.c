@@ -1,7 +1,7 @@
 /* The reentrant lookups (gethostbyname_r, gethostbyname2_r) and the
- * reverse ones (gethostbyaddr, gethostbyaddr_r, getnameinfo): a synthetic address is
- * written into the caller's buffer like glibc does, and a reverse lookup
- * of a synthetic address gives back the name it stands for, so `nc -v`
+ * reverse ones (gethostbyaddr, gethostbyaddr_r, getnameinfo): a synthetic
+ * address is written into the caller's buffer like glibc does, and a reverse
+ * lookup of a synthetic address gives back the name it stands for, so `nc -v`
  * and access logs name the right host. */
 #include "shim.h"
 
@@ -19,9 +19,9 @@ static int lookup_r(const char *name, int af, const char *via,
                                  size_t, struct hostent **, int *))
 {
   uint32_t ip;
-  char canon[SHIM_NAME_MAX];
+  char canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
   double t0 = ds__mono_ms();
-  int what = shim__decide(name, af, 0, &ip, canon), rc;
+  int what = shim__decide(name, af, 0, &ip, canon, alias), rc;
   if (what == SHIM_FULL) {
     /* As glibc's for a lookup to be tried again: EAGAIN, TRY_AGAIN. */
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -31,13 +31,13 @@ static int lookup_r(const char *name, int af, const char *via,
     return EAGAIN;
   }
   if (what == SHIM_SYNTH) {
-    rc = shim__fill_hostent(ret, buf, buflen, canon, ip);
+    rc = shim__fill_hostent(ret, buf, buflen, canon, alias[0] ? alias : NULL,
+                            ip);
     *result = rc == 0 ? ret : NULL;
-    if (rc != 0) {
-      if (h_errnop != NULL)
-        *h_errnop = NETDB_INTERNAL;
+    if (h_errnop != NULL)
+      *h_errnop = rc == 0 ? NETDB_SUCCESS : NETDB_INTERNAL;
+    if (rc != 0)
       errno = rc;
-    }
     return rc;
   }
   rc = real2(name, af, ret, buf, buflen, result, h_errnop);
@@ -87,20 +87,28 @@ DS_HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret,
  * a synthetic destination's name, or for a source-pool address the name
  * of the IPv6 address it stands for (its reverse lookup), else that
  * address's literal. Returns SHIM_REV_NAME, SHIM_REV_LITERAL (a
- * source-pool address whose IPv6 address has no name), or 0 for an
- * address that is neither. */
+ * source-pool address whose IPv6 address has no name: *why is what
+ * glibc's getnameinfo said of it with NI_NAMEREQD, EAI_NONAME or
+ * EAI_AGAIN), or 0 for an address that is neither. */
 enum { SHIM_REV_NAME = 1, SHIM_REV_LITERAL = 2 };
-static int reverse_name(uint32_t ip, char *name, size_t len)
+static int reverse_name(uint32_t ip, char *name, size_t len, int *why)
 {
   struct sockaddr_in6 s6;
-  if (shim__pool_name(ip, name, len) == 1)
+  size_t n;
+  if (shim__pool_name(ip, name, len) == 1) {
+    /* Kept absolute for the race; a reverse name has no final dot. */
+    n = strlen(name);
+    if (n > 1 && name[n - 1] == '.')
+      name[n - 1] = '\0';
     return SHIM_REV_NAME;
+  }
   memset(&s6, 0, sizeof s6);
   if (!shim__source_lookup(ip, &s6.sin6_addr))
     return 0;
   s6.sin6_family = AF_INET6;
-  if (ds__sys.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
-                          (socklen_t)len, NULL, 0, NI_NAMEREQD) == 0)
+  *why = ds__sys.getnameinfo((struct sockaddr *)&s6, sizeof s6, name,
+                             (socklen_t)len, NULL, 0, NI_NAMEREQD);
+  if (*why == 0)
     return SHIM_REV_NAME;
   return inet_ntop(AF_INET6, &s6.sin6_addr, name, (socklen_t)len) != NULL
              ? SHIM_REV_LITERAL
@@ -115,9 +123,10 @@ static int reverse_of(const void *addr, socklen_t len, int type, char *name,
   if (shim__cfg.disabled || shim__cfg.observe || addr == NULL ||
       type != AF_INET || len != 4)
     return 0;
+  int why;
   memcpy(ip, addr, 4);
   *ip = ntohl(*ip);
-  return reverse_name(*ip, name, namelen) != 0;
+  return reverse_name(*ip, name, namelen, &why) != 0;
 }
 
 /* Per-thread storage for gethostbyaddr's answer. */
@@ -136,8 +145,10 @@ DS_HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
   }
   if (reverse_of(addr, len, type, name, sizeof name, &ip) &&
       shim__fill_hostent(&tls_rev.he, tls_rev.buf, sizeof tls_rev.buf, name,
-                         ip) == 0)
+                         NULL, ip) == 0) {
+    h_errno = NETDB_SUCCESS;
     return &tls_rev.he;
+  }
   return ds__sys.gethostbyaddr(addr, len, type);
 }
 
@@ -158,13 +169,12 @@ DS_HOOK int gethostbyaddr_r(const void *addr, socklen_t len, int type,
     return ds__sys.gethostbyaddr_r(addr, len, type, ret, buf, buflen, result,
                                    h_errnop);
   /* As glibc's: ERANGE for a buffer too small, to be tried larger. */
-  rc = shim__fill_hostent(ret, buf, buflen, name, ip);
+  rc = shim__fill_hostent(ret, buf, buflen, name, NULL, ip);
   *result = rc == 0 ? ret : NULL;
-  if (rc != 0) {
-    if (h_errnop != NULL)
-      *h_errnop = NETDB_INTERNAL;
+  if (h_errnop != NULL)
+    *h_errnop = rc == 0 ? NETDB_SUCCESS : NETDB_INTERNAL;
+  if (rc != 0)
     errno = rc;
-  }
   return rc;
 }
 
@@ -173,7 +183,7 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                         int flags)
 {
   char name[256];
-  int rc, kind;
+  int rc, kind, why = EAI_NONAME;
   if (shim__init() != 0)
     return EAI_SYSTEM;
   if (shim__cfg.disabled || shim__cfg.observe || sa == NULL ||
@@ -181,12 +191,12 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
       host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
       (kind = reverse_name(
            ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), name,
-           sizeof name)) == 0)
+           sizeof name, &why)) == 0)
     return ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
-  /* An IPv6 client without a name: no name, as glibc says of its
-   * address. */
+  /* An IPv6 client without a name: what glibc says of its address
+   * (EAI_NONAME, or EAI_AGAIN when its reverse lookup could not run). */
   if (kind == SHIM_REV_LITERAL && (flags & NI_NAMEREQD))
-    return EAI_NONAME;
+    return why;
   /* libc fills the service; the host is the name the address stands for.
    * Without NI_NAMEREQD, which libc would fail on a numeric host. */
   rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,

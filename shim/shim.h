@@ -177,7 +177,7 @@ uint32_t shim__pool_from_v6(const struct in6_addr *a);
 
 /* ---- names.c: what a lookup of name finds, both families ---- */
 
-#define SHIM_NAME_MAX 254 /* a DNS name's text and its NUL */
+#define SHIM_NAME_MAX 256 /* a DNS name's text, its dot and its NUL */
 typedef struct shim_answer {
   int n4, n6;      /* addresses found per family */
   int loopback4;   /* an IPv4 answer is in 127/8 */
@@ -250,12 +250,13 @@ enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH, SHIM_FULL };
 /* Decides for a lookup: SHIM_PASS (libc answers as without the shim),
  * SHIM_DUAL (libc answers; remember its IPv4 addresses as a dual-stack
  * name's), SHIM_SYNTH (*synth is the pool address standing for it, leased
- * to the name that answered, and canon, if not NULL, its canonical name:
- * SHIM_NAME_MAX bytes), or SHIM_FULL (it needs a pool address and every
+ * to the name that answered, and canon, if not NULL, its canonical name,
+ * and alias, if canon is not NULL either, the name that answered when it
+ * is not the canonical one, else "": SHIM_NAME_MAX bytes each), or SHIM_FULL (it needs a pool address and every
  * one is in use: the lookup fails with EAI_AGAIN / TRY_AGAIN;
  * shim__trace_pool_full says why). */
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,
-                 char *canon);
+                 char *canon, char *alias);
 
 /* Traces a lookup of name (family asked, through via) that failed with
  * error (EAI_AGAIN, TRY_AGAIN) because every pool address is in use; t0
@@ -263,10 +264,12 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
 void shim__trace_pool_full(const char *name, int family, const char *via,
                            const char *error, double t0);
 
-/* Lays out a hostent for name with the one address ip in buf. Returns 0
- * or ERANGE when len is too small (as glibc's _r functions do). */
+/* Lays out a hostent for name (and alias, if not NULL, as its one alias)
+ * with the one address ip in buf. Returns 0 or ERANGE when len is too
+ * small (as glibc's _r functions do). */
 int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
-                       const char *name, uint32_t ip);
+                       const char *name, const char *alias, uint32_t ip);
+
 
 /* Remembers every IPv4 address of he as dual-stack name's. */
 void shim__remember_dual_hostent(const struct hostent *he, const char *name);

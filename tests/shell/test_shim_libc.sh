@@ -185,6 +185,103 @@ print(socket.gethostbyaddr(socket.gethostbyname("v6only"))[0])' a shim)
 v6only.test" "$out"
 }
 
+# The address is leased to the absolute name that answered, and the race
+# asks exactly that name again: with `ndots:5` (Kubernetes' default) a
+# search-list name and a name with a trailing dot must not be searched
+# again, where a decoy under the search domain would take the connection.
+# B's port 9 says which of its addresses was reached.
+test_the_race_asks_the_name_that_answered_not_a_search_again() {
+  need_lab || return 0
+  lab_run b ip addr add 2001:db8::3/64 dev "$LAB_IF_B" nodad
+  printf '%s\n' "svc.example AAAA 2001:db8::2" \
+    "svc.example.lab.example AAAA 2001:db8::3" \
+    "web.lab.example AAAA 2001:db8::2" \
+    "web.lab.example.lab.example AAAA 2001:db8::3" > "$LAB_TMP/dns.conf"
+  kill -HUP "$LAB_DNS_PID"
+  lab_resolv a "nameserver 192.0.2.2" "search lab.example" "options ndots:5"
+  lab_bg b $PY -c '
+import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", 9)); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(c.getsockname()[0].encode()); c.close()'
+  lab_wait_port b tcp 9
+  ref=$(in_lab_py '
+for n in ("svc.example.", "web"):
+    print(n, gai(n, 9, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0])' a plain)
+  with=$(in_lab_py '
+for n in ("svc.example.", "web"):
+    s = socket.socket(); s.settimeout(5)
+    s.connect((socket.gethostbyname(n), 9)); print(n, s.recv(100).decode())' \
+    a shim)
+  assertEquals "glibc's answers" "svc.example. 2001:db8::2
+web 2001:db8::2" "$ref"
+  assertEquals "the shim reaches those hosts" "$ref" "$with"
+}
+
+# A scoped literal where IPv4 was expected keeps its interface name as
+# given: interface names are case-sensitive.
+test_scoped_literal_keeps_the_interface_names_case() {
+  need_lab || return 0
+  lab_run a ip link add LinkA type veth peer name LinkB netns "$LAB_NS_B"
+  lab_run a ip addr add fe80::a/64 dev LinkA nodad
+  lab_run b ip addr add fe80::b/64 dev LinkB nodad
+  lab_run a ip link set LinkA up
+  lab_run b ip link set LinkB up
+  out=$(in_lab_py '
+r = gai("fe80::b%LinkA", 7, socket.AF_INET, socket.SOCK_STREAM)
+print(tcp(r[0]))' a shim)
+  assertEquals "ipv6 hi" "$out"
+}
+
+# A CNAME chain (a.test -> b.test -> C.Test): the canonical name is the
+# end of the chain, as glibc gives it for the IPv6 side, and the asked name
+# is among the aliases. dnsd serves no CNAME: a responder for this chain.
+test_canonical_name_is_the_end_of_a_cname_chain() {
+  need_lab || return 0
+  kill "$LAB_DNS_PID"
+  lab_bg b $PY -c '
+import socket, struct
+def enc(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+# name -> (owner as written, type, target name or address)
+zone = {"a.test": ("a.test", 5, "b.test"), "b.test": ("b.test", 5, "C.Test"),
+        "c.test": ("C.Test", 28, "2001:db8::2")}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.0.2.2", 53))
+while True:
+    d, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while d[i]:
+        labels.append(d[i + 1:i + 1 + d[i]].decode()); i += 1 + d[i]
+    qtype = struct.unpack(">H", d[i + 1:i + 3])[0]
+    n = ".".join(labels).lower()
+    rcode = 0 if n in zone else 3
+    body, count = b"", 0
+    while n in zone:
+        owner, t, v = zone[n]
+        if t != 5 and t != qtype:
+            break
+        rd = enc(v) if t == 5 else socket.inet_pton(socket.AF_INET6, v)
+        body += enc(owner) + struct.pack(">HHIH", t, 1, 60, len(rd)) + rd
+        count += 1
+        n = v.lower() if t == 5 else None
+    s.sendto(d[:2] + struct.pack(">HHHHH", 0x8180 | rcode, 1, count, 0, 0)
+             + d[12:i + 5] + body, peer)'
+  lab_wait_port b udp 53
+  prog='
+for fam in (socket.AF_INET6, socket.AF_INET):
+    r = gai("a.test", 7, fam, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)
+    print(fam, r if isinstance(r, str) else r[0][3])
+print("ex", socket.gethostbyname_ex("a.test")[:2])'
+  without=$(in_lab_py "$prog" a plain)
+  with=$(in_lab_py "$prog" a shim)
+  assertContains "glibc's canonical name" "$without" "10 C.Test"
+  assertContains "the same for the synthesized answer" "$with" "2 C.Test"
+  assertContains "gethostbyname_r" "$with" "ex ('C.Test', ['a.test'])"
+}
+
 # A name that is not UTF-8 still gives valid JSON trace lines, the bad
 # bytes written as \xHH.
 test_trace_of_a_name_that_is_not_utf8_is_valid_json() {
