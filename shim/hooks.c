@@ -136,7 +136,8 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   struct addrinfo h2;
   shim_json j;
   unsigned long id;
-  char synth[INET_ADDRSTRLEN] = "", canon[SHIM_NAME_MAX];
+  char synth[INET_ADDRSTRLEN] = "";
+  shim_names nm;
   const char *ask = node;
   int dual = 0, rc, saved, want_canon = 0;
   double t0;
@@ -148,8 +149,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   t0 = ds__mono_ms();
   if (hints != NULL) {
     uint32_t ip;
-    int what =
-        shim__decide(node, hints->ai_family, hints->ai_flags, &ip, canon, NULL);
+    int what = shim__decide(node, hints->ai_family, hints->ai_flags, &ip, &nm);
     dual = what == SHIM_DUAL; /* real A records, all of them (RFC 6535) */
     if (what == SHIM_FULL) {
       shim__trace_pool_full(node, hints->ai_family, "getaddrinfo", "EAI_AGAIN",
@@ -174,7 +174,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   if (rc == 0 && want_canon) {
     /* As glibc: the first entry carries the canonical name, which its
      * freeaddrinfo frees with the entry. */
-    (*res)->ai_canonname = strdup(canon);
+    (*res)->ai_canonname = strdup(nm.canon);
     if ((*res)->ai_canonname == NULL) {
       ds__sys.freeaddrinfo(*res);
       *res = NULL;
@@ -184,7 +184,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   for (ai = rc == 0 && dual ? *res : NULL; ai != NULL; ai = ai->ai_next)
     if (ai->ai_family == AF_INET)
       shim__pool_dual(
-          ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr), node);
+          ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr), nm.key);
   if (shim__cfg.trace_fd >= 0) {
     id = shim__next_id();
     shim__json_begin(&j, "lookup", id);
@@ -270,8 +270,8 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
   struct hostent *he = NULL;
   double t0 = ds__mono_ms();
   uint32_t ip;
-  char canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
-  int saved, what = shim__decide(name, af, 0, &ip, canon, alias);
+  shim_names nm;
+  int saved, what = shim__decide(name, af, 0, &ip, &nm);
 
   if (what == SHIM_FULL) {
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -279,8 +279,8 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
     return NULL;
   }
   if (what == SHIM_SYNTH &&
-      shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, canon,
-                         alias[0] ? alias : NULL, ip) == 0) {
+      shim__fill_hostent(&tls_he.he, tls_he.buf, sizeof tls_he.buf, nm.canon,
+                         nm.alias[0] ? nm.alias : NULL, ip) == 0) {
     he = &tls_he.he;
     h_errno = NETDB_SUCCESS;
   } else if (af == AF_INET && strcmp(via, "gethostbyname") == 0)
@@ -289,7 +289,7 @@ static struct hostent *lookup_hostent(const char *name, int af, const char *via)
     he = ds__sys.gethostbyname2(name, af);
   saved = errno;
   if (what == SHIM_DUAL)
-    shim__remember_dual_hostent(he, name);
+    shim__remember_dual_hostent(he, nm.key);
   if (shim__cfg.trace_fd >= 0)
     trace_hostent(name, af, via, he, t0);
   errno = saved;

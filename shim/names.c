@@ -311,16 +311,29 @@ int shim__eligible(const char *node, int family, int flags)
   return 1;
 }
 
+/* Fills names from ans, an answer for name. */
+static void names_of(const char *name, const shim_answer *ans,
+                     shim_names *names)
+{
+  size_t n;
+  snprintf(names->key, sizeof names->key, "%s",
+           ans->qname[0] ? ans->qname : name);
+  snprintf(names->canon, sizeof names->canon, "%s",
+           ans->canon[0] ? ans->canon : name);
+  snprintf(names->alias, sizeof names->alias, "%s", names->key);
+  n = strlen(names->alias);
+  if (n > 1 && names->alias[n - 1] == '.')
+    names->alias[n - 1] = '\0';
+  if (strcasecmp(names->alias, names->canon) == 0)
+    names->alias[0] = '\0';
+}
+
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,
-                 char *canon, char *alias)
+                 shim_names *names)
 {
   shim_answer ans;
   uint64_t ttl6_ms;
   *synth = 0;
-  if (canon != NULL)
-    canon[0] = '\0';
-  if (alias != NULL)
-    alias[0] = '\0';
   if (shim__cfg.observe || !shim__eligible(name, family, flags) ||
       shim__excluded_name(name) || resolve_ttl(name, &ans, &ttl6_ms) != 0)
     return SHIM_PASS;
@@ -332,32 +345,18 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
         ans.a6[kept++] = ans.a6[i];
     ans.n6 = kept;
   }
+  names_of(name, &ans, names);
   if (ans.n4 > 0 && !ans.loopback4)
     return ans.n6 > 0 ? SHIM_DUAL : SHIM_PASS;
   if (ans.n4 == 0 && ans.n6 > 0) {
     /* Each lookup renews the address's lease (DESIGN.md, "Synthetic
      * addresses"); with every address in use the name gets none rather
-     * than another name's. */
-    /* Leased to the name that answered: `name`, `name.` and, through a
-     * search list, a shorter name get one address. */
-    int rc =
-        shim__pool_synthesize(ans.qname[0] ? ans.qname : name, ttl6_ms, synth);
-    if (rc == 0) {
-      if (canon != NULL)
-        snprintf(canon, SHIM_NAME_MAX, "%s", ans.canon[0] ? ans.canon : name);
-      if (canon != NULL && alias != NULL) {
-        /* glibc lists the name that answered among the aliases when it
-         * is not the canonical name (a hosts alias, a CNAME). */
-        size_t n;
-        snprintf(alias, SHIM_NAME_MAX, "%s", ans.qname[0] ? ans.qname : name);
-        n = strlen(alias);
-        if (n > 1 && alias[n - 1] == '.')
-          alias[n - 1] = '\0';
-        if (strcasecmp(alias, canon) == 0)
-          alias[0] = '\0';
-      }
+     * than another name's. Leased to the name that answered: `name`,
+     * `name.` and, through a search list, a shorter name get one address,
+     * and the race asks exactly that name. */
+    int rc = shim__pool_synthesize(names->key, ttl6_ms, synth);
+    if (rc == 0)
       return SHIM_SYNTH;
-    }
     if (rc == -EAGAIN)
       return SHIM_FULL;
   }

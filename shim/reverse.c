@@ -19,9 +19,9 @@ static int lookup_r(const char *name, int af, const char *via,
                                  size_t, struct hostent **, int *))
 {
   uint32_t ip;
-  char canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
+  shim_names nm;
   double t0 = ds__mono_ms();
-  int what = shim__decide(name, af, 0, &ip, canon, alias), rc;
+  int what = shim__decide(name, af, 0, &ip, &nm), rc;
   if (what == SHIM_FULL) {
     /* As glibc's for a lookup to be tried again: EAGAIN, TRY_AGAIN. */
     shim__trace_pool_full(name, af, via, "TRY_AGAIN", t0);
@@ -31,8 +31,8 @@ static int lookup_r(const char *name, int af, const char *via,
     return EAGAIN;
   }
   if (what == SHIM_SYNTH) {
-    rc = shim__fill_hostent(ret, buf, buflen, canon, alias[0] ? alias : NULL,
-                            ip);
+    rc = shim__fill_hostent(ret, buf, buflen, nm.canon,
+                            nm.alias[0] ? nm.alias : NULL, ip);
     *result = rc == 0 ? ret : NULL;
     if (h_errnop != NULL)
       *h_errnop = rc == 0 ? NETDB_SUCCESS : NETDB_INTERNAL;
@@ -42,7 +42,7 @@ static int lookup_r(const char *name, int af, const char *via,
   }
   rc = real2(name, af, ret, buf, buflen, result, h_errnop);
   if (rc == 0 && what == SHIM_DUAL)
-    shim__remember_dual_hostent(*result, name);
+    shim__remember_dual_hostent(*result, nm.key);
   return rc;
 }
 

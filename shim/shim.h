@@ -217,12 +217,12 @@ int shim__race_connect(int fd, const char *name,
 #define SHIM_RACE_ATTEMPTS 32
 typedef struct shim_race {
   ds_happy_opts o;
-  ds_addr b4, b6;    /* the application's bind, per family */
-  ds_addr nat64;     /* the NAT64 prefix, when one is known */
-  int app_fd;        /* whose recorded options each attempt gets */
-  unsigned long id;  /* trace id */
-  double t0;         /* ds__mono_ms() at the start */
-  void *result;      /* the caller's */
+  ds_addr b4, b6;   /* the application's bind, per family */
+  ds_addr nat64;    /* the NAT64 prefix, when one is known */
+  int app_fd;       /* whose recorded options each attempt gets */
+  unsigned long id; /* trace id */
+  double t0;        /* ds__mono_ms() at the start */
+  void *result;     /* the caller's */
   int natt;
   struct {
     int index, open;
@@ -247,16 +247,23 @@ int shim__race_errno(int err);
 /* What the shim does with an IPv4 lookup of name (shim__decide). */
 enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH, SHIM_FULL };
 
+/* The names of a lookup the shim answers (shim__decide): key, the name
+ * that answered, absolute (what the pool keeps and the race asks again);
+ * canon, its canonical name; alias, the name that answered when it is not
+ * the canonical one, else "" (glibc lists it among the aliases). */
+typedef struct shim_names {
+  char key[SHIM_NAME_MAX], canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
+} shim_names;
+
 /* Decides for a lookup: SHIM_PASS (libc answers as without the shim),
- * SHIM_DUAL (libc answers; remember its IPv4 addresses as a dual-stack
- * name's), SHIM_SYNTH (*synth is the pool address standing for it, leased
- * to the name that answered, and canon, if not NULL, its canonical name,
- * and alias, if canon is not NULL either, the name that answered when it
- * is not the canonical one, else "": SHIM_NAME_MAX bytes each), or SHIM_FULL (it needs a pool address and every
- * one is in use: the lookup fails with EAI_AGAIN / TRY_AGAIN;
- * shim__trace_pool_full says why). */
+ * SHIM_DUAL (libc answers; remember its IPv4 addresses as the dual-stack
+ * name names->key's), SHIM_SYNTH (*synth is the pool address standing for
+ * it, leased to names->key), or SHIM_FULL (it needs a pool address and
+ * every one is in use: the lookup fails with EAI_AGAIN / TRY_AGAIN;
+ * shim__trace_pool_full says why). names is filled for SHIM_DUAL and
+ * SHIM_SYNTH. */
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,
-                 char *canon, char *alias);
+                 shim_names *names);
 
 /* Traces a lookup of name (family asked, through via) that failed with
  * error (EAI_AGAIN, TRY_AGAIN) because every pool address is in use; t0
@@ -270,7 +277,6 @@ void shim__trace_pool_full(const char *name, int family, const char *via,
 int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
                        const char *name, const char *alias, uint32_t ip);
 
-
 /* Remembers every IPv4 address of he as dual-stack name's. */
 void shim__remember_dual_hostent(const struct hostent *he, const char *name);
 
@@ -282,30 +288,30 @@ void shim__remember_dual_hostent(const struct hostent *he, const char *name);
 #define SHIM_FD_MAX 65536
 
 enum {
-  SHIM_FD_NONE,     /* nothing known */
-  SHIM_FD_CLIENT,   /* a race's winner is installed (TCP client) */
-  SHIM_FD_PENDING,  /* a non-blocking race runs for this fd */
-  SHIM_FD_DGRAM,    /* a UDP socket moved to IPv6 (client side) */
-  SHIM_FD_WIDE,     /* an AF_INET socket bound to 0.0.0.0, widened to [::] */
-  SHIM_FD_ACCEPTED  /* a connection accepted on a widened listener */
+  SHIM_FD_NONE,    /* nothing known */
+  SHIM_FD_CLIENT,  /* a race's winner is installed (TCP client) */
+  SHIM_FD_PENDING, /* a non-blocking race runs for this fd */
+  SHIM_FD_DGRAM,   /* a UDP socket moved to IPv6 (client side) */
+  SHIM_FD_WIDE,    /* an AF_INET socket bound to 0.0.0.0, widened to [::] */
+  SHIM_FD_ACCEPTED /* a connection accepted on a widened listener */
 };
 
 typedef struct shim_fd {
   int kind;
-  int family;              /* of the socket now under fd */
-  struct sockaddr_in peer; /* the peer as the application sees it, if any
-                              (port 0 and INADDR_ANY: none) */
+  int family;               /* of the socket now under fd */
+  struct sockaddr_in peer;  /* the peer as the application sees it, if any
+                               (port 0 and INADDR_ANY: none) */
   struct sockaddr_in local; /* the bound address as the application sees
                               it (WIDE: 0.0.0.0:PORT), if any; an IPv4
                               client's ACCEPTED: only the listener's port,
                               to check the entry by */
-  int err;                 /* PENDING that failed: its errno */
-  uint32_t source;         /* a source-pool address this fd holds (host
-                              order), released when the fd closes; 0 */
-  uint32_t dest;           /* a destination-pool address this fd holds
-                              (host order): its peer's, or the last one a
-                              UDP socket sent to; released when the fd
-                              closes or its entry is replaced; 0 */
+  int err;                  /* PENDING that failed: its errno */
+  uint32_t source;          /* a source-pool address this fd holds (host
+                               order), released when the fd closes; 0 */
+  uint32_t dest;            /* a destination-pool address this fd holds
+                               (host order): its peer's, or the last one a
+                               UDP socket sent to; released when the fd
+                               closes or its entry is replaced; 0 */
 } shim_fd;
 
 /* Copies fd's entry into *out and returns non-zero if there is one and it
@@ -433,8 +439,7 @@ int shim__async_connect(int fd, const char *name,
 /* Cancels the race running for fd, if any (fd is being closed). */
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */
-void shim__epoll_record(int epfd, int op, int fd,
-                        const struct epoll_event *ev);
+void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
 /* Holds off swaps (and takes the lock they hold): the application's own

@@ -188,7 +188,8 @@ v6only.test" "$out"
 # The address is leased to the absolute name that answered, and the race
 # asks exactly that name again: with `ndots:5` (Kubernetes' default) a
 # search-list name and a name with a trailing dot must not be searched
-# again, where a decoy under the search domain would take the connection.
+# again, where a decoy under the search domain would take the connection;
+# nor a dual-stack name's, whose race looks it up again too.
 # B's port 9 says which of its addresses was reached.
 test_the_race_asks_the_name_that_answered_not_a_search_again() {
   need_lab || return 0
@@ -196,7 +197,9 @@ test_the_race_asks_the_name_that_answered_not_a_search_again() {
   printf '%s\n' "svc.example AAAA 2001:db8::2" \
     "svc.example.lab.example AAAA 2001:db8::3" \
     "web.lab.example AAAA 2001:db8::2" \
-    "web.lab.example.lab.example AAAA 2001:db8::3" > "$LAB_TMP/dns.conf"
+    "web.lab.example.lab.example AAAA 2001:db8::3" \
+    "dual.lab.example AAAA 2001:db8::2" "dual.lab.example A 192.0.2.2" \
+    "dual.lab.example.lab.example AAAA 2001:db8::3" > "$LAB_TMP/dns.conf"
   kill -HUP "$LAB_DNS_PID"
   lab_resolv a "nameserver 192.0.2.2" "search lab.example" "options ndots:5"
   lab_bg b $PY -c '
@@ -208,15 +211,16 @@ while True:
     c, _ = s.accept(); c.sendall(c.getsockname()[0].encode()); c.close()'
   lab_wait_port b tcp 9
   ref=$(in_lab_py '
-for n in ("svc.example.", "web"):
+for n in ("svc.example.", "web", "dual"):
     print(n, gai(n, 9, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0])' a plain)
   with=$(in_lab_py '
-for n in ("svc.example.", "web"):
+for n in ("svc.example.", "web", "dual"):
     s = socket.socket(); s.settimeout(5)
     s.connect((socket.gethostbyname(n), 9)); print(n, s.recv(100).decode())' \
     a shim)
   assertEquals "glibc's answers" "svc.example. 2001:db8::2
-web 2001:db8::2" "$ref"
+web 2001:db8::2
+dual 2001:db8::2" "$ref"
   assertEquals "the shim reaches those hosts" "$ref" "$with"
 }
 
