@@ -272,7 +272,7 @@ static void trace_end(job *j, int err)
     char text[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
     shim__json_begin(&js, "connect", j->rs.id);
-    shim__json_str(&js, "name", j->name);
+    shim__json_host(&js, "name", j->name);
     shim__json_str(&js, "addr", text);
     shim__json_int(&js, "port", ntohs(sin->sin_port));
     shim__json_str(&js, "family", "ipv4");

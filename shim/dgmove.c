@@ -49,7 +49,7 @@ static void trace_move(const struct sockaddr_in *dst, const struct in6_addr *a,
     name[0] = '\0';
   inet_ntop(AF_INET, &dst->sin_addr, v4, sizeof v4);
   shim__json_begin(&j, "connect", shim__next_id());
-  shim__json_str(&j, "name", name);
+  shim__json_host(&j, "name", name);
   shim__json_str(&j, "addr", v4);
   shim__json_int(&j, "port", ntohs(dst->sin_port));
   shim__json_str(&j, "family", "ipv6");

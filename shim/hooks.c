@@ -336,7 +336,7 @@ void shim__trace_sockaddr(const char *event, const struct sockaddr *sa,
   if (strcmp(event, "connect") == 0) {
     unsigned long id = name_of(&a, name, sizeof name);
     shim__json_begin(&j, event, id != 0 ? id : shim__next_id());
-    shim__json_str(&j, "name", name);
+    shim__json_host(&j, "name", name);
   } else {
     shim__json_begin(&j, event, shim__next_id());
   }

@@ -105,6 +105,9 @@ typedef struct shim_json {
 
 void shim__json_begin(shim_json *j, const char *event, unsigned long id);
 void shim__json_str(shim_json *j, const char *key, const char *value);
+/* As shim__json_str for a host name the shim keeps absolute: without its
+ * final dot, as the application wrote it. */
+void shim__json_host(shim_json *j, const char *key, const char *name);
 void shim__json_int(shim_json *j, const char *key, long long value);
 void shim__json_num(shim_json *j, const char *key, double value);
 void shim__json_bool(shim_json *j, const char *key, int value);

@@ -127,6 +127,18 @@ void shim__json_str(shim_json *j, const char *key, const char *value)
   done(j, len, arr);
 }
 
+void shim__json_host(shim_json *j, const char *key, const char *name)
+{
+  char buf[SHIM_NAME_MAX];
+  size_t n = strlen(name);
+  if (n > 1 && n < sizeof buf && name[n - 1] == '.') {
+    memcpy(buf, name, n - 1);
+    buf[n - 1] = '\0';
+    name = buf;
+  }
+  shim__json_str(j, key, name);
+}
+
 void shim__json_int(shim_json *j, const char *key, long long value)
 {
   char num[32];
