@@ -65,6 +65,9 @@ DS_HOOK int close_range(unsigned first, unsigned last, int flags)
     errno = ENOSYS;
     return -1;
   }
+  /* What the kernel refuses (EINVAL) it refuses before closing anything. */
+  if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
+    return ds__sys.close_range(first, last, flags);
   own = !ds__fork_vforked();
   if (own)
     shim__async_lock(); /* no swap in the middle of it */

@@ -139,7 +139,7 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   char synth[INET_ADDRSTRLEN] = "";
   shim_names nm;
   const char *ask = node;
-  int dual = 0, rc, saved, want_canon = 0;
+  int dual = 0, rc, saved, want_canon = 0, flags = hints ? hints->ai_flags : 0;
   double t0;
 
   if (shim__init() != 0)
@@ -171,6 +171,13 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   }
   rc = ds__sys.getaddrinfo(ask, service, hints, res);
   saved = errno;
+  /* As glibc's, each entry carries the flags asked, not the numeric
+   * lookup's. */
+  if (rc == 0 && synth[0]) {
+    struct addrinfo *e;
+    for (e = *res; e != NULL; e = e->ai_next)
+      e->ai_flags = flags;
+  }
   if (rc == 0 && want_canon) {
     /* As glibc: the first entry carries the canonical name, which its
      * freeaddrinfo frees with the entry. */

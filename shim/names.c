@@ -338,10 +338,17 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
       shim__excluded_name(name) || resolve_ttl(name, &ans, &ttl6_ms) != 0)
     return SHIM_PASS;
   if (ans.n6 > 0 && ans.n6 <= 16) {
-    /* IPv6 addresses in excluded networks do not count. */
-    int i, kept = 0;
+    /* IPv6 addresses in excluded networks do not count, nor IPv4-mapped
+     * ones (glibc answers `::ffff:192.0.2.1` with its IPv4 address), nor,
+     * for a name, ::1 (glibc's hosts file answers a name on a `::1` line
+     * with 127.0.0.1: a loopback name, left alone). */
+    struct in6_addr a6;
+    int i, kept = 0, literal = inet_pton(AF_INET6, name, &a6) == 1 ||
+                               strchr(name, '%') != NULL;
     for (i = 0; i < ans.n6; i++)
-      if (!shim__excluded_addr(&ans.a6[i]))
+      if (!shim__excluded_addr(&ans.a6[i]) &&
+          !IN6_IS_ADDR_V4MAPPED(&ans.a6[i].ip.v6) &&
+          (literal || !IN6_IS_ADDR_LOOPBACK(&ans.a6[i].ip.v6)))
         ans.a6[kept++] = ans.a6[i];
     ans.n6 = kept;
   }

@@ -197,12 +197,15 @@ DS_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
    * (EAI_NONAME, or EAI_AGAIN when its reverse lookup could not run). */
   if (kind == SHIM_REV_LITERAL && (flags & NI_NAMEREQD))
     return why;
-  /* libc fills the service; the host is the name the address stands for.
-   * Without NI_NAMEREQD, which libc would fail on a numeric host. */
-  rc = ds__sys.getnameinfo(sa, salen, host, hostlen, serv, servlen,
-                           (flags & ~NI_NAMEREQD) | NI_NUMERICHOST);
-  if (rc != 0)
-    return rc;
+  /* libc fills the service (asked for it alone, so that the pool
+   * address's text never has to fit host); the host is the name the
+   * address stands for. */
+  if (serv != NULL && servlen > 0) {
+    rc = ds__sys.getnameinfo(sa, salen, NULL, 0, serv, servlen,
+                             flags & ~NI_NAMEREQD);
+    if (rc != 0)
+      return rc;
+  }
   if (strlen(name) >= hostlen)
     return EAI_OVERFLOW;
   memcpy(host, name, strlen(name) + 1);
