@@ -190,33 +190,36 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
                        socklen_t len)
 {
   shim_fd e;
-  int name6;
+  int name6, rc, entry = errno;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
-  if (shim__cfg.disabled)
+  if (shim__cfg.disabled || (level != IPPROTO_IP && level != IPPROTO_IPV6) ||
+      !shim__fd_known(fd) || !shim__fd_get(fd, &e) || e.family != AF_INET6)
     return ds__sys.setsockopt(fd, level, name, val, len);
-  /* On a socket moved to IPv6, an IPPROTO_IP option is set as itself
-   * (for IPv4-mapped traffic, and so getsockopt reads it back) and as its
-   * IPv6 twin, whose result the application gets. */
-  if (level == IPPROTO_IP && shim__fd_known(fd) && shim__fd_get(fd, &e) &&
-      e.family == AF_INET6 && shim__opt_twin(name, &name6)) {
-    int v, entry = errno, rc;
+  /* A socket moved to IPv6 that the application made AF_INET: the kernel
+   * says of the call what it says for an AF_INET socket (IPPROTO_IPV6
+   * options refused, IPv4's ranges and sizes), and only then is the
+   * option set, as itself (the kernel keeps it for IPv4-mapped traffic,
+   * and getsockopt reads it back) and as its IPv6 twin when it has one. */
+  rc = shim__opt_as_inet(fd, 1, level, name, (void *)val, &len);
+  if (rc != 0 || level != IPPROTO_IP)
+    return rc;
+  ds__sys.setsockopt(fd, level, name, val, len);
+  if (shim__opt_twin(name, &name6) && val != NULL) {
+    int v;
     const void *v6 = val;
     socklen_t l6 = len;
-    ds__sys.setsockopt(fd, level, name, val, len);
-    if (len == 1 && val != NULL) {
+    if (len == 1) {
       v = *(const unsigned char *)val;
       v6 = &v;
       l6 = sizeof v;
     }
-    rc = ds__sys.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
-    if (rc == 0)
-      errno = entry; /* whatever the IPv4 one said */
-    return rc;
+    ds__sys.setsockopt(fd, IPPROTO_IPV6, name6, v6, l6);
   }
-  return ds__sys.setsockopt(fd, level, name, val, len);
+  errno = entry;
+  return 0;
 }
 
 DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)

@@ -764,16 +764,30 @@ static int sock_opt(int fd, int level, int opt, void *val, socklen_t *len)
     errno = ENOSYS;
     return -1;
   }
-  /* Only SO_DOMAIN and SO_ERROR ever need the fd's entry. */
-  if (shim__cfg.disabled || level != SOL_SOCKET ||
-      (opt != SO_DOMAIN && opt != SO_ERROR) || val == NULL || len == NULL ||
-      *len < sizeof(int) || !shim__fd_known(fd) || !shim__fd_get(fd, &e))
+  /* SO_DOMAIN, SO_ERROR and IPPROTO_IPV6 are all that need the fd's
+   * entry. */
+  if (shim__cfg.disabled ||
+      (level == SOL_SOCKET ? opt != SO_DOMAIN && opt != SO_ERROR
+                           : level != IPPROTO_IPV6) ||
+      val == NULL || len == NULL || !shim__fd_known(fd) ||
+      !shim__fd_get(fd, &e))
     return ds__sys.getsockopt(fd, level, opt, val, len);
+  /* An AF_INET socket, as the application made it, has no IPPROTO_IPV6
+   * options: the kernel's answer for one. */
+  if (level == IPPROTO_IPV6)
+    return e.family == AF_INET6
+               ? shim__opt_as_inet(fd, 0, level, opt, val, len)
+               : ds__sys.getsockopt(fd, level, opt, val, len);
   if (opt == SO_DOMAIN) {
-    *(int *)val = AF_INET;
-    *len = sizeof(int);
+    /* The kernel copies as much of the int as fits. */
+    int v = AF_INET;
+    if (*len > sizeof v)
+      *len = sizeof v;
+    memcpy(val, &v, *len);
     return 0;
   }
+  if (*len < sizeof(int))
+    return ds__sys.getsockopt(fd, level, opt, val, len);
   if (opt == SO_ERROR && e.kind == SHIM_FD_PENDING && e.err != 0) {
     /* The race's error, not the stand-in's; read once, like the
      * kernel's. */

@@ -382,6 +382,12 @@ int shim__opt_replay(int from, int to, int family, int dual);
 /* Returns 1 and the IPv6 twin of an IPPROTO_IP option, or 0. */
 int shim__opt_twin(int name, int *name6);
 
+/* Makes the setsockopt (set 1) or getsockopt call on a fresh AF_INET
+ * socket of fd's type and protocol: what the kernel says of it for the
+ * socket the application believes fd is. Returns as the call does. */
+int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
+                      socklen_t *len);
+
 /* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */
 
 /* The source-pool address standing for IPv6 address a (host order),

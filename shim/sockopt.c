@@ -181,3 +181,21 @@ int shim__opt_replay(int from, int to, int family, int dual)
   ds__sys.close(ref);
   return rc;
 }
+
+int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
+                      socklen_t *len)
+{
+  int ref, rc, e, type = shim__sock_int(fd, SO_TYPE),
+                  proto = shim__sock_int(fd, SO_PROTOCOL);
+  if (type < 0 || proto < 0)
+    return -1; /* errno: why fd has no type */
+  ref = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto);
+  if (ref < 0)
+    return -1;
+  rc = set ? ds__sys.setsockopt(ref, level, name, val, *len)
+           : ds__sys.getsockopt(ref, level, name, val, len);
+  e = errno;
+  ds__sys.close(ref);
+  errno = e;
+  return rc;
+}

@@ -394,7 +394,21 @@ socket.gethostbyname("v6only.test")' 2>&1)
 test_options_set_before_connect_are_kept() {
   need_lab || return 0
   out=$(lab_run a env LD_PRELOAD=$SHIM timeout 5 $PY -c '
-import socket
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def raw_opt(s, level, opt):
+    # getsockopt(2) itself (x86_64: 55): the socket underneath, past the
+    # hook, which answers for the AF_INET socket the program made.
+    v, l = ctypes.c_int(-1), ctypes.c_uint(4)
+    libc.syscall(55, s.fileno(), level, opt, ctypes.byref(v), ctypes.byref(l))
+    return v.value
+def err(f):
+    try:
+        return f()
+    except OSError as e:
+        return "errno %d" % e.errno
+plain = socket.socket(socket.AF_INET)
+print("v6 level plain", err(lambda: plain.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS)))
 s = socket.socket(socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -403,15 +417,24 @@ s.connect((socket.gethostbyname("v6only.test"), 80))
 print("rcvbuf", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 print("tos", s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS))
-print("tclass", s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+print("tclass", raw_opt(s, socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
 s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
-print("tclass_after", s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+print("tclass_after", raw_opt(s, socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+print("v6 level", err(lambda: s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS)))
+print("ttl 0", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 0)),
+      err(lambda: plain.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 0)))
 ' 2>&1)
   assertContains "SO_RCVBUF (the kernel doubles it)" "$out" "rcvbuf 131072"
   assertContains "TCP_NODELAY" "$out" "nodelay 1"
   assertContains "IP_TOS reads back" "$out" "tos 16"
   assertContains "IP_TOS became the IPv6 traffic class" "$out" "tclass 16"
   assertContains "IP_TOS set after connect too" "$out" "tclass_after 40"
+  # The program sees the AF_INET socket it made: IPPROTO_IPV6 refused and
+  # IPv4's ranges, with the kernel's errno for an AF_INET socket.
+  plain=$(echo "$out" | sed -n 's/^v6 level plain //p')
+  assertContains "IPv6 options: what an AF_INET socket says" "$out" \
+    "v6 level $plain"
+  assertContains "IP_TTL 0: IPv4's EINVAL" "$out" "ttl 0 errno 22 errno 22"
 }
 
 test_nss_only_name_still_resolves() {
