@@ -170,8 +170,12 @@ int shim__opt_replay(int from, int to, int family, int dual)
       continue; /* not an option of this kind of socket */
     if (la == lb && memcmp(a, b, la) == 0)
       continue;
-    if (known_opts[i].name == SO_BINDTODEVICE ||
-        known_opts[i].name == TCP_CONGESTION)
+    /* Strings: set as long as they are (SO_LINGER has TCP_CONGESTION's
+     * number: the level tells them apart). */
+    if ((known_opts[i].level == SOL_SOCKET &&
+         known_opts[i].name == SO_BINDTODEVICE) ||
+        (known_opts[i].level == IPPROTO_TCP &&
+         known_opts[i].name == TCP_CONGESTION))
       la = (socklen_t)strnlen((char *)a, la);
     e = set_one(to, family, dual, known_opts[i].level, known_opts[i].name,
                 known_opts[i].how, a, la);

@@ -202,6 +202,36 @@ s.connect((sys.argv[2], 80)); s.sendall(b"hi\n"); s.close()' "$src" "$LAB_B6"
   done
 }
 
+# dropbear sets SO_LINGER {1, 5} before bind. SO_LINGER has the number of
+# TCP_CONGESTION (13), which the options' replay set as a string of one
+# byte: EINVAL, so the listener was not widened. It is now, with the
+# linger kept (read with getsockopt(2) itself, past the hook).
+test_listener_with_so_linger_set_before_bind_is_widened() {
+  need_lab || return 0
+  lab_pair
+  lab_bg b env LD_PRELOAD=$SHIM $PY -c '
+import ctypes, socket, struct
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 5))
+s.bind(("0.0.0.0", 2222)); s.listen(5)
+buf, l = ctypes.create_string_buffer(8), ctypes.c_uint(8)
+ctypes.CDLL(None).syscall(55, s.fileno(), socket.SOL_SOCKET,
+                          socket.SO_LINGER, buf, ctypes.byref(l))
+print("linger", struct.unpack("ii", buf.raw), flush=True)
+for i in range(2):
+    c, a = s.accept()
+    print("peer", a[0], flush=True); c.close()' > "$LAB_TMP/linger.out" 2>&1
+  lab_wait_port b tcp 2222
+  for a in "$LAB_B6" "$LAB_B4"; do
+    lab_connect a "$a" 2222 2000 > /dev/null
+  done
+  sleep 0.3
+  out=$(cat "$LAB_TMP/linger.out")
+  assertContains "linger kept" "$out" "linger (1, 5)"
+  assertContains "IPv6 client accepted" "$out" "peer 172.21.112."
+  assertContains "IPv4 client accepted" "$out" "peer $LAB_A4"
+}
+
 test_program_that_also_binds_ipv6_only_on_the_port() {
   # As nginx with "listen 80; listen [::]:80 ipv6only=on": 0.0.0.0:P, then
   # its own [::]:P with IPV6_V6ONLY. The widened first socket would take
