@@ -35,7 +35,7 @@ c_ncat() { printf 'ncat\n' | X ncat -4 -w 5 "$1" 7; }
 c_socat() { printf 'socat\n' | X socat - "TCP4:$1:7,connect-timeout=5"; }
 c_telnet() {
   { printf 'telnet\r\n'; sleep 1; } | X telnet -4 "$1" 23 2>&1 |
-    grep -o 'corpus-ok.*'
+    grep -ao 'corpus-ok[^[:cntrl:]]*'
 }
 c_ssh() {
   X ssh -4 -v -o BatchMode=yes -o StrictHostKeyChecking=no \
@@ -99,14 +99,14 @@ REPLY_OK="corpus-ok"
 
 s_nc.traditional-l() { port=7000 req='hi\n' popts=--shut okre=corpus-ok view=name; }
 s_nc.traditional-l_start() {
-  echo corpus-ok > "$WD/reply"
-  XS nc.traditional -v -l -p 7000 < "$WD/reply"
+  XS nc.traditional -v -l -p 7000 -c 'echo corpus-ok'
 }
 
 s_nc.openbsd-l() { port=7001 req='hi\n' popts=--shut okre=corpus-ok view=name; }
 s_nc.openbsd-l_start() {
   echo corpus-ok > "$WD/reply"
-  XS nc.openbsd -4 -v -N -l 7001 < "$WD/reply"
+  # A background job's stdin is /dev/null: the shell feeds it the reply.
+  XS sh -c 'exec nc.openbsd -4 -v -N -l 7001 < "$1"' sh "$WD/reply"
 }
 
 s_ncat-l() { port=7002 req='hi\n' popts= okre='corpus-ok' view=addr; }
@@ -142,7 +142,7 @@ s_rsyncd_start() {
     --log-file "$WD/rsyncd.log" < /dev/null
 }
 
-s_git-daemon() { port=9419 req='0032git-upload-pack /corpus.git\0host=server\0' popts='--lines 1' okre='HEAD' view=addr; }
+s_git-daemon() { port=9419 req='002cgit-upload-pack /corpus.git\0host=server\0' popts='--lines 1' okre='HEAD' view=addr; }
 s_git-daemon_start() {
   if [ ! -d "$WD/git/corpus.git" ]; then
     git init -q --bare "$WD/git/corpus.git" &&
@@ -222,7 +222,8 @@ s_openssl-s_server_start() {
     -key "$CORPUS_KEY" < /dev/null
 }
 
-# inetd: one configuration per service (inetd's "tcp" is IPv4 only).
+# inetd: one configuration per service; "tcp4": the IPv4-only service of a
+# legacy inetd.conf (Debian's openbsd-inetd reads "tcp" as tcp and tcp6).
 _inetd() {
   printf '%s\n' "$1" > "$WD/inetd.conf"
   XS inetd -d "$WD/inetd.conf" < /dev/null
@@ -230,11 +231,17 @@ _inetd() {
 s_inetd+micro-httpd() { port=8083 req='GET /index.txt HTTP/1.0\r\n\r\n' popts= okre='corpus-ok' view=-; }
 s_inetd+micro-httpd_start() {
   mkdir -p "$WD/micro" && echo corpus-ok > "$WD/micro/index.txt"
-  _inetd "8083 stream tcp nowait root /usr/sbin/micro-httpd micro-httpd $WD/micro"
+  _inetd "8083 stream tcp4 nowait root /usr/sbin/micro-httpd micro-httpd $WD/micro"
 }
 s_inetd+fingerd() { port=8079 req='\r\n' popts= okre='.' view=-; }
 s_inetd+fingerd_start() {
-  _inetd "8079 stream tcp nowait nobody /usr/sbin/in.fingerd in.fingerd"
+  _inetd "8079 stream tcp4 nowait nobody /usr/sbin/in.fingerd in.fingerd"
+}
+# Debian's own inetd.conf form: "tcp" is a tcp and a tcp6 socket on the port.
+s_inetd-dual() { port=8086 req='GET /index.txt HTTP/1.0\r\n\r\n' popts= okre='corpus-ok' view=-; }
+s_inetd-dual_start() {
+  mkdir -p "$WD/micro" && echo corpus-ok > "$WD/micro/index.txt"
+  _inetd "8086 stream tcp nowait root /usr/sbin/micro-httpd micro-httpd $WD/micro"
 }
 s_inetd+perl() { port=8084 req='hi\n' popts= okre='corpus-ok' view=name; }
 s_inetd+perl_start() {
@@ -247,7 +254,7 @@ my $name = gethostbyaddr($ip, AF_INET) // "-";
 print "corpus-ok ", inet_ntoa($ip), " $name\r\n";
 EOF
   chmod 755 "$WD/peer.pl"
-  _inetd "8084 stream tcp nowait root $WD/peer.pl peer.pl"
+  _inetd "8084 stream tcp4 nowait root $WD/peer.pl peer.pl"
 }
 
 s_perl-server() { port=8085 req='hi\n' popts= okre='corpus-ok' view=name; }

@@ -53,8 +53,12 @@ def ssh(c, fam):
 
 def rsyncd(c, fam):
     c.sendall(b"@RSYNCD: 31.0\n")
-    read_some(c, b"\n")          # the client's greeting
-    read_some(c, b"\n")          # the module it asks for
+    data = b""                   # the client's greeting, then its module
+    while data.count(b"\n") < 2:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
     c.sendall(("@ERROR: corpus-ok %s\n" % fam).encode())
 
 
