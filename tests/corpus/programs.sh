@@ -97,12 +97,12 @@ print(urllib.request.urlopen("http://%s/urllib" % sys.argv[1], timeout=5).read()
 # ---------------------------------------------------------------- servers
 REPLY_OK="corpus-ok"
 
-s_nc.traditional-l() { port=7000 req='hi\n' popts=--shut okre=corpus-ok view=name; }
+s_nc.traditional-l() { port=7000 req='hi\n' popts= okre=corpus-ok view=name; }
 s_nc.traditional-l_start() {
   XS nc.traditional -v -l -p 7000 -c 'echo corpus-ok'
 }
 
-s_nc.openbsd-l() { port=7001 req='hi\n' popts=--shut okre=corpus-ok view=name; }
+s_nc.openbsd-l() { port=7001 req='hi\n' popts= okre=corpus-ok view=name; }
 s_nc.openbsd-l_start() {
   echo corpus-ok > "$WD/reply"
   # A background job's stdin is /dev/null: the shell feeds it the reply.
