@@ -6,7 +6,8 @@
 #
 # Environment: DS_BUILD (build dir, default build), CORPUS_JOBS (parallel
 # labs, default 3), CORPUS_SLACK_MS (allowed extra on the IPv4-only name's
-# median beyond the 20 ms target, default 60), CORPUS_TRACE=1 (shim traces
+# median beyond the 20 ms target, default 60), CORPUS_RUNS (runs per side
+# on the IPv4-only name, default 5), CORPUS_TRACE=1 (shim traces
 # in the work dir, kept with CORPUS_KEEP=1).
 # Exit status: 0 when every outcome is the one programs.txt records, 1
 # otherwise, 77 when the lab cannot run (not root, not built).
@@ -21,6 +22,7 @@ SHIM=$DS_BUILD/libdualstack-preload.so
 JOBS=${CORPUS_JOBS:-3}
 SLACK_MS=${CORPUS_SLACK_MS:-60}
 TARGET_MS=20
+RUNS=${CORPUS_RUNS:-5} # runs per side on the IPv4-only name (median)
 TMO=3          # every run's cap, seconds (the black-holed IPv4 hangs this long)
 FAST_MS=2000   # a black-holed dual-stack name must be done within this
 
@@ -111,7 +113,7 @@ stop_servers() {
   SERVER_PIDS=
 }
 
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
 # classify OUTPUT STATUS: ok6, ok4, ok (marker without family), hang, fail:N
 classify() {
@@ -147,7 +149,7 @@ run_client() {
     done
   done
   m0=() m1=()
-  for i in 1 2 3; do
+  for ((i = 1; i <= RUNS; i++)); do
     for shim in 0 1; do
       SHIMON=$shim TRACE_ENV=
       out=$("c_$name" v4only.test 2>&1)
@@ -159,8 +161,8 @@ run_client() {
   done
   printf '%s\n' "${O[0]}" > "$WD/out.$name.v4only0"
   printf '%s\n' "${O[1]}" > "$WD/out.$name.v4only1"
-  T[v4only0]=$(median3 "${m0[@]}")
-  T[v4only1]=$(median3 "${m1[@]}")
+  T[v4only0]=$(median "${m0[@]}")
+  T[v4only1]=$(median "${m1[@]}")
   # The verdict: the with-shim results.
   [ "${R[v4only0]}" = ok4 ] || why="$why; broken without the shim (IPv4-only name: ${R[v4only0]})"
   [ "${R[v6only1]}" = ok6 ] || why="$why; IPv6-only name: ${R[v6only1]}"
