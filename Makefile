@@ -90,6 +90,11 @@ DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
              nftables clang libclang-rt-14-dev python3 libuv1-dev \
              libevent-dev curl netcat-traditional strace busybox-static perl wget \
              libnss-myhostname
+CORPUS_PKGS := netcat-openbsd socat ncat inetutils-telnet rsync dropbear-bin \
+               w3m links redis-server redis-tools memcached finger fingerd \
+               nginx-light lighttpd mini-httpd micro-httpd openbsd-inetd \
+               ucspi-tcp openssh-client openssl git iproute2 nftables \
+               python3 perl curl wget netcat-traditional busybox-static
 
 # Each tools/bench/NAME.c is a benchmark program: $(B)/bench/NAME, linked
 # with the library; NAME_uv and NAME_ev are the libuv and libevent peers.
@@ -204,6 +209,21 @@ fuzz: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)DS_BUILD=$(B) bash tools/bench/run.sh
+
+# The corpus of real Debian programs, without and with the shim
+# (tests/corpus/run.sh; a few minutes; needs root). Daemons must not start
+# at install: a policy-rc.d denying them is put in place (and removed
+# afterwards) unless one exists.
+.PHONY: corpus
+corpus: deps
+	$(Q)if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && \
+	  chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
+	sh tests/deps.sh $(CORPUS_PKGS); rc=$$?; \
+	if [ -n "$${made:-}" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	exit $$rc
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)DS_BUILD=$(B) bash tests/corpus/run.sh
 
 deps:
 	$(Q)sh tests/deps.sh $(DEPS_PKGS)
