@@ -129,6 +129,48 @@ void shim__trace_pool_full(const char *name, int family, const char *via,
   shim__json_emit(&j);
 }
 
+/* An AF_UNSPEC answer with IPv6 addresses and no IPv4 one (an IPv6-only
+ * name, an IPv6 literal) gains, after the real entries, the synthetic
+ * IPv4 address an AF_INET lookup would give: a program that asks for both
+ * families and keeps only AF_INET ones still gets one, and one that uses
+ * both sees glibc's entries first, unchanged. Answers with IPv4 addresses
+ * are left as they are (a dual-stack-aware program's own fallback to IPv4
+ * is not raced again). Writes the address appended into synth. */
+static void unspec_extend(const char *node, const char *service,
+                          const struct addrinfo *hints, struct addrinfo *list,
+                          char *synth, size_t synthlen)
+{
+  struct addrinfo h, *e, *extra = NULL, *last = NULL;
+  struct in_addr a;
+  shim_names nm;
+  uint32_t ip;
+  int has6 = 0, flags = hints ? hints->ai_flags : AI_V4MAPPED | AI_ADDRCONFIG;
+
+  for (e = list; e != NULL; last = e, e = e->ai_next) {
+    if (e->ai_family == AF_INET)
+      return;
+    has6 |= e->ai_family == AF_INET6;
+  }
+  if (!has6 || shim__decide(node, AF_INET, flags, &ip, &nm) != SHIM_SYNTH)
+    return;
+  a.s_addr = htonl(ip);
+  inet_ntop(AF_INET, &a, synth, (socklen_t)synthlen);
+  memset(&h, 0, sizeof h);
+  h.ai_family = AF_INET;
+  h.ai_socktype = hints ? hints->ai_socktype : 0;
+  h.ai_protocol = hints ? hints->ai_protocol : 0;
+  h.ai_flags = AI_NUMERICHOST | (flags & (AI_PASSIVE | AI_NUMERICSERV));
+  if (ds__sys.getaddrinfo(synth, service, &h, &extra) != 0) {
+    synth[0] = '\0';
+    return;
+  }
+  /* libc made both lists entry by entry, so its freeaddrinfo frees the
+   * joined one. */
+  for (e = extra; e != NULL; e = e->ai_next)
+    e->ai_flags = flags;
+  last->ai_next = extra;
+}
+
 DS_HOOK int getaddrinfo(const char *node, const char *service,
                         const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -171,9 +213,12 @@ DS_HOOK int getaddrinfo(const char *node, const char *service,
   }
   rc = ds__sys.getaddrinfo(ask, service, hints, res);
   saved = errno;
+  if (rc == 0 && (hints == NULL || hints->ai_family == AF_UNSPEC) &&
+      node != NULL && !(flags & AI_NUMERICHOST))
+    unspec_extend(node, service, hints, *res, synth, sizeof synth);
   /* As glibc's, each entry carries the flags asked, not the numeric
    * lookup's. */
-  if (rc == 0 && synth[0]) {
+  if (rc == 0 && ask != node) {
     struct addrinfo *e;
     for (e = *res; e != NULL; e = e->ai_next)
       e->ai_flags = flags;

@@ -305,23 +305,41 @@ café.test
 \xed\xa0\x80.test' "$out"
 }
 
-# AF_UNSPEC lookups pass through (DESIGN.md): a dual-stack-aware program
-# sees exactly glibc's list and connects as without the shim; a program
-# that asks AF_UNSPEC and keeps only AF_INET entries gets nothing for an
-# IPv6-only name, with or without the shim (README, Limits).
-test_unspec_lookups_are_glibcs() {
+# AF_UNSPEC (links' -address-preference 3, programs that ask for both and
+# keep AF_INET): an answer with IPv6 addresses and no IPv4 one gains the
+# synthetic address after glibc's entries, so a program that keeps only
+# IPv4 connects (over IPv6, raced); a dual-stack-aware program sees
+# glibc's entries first, unchanged, and connects exactly as without the
+# shim; answers with IPv4 addresses stay glibc's, whole.
+test_unspec_answer_without_ipv4_gains_the_synthetic_address_last() {
   need_lab || return 0
   prog='
 for n in ("v6only.test", "both.test", "h6"):
     r = gai(n, 7, socket.AF_UNSPEC, socket.SOCK_STREAM)
     print(n, [x[4][0] for x in r])
-    print(n, "v4 kept", [x[4][0] for x in r if x[0] == socket.AF_INET])
-print("connect", tcp(gai("v6only.test", 7, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]))'
+v4 = [x for x in gai("v6only.test", 7, socket.AF_UNSPEC, socket.SOCK_STREAM)
+      if x[0] == socket.AF_INET]
+print("v4 kept", [x[4][0] for x in v4], tcp(v4[0]) if v4 else "none")
+print("dual-aware", tcp(gai("v6only.test", 7, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]))
+r = socket.getaddrinfo("v6only.test", 7)
+print("null hints", [(x[0], x[1], x[4][0]) for x in r][-3:])'
   without=$(in_lab_py "$prog" a plain)
   with=$(in_lab_py "$prog" a shim)
-  assertContains "$without" "v6only.test v4 kept []"
-  assertContains "$without" "connect ipv6 hi"
-  assertEquals "the same, line for line" "$without" "$with"
+  assertContains "$without" "v6only.test ['2001:db8::2']"
+  assertContains "$without" "v4 kept [] none"
+  assertContains "$without" "dual-aware ipv6 hi"
+  assertContains "glibc's entries, then the synthetic one" "$with" \
+    "v6only.test ['2001:db8::2', '10.170.160.1']"
+  assertContains "a dual-stack name is glibc's" "$with" \
+    "$(echo "$without" | grep '^both.test')"
+  assertContains "the hosts-file name too" "$with" \
+    "h6 ['2001:db8::2', '10.170.160.2']"
+  assertContains "the IPv4-keeping program connects" "$with" \
+    "v4 kept ['10.170.160.1'] ipv6 hi"
+  assertContains "the dual-stack-aware one as without" "$with" \
+    "dual-aware ipv6 hi"
+  assertContains "NULL hints: one entry per socket type" "$with" \
+    "(<AddressFamily.AF_INET: 2>, <SocketKind.SOCK_RAW: 3>, '10.170.160.1')"
 }
 
 ds_run_shunit
