@@ -145,6 +145,25 @@ static void watch_forks(void)
     ds__fork_add(1 + (int)i, fork_handlers[i]);
 }
 
+/* Grows the fd table to the shim's floor now. The kernel grows a table
+ * that threads share only after an RCU grace period (synchronize_rcu):
+ * 5-20 ms here, paid by the first lookup when it runs in a resolver
+ * thread (curl's). At the first hook the process is most often still
+ * single-threaded, and growing costs microseconds. */
+static void grow_fd_table(void)
+{
+  int t, h;
+  if (ds__sys.fd_floor <= 0 || shim__cfg.trace_fd >= ds__sys.fd_floor)
+    return; /* no floor, or the trace's fd grew it already */
+  t = open("/", O_PATH | O_CLOEXEC);
+  if (t < 0)
+    return;
+  h = ds__dup_high(t);
+  ds__sys.close(t);
+  if (h >= 0)
+    ds__sys.close(h);
+}
+
 static void init_once(void)
 {
   /* Straight into the library's table: the library's own sockets (c-ares,
@@ -230,6 +249,7 @@ static void init_once(void)
   read_race_config();
   shim__exclude_init(secure_getenv("DUALSTACK_EXCLUDE"));
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
+  grow_fd_table();
   shim__cfg.disabled = 0;
 }
 
