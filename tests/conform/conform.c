@@ -216,7 +216,9 @@ static void pai(int rc, int e, const struct addrinfo *res) {
   int n = 0;
   const struct addrinfo *ai;
   for (ai = res; rc == 0 && ai; ai = ai->ai_next) n++;
-  printf("rc=%s e=%s", eai(rc), en(e));
+  /* errno after a failure means something only with EAI_SYSTEM (glibc's
+   * own leaves whatever its lookup met): not compared otherwise. */
+  printf("rc=%s e=%s", eai(rc), rc == 0 || rc == EAI_SYSTEM ? en(e) : "-");
   if (rc != 0) return;
   printf(" n=%d", n);
   for (ai = res; ai; ai = ai->ai_next) {
@@ -365,12 +367,12 @@ static void c_freeai(const struct kase *k) {
     h.ai_socktype = SOCK_STREAM;
     h.ai_flags = k->i4;
     rc = getaddrinfo(k->s1, "80", &h, &res);
-    printf("gai=%s ", eai(rc));
+    printf("gai=%s", eai(rc));
     if (rc != 0) return;
   }
   errno = SENT;
   freeaddrinfo(res);
-  printf("freed e=%s", en(errno));
+  printf("%sfreed e=%s", k->s1 ? " " : "", en(errno));
 }
 
 static const char *gai_nodes[] = {
@@ -2021,7 +2023,7 @@ static void c_close(const struct kase *k) {
 static void cases_close(void) {
   static const char *vs[] = {"badfd", "closedfd", "tcp", "file",
                              "tcp-twice", "widened", "widened-reuse",
-                             "lab4", "lab4-reuse", "v6.test",
+                             "lab4", "lab4-reuse", "lab4-twice", "v6.test",
                              "v6.test-reuse", "v6.test-twice", "refused",
                              "udp"};
   size_t i;
@@ -2112,11 +2114,11 @@ static void c_dup(const struct kase *k) {
       fdstate("new", r);
       pname("name", r, 0);
       pname("peer", r, 1);
-      if (strstr(v, "v6.test")) talk(r);
+      if (strstr(v, "v6.test") || strstr(v, "lab4")) talk(r);
       close(fd); /* the copy lives on alone */
       fdstate("after-close-old", r);
       pname("peer", r, 1);
-      if (strstr(v, "v6.test")) talk(r);
+      if (strstr(v, "v6.test") || strstr(v, "lab4")) talk(r);
     }
   } else if (fd >= 0) {
     fdstate("fd", fd);
