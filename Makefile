@@ -180,6 +180,15 @@ $(B)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
 	$(Q)$(CC) -o $@ $(UNIT_OBJS) $(LIB_OBJS) $(ALL_LDFLAGS) $(CARES_LIBS) \
 	  -lpthread
 
+# The differential conformance program (tests/conform/, run by
+# tests/shell/test_conform.sh with and without the shim); built with the
+# unit tests so that make check has it.
+$(B)/tests/conform: tests/conform/conform.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+$(B)/tests/unit: $(B)/tests/conform
+
 # check installs what is missing first (when root), then builds in a
 # sub-make, so the build sees the packages it needs.
 check: deps
