@@ -19,6 +19,7 @@
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,12 @@ static void trace_bind(uint16_t port, int widened, const char *reason, int rc,
   shim__json_emit(&j);
 }
 
+/* For shim__epoll_carry: puts socket *arg on fd (shim__install). */
+static int install_swap(int fd, void *arg)
+{
+  return shim__install(*(int *)arg, fd);
+}
+
 /* Widens AF_INET socket fd, about to bind 0.0.0.0 at sin's port. Returns
  * 0 (fd is now [::]:PORT dual-stack, *port the bound port), or 1 with
  * *why set when fd is left as it was for the original bind. */
@@ -123,7 +130,8 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
     *why = "bind [::] failed";
     goto fail;
   }
-  if (shim__install(nfd, fd) != 0) {
+  /* Registrations made before bind follow the socket. */
+  if (shim__epoll_carry(fd, install_swap, &nfd) != 0) {
     *why = "dup3 failed";
     goto fail;
   }
@@ -145,34 +153,78 @@ fail:
   return 1;
 }
 
-/* Gives widened socket fd back its original form, an AF_INET socket
- * bound to 0.0.0.0 at its port (listening again if it was), because the
- * application now binds an IPv6 socket of its own to that port: the
- * widened one would take the port from it. Connections waiting in the
- * widened socket's queue are lost. Returns 0 or -1. */
-static int narrow(int fd, uint16_t port)
+/* What a narrowing puts on the fd (narrow_swap). */
+typedef struct narrowing {
+  int nfd;       /* the AF_INET socket, options set */
+  uint16_t port; /* host order */
+  int backlog;   /* the widened socket's, if it listens; else -1 */
+} narrowing;
+
+/* For shim__epoll_carry: puts n->nfd on fd in place of the widened
+ * socket, binds it to 0.0.0.0 at the port and listens with the same
+ * backlog if the widened socket did. Returns 0, or -1 with errno (when
+ * the install itself failed, n->nfd is still the caller's and fd is as
+ * it was; afterwards fd holds the new socket, unbound or not listening:
+ * the application's later calls fail as they would on such a socket). */
+static int narrow_swap(int fd, void *arg)
 {
+  narrowing *n = arg;
   struct sockaddr_in sin;
-  int listening = shim__sock_int(fd, SO_ACCEPTCONN) == 1, nfd;
-  nfd = ds__sys.socket(AF_INET, shim__sock_int(fd, SO_TYPE) | SOCK_CLOEXEC,
-                       shim__sock_int(fd, SO_PROTOCOL));
-  if (nfd < 0)
-    return -1;
-  shim__opt_replay(fd, nfd, AF_INET, 0);
   /* The widened socket goes (freeing the port) as nfd takes its fd. */
   shim__fd_clear(fd);
-  if (shim__install(nfd, fd) != 0) {
-    ds__sys.close(nfd);
+  if (shim__install(n->nfd, fd) != 0)
     return -1;
-  }
+  n->nfd = -1;
   memset(&sin, 0, sizeof sin);
   sin.sin_family = AF_INET;
-  sin.sin_port = htons(port);
+  sin.sin_port = htons(n->port);
   if (ds__sys.bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
     return -1;
-  if (listening && ds__sys.listen(fd, SOMAXCONN) != 0)
+  if (n->backlog >= 0 && ds__sys.listen(fd, n->backlog) != 0)
     return -1;
   return 0;
+}
+
+/* Returns the backlog listening TCP socket fd was given (the kernel
+ * reports it in tcpi_sacked for a listener, as ss shows it), SOMAXCONN
+ * when it cannot be read, or -1 when fd does not listen. */
+static int listen_backlog(int fd)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (shim__sock_int(fd, SO_ACCEPTCONN) != 1)
+    return -1;
+  memset(&ti, 0, sizeof ti);
+  if (ds__sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_sacked) + sizeof ti.tcpi_sacked ||
+      ti.tcpi_state != TCP_LISTEN)
+    return SOMAXCONN;
+  return (int)ti.tcpi_sacked;
+}
+
+/* Gives widened socket fd back its original form, an AF_INET socket
+ * bound to 0.0.0.0 at its port (listening again with its backlog if it
+ * was), because the application now binds an IPv6 socket of its own to
+ * that port: the widened one would take the port from it. The fd keeps
+ * its number, close-on-exec and status flags (O_NONBLOCK...), the options
+ * the application set, and its epoll registrations (inetd and libevent
+ * programs register each listener before binding the next). Connections
+ * waiting in the widened socket's queue are lost. Returns 0 or -1. */
+static int narrow(int fd, uint16_t port)
+{
+  narrowing n;
+  int rc;
+  n.port = port;
+  n.backlog = listen_backlog(fd);
+  n.nfd = ds__sys.socket(AF_INET, shim__sock_int(fd, SO_TYPE) | SOCK_CLOEXEC,
+                         shim__sock_int(fd, SO_PROTOCOL));
+  if (n.nfd < 0)
+    return -1;
+  shim__opt_replay(fd, n.nfd, AF_INET, 0);
+  rc = shim__epoll_carry(fd, narrow_swap, &n);
+  if (n.nfd >= 0)
+    ds__sys.close(n.nfd);
+  return rc;
 }
 
 /* bind() of anything but 0.0.0.0: as asked, except that an IPv6 bind the

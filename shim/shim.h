@@ -449,6 +449,13 @@ int shim__async_connect(int fd, const char *name,
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */
 void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev);
+/* Runs swap(fd, arg), which puts a new socket under fd (shim__install),
+ * so that fd's epoll registrations made by the application follow it:
+ * deleted before, added again after (also when swap fails), and still
+ * recorded. Holds the async lock throughout, so no epoll_ctl, dup2 or
+ * close of the application's lands in between. Returns swap's result,
+ * with its errno. */
+int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
 /* Holds off swaps (and takes the lock they hold): the application's own
