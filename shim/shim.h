@@ -493,4 +493,15 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
 void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
                       const struct sockaddr_in *shown);
 
+/* In a program exec'd by one the shim widened a listener in (inetd and
+ * its services, socket activation by a preloaded supervisor, a binary
+ * upgrade that keeps its listeners): adopts the inherited sockets that
+ * DUALSTACK_WIDENED names, so that the program sees them as the AF_INET
+ * sockets its parent's program made (docs: "Inherited sockets"). Run once,
+ * at initialisation, before the program's first network call: the
+ * sockets open then are the inherited ones. */
+void shim__server_adopt(void);
+/* fork() handling for the lock around DUALSTACK_WIDENED. */
+void shim__server_fork(int phase);
+
 #endif

@@ -53,7 +53,7 @@ inetd_lab() {
   lab_hosts b "$LAB_A4 client4.test" "$LAB_A6 client6.test"
 }
 
-# Waits until FILE holds a line LINE (up to 5 s).
+# Waits until FILE holds a line matching LINE, a basic regex (up to 5 s).
 wait_line() {
   local i
   for ((i = 0; i < 250; i++)); do
@@ -178,6 +178,124 @@ for _ in range(2):
   echo "$out" | sed 's/^/    /'
   assertContains "IPv6 client woke epoll" "$out" "accepted 172.21.112."
   assertContains "IPv4 client woke epoll" "$out" "accepted $LAB_A4"
+}
+
+# The Perl inetd service: prints its peer as an IPv4-only script finds
+# it (getpeername(STDIN), sockaddr_in, inet_ntoa, gethostbyaddr).
+write_peer_pl() {
+  cat > "$tmp/peer.pl" <<'EOF'
+use strict; use warnings;
+use Socket;
+$| = 1;
+my $sa = getpeername(STDIN) or do { print "getpeername: $!\n"; exit 1 };
+my ($port, $iaddr) = eval { sockaddr_in($sa) };
+if (!defined $iaddr) { print "sockaddr_in failed\n"; exit 1 }
+my $name = gethostbyaddr($iaddr, AF_INET) // "(none)";
+print "peer ", inet_ntoa($iaddr), " $name\n";
+EOF
+}
+
+test_inetd_perl_service_sees_ipv4_and_ipv6_clients_as_ipv4() {
+  # inetd (tcp4: one AF_INET listener, widened under the shim) execs a
+  # Perl service on each connection, fd 0 the accepted socket: the
+  # service must see it as the AF_INET socket inetd made, IPv4 clients as
+  # themselves, IPv6 clients as a source-pool address named by B's hosts
+  # file. openbsd-inetd drops LD_ variables: the widening puts the shim
+  # back into LD_PRELOAD for its children.
+  local shim out
+  need_lab || return 0
+  if [ ! -x /usr/sbin/inetd ] || [ ! -x /usr/bin/perl ]; then
+    ds_skip "needs openbsd-inetd and perl"
+    return 0
+  fi
+  inetd_lab || fail "lab"
+  write_peer_pl
+  echo "$PORT stream tcp4 nowait root /usr/bin/perl perl $tmp/peer.pl" \
+    > "$tmp/inetd.conf"
+  for shim in "" "$SHIM"; do
+    start_inetd "$tmp/inetd.conf" "$shim" || fail "inetd did not start"
+    out=$(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B4" $PORT)
+    echo "    ${shim:+shim }ipv4: $out"
+    assertEquals "${shim:+shim: }IPv4 client" "peer $LAB_A4 client4.test" \
+      "$out"
+    if [ -n "$shim" ]; then
+      out=$(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B6" $PORT)
+      echo "    shim ipv6: $out"
+      assertContains "shim: IPv6 client as a source-pool address" "$out" \
+        "peer 172.21.112."
+      assertContains "shim: its name from B's hosts file" "$out" \
+        " client6.test"
+    fi
+    lab_kill "$LAB_PID"
+  done
+  assertContains "the adoption is traced" "$(cat "$tmp/inetd.trace")" \
+    '"inherited":true'
+}
+
+test_inherited_sockets_not_from_a_widening_stay_ipv6() {
+  # A preloaded Python parent widens 0.0.0.0:P1 (so DUALSTACK_WIDENED
+  # names tcp:P1) and also binds its own dual-stack AF_INET6 [::]:P2. It
+  # execs a preloaded child per connection, the connection as fd 0 and 1:
+  # on P2 the child sees what it would without the shim (IPv6, IPv4
+  # clients as ::ffff:); on P1 the AF_INET socket its parent made. Then a
+  # child inherits the widened P1 listener itself and accepts on it.
+  local out p1=8087 p2=8088
+  need_lab || return 0
+  inetd_lab || fail "lab"
+  cat > "$tmp/child.py" <<'EOF'
+import os, socket
+s = socket.socket(fileno=0)
+p = s.getpeername()
+os.write(1, ("%d %s\n" % (s.family, p[0])).encode())
+s.detach()
+EOF
+  cat > "$tmp/lchild.py" <<'EOF'
+import socket, sys
+l = socket.socket(fileno=int(sys.argv[1]))
+c, a = l.accept()
+c.sendall(("listener %d %s %s\n" % (l.family, a[0], l.getsockname()[0])).encode())
+c.close()
+l.detach()
+EOF
+  lab_bg b env LD_PRELOAD="$SHIM" $PY -c '
+import ctypes, os, socket, subprocess, sys
+getenv = ctypes.CDLL(None).getenv
+getenv.restype = ctypes.c_char_p
+py, d, p1, p2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s1 = socket.socket(socket.AF_INET)
+s1.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s1.bind(("0.0.0.0", p1)); s1.listen(8)
+s2 = socket.socket(socket.AF_INET6)
+s2.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s2.bind(("::", p2)); s2.listen(8)
+# The C environment, which the shim changed (os.environ is a copy).
+print("ready", (getenv(b"DUALSTACK_WIDENED") or b"-").decode(), flush=True)
+for s in (s2, s2, s1):
+    c, a = s.accept()
+    subprocess.run([py, d + "/child.py"], stdin=c, stdout=c)
+    c.close()
+subprocess.run([py, d + "/lchild.py", str(s1.fileno())],
+               pass_fds=(s1.fileno(),))
+' "$PY" "$tmp" $p1 $p2 > "$tmp/parent.out" 2>&1
+  wait_line "$tmp/parent.out" "ready .*" ||
+    fail "parent: $(cat "$tmp/parent.out")"
+  assertContains "the widening is noted for children" \
+    "$(cat "$tmp/parent.out")" "ready tcp:$p1"
+  out="own-v4: $(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B4" $p2)
+own-v6: $(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B6" $p2)
+wide-v4: $(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B4" $p1)
+wide-listener-v6: $(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B6" $p1)"
+  echo "$out" | sed 's/^/    /'
+  assertContains "own IPv6 socket, IPv4 client: left IPv6" "$out" \
+    "own-v4: 10 ::ffff:$LAB_A4"
+  assertContains "own IPv6 socket, IPv6 client: left IPv6" "$out" \
+    "own-v6: 10 $LAB_A6"
+  assertContains "widened socket, IPv4 client: AF_INET" "$out" \
+    "wide-v4: 2 $LAB_A4"
+  assertContains "inherited widened listener: AF_INET, IPv6 client shown IPv4" \
+    "$out" "wide-listener-v6: listener 2 172.21.112."
+  assertContains "inherited widened listener: bound to 0.0.0.0" "$out" \
+    " 0.0.0.0"
 }
 
 ds_run_shunit
