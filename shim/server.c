@@ -10,6 +10,37 @@
  * new socket is installed (no IPv6: EAFNOSUPPORT, an option the IPv6
  * socket refuses, [::]:PORT taken by a V6ONLY socket) closes the new
  * socket and makes the original bind, as if the shim were absent.
+ *
+ * Inherited sockets. A program the shim widened a listener in may hand
+ * that listener, or what it accepted, to a program it execs (inetd and
+ * its services, a supervisor's socket activation, a binary upgrade that
+ * keeps its listeners). Without the shim that program would get an
+ * AF_INET socket; with it, it must see one too. So each widening notes
+ * "tcp:PORT" or "udp:PORT" in DUALSTACK_WIDENED (setenv, under a lock; a
+ * narrowing takes it out again), and puts the shim back into LD_PRELOAD
+ * if the program took it out (openbsd-inetd drops every LD_ variable).
+ * A program exec'd with that variable adopts, when the shim initialises
+ * (its first hooked call, before it can have bound or connected a socket
+ * of its own), the open sockets that are IPv6, TCP or UDP, not
+ * IPV6_V6ONLY, with a local port the variable names for their protocol:
+ * a listener (or a UDP socket on [::]) as a widened one, a connection as
+ * an accepted one (IPv4 clients as themselves, IPv6 clients as a
+ * source-pool address of this process, whose reverse lookup names them).
+ *
+ * An IPv6 socket of the program's own is never adopted: the variable
+ * exists only in descendants of a process that widened, names only ports
+ * widened there (the kernel gives no other socket of the namespace that
+ * port while the widened listener holds it, SO_REUSEPORT groups of the
+ * same user aside), and IPV6_V6ONLY sockets and
+ * sockets opened after initialisation are left alone; an IPv6-aware
+ * daemon started by systemd or by an inetd without the shim never has
+ * it. Limits: a program that clears its environment for its children
+ * (execle with its own, env -i, xinetd) loses both variables, and its
+ * children see IPv6 sockets, as DESIGN's rule for inherited sockets then
+ * covers only sockaddr_in-sized buffers; setenv while another thread
+ * reads the environment is the program's race as much as the shim's (a
+ * widening happens at bind, usually before threads); a vfork child's
+ * first hooked call adopts nothing.
  */
 #include "shim.h"
 

@@ -497,9 +497,9 @@ void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
  * its services, socket activation by a preloaded supervisor, a binary
  * upgrade that keeps its listeners): adopts the inherited sockets that
  * DUALSTACK_WIDENED names, so that the program sees them as the AF_INET
- * sockets its parent's program made (docs: "Inherited sockets"). Run once,
- * at initialisation, before the program's first network call: the
- * sockets open then are the inherited ones. */
+ * sockets its parent's program made. Run once, at initialisation, before
+ * the program's first network call: the sockets open then are the
+ * inherited ones (server.c's top comment has the rule and its limits). */
 void shim__server_adopt(void);
 /* fork() handling for the lock around DUALSTACK_WIDENED. */
 void shim__server_fork(int phase);
