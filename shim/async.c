@@ -495,6 +495,39 @@ void shim__epoll_forget(int fd)
   pthread_mutex_unlock(&A.lock);
 }
 
+int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg)
+{
+  epreg saved;
+  int readd[EP_MAX], i, rc, err;
+  memset(&saved, 0, sizeof saved);
+  pthread_mutex_lock(&A.lock);
+  if (fd >= 0 && fd < SHIM_FD_MAX && eps[fd] != NULL)
+    saved = *eps[fd];
+  /* Deleted first, as a race's swap does: the old description may live
+   * on (a dup elsewhere), and its registration under this number would
+   * then report for a socket the fd no longer holds. A registration the
+   * record has but epoll does not fails to delete: it is not added. */
+  for (i = 0; i < saved.n; i++)
+    readd[i] =
+        ds__sys.epoll_ctl(saved.r[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0;
+  rc = swap(fd, arg);
+  err = errno;
+  /* Added back whether the swap worked or not: on failure the old socket
+   * is still there, or a socket of the same number that the application
+   * believes is the one it registered. */
+  for (i = 0; i < saved.n; i++)
+    if (readd[i])
+      ds__sys.epoll_ctl(saved.r[i].epfd, EPOLL_CTL_ADD, fd, &saved.r[i].ev);
+  /* The swap may have forgotten fd (a narrowing clears its entry). */
+  if (saved.n > 0 && eps[fd] != NULL) {
+    *eps[fd] = saved;
+    shim__fd_mark(fd);
+  }
+  pthread_mutex_unlock(&A.lock);
+  errno = err;
+  return rc;
+}
+
 void shim__async_lock(void)
 {
   pthread_mutex_lock(&A.lock);

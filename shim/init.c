@@ -130,10 +130,12 @@ static int flag(const char *name)
  * PREPARE takes them in this order and PARENT and CHILD give them back
  * in reverse, so a child never inherits a lock another thread held. The
  * lookup cache's lock (names.c) is a leaf, held only to copy an entry,
- * so it goes last. */
+ * so it goes last; so is the lock around DUALSTACK_WIDENED (server.c),
+ * held only to rewrite the variable. */
 static const ds__fork_fn fork_handlers[] = {
     shim__async_fork, shim__fd_fork,    shim__source_fork,  shim__pool_fork,
-    shim__names_fork, shim__nat64_fork, shim__connect_fork, shim__cache_fork,
+    shim__names_fork, shim__nat64_fork, shim__connect_fork, shim__server_fork,
+    shim__cache_fork,
 };
 
 /* Puts the shim's handlers on the fork chain, after the reactor's fork
@@ -251,6 +253,9 @@ static void init_once(void)
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
   grow_fd_table();
   shim__cfg.disabled = 0;
+  /* Sockets inherited from a program whose listener the shim widened:
+   * now, while the only sockets open are inherited ones. */
+  shim__server_adopt();
 }
 
 int shim__init(void)

@@ -10,6 +10,37 @@
  * new socket is installed (no IPv6: EAFNOSUPPORT, an option the IPv6
  * socket refuses, [::]:PORT taken by a V6ONLY socket) closes the new
  * socket and makes the original bind, as if the shim were absent.
+ *
+ * Inherited sockets. A program the shim widened a listener in may hand
+ * that listener, or what it accepted, to a program it execs (inetd and
+ * its services, a supervisor's socket activation, a binary upgrade that
+ * keeps its listeners). Without the shim that program would get an
+ * AF_INET socket; with it, it must see one too. So each widening notes
+ * "tcp:PORT" or "udp:PORT" in DUALSTACK_WIDENED (setenv, under a lock; a
+ * narrowing takes it out again), and puts the shim back into LD_PRELOAD
+ * if the program took it out (openbsd-inetd drops every LD_ variable).
+ * A program exec'd with that variable adopts, when the shim initialises
+ * (its first hooked call, before it can have bound or connected a socket
+ * of its own), the open sockets that are IPv6, TCP or UDP, not
+ * IPV6_V6ONLY, with a local port the variable names for their protocol:
+ * a listener (or a UDP socket on [::]) as a widened one, a connection as
+ * an accepted one (IPv4 clients as themselves, IPv6 clients as a
+ * source-pool address of this process, whose reverse lookup names them).
+ *
+ * An IPv6 socket of the program's own is never adopted: the variable
+ * exists only in descendants of a process that widened, names only ports
+ * widened there (the kernel gives no other socket of the namespace that
+ * port while the widened listener holds it, SO_REUSEPORT groups of the
+ * same user aside), and IPV6_V6ONLY sockets and
+ * sockets opened after initialisation are left alone; an IPv6-aware
+ * daemon started by systemd or by an inetd without the shim never has
+ * it. Limits: a program that clears its environment for its children
+ * (execle with its own, env -i, xinetd) loses both variables, and its
+ * children see IPv6 sockets, as DESIGN's rule for inherited sockets then
+ * covers only sockaddr_in-sized buffers; setenv while another thread
+ * reads the environment is the program's race as much as the shim's (a
+ * widening happens at bind, usually before threads); a vfork child's
+ * first hooked call adopts nothing.
  */
 #include "shim.h"
 
@@ -19,10 +50,15 @@
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <sys/stat.h>
 
 static pthread_once_t listen_once = PTHREAD_ONCE_INIT;
 static int listen_dual;          /* DUALSTACK_LISTEN is dual (default) */
@@ -74,6 +110,144 @@ static void trace_bind(uint16_t port, int widened, const char *reason, int rc,
   shim__json_emit(&j);
 }
 
+/* DUALSTACK_WIDENED: the listening ports this process (or an ancestor)
+ * widened, "tcp:8086,udp:69", for the programs it execs (see
+ * shim__server_adopt). Changed under widened_lock, by setenv: the
+ * environment is the one thing that crosses exec. */
+#define WIDENED_VAR "DUALSTACK_WIDENED"
+#define WIDENED_MAX 512 /* about 50 ports; past that, more are not noted */
+static pthread_mutex_t widened_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns 1 if list names port (host order) of protocol proto ("tcp" or
+ * "udp"), else 0. Bad entries never match. */
+static int widened_has(const char *list, const char *proto, unsigned port)
+{
+  char key[16];
+  size_t kl, n;
+  const char *p, *end;
+  kl = (size_t)snprintf(key, sizeof key, "%s:%u", proto, port);
+  for (p = list; p != NULL && *p != '\0'; p = end != NULL ? end + 1 : NULL) {
+    end = strchr(p, ',');
+    n = end != NULL ? (size_t)(end - p) : strlen(p);
+    if (n == kl && memcmp(p, key, kl) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static void preload_keep(void);
+
+/* Notes in DUALSTACK_WIDENED that port (host order) of socket type type
+ * is widened (add 1) or no longer (add 0: narrowed back). */
+static void widened_note(int type, unsigned port, int add)
+{
+  const char *proto = type == SOCK_STREAM ? "tcp" : "udp", *cur;
+  char buf[WIDENED_MAX], key[16];
+  size_t len = 0, n, kl;
+  const char *p, *end;
+  /* A vfork child's environment is its parent's memory. */
+  if (ds__fork_vforked())
+    return;
+  kl = (size_t)snprintf(key, sizeof key, "%s:%u", proto, port);
+  pthread_mutex_lock(&widened_lock);
+  cur = getenv(WIDENED_VAR);
+  if (cur == NULL)
+    cur = "";
+  if (add == widened_has(cur, proto, port))
+    goto done;
+  /* The list again, without key (removing) or with it (adding). */
+  buf[0] = '\0';
+  for (p = cur; *p != '\0'; p = end != NULL ? end + 1 : "") {
+    end = strchr(p, ',');
+    n = end != NULL ? (size_t)(end - p) : strlen(p);
+    if (n == 0 || (n == kl && memcmp(p, key, kl) == 0))
+      continue;
+    if (len + n + 2 > sizeof buf)
+      goto done; /* too long to be ours: left alone */
+    if (len > 0)
+      buf[len++] = ',';
+    memcpy(buf + len, p, n);
+    buf[len += n] = '\0';
+  }
+  if (add) {
+    if (len + kl + 2 > sizeof buf)
+      goto done;
+    if (len > 0)
+      buf[len++] = ',';
+    memcpy(buf + len, key, kl + 1);
+    len += kl;
+  }
+  if (len > 0)
+    setenv(WIDENED_VAR, buf, 1);
+  else
+    unsetenv(WIDENED_VAR);
+  if (add)
+    preload_keep();
+done:
+  pthread_mutex_unlock(&widened_lock);
+}
+
+/* Returns 1 if list (LD_PRELOAD's value: paths apart by spaces or
+ * colons) names path, else 0. */
+static int preload_has(const char *list, const char *path)
+{
+  size_t pl = strlen(path), n;
+  const char *p = list;
+  while (p != NULL && *p != '\0') {
+    n = strcspn(p, " :");
+    if (n == pl && memcmp(p, path, pl) == 0)
+      return 1;
+    p += n;
+    p += strspn(p, " :");
+  }
+  return 0;
+}
+
+/* Puts the shim back into LD_PRELOAD when the program took it out (as
+ * openbsd-inetd does: it drops every LD_ variable at start), so that the
+ * programs it execs on a socket the shim widened run with the shim too,
+ * which alone can show them that socket as the AF_INET one their parent's
+ * program made. Called under widened_lock. */
+static void preload_keep(void)
+{
+  char path[PATH_MAX], *v;
+  const char *cur = getenv("LD_PRELOAD");
+  Dl_info info;
+  size_t pl, cl;
+  if (dladdr((void *)shim__server_adopt, &info) == 0 ||
+      info.dli_fname == NULL || info.dli_fname[0] == '\0')
+    return;
+  /* Absolute: the child may start in another directory. */
+  if (realpath(info.dli_fname, path) == NULL)
+    return;
+  if (cur != NULL && (preload_has(cur, path) ||
+                      preload_has(cur, info.dli_fname)))
+    return;
+  pl = strlen(path);
+  cl = cur != NULL ? strlen(cur) : 0;
+  v = malloc(pl + cl + 2);
+  if (v == NULL)
+    return;
+  memcpy(v, path, pl + 1);
+  if (cl > 0) {
+    v[pl] = ' ';
+    memcpy(v + pl + 1, cur, cl + 1);
+  }
+  setenv("LD_PRELOAD", v, 1);
+  free(v);
+}
+
+void shim__server_fork(int phase)
+{
+  ds__fork_mutex(&widened_lock, phase, 0);
+}
+
+/* For shim__epoll_carry: puts socket *arg on fd (shim__install). */
+static int install_swap(int fd, void *arg)
+{
+  return shim__install(*(int *)arg, fd);
+}
+
 /* Widens AF_INET socket fd, about to bind 0.0.0.0 at sin's port. Returns
  * 0 (fd is now [::]:PORT dual-stack, *port the bound port), or 1 with
  * *why set when fd is left as it was for the original bind. */
@@ -123,7 +297,8 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
     *why = "bind [::] failed";
     goto fail;
   }
-  if (shim__install(nfd, fd) != 0) {
+  /* Registrations made before bind follow the socket. */
+  if (shim__epoll_carry(fd, install_swap, &nfd) != 0) {
     *why = "dup3 failed";
     goto fail;
   }
@@ -139,40 +314,89 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
   e.local.sin_port = htons(*port);
   e.local.sin_addr.s_addr = htonl(INADDR_ANY);
   shim__fd_set(fd, &e);
+  widened_note(type, *port, 1);
   return 0;
 fail:
   ds__sys.close(nfd);
   return 1;
 }
 
-/* Gives widened socket fd back its original form, an AF_INET socket
- * bound to 0.0.0.0 at its port (listening again if it was), because the
- * application now binds an IPv6 socket of its own to that port: the
- * widened one would take the port from it. Connections waiting in the
- * widened socket's queue are lost. Returns 0 or -1. */
-static int narrow(int fd, uint16_t port)
+/* What a narrowing puts on the fd (narrow_swap). */
+typedef struct narrowing {
+  int nfd;       /* the AF_INET socket, options set */
+  uint16_t port; /* host order */
+  int backlog;   /* the widened socket's, if it listens; else -1 */
+} narrowing;
+
+/* For shim__epoll_carry: puts n->nfd on fd in place of the widened
+ * socket, binds it to 0.0.0.0 at the port and listens with the same
+ * backlog if the widened socket did. Returns 0, or -1 with errno (when
+ * the install itself failed, n->nfd is still the caller's and fd is as
+ * it was; afterwards fd holds the new socket, unbound or not listening:
+ * the application's later calls fail as they would on such a socket). */
+static int narrow_swap(int fd, void *arg)
 {
+  narrowing *n = arg;
   struct sockaddr_in sin;
-  int listening = shim__sock_int(fd, SO_ACCEPTCONN) == 1, nfd;
-  nfd = ds__sys.socket(AF_INET, shim__sock_int(fd, SO_TYPE) | SOCK_CLOEXEC,
-                       shim__sock_int(fd, SO_PROTOCOL));
-  if (nfd < 0)
-    return -1;
-  shim__opt_replay(fd, nfd, AF_INET, 0);
   /* The widened socket goes (freeing the port) as nfd takes its fd. */
   shim__fd_clear(fd);
-  if (shim__install(nfd, fd) != 0) {
-    ds__sys.close(nfd);
+  if (shim__install(n->nfd, fd) != 0)
     return -1;
-  }
+  n->nfd = -1;
   memset(&sin, 0, sizeof sin);
   sin.sin_family = AF_INET;
-  sin.sin_port = htons(port);
+  sin.sin_port = htons(n->port);
   if (ds__sys.bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
     return -1;
-  if (listening && ds__sys.listen(fd, SOMAXCONN) != 0)
+  if (n->backlog >= 0 && ds__sys.listen(fd, n->backlog) != 0)
     return -1;
   return 0;
+}
+
+/* Returns the backlog listening TCP socket fd was given (the kernel
+ * reports it in tcpi_sacked for a listener, as ss shows it), SOMAXCONN
+ * when it cannot be read, or -1 when fd does not listen. */
+static int listen_backlog(int fd)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (shim__sock_int(fd, SO_ACCEPTCONN) != 1)
+    return -1;
+  memset(&ti, 0, sizeof ti);
+  if (ds__sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_sacked) + sizeof ti.tcpi_sacked ||
+      ti.tcpi_state != TCP_LISTEN)
+    return SOMAXCONN;
+  return (int)ti.tcpi_sacked;
+}
+
+/* Gives widened socket fd back its original form, an AF_INET socket
+ * bound to 0.0.0.0 at its port (listening again with its backlog if it
+ * was), because the application now binds an IPv6 socket of its own to
+ * that port: the widened one would take the port from it. The fd keeps
+ * its number, close-on-exec and status flags (O_NONBLOCK...), the options
+ * the application set, and its epoll registrations (inetd and libevent
+ * programs register each listener before binding the next). Connections
+ * waiting in the widened socket's queue are lost. Returns 0 or -1. */
+static int narrow(int fd, uint16_t port)
+{
+  narrowing n;
+  int rc, type = shim__sock_int(fd, SO_TYPE);
+  n.port = port;
+  n.backlog = listen_backlog(fd);
+  n.nfd = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC,
+                         shim__sock_int(fd, SO_PROTOCOL));
+  if (n.nfd < 0)
+    return -1;
+  shim__opt_replay(fd, n.nfd, AF_INET, 0);
+  rc = shim__epoll_carry(fd, narrow_swap, &n);
+  if (n.nfd >= 0)
+    ds__sys.close(n.nfd);
+  /* The widened socket is gone, and the program's own IPv6 socket takes
+   * the port: what its children inherit on it is IPv6, as without the
+   * shim. */
+  widened_note(type, port, 0);
+  return rc;
 }
 
 /* bind() of anything but 0.0.0.0: as asked, except that an IPv6 bind the
@@ -461,4 +685,125 @@ static int accept4_body(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 DS_HOOK int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
   return SHIM_KEEP_ERRNO(accept4_body(fd, sa, len, flags));
+}
+
+/* Traces the adoption of inherited socket fd: an IPv6 client's
+ * connection (peer, shown) or, with peer NULL, a listener on port. */
+static void trace_adopted(int fd, const struct sockaddr_in6 *peer,
+                          const struct sockaddr_in *shown, unsigned port)
+{
+  shim_json j;
+  char p[INET6_ADDRSTRLEN] = "", t[INET_ADDRSTRLEN] = "";
+  if (shim__cfg.trace_fd < 0)
+    return;
+  if (peer != NULL) {
+    inet_ntop(AF_INET6, &peer->sin6_addr, p, sizeof p);
+    inet_ntop(AF_INET, &shown->sin_addr, t, sizeof t);
+    shim__json_begin(&j, "accept", shim__next_id());
+    shim__json_str(&j, "peer", p);
+    shim__json_int(&j, "port", ntohs(peer->sin6_port));
+    shim__json_str(&j, "synthetic", t);
+  } else {
+    shim__json_begin(&j, "bind", shim__next_id());
+    shim__json_str(&j, "addr", "0.0.0.0");
+    shim__json_int(&j, "port", port);
+    shim__json_str(&j, "family", "ipv4");
+    shim__json_bool(&j, "widened", 1);
+    shim__json_str(&j, "bound", "::");
+  }
+  shim__json_int(&j, "fd", fd);
+  shim__json_bool(&j, "inherited", 1);
+  shim__json_emit(&j);
+}
+
+/* Adopts fd if it is a socket an ancestor widened, or a connection one
+ * accepted on it, as list (DUALSTACK_WIDENED) tells: an IPv6 TCP or UDP
+ * socket, not IPv6-only, whose local port list names for its protocol;
+ * listening (TCP) or bound to [::] (UDP): a widened listener; connected
+ * (TCP): an accepted connection. Anything else is left alone. */
+static void adopt_one(int fd, const char *list, ino_t *last)
+{
+  struct sockaddr_in6 s6, peer;
+  struct sockaddr_in sin;
+  socklen_t len = sizeof s6;
+  struct stat st;
+  int type, proto, v6only = 1;
+  unsigned port;
+  shim_fd e;
+  if (shim__fd_is_private(fd) || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+    return;
+  if (shim__sock_int(fd, SO_DOMAIN) != AF_INET6)
+    return;
+  type = shim__sock_int(fd, SO_TYPE);
+  proto = shim__sock_int(fd, SO_PROTOCOL);
+  if (!(type == SOCK_STREAM && proto == IPPROTO_TCP) &&
+      !(type == SOCK_DGRAM && proto == IPPROTO_UDP))
+    return;
+  {
+    socklen_t vl = sizeof v6only;
+    /* A widened socket, and what it accepts, are never IPv6-only. */
+    if (ds__sys.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &vl) != 0 ||
+        v6only != 0)
+      return;
+  }
+  if (ds__sys.getsockname(fd, (struct sockaddr *)&s6, &len) != 0 ||
+      s6.sin6_family != AF_INET6 || len < sizeof s6)
+    return;
+  port = ntohs(s6.sin6_port);
+  if (port == 0 ||
+      !widened_has(list, type == SOCK_STREAM ? "tcp" : "udp", port))
+    return;
+  if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr) &&
+      (type == SOCK_DGRAM || shim__sock_int(fd, SO_ACCEPTCONN) == 1)) {
+    memset(&e, 0, sizeof e);
+    e.kind = SHIM_FD_WIDE;
+    e.family = AF_INET6;
+    e.local.sin_family = AF_INET;
+    e.local.sin_port = s6.sin6_port;
+    e.local.sin_addr.s_addr = htonl(INADDR_ANY);
+    shim__fd_set(fd, &e);
+    if (st.st_ino != *last)
+      trace_adopted(fd, NULL, NULL, port);
+    *last = st.st_ino;
+    return;
+  }
+  len = sizeof peer;
+  if (type != SOCK_STREAM || IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr) ||
+      ds__sys.getpeername(fd, (struct sockaddr *)&peer, &len) != 0 ||
+      peer.sin6_family != AF_INET6 || len < sizeof peer)
+    return;
+  /* One trace line per connection, not one per fd (inetd gives it as
+   * 0, 1 and 2). */
+  if (accepted(fd, &peer, s6.sin6_port, &sin) == 0 &&
+      !IN6_IS_ADDR_V4MAPPED(&peer.sin6_addr) && st.st_ino != *last)
+    trace_adopted(fd, &peer, &sin, port);
+  *last = st.st_ino;
+}
+
+void shim__server_adopt(void)
+{
+  const char *list = secure_getenv(WIDENED_VAR);
+  struct dirent *d;
+  DIR *dir;
+  ino_t last = 0;
+  int fd;
+  if (list == NULL || *list == '\0' || shim__cfg.disabled ||
+      shim__cfg.observe || !shim__source_ok() || ds__fork_vforked())
+    return;
+  dir = opendir("/proc/self/fd");
+  if (dir == NULL) {
+    /* No /proc: the low fds, where inherited ones usually are. */
+    for (fd = 0; fd < 256; fd++)
+      adopt_one(fd, list, &last);
+    return;
+  }
+  while ((d = readdir(dir)) != NULL) {
+    char *end;
+    long n = strtol(d->d_name, &end, 10);
+    if (d->d_name[0] < '0' || d->d_name[0] > '9' || *end != '\0' ||
+        n >= SHIM_FD_MAX || n == dirfd(dir))
+      continue;
+    adopt_one((int)n, list, &last);
+  }
+  closedir(dir);
 }

@@ -449,6 +449,13 @@ int shim__async_connect(int fd, const char *name,
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */
 void shim__epoll_record(int epfd, int op, int fd, const struct epoll_event *ev);
+/* Runs swap(fd, arg), which puts a new socket under fd (shim__install),
+ * so that fd's epoll registrations made by the application follow it:
+ * deleted before, added again after (also when swap fails), and still
+ * recorded. Holds the async lock throughout, so no epoll_ctl, dup2 or
+ * close of the application's lands in between. Returns swap's result,
+ * with its errno. */
+int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg);
 /* Forgets the epoll registrations recorded for fd. */
 void shim__epoll_forget(int fd);
 /* Holds off swaps (and takes the lock they hold): the application's own
@@ -485,5 +492,16 @@ int shim__nat64_prefix(ds_addr *prefix, unsigned *len);
  * event "accept" or "recv". */
 void shim__trace_peer(const char *event, const struct sockaddr_in6 *peer,
                       const struct sockaddr_in *shown);
+
+/* In a program exec'd by one the shim widened a listener in (inetd and
+ * its services, socket activation by a preloaded supervisor, a binary
+ * upgrade that keeps its listeners): adopts the inherited sockets that
+ * DUALSTACK_WIDENED names, so that the program sees them as the AF_INET
+ * sockets its parent's program made. Run once, at initialisation, before
+ * the program's first network call: the sockets open then are the
+ * inherited ones (server.c's top comment has the rule and its limits). */
+void shim__server_adopt(void);
+/* fork() handling for the lock around DUALSTACK_WIDENED. */
+void shim__server_fork(int phase);
 
 #endif
