@@ -89,7 +89,7 @@ PCFILE := $(B)/dualstack.pc
 DEPS_PKGS := build-essential pkg-config libc-ares-dev shunit2 iproute2 \
              nftables clang libclang-rt-14-dev python3 libuv1-dev \
              libevent-dev curl netcat-traditional strace busybox-static perl wget \
-             libnss-myhostname
+             libnss-myhostname openbsd-inetd micro-httpd
 CORPUS_PKGS := netcat-openbsd socat ncat inetutils-telnet rsync dropbear-bin \
                w3m links redis-server redis-tools memcached finger fingerd \
                nginx-light lighttpd mini-httpd micro-httpd openbsd-inetd \
@@ -225,12 +225,7 @@ bench: deps
 # afterwards) unless one exists.
 .PHONY: corpus
 corpus: deps
-	$(Q)if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && \
-	  chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
-	sh tests/deps.sh $(CORPUS_PKGS); rc=$$?; \
-	if [ -n "$${made:-}" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
-	exit $$rc
+	$(Q)sh tests/deps.sh $(CORPUS_PKGS)
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)DS_BUILD=$(B) bash tests/corpus/run.sh
 

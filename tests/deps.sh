@@ -17,7 +17,17 @@ if [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null || { echo "deps: apt-get update failed" >&2; exit 1; }
   # shellcheck disable=SC2086
-  apt-get install -y -q --no-install-recommends $missing || exit 1
+  # Daemons (openbsd-inetd, nginx...) are installed for tests that start
+  # them in a lab: no service is started on the host while installing.
+  made=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d &&
+      chmod 755 /usr/sbin/policy-rc.d && made=1
+  fi
+  apt-get install -y -q --no-install-recommends $missing
+  rc=$?
+  [ -n "$made" ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || exit 1
 else
   echo "deps: missing packages; run as root:" >&2
   echo "  apt-get update && apt-get install -y$missing" >&2
