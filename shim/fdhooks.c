@@ -195,8 +195,18 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
     errno = ENOSYS;
     return -1;
   }
-  if (shim__cfg.disabled || (level != IPPROTO_IP && level != IPPROTO_IPV6) ||
-      !shim__fd_known(fd) || !shim__fd_get(fd, &e) || e.family != AF_INET6)
+  if (shim__cfg.disabled || !shim__fd_known(fd))
+    return ds__sys.setsockopt(fd, level, name, val, len);
+  if (level != IPPROTO_IP && level != IPPROTO_IPV6) {
+    /* Another level fails alike on both families, but for its errno: an
+     * unknown level, or TCP's options on UDP, is EOPNOTSUPP for AF_INET
+     * and ENOPROTOOPT for AF_INET6. */
+    rc = ds__sys.setsockopt(fd, level, name, val, len);
+    if (rc != 0 && shim__fd_get(fd, &e) && e.family == AF_INET6)
+      rc = shim__opt_fail_as_inet(fd, 1, level, name, (void *)val, &len);
+    return rc;
+  }
+  if (!shim__fd_get(fd, &e) || e.family != AF_INET6)
     return ds__sys.setsockopt(fd, level, name, val, len);
   /* A socket moved to IPv6 that the application made AF_INET: the kernel
    * says of the call what it says for an AF_INET socket (IPPROTO_IPV6

@@ -810,12 +810,20 @@ static int sock_opt(int fd, int level, int opt, void *val, socklen_t *len)
     return -1;
   }
   /* SO_DOMAIN, SO_ERROR and IPPROTO_IPV6 are all that need the fd's
-   * entry. */
-  if (shim__cfg.disabled ||
-      (level == SOL_SOCKET ? opt != SO_DOMAIN && opt != SO_ERROR
-                           : level != IPPROTO_IPV6) ||
-      val == NULL || len == NULL || !shim__fd_known(fd) ||
-      !shim__fd_get(fd, &e))
+   * entry, and a failure's errno on a moved socket. */
+  if (shim__cfg.disabled || val == NULL || len == NULL ||
+      !shim__fd_known(fd))
+    return ds__sys.getsockopt(fd, level, opt, val, len);
+  if (level == SOL_SOCKET ? opt != SO_DOMAIN && opt != SO_ERROR
+                          : level != IPPROTO_IPV6) {
+    /* An unknown level, or TCP's options on UDP: EOPNOTSUPP for AF_INET,
+     * ENOPROTOOPT for AF_INET6. */
+    int rc = ds__sys.getsockopt(fd, level, opt, val, len);
+    if (rc != 0 && shim__fd_get(fd, &e) && e.family == AF_INET6)
+      rc = shim__opt_fail_as_inet(fd, 0, level, opt, val, len);
+    return rc;
+  }
+  if (!shim__fd_get(fd, &e))
     return ds__sys.getsockopt(fd, level, opt, val, len);
   /* An AF_INET socket, as the application made it, has no IPPROTO_IPV6
    * options: the kernel's answer for one. */

@@ -324,16 +324,8 @@ static void names_of(const char *name, const shim_answer *ans,
   n = strlen(names->alias);
   if (n > 1 && names->alias[n - 1] == '.')
     names->alias[n - 1] = '\0';
-  if (strcasecmp(names->alias, names->canon) == 0) {
-    /* No CNAME: glibc names the answer by the name as written (its
-     * trailing dot kept), or through a search list by the name tried. */
-    size_t m = strlen(name);
-    if (m > 1 && name[m - 1] == '.')
-      m--;
-    if (m == strlen(names->alias) && strncasecmp(name, names->alias, m) == 0)
-      snprintf(names->canon, sizeof names->canon, "%s", name);
+  if (strcasecmp(names->alias, names->canon) == 0)
     names->alias[0] = '\0';
-  }
 }
 
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,

@@ -388,6 +388,13 @@ int shim__opt_twin(int name, int *name6);
 int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
                       socklen_t *len);
 
+/* After a setsockopt (set 1) or getsockopt that failed on fd, a socket
+ * moved to IPv6: -1 with the errno an AF_INET socket gives for the call
+ * (an unknown level, TCP's options on UDP: EOPNOTSUPP, not IPv6's
+ * ENOPROTOOPT), or with the failure's own errno when AF_INET takes it. */
+int shim__opt_fail_as_inet(int fd, int set, int level, int name, void *val,
+                           socklen_t *len);
+
 /* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */
 
 /* The source-pool address standing for IPv6 address a (host order),

@@ -203,3 +203,23 @@ int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
   errno = e;
   return rc;
 }
+
+int shim__opt_fail_as_inet(int fd, int set, int level, int name, void *val,
+                           socklen_t *len)
+{
+  int e = errno;
+  socklen_t l = *len;
+  unsigned char scratch[256];
+  /* The fresh socket's value is never the application's: read it into
+   * a scratch buffer, and keep only its errno. */
+  if (!set) {
+    if (l > sizeof scratch)
+      l = sizeof scratch;
+    val = scratch;
+    len = &l;
+  }
+  if (shim__opt_as_inet(fd, set, level, name, val, len) != 0)
+    return -1; /* errno: the AF_INET socket's */
+  errno = e;   /* it took it: the failure is this socket's own */
+  return -1;
+}

@@ -379,7 +379,8 @@ static const char *gai_nodes[] = {
     "localhost", "h4.test", "h4alias", "h6.test", "hboth.test",
     "hloop.test", "hloop6.test", "v4.test", "v6.test", "both.test",
     "multi.test", "gone.test", "nodata.test", "fail.test", "V6.Test",
-    "v6.test.", "HBOTH.TEST", "192.0.2.2", "2001:db8::2", "::ffff:192.0.2.2",
+    "v6.test.", "v4.test.", "HBOTH.TEST", "192.0.2.2", "2001:db8::2",
+    "::ffff:192.0.2.2",
     "fe80::1%eth0", "10", "1.2.3", "127.0.0.1", "::1", "10.170.160.1", "",
     "not..valid"};
 
@@ -686,7 +687,8 @@ static const char *hb_names[] = {
     "localhost", "h4.test", "h4alias", "h6.test", "hboth.test",
     "hloop.test", "hloop6.test", "v4.test", "v6.test", "both.test",
     "multi.test", "gone.test", "nodata.test", "fail.test", "V6.TEST",
-    "v6.test.", "192.0.2.2", "2001:db8::2", "::ffff:192.0.2.2", "10",
+    "v6.test.", "v4.test.", "192.0.2.2", "2001:db8::2", "::ffff:192.0.2.2",
+    "10",
     "1.2.3", "10.170.160.1", "", "not..valid"};
 
 static void hb_result(struct hostent *h, int e, int herr) {
