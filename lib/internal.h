@@ -300,13 +300,15 @@ void ds__interleave_families(ds_addr *addrs, size_t n, int prefer,
  * ENETUNREACH or EHOSTUNREACH). For the race engine (happy.c). */
 int ds__nat64_needed(const ds_addr *a);
 
-/* The name that gave l's answer of family (canonical 0: the name that
- * answered, absolute, with its trailing dot, so that a lookup of it asks
- * no search list; with a search list, the name tried. canonical 1: the
- * owner of its address records, at the end of a CNAME chain, or the
- * hosts file line's first name, without the dot). "" when unknown; an
- * address literal's names are the literal. Valid inside l's callback for
- * that family. */
-const char *ds__lookup_name(const ds_lookup *l, int family, int canonical);
+/* Names of l's answer of family (valid inside l's callback for that
+ * family; "" when unknown; an address literal's are the literal):
+ * DS__NAME_ANSWERED, the name that answered, absolute with its trailing
+ * dot so that a lookup of it asks no search list (with a search list, the
+ * name tried); DS__NAME_CANON, the owner of its address records at the
+ * end of a CNAME chain, or the hosts file line's first name, without the
+ * dot; DS__NAME_ALIASES, the hosts file line's other names, separated by
+ * spaces ("" from DNS). */
+enum { DS__NAME_ANSWERED, DS__NAME_CANON, DS__NAME_ALIASES };
+const char *ds__lookup_name(const ds_lookup *l, int family, int which);
 
 #endif

@@ -80,6 +80,7 @@
 #define DS__NDOTS_MAX 15 /* RES_MAXNDOTS */
 #define DS__MAXNS 3      /* MAXNS: glibc uses the first three servers */
 #define DS__SEARCH_MAX 32
+#define DS__HOSTS_NAMES 36 /* glibc keeps 35 aliases of a hosts line */
 
 /* Index of a family's answer in a lookup: AAAA first, as it is sent. */
 enum { ANS_AAAA = 0, ANS_A = 1 };
@@ -100,10 +101,11 @@ typedef struct answer {
    * without the trailing dot). Case as given; "" until known; a literal's
    * is itself. */
   char qname[DS__NAME_MAX + 2], canon[DS__NAME_MAX + 2];
-  unsigned wanted : 1;    /* requested by the caller */
-  unsigned servfail : 1;  /* a server answered SERVFAIL for this type */
-  unsigned done : 1;      /* status and addrs are final */
-  unsigned delivered : 1; /* the callback ran (or is running) */
+  char aliases[DS__NAME_MAX + 2]; /* the hosts line's other names, spaced */
+  unsigned wanted : 1;            /* requested by the caller */
+  unsigned servfail : 1;          /* a server answered SERVFAIL for this type */
+  unsigned done : 1;              /* status and addrs are final */
+  unsigned delivered : 1;         /* the callback ran (or is running) */
 } answer;
 
 /* A c-ares socket and its watcher. */
@@ -841,18 +843,22 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
   }
   while (rc == 0 && (line = lines_next(&lr, &rc)) != NULL) {
     answer *a;
-    char *first = NULL;
-    int match = 0;
+    char *names[DS__HOSTS_NAMES];
+    int match = 0, nn = 0, i;
     if ((hash = strchr(line, '#')) != NULL)
       *hash = '\0';
     addr = next_token(&line);
     if (addr == NULL)
       continue;
     while (!match && (tok = next_token(&line)) != NULL) {
-      if (first == NULL)
-        first = tok;
+      if (nn < DS__HOSTS_NAMES)
+        names[nn++] = tok;
       match = hosts_name_match(tok, name, namelen);
     }
+    /* The line's other names, the aliases of its first. */
+    while (match && (tok = next_token(&line)) != NULL)
+      if (nn < DS__HOSTS_NAMES)
+        names[nn++] = tok;
     /* Lines with an address this parser refuses (or a scope naming a
      * missing interface) are skipped, as glibc skips what it cannot
      * parse. */
@@ -861,8 +867,18 @@ static int hosts_lookup(ds_lookup *l, const char *path, int missing_ok,
     found = 1;
     a = &l->ans[ad.family == AF_INET6 ? ANS_AAAA : ANS_A];
     if (a->wanted && a->canon[0] == '\0') {
+      size_t used = 0, n;
       name_copy(a->qname, name, 1);
-      name_copy(a->canon, first, 0);
+      name_copy(a->canon, names[0], 0);
+      for (i = 1; i < nn; i++) {
+        n = strlen(names[i]);
+        if (used + n + 2 > sizeof a->aliases)
+          break;
+        if (used > 0)
+          a->aliases[used++] = ' ';
+        memcpy(a->aliases + used, names[i], n + 1);
+        used += n;
+      }
     }
     if (a->wanted)
       rc = answer_add(a, &ad);
@@ -1925,13 +1941,15 @@ int ds_lookup_ttl(const ds_lookup *l, int family)
   return a->done ? a->ttl : DS_TTL_NONE;
 }
 
-const char *ds__lookup_name(const ds_lookup *l, int family, int canonical)
+const char *ds__lookup_name(const ds_lookup *l, int family, int which)
 {
   const answer *a;
   if (l == NULL || (family != AF_INET && family != AF_INET6))
     return "";
   a = &l->ans[family == AF_INET6 ? ANS_AAAA : ANS_A];
-  return canonical ? a->canon : a->qname;
+  return which == DS__NAME_ALIASES ? a->aliases
+         : which == DS__NAME_CANON ? a->canon
+                                   : a->qname;
 }
 
 void ds_lookup_cancel(ds_lookup *l)

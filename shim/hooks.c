@@ -311,7 +311,7 @@ static void trace_hostent(const char *name, int family, const char *via,
  * gethostbyname uses. */
 static _Thread_local struct {
   struct hostent he;
-  char buf[640];
+  char buf[1024];
 } tls_he;
 
 /* The shared body of gethostbyname and gethostbyname2: real A records

@@ -191,9 +191,11 @@ static void on_answer(ds_lookup *l, int family, int status,
     b->ttl6_ms = ds_lookup_ttl(l, family) * 1000.0;
   if (family == AF_INET6) {
     snprintf(b->out->qname, sizeof b->out->qname, "%s",
-             ds__lookup_name(l, family, 0));
+             ds__lookup_name(l, family, DS__NAME_ANSWERED));
     snprintf(b->out->canon, sizeof b->out->canon, "%s",
-             ds__lookup_name(l, family, 1));
+             ds__lookup_name(l, family, DS__NAME_CANON));
+    snprintf(b->out->aliases, sizeof b->out->aliases, "%s",
+             ds__lookup_name(l, family, DS__NAME_ALIASES));
   }
   if (!b->positive) {
     b->positive = 1;
@@ -326,6 +328,9 @@ static void names_of(const char *name, const shim_answer *ans,
     names->alias[n - 1] = '\0';
   if (strcasecmp(names->alias, names->canon) == 0)
     names->alias[0] = '\0';
+  /* A hosts file line: glibc's aliases are its other names. */
+  if (ans->aliases[0])
+    snprintf(names->alias, sizeof names->alias, "%s", ans->aliases);
 }
 
 int shim__decide(const char *name, int family, int flags, uint32_t *synth,
@@ -343,8 +348,9 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
      * for a name, ::1 (glibc's hosts file answers a name on a `::1` line
      * with 127.0.0.1: a loopback name, left alone). */
     struct in6_addr a6;
-    int i, kept = 0, literal = inet_pton(AF_INET6, name, &a6) == 1 ||
-                               strchr(name, '%') != NULL;
+    int i, kept = 0,
+           literal =
+               inet_pton(AF_INET6, name, &a6) == 1 || strchr(name, '%') != NULL;
     for (i = 0; i < ans.n6; i++)
       if (!shim__excluded_addr(&ans.a6[i]) &&
           !IN6_IS_ADDR_V4MAPPED(&ans.a6[i].ip.v6) &&
@@ -373,18 +379,23 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
 int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
                        const char *name, const char *alias, uint32_t ip)
 {
-  /* Layout in buf: two pointers (addr list), two (aliases), the address,
-   * the name, the alias; pointers aligned. */
+  /* Layout in buf: two pointers (addr list), the alias pointers and a
+   * NULL, the address, the name, the aliases; pointers aligned. alias
+   * holds them separated by spaces. */
   size_t nlen = strlen(name) + 1, alen = alias != NULL ? strlen(alias) + 1 : 0;
+  size_t nal = 0, i;
   uintptr_t p = (uintptr_t)buf, end = p + len;
   struct in_addr *addr;
-  char **addrs, **aliases, *n;
+  char **addrs, **aliases, *n, *q;
 
+  for (i = 0; i + 1 < alen; i++)
+    if (alias[i] != ' ' && (i == 0 || alias[i - 1] == ' '))
+      nal++;
   p = (p + sizeof(char *) - 1) & ~(uintptr_t)(sizeof(char *) - 1);
   addrs = (char **)p;
   p += 2 * sizeof(char *);
   aliases = (char **)p;
-  p += 2 * sizeof(char *);
+  p += (nal + 1) * sizeof(char *);
   addr = (struct in_addr *)p;
   p += sizeof *addr;
   n = (char *)p;
@@ -395,12 +406,18 @@ int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
   addrs[0] = (char *)addr;
   addrs[1] = NULL;
   memcpy(n, name, nlen);
-  aliases[0] = NULL;
-  aliases[1] = NULL;
+  nal = 0;
   if (alen > 0) {
-    memcpy(n + nlen, alias, alen);
-    aliases[0] = n + nlen;
+    q = n + nlen;
+    memcpy(q, alias, alen);
+    for (i = 0; i + 1 < alen; i++) {
+      if (q[i] == ' ')
+        q[i] = '\0';
+      else if (i == 0 || q[i - 1] == '\0')
+        aliases[nal++] = q + i;
+    }
   }
+  aliases[nal] = NULL;
   he->h_name = n;
   he->h_aliases = aliases;
   he->h_addrtype = AF_INET;

@@ -189,6 +189,7 @@ typedef struct shim_answer {
   /* Of the IPv6 answer: the name that answered (with a search list, the
    * name tried; lower case, no trailing dot) and its canonical name. */
   char qname[SHIM_NAME_MAX], canon[SHIM_NAME_MAX];
+  char aliases[SHIM_NAME_MAX]; /* a hosts file line's other names, spaced */
 } shim_answer;
 
 /* Looks name up for A and AAAA with the library's resolver, returning when
@@ -252,8 +253,9 @@ enum { SHIM_PASS, SHIM_DUAL, SHIM_SYNTH, SHIM_FULL };
 
 /* The names of a lookup the shim answers (shim__decide): key, the name
  * that answered, absolute (what the pool keeps and the race asks again);
- * canon, its canonical name; alias, the name that answered when it is not
- * the canonical one, else "" (glibc lists it among the aliases). */
+ * canon, its canonical name; alias, what glibc lists as aliases,
+ * separated by spaces: a hosts file line's other names, or from DNS the
+ * name that answered when it is not the canonical one, else "". */
 typedef struct shim_names {
   char key[SHIM_NAME_MAX], canon[SHIM_NAME_MAX], alias[SHIM_NAME_MAX];
 } shim_names;
@@ -274,7 +276,8 @@ int shim__decide(const char *name, int family, int flags, uint32_t *synth,
 void shim__trace_pool_full(const char *name, int family, const char *via,
                            const char *error, double t0);
 
-/* Lays out a hostent for name (and alias, if not NULL, as its one alias)
+/* Lays out a hostent for name (and alias, if not NULL: its aliases,
+ * separated by spaces)
  * with the one address ip in buf. Returns 0 or ERANGE when len is too
  * small (as glibc's _r functions do). */
 int shim__fill_hostent(struct hostent *he, char *buf, size_t len,
