@@ -208,15 +208,18 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
   }
   if (!shim__fd_get(fd, &e) || e.family != AF_INET6)
     return ds__sys.setsockopt(fd, level, name, val, len);
-  /* A socket moved to IPv6 that the application made AF_INET: the kernel
-   * says of the call what it says for an AF_INET socket (IPPROTO_IPV6
-   * options refused, IPv4's ranges and sizes), and only then is the
-   * option set, as itself (the kernel keeps it for IPv4-mapped traffic,
-   * and getsockopt reads it back) and as its IPv6 twin when it has one. */
-  rc = shim__opt_as_inet(fd, 1, level, name, (void *)val, &len);
-  if (rc != 0 || level != IPPROTO_IP)
+  /* A socket moved to IPv6 that the application made AF_INET. It has no
+   * IPPROTO_IPV6 options: the AF_INET socket's answer. An IPPROTO_IP
+   * option is set as itself, and its result is the application's (the
+   * kernel applies IPv4's sizes, ranges and state to it, on an IPv6
+   * socket too, and keeps it for IPv4-mapped traffic: multicast
+   * memberships, what getsockopt reads back); then, when it took, as its
+   * IPv6 twin, which governs IPv6 traffic. */
+  if (level == IPPROTO_IPV6)
+    return shim__opt_ipv6_as_inet(fd, 1, name, (void *)val, &len);
+  rc = ds__sys.setsockopt(fd, level, name, val, len);
+  if (rc != 0)
     return rc;
-  ds__sys.setsockopt(fd, level, name, val, len);
   if (shim__opt_twin(name, &name6) && val != NULL) {
     int v;
     const void *v6 = val;

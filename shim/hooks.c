@@ -829,7 +829,7 @@ static int sock_opt(int fd, int level, int opt, void *val, socklen_t *len)
    * options: the kernel's answer for one. */
   if (level == IPPROTO_IPV6)
     return e.family == AF_INET6
-               ? shim__opt_as_inet(fd, 0, level, opt, val, len)
+               ? shim__opt_ipv6_as_inet(fd, 0, opt, val, len)
                : ds__sys.getsockopt(fd, level, opt, val, len);
   if (opt == SO_DOMAIN) {
     /* The kernel copies as much of the int as fits. */

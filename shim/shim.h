@@ -387,7 +387,8 @@ int shim__opt_twin(int name, int *name6);
 
 /* Makes the setsockopt (set 1) or getsockopt call on a fresh AF_INET
  * socket of fd's type and protocol: what the kernel says of it for the
- * socket the application believes fd is. Returns as the call does. */
+ * socket the application believes fd is. Returns as the call does, or
+ * -2 with errno unchanged when no such socket can be made (no fds). */
 int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
                       socklen_t *len);
 
@@ -396,6 +397,12 @@ int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
  * (an unknown level, TCP's options on UDP: EOPNOTSUPP, not IPv6's
  * ENOPROTOOPT), or with the failure's own errno when AF_INET takes it. */
 int shim__opt_fail_as_inet(int fd, int set, int level, int name, void *val,
+                           socklen_t *len);
+
+/* An IPPROTO_IPV6 setsockopt (set 1) or getsockopt on fd, a socket moved
+ * to IPv6 that the application made AF_INET: what an AF_INET socket says
+ * (it has no such options), changing nothing on fd. */
+int shim__opt_ipv6_as_inet(int fd, int set, int name, void *val,
                            socklen_t *len);
 
 /* ---- srcpool.c: the source pool (DUALSTACK_SOURCE_POOL) ---- */

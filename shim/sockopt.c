@@ -189,13 +189,13 @@ int shim__opt_replay(int from, int to, int family, int dual)
 int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
                       socklen_t *len)
 {
-  int ref, rc, e, type = shim__sock_int(fd, SO_TYPE),
-                  proto = shim__sock_int(fd, SO_PROTOCOL);
-  if (type < 0 || proto < 0)
-    return -1; /* errno: why fd has no type */
-  ref = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto);
-  if (ref < 0)
-    return -1;
+  int ref, rc, e = errno, type = shim__sock_int(fd, SO_TYPE),
+               proto = shim__sock_int(fd, SO_PROTOCOL);
+  if (type < 0 || proto < 0 ||
+      (ref = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto)) < 0) {
+    errno = e; /* no socket to ask (out of fds): the caller decides */
+    return -2;
+  }
   rc = set ? ds__sys.setsockopt(ref, level, name, val, *len)
            : ds__sys.getsockopt(ref, level, name, val, len);
   e = errno;
@@ -218,8 +218,20 @@ int shim__opt_fail_as_inet(int fd, int set, int level, int name, void *val,
     val = scratch;
     len = &l;
   }
-  if (shim__opt_as_inet(fd, set, level, name, val, len) != 0)
+  if (shim__opt_as_inet(fd, set, level, name, val, len) == -1)
     return -1; /* errno: the AF_INET socket's */
-  errno = e;   /* it took it: the failure is this socket's own */
+  errno = e;   /* it took it, or none could ask: the failure's own */
   return -1;
+}
+
+int shim__opt_ipv6_as_inet(int fd, int set, int name, void *val,
+                           socklen_t *len)
+{
+  int rc = shim__opt_as_inet(fd, set, IPPROTO_IPV6, name, val, len);
+  if (rc == -2) {
+    /* What an AF_INET socket says of IPPROTO_IPV6. */
+    errno = set ? ENOPROTOOPT : EOPNOTSUPP;
+    return -1;
+  }
+  return rc;
 }

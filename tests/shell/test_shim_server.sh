@@ -232,6 +232,45 @@ for i in range(2):
   assertContains "IPv4 client accepted" "$out" "peer $LAB_A4"
 }
 
+# A multicast receiver binds 0.0.0.0:P (widened), joins, and later leaves
+# (mDNS, SSDP). IPPROTO_IP options act on the real socket, with the
+# kernel's IPv4 checks and state: a second join is EADDRINUSE, a leave
+# takes the group out of /proc/net/igmp. Also at the fd limit, where no
+# other socket can be made: IP_TOS still works, IPV6_* still refused.
+test_multicast_join_and_leave_on_a_widened_socket_as_without() {
+  need_lab || return 0
+  lab_pair
+  prog='
+import os, socket, struct
+def err(f):
+    try:
+        f(); return "ok"
+    except OSError as e:
+        return "errno %d" % e.errno
+def igmp():
+    return "030201EF" in open("/proc/net/igmp").read()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5000))
+m = socket.inet_aton("239.1.2.3") + socket.inet_aton("192.0.2.1")
+print("join", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, m)), igmp())
+print("again", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, m)))
+print("leave", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, m)), igmp())
+print("leave again", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, m)))
+fds = []
+try:
+    while True:
+        fds.append(os.dup(0))
+except OSError:
+    pass
+print("full tos", err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 16)))
+print("full v6", err(lambda: s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)))'
+  without=$(lab_run a sh -c "ulimit -n 64; $PY -c '$prog'" 2>&1)
+  with=$(lab_run a sh -c "ulimit -n 64; LD_PRELOAD=$SHIM $PY -c '$prog'" 2>&1)
+  assertContains "$without" "join ok True"
+  assertContains "$without" "leave ok False"
+  assertEquals "the same, line for line" "$without" "$with"
+}
+
 test_program_that_also_binds_ipv6_only_on_the_port() {
   # As nginx with "listen 80; listen [::]:80 ipv6only=on": 0.0.0.0:P, then
   # its own [::]:P with IPV6_V6ONLY. The widened first socket would take
