@@ -329,6 +329,18 @@ int shim__fd_find_wide(uint16_t port, int except)
   return -1;
 }
 
+int shim__fd_count_wide(uint16_t port)
+{
+  shim_fd e;
+  int fd, n = 0;
+  for (fd = 0; fd < SHIM_FD_MAX; fd++)
+    if (atomic_load_explicit(&known[fd], memory_order_relaxed) == 1 &&
+        shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE &&
+        ntohs(e.local.sin_port) == port)
+      n++;
+  return n;
+}
+
 int shim__sock_int(int fd, int opt)
 {
   int v = -1;

@@ -32,6 +32,7 @@ DS_HOOK int close(int fd)
   if (shim__fd_known(fd)) {
     if (shim__fd_is_private(fd))
       return 0; /* the shim's own: it stays, as if it were not there */
+    shim__server_closing(fd);
     shim__fd_clear(fd);
   }
   rc = ds__sys.close(fd);

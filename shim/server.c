@@ -412,7 +412,10 @@ static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
       shim__cfg.observe)
     return rc;
   wide = shim__fd_find_wide(ntohs(s6->sin6_port), fd);
-  if (wide < 0 || narrow(wide, ntohs(s6->sin6_port)) != 0) {
+  /* A widened socket another fd also holds (a dup) cannot give its port
+   * back: narrowing it would leave this fd unbound. */
+  if (wide < 0 || shim__fd_count_wide(ntohs(s6->sin6_port)) > 1 ||
+      narrow(wide, ntohs(s6->sin6_port)) != 0) {
     errno = saved;
     return rc;
   }
@@ -806,4 +809,15 @@ void shim__server_adopt(void)
     adopt_one((int)n, list, &last);
   }
   closedir(dir);
+}
+
+void shim__server_closing(int fd)
+{
+  shim_fd e;
+  int type;
+  if (!shim__fd_get(fd, &e) || e.kind != SHIM_FD_WIDE)
+    return;
+  type = shim__sock_int(fd, SO_TYPE);
+  if (type >= 0 && shim__fd_count_wide(ntohs(e.local.sin_port)) <= 1)
+    widened_note(type, ntohs(e.local.sin_port), 0);
 }

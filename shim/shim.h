@@ -364,6 +364,12 @@ in_port_t shim__fd_wide_port_hint(int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
  * -1 (scans the table: for the rare bind that needs it). */
 int shim__fd_find_wide(uint16_t port, int except);
+/* Returns how many fds hold a widened socket on port (host order). */
+int shim__fd_count_wide(uint16_t port);
+/* Before fd, a widened socket, is closed: its port leaves
+ * DUALSTACK_WIDENED when no other fd holds it, so a later socket of the
+ * program's own on that port is never taken for it by exec'd children. */
+void shim__server_closing(int fd);
 /* Marks fd as one of the shim's own (the trace, the helper thread's):
  * the application's close() and close_range() leave it open, as if it
  * were not there (daemons close every fd they did not open). */

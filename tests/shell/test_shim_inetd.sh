@@ -298,4 +298,58 @@ wide-listener-v6: $(lab_run a timeout 10 $PY "$tmp/client.py" "$LAB_B6" $p1)"
     " 0.0.0.0"
 }
 
+# A port stops being noted as widened when its widened socket is closed:
+# the program's own IPv6 socket on that port, handed to a child later, is
+# IPv6 in the child, as without the shim (it was taken for the widened
+# one: AF_INET, and its IPv6 client a pool address).
+test_closed_widened_port_is_forgotten_by_children() {
+  need_lab || return 0
+  lab_pair
+  prog='
+import os, socket, subprocess, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(); s.close()
+s6 = socket.socket(socket.AF_INET6)
+s6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s6.bind(("::", 8080)); s6.listen()
+child = """
+import socket, sys
+l = socket.socket(fileno=int(sys.argv[1]))
+print("child sees", l.family, l.getsockname()[:2])
+c = socket.socket(socket.AF_INET6); c.connect(("2001:db8::1", 8080))
+print("child accepted", l.accept()[1][0])
+"""
+subprocess.run([sys.executable, "-c", child, str(s6.fileno())],
+               pass_fds=(s6.fileno(),))'
+  without=$(lab_run a $PY -c "$prog" 2>&1)
+  with=$(lab_run a env LD_PRELOAD="$SHIM" $PY -c "$prog" 2>&1)
+  assertContains "$without" "child accepted 2001:db8::1"
+  assertEquals "the same with the shim" "$without" "$with"
+}
+
+# A widened listener another fd also holds (a dup) is not narrowed when
+# the program binds its own IPv6-only socket on the port: narrowing would
+# leave the fd unbound (the dup keeps [::]:P). The program's IPv6 bind
+# fails instead (README, Limits); its listener keeps serving.
+test_widened_socket_held_by_a_dup_is_not_narrowed() {
+  need_lab || return 0
+  lab_pair
+  out=$(lab_run a env LD_PRELOAD="$SHIM" $PY -c '
+import os, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7001)); s.listen()
+d = os.dup(s.fileno())
+s6 = socket.socket(socket.AF_INET6)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+try:
+    s6.bind(("::", 7001)); print("bind6 ok")
+except OSError as e:
+    print("bind6 errno", e.errno)
+print("listener", s.getsockname())
+c = socket.create_connection(("192.0.2.1", 7001), 2)
+print("accepted", s.accept()[1][0])' 2>&1)
+  assertContains "$out" "listener ('0.0.0.0', 7001)"
+  assertContains "$out" "accepted 192.0.2.1"
+}
+
 ds_run_shunit
