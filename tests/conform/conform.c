@@ -61,105 +61,102 @@ extern ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 
 /* ---- output helpers ---------------------------------------------------- */
 
-static const char *en(int e) {
+static const char *en(int e)
+{
   static char b[8][24];
   static int k;
   const char *s;
-  if (e == 0) return "0";
+  if (e == 0)
+    return "0";
   s = strerrorname_np(e);
-  if (s) return s;
+  if (s)
+    return s;
   k = (k + 1) % 8;
   snprintf(b[k], sizeof b[k], "E#%d", e);
   return b[k];
 }
 
-static const char *eai(int rc) {
-  static char b[24];
-  switch (rc) {
-  case 0: return "0";
-  case EAI_BADFLAGS: return "EAI_BADFLAGS";
-  case EAI_NONAME: return "EAI_NONAME";
-  case EAI_AGAIN: return "EAI_AGAIN";
-  case EAI_FAIL: return "EAI_FAIL";
-  case EAI_FAMILY: return "EAI_FAMILY";
-  case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
-  case EAI_SERVICE: return "EAI_SERVICE";
-  case EAI_MEMORY: return "EAI_MEMORY";
-  case EAI_SYSTEM: return "EAI_SYSTEM";
-  case EAI_OVERFLOW: return "EAI_OVERFLOW";
-  case EAI_NODATA: return "EAI_NODATA";
-  case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
-  case EAI_INPROGRESS: return "EAI_INPROGRESS";
-  case EAI_CANCELED: return "EAI_CANCELED";
-  case EAI_NOTCANCELED: return "EAI_NOTCANCELED";
-  case EAI_ALLDONE: return "EAI_ALLDONE";
-  case EAI_INTR: return "EAI_INTR";
-  case EAI_IDN_ENCODE: return "EAI_IDN_ENCODE";
-  }
-  snprintf(b, sizeof b, "EAI#%d", rc);
-  return b;
+/* A value's name, from a table ending in {0, NULL}; else fallback's
+ * format with the number (in one of 8 rotating buffers). */
+typedef struct vname {
+  int v;
+  const char *name;
+} vname;
+
+static const char *name_of(const vname *t, int v, const char *fallback)
+{
+  static char b[8][24];
+  static int k;
+  for (; t->name != NULL; t++)
+    if (t->v == v)
+      return t->name;
+  k = (k + 1) % 8;
+  snprintf(b[k], sizeof b[k], fallback, v);
+  return b[k];
 }
 
-static const char *hen(int h) {
-  static char b[24];
-  switch (h) {
-  case 0: return "0";
-  case NETDB_INTERNAL: return "NETDB_INTERNAL";
-  case HOST_NOT_FOUND: return "HOST_NOT_FOUND";
-  case TRY_AGAIN: return "TRY_AGAIN";
-  case NO_RECOVERY: return "NO_RECOVERY";
-  case NO_DATA: return "NO_DATA";
+#define V(x)                                                                   \
+  {                                                                            \
+    x, #x                                                                      \
   }
-  snprintf(b, sizeof b, "H#%d", h);
-  return b;
+static const vname eai_names[] = {
+    {0, "0"},          V(EAI_BADFLAGS),   V(EAI_NONAME),     V(EAI_AGAIN),
+    V(EAI_FAIL),       V(EAI_FAMILY),     V(EAI_SOCKTYPE),   V(EAI_SERVICE),
+    V(EAI_MEMORY),     V(EAI_SYSTEM),     V(EAI_OVERFLOW),   V(EAI_NODATA),
+    V(EAI_ADDRFAMILY), V(EAI_INPROGRESS), V(EAI_CANCELED),   V(EAI_NOTCANCELED),
+    V(EAI_ALLDONE),    V(EAI_INTR),       V(EAI_IDN_ENCODE), {0, NULL}};
+static const vname h_names[] = {
+    {0, "0"},       V(NETDB_INTERNAL), V(HOST_NOT_FOUND), V(TRY_AGAIN),
+    V(NO_RECOVERY), V(NO_DATA),        {0, NULL}};
+#undef V
+static const vname fam_names[] = {{AF_UNSPEC, "unspec"},
+                                  {AF_INET, "inet"},
+                                  {AF_INET6, "inet6"},
+                                  {AF_UNIX, "unix"},
+                                  {0, NULL}};
+static const vname type_names[] = {{0, "any"},
+                                   {SOCK_STREAM, "stream"},
+                                   {SOCK_DGRAM, "dgram"},
+                                   {SOCK_RAW, "raw"},
+                                   {0, NULL}};
+static const vname proto_names[] = {
+    {0, "0"}, {IPPROTO_TCP, "tcp"}, {IPPROTO_UDP, "udp"}, {0, NULL}};
+
+static const char *eai(int rc)
+{
+  return name_of(eai_names, rc, "EAI#%d");
+}
+static const char *hen(int h)
+{
+  return name_of(h_names, h, "H#%d");
+}
+static const char *famn(int f)
+{
+  return name_of(fam_names, f, "af%d");
+}
+static const char *typen(int t)
+{
+  return name_of(type_names, t, "type%d");
+}
+static const char *proton(int p)
+{
+  return name_of(proto_names, p, "proto%d");
 }
 
-static const char *famn(int f) {
-  static char b[16];
-  switch (f) {
-  case AF_UNSPEC: return "unspec";
-  case AF_INET: return "inet";
-  case AF_INET6: return "inet6";
-  case AF_UNIX: return "unix";
-  }
-  snprintf(b, sizeof b, "af%d", f);
-  return b;
-}
-
-static const char *typen(int t) {
-  static char b[16];
-  switch (t) {
-  case 0: return "any";
-  case SOCK_STREAM: return "stream";
-  case SOCK_DGRAM: return "dgram";
-  case SOCK_RAW: return "raw";
-  }
-  snprintf(b, sizeof b, "type%d", t);
-  return b;
-}
-
-static const char *proton(int p) {
-  static char b[16];
-  switch (p) {
-  case 0: return "0";
-  case IPPROTO_TCP: return "tcp";
-  case IPPROTO_UDP: return "udp";
-  }
-  snprintf(b, sizeof b, "proto%d", p);
-  return b;
-}
-
-static const char *portn(unsigned p) {
+static const char *portn(unsigned p)
+{
   static char b[4][16];
   static int k;
-  if (p >= 32768 && p <= 60999) return "eph";
+  if (p >= 32768 && p <= 60999)
+    return "eph";
   k = (k + 1) % 4;
   snprintf(b[k], sizeof b[k], "%u", p);
   return b[k];
 }
 
 /* Prints a socket address as the kernel filled it: "inet 1.2.3.4:80". */
-static void psa(const void *p, socklen_t len) {
+static void psa(const void *p, socklen_t len)
+{
   const struct sockaddr *sa = p;
   char a[INET6_ADDRSTRLEN];
   if (len < sizeof(sa_family_t)) {
@@ -170,14 +167,15 @@ static void psa(const void *p, socklen_t len) {
     const struct sockaddr_in *s = p;
     inet_ntop(AF_INET, &s->sin_addr, a, sizeof a);
     printf("inet %s:%s", a, portn(ntohs(s->sin_port)));
-  } else if (sa->sa_family == AF_INET6 &&
-             len >= sizeof(struct sockaddr_in6)) {
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
     const struct sockaddr_in6 *s = p;
     inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof a);
     printf("inet6 [%s", a);
-    if (s->sin6_scope_id) printf("%%%u", (unsigned)s->sin6_scope_id);
+    if (s->sin6_scope_id)
+      printf("%%%u", (unsigned)s->sin6_scope_id);
     printf("]:%s", portn(ntohs(s->sin6_port)));
-    if (s->sin6_flowinfo) printf(" flow=%u", (unsigned)s->sin6_flowinfo);
+    if (s->sin6_flowinfo)
+      printf(" flow=%u", (unsigned)s->sin6_flowinfo);
   } else if (sa->sa_family == AF_UNSPEC) {
     printf("unspec");
   } else {
@@ -186,7 +184,8 @@ static void psa(const void *p, socklen_t len) {
 }
 
 /* An address buffer the caller gave BUFLEN bytes of, LEN returned. */
-static void psa_buf(const void *p, socklen_t buflen, socklen_t len) {
+static void psa_buf(const void *p, socklen_t buflen, socklen_t len)
+{
   printf("len=%u ", (unsigned)len);
   if (len <= buflen) {
     psa(p, len);
@@ -198,28 +197,33 @@ static void psa_buf(const void *p, socklen_t buflen, socklen_t len) {
   }
 }
 
-static void sin4(struct sockaddr_in *s, const char *a, unsigned port) {
+static void sin4(struct sockaddr_in *s, const char *a, unsigned port)
+{
   memset(s, 0, sizeof *s);
   s->sin_family = AF_INET;
   s->sin_port = htons(port);
   inet_pton(AF_INET, a, &s->sin_addr);
 }
 
-static void sin6(struct sockaddr_in6 *s, const char *a, unsigned port) {
+static void sin6(struct sockaddr_in6 *s, const char *a, unsigned port)
+{
   memset(s, 0, sizeof *s);
   s->sin6_family = AF_INET6;
   s->sin6_port = htons(port);
   inet_pton(AF_INET6, a, &s->sin6_addr);
 }
 
-static void pai(int rc, int e, const struct addrinfo *res) {
+static void pai(int rc, int e, const struct addrinfo *res)
+{
   int n = 0;
   const struct addrinfo *ai;
-  for (ai = res; rc == 0 && ai; ai = ai->ai_next) n++;
+  for (ai = res; rc == 0 && ai; ai = ai->ai_next)
+    n++;
   /* errno after a failure means something only with EAI_SYSTEM (glibc's
    * own leaves whatever its lookup met): not compared otherwise. */
   printf("rc=%s e=%s", eai(rc), rc == 0 || rc == EAI_SYSTEM ? en(e) : "-");
-  if (rc != 0) return;
+  if (rc != 0)
+    return;
   printf(" n=%d", n);
   for (ai = res; ai; ai = ai->ai_next) {
     printf(" [%s %s %s fl=%#x ", famn(ai->ai_family), typen(ai->ai_socktype),
@@ -229,7 +233,8 @@ static void pai(int rc, int e, const struct addrinfo *res) {
   }
 }
 
-static void phost(const struct hostent *h) {
+static void phost(const struct hostent *h)
+{
   char a[INET6_ADDRSTRLEN];
   int i;
   printf("name=%s aliases=[", h->h_name ? h->h_name : "(null)");
@@ -247,22 +252,29 @@ static void phost(const struct hostent *h) {
 }
 
 /* A file descriptor that is not a socket. */
-static int nonsock(void) { return open("/dev/null", O_RDWR); }
+static int nonsock(void)
+{
+  return open("/dev/null", O_RDWR);
+}
 
-static void fdflags(int fd) {
+static void fdflags(int fd)
+{
   int fl = fcntl(fd, F_GETFL), fd_ = fcntl(fd, F_GETFD);
   printf(" nonblock=%d cloexec=%d", fl >= 0 && (fl & O_NONBLOCK) ? 1 : 0,
          fd_ >= 0 && (fd_ & FD_CLOEXEC) ? 1 : 0);
 }
 
-static int sockopt_int(int fd, int level, int opt) {
+static int sockopt_int(int fd, int level, int opt)
+{
   int v = -1;
   socklen_t l = sizeof v;
-  if (getsockopt(fd, level, opt, &v, &l) < 0) return -1000 - errno;
+  if (getsockopt(fd, level, opt, &v, &l) < 0)
+    return -1000 - errno;
   return v;
 }
 
-static void pname(const char *what, int fd, int peer) {
+static void pname(const char *what, int fd, int peer)
+{
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss;
   int r;
@@ -278,7 +290,8 @@ static void pname(const char *what, int fd, int peer) {
   psa_buf(&ss, sizeof ss, l);
 }
 
-static int wait_fd(int fd, short ev, int ms) {
+static int wait_fd(int fd, short ev, int ms)
+{
   struct pollfd p = {.fd = fd, .events = ev};
   return poll(&p, 1, ms);
 }
@@ -297,13 +310,15 @@ static struct kase *cases;
 static size_t ncases, capcases;
 
 static struct kase *add(const char *sym, void (*fn)(const struct kase *),
-                        const char *fmt, ...) {
+                        const char *fmt, ...)
+{
   struct kase *k;
   va_list ap;
   if (ncases == capcases) {
     capcases = capcases ? 2 * capcases : 256;
     cases = realloc(cases, capcases * sizeof *cases);
-    if (!cases) abort();
+    if (!cases)
+      abort();
   }
   k = &cases[ncases++];
   memset(k, 0, sizeof *k);
@@ -315,13 +330,17 @@ static struct kase *add(const char *sym, void (*fn)(const struct kase *),
   return k;
 }
 
-static const char *nn(const char *s) { return s ? (*s ? s : "empty") : "NULL"; }
+static const char *nn(const char *s)
+{
+  return s ? (*s ? s : "empty") : "NULL";
+}
 
 /* ---- getaddrinfo / freeaddrinfo ---------------------------------------- */
 
 /* s1 node, s2 service, i1 family, i2 socktype, i3 protocol, i4 flags,
  * i5 1: NULL hints */
-static void c_gai(const struct kase *k) {
+static void c_gai(const struct kase *k)
+{
   struct addrinfo h, *res = NULL;
   int rc, e;
   memset(&h, 0, sizeof h);
@@ -333,11 +352,13 @@ static void c_gai(const struct kase *k) {
   rc = getaddrinfo(k->s1, k->s2, k->i5 ? NULL : &h, &res);
   e = errno;
   pai(rc, e, res);
-  if (rc == 0) freeaddrinfo(res);
+  if (rc == 0)
+    freeaddrinfo(res);
 }
 
 /* Two lookups of s1 (AF_INET, stream): the same answer both times. */
-static void c_gai_twice(const struct kase *k) {
+static void c_gai_twice(const struct kase *k)
+{
   struct addrinfo h, *r1 = NULL, *r2 = NULL;
   int rc1, rc2, e;
   memset(&h, 0, sizeof h);
@@ -353,12 +374,15 @@ static void c_gai_twice(const struct kase *k) {
                  !memcmp(r1->ai_addr, r2->ai_addr, r1->ai_addrlen)
              ? "yes"
              : "no");
-  if (rc1 == 0) freeaddrinfo(r1);
-  if (rc2 == 0) freeaddrinfo(r2);
+  if (rc1 == 0)
+    freeaddrinfo(r1);
+  if (rc2 == 0)
+    freeaddrinfo(r2);
 }
 
 /* s1 node or NULL for freeaddrinfo(NULL); i1 family */
-static void c_freeai(const struct kase *k) {
+static void c_freeai(const struct kase *k)
+{
   struct addrinfo h, *res = NULL;
   int rc = 0;
   if (k->s1) {
@@ -368,7 +392,8 @@ static void c_freeai(const struct kase *k) {
     h.ai_flags = k->i4;
     rc = getaddrinfo(k->s1, "80", &h, &res);
     printf("gai=%s", eai(rc));
-    if (rc != 0) return;
+    if (rc != 0)
+      return;
   }
   errno = SENT;
   freeaddrinfo(res);
@@ -376,12 +401,13 @@ static void c_freeai(const struct kase *k) {
 }
 
 static const char *gai_nodes[] = {
-    "localhost", "h4.test", "h4alias", "h6.test", "hboth.test",
-    "hloop.test", "hloop6.test", "v4.test", "v6.test", "both.test",
-    "multi.test", "gone.test", "nodata.test", "fail.test", "V6.Test",
-    "v6.test.", "v4.test.", "HBOTH.TEST", "192.0.2.2", "2001:db8::2",
-    "::ffff:192.0.2.2",
-    "fe80::1%eth0", "10", "1.2.3", "127.0.0.1", "::1", "10.170.160.1", "",
+    "localhost",        "h4.test",      "h4alias",      "h6.test",
+    "hboth.test",       "hloop.test",   "hloop6.test",  "v4.test",
+    "v6.test",          "both.test",    "multi.test",   "gone.test",
+    "nodata.test",      "fail.test",    "V6.Test",      "v6.test.",
+    "v4.test.",         "HBOTH.TEST",   "192.0.2.2",    "2001:db8::2",
+    "::ffff:192.0.2.2", "fe80::1%eth0", "10",           "1.2.3",
+    "127.0.0.1",        "::1",          "10.170.160.1", "",
     "not..valid"};
 
 struct flagname {
@@ -390,7 +416,8 @@ struct flagname {
 };
 
 static void add_gai(const char *node, const char *serv, int fam, int st,
-                    int proto, const struct flagname *f, int nullhints) {
+                    int proto, const struct flagname *f, int nullhints)
+{
   struct kase *k;
   if (nullhints)
     k = add("getaddrinfo", c_gai, "getaddrinfo/%s/nullhints/%s", nn(node),
@@ -408,7 +435,8 @@ static void add_gai(const char *node, const char *serv, int fam, int st,
   k->i5 = nullhints;
 }
 
-static void cases_gai(void) {
+static void cases_gai(void)
+{
   static const int fams[] = {AF_UNSPEC, AF_INET, AF_INET6};
   static const struct flagname f0[] = {{"0", 0}, {"canon", AI_CANONNAME}};
   static const struct flagname f1[] = {
@@ -423,8 +451,8 @@ static void cases_gai(void) {
       {"v4mapped", AI_V4MAPPED},
       {"v4mapped+all", AI_V4MAPPED | AI_ALL},
       {"v4mapped+canon", AI_V4MAPPED | AI_CANONNAME}};
-  static const char *n6[] = {"192.0.2.2", "h4.test", "v4.test", "both.test",
-                             "hboth.test", "v6.test"};
+  static const char *n6[] = {"192.0.2.2", "h4.test",    "v4.test",
+                             "both.test", "hboth.test", "v6.test"};
   static const struct flagname fz = {"0", 0}, fp = {"passive", AI_PASSIVE},
                                fn = {"numserv", AI_NUMERICSERV},
                                fc = {"canon", AI_CANONNAME},
@@ -445,7 +473,7 @@ static void cases_gai(void) {
       add_gai(n6[i], "80", AF_INET6, SOCK_STREAM, 0, &f6[l], 0);
   /* NULL hints (AF_UNSPEC, every socket type) */
   {
-    static const char *nh[] = {"v6.test", "v4.test", "both.test",
+    static const char *nh[] = {"v6.test", "v4.test",   "both.test",
                                "h6.test", "192.0.2.2", "gone.test"};
     for (i = 0; i < sizeof nh / sizeof *nh; i++)
       add_gai(nh[i], "80", 0, 0, 0, NULL, 1);
@@ -517,37 +545,43 @@ static void cases_gai(void) {
 
 /* Fills ss from "ADDR" (v4 or v6, "%eth0" scope allowed); returns length. */
 static socklen_t mkaddr(struct sockaddr_storage *ss, const char *a,
-                        unsigned port) {
+                        unsigned port)
+{
   memset(ss, 0, sizeof *ss);
   if (strchr(a, ':')) {
     struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
     char buf[64], *pct;
     snprintf(buf, sizeof buf, "%s", a);
     pct = strchr(buf, '%');
-    if (pct) *pct++ = 0;
+    if (pct)
+      *pct++ = 0;
     sin6(s, buf, port);
-    if (pct) s->sin6_scope_id = if_nametoindex(pct);
+    if (pct)
+      s->sin6_scope_id = if_nametoindex(pct);
     return sizeof *s;
   }
   sin4((struct sockaddr_in *)ss, a, port);
   return sizeof(struct sockaddr_in);
 }
 
-static void pgni(int rc, int e, const char *host, const char *serv) {
+static void pgni(int rc, int e, const char *host, const char *serv)
+{
   printf("rc=%s e=%s host=%s serv=%s", eai(rc), en(e),
          rc == 0 && host ? host : "-", rc == 0 && serv ? serv : "-");
 }
 
 /* s1 address, i1 port, i2 flags, i3 hostlen (0: 1025, -1: NULL host),
  * i4 servlen (0: 32, -1: NULL serv), i5 salen adjustment */
-static void c_gni(const struct kase *k) {
+static void c_gni(const struct kase *k)
+{
   struct sockaddr_storage ss;
   socklen_t len = mkaddr(&ss, k->s1, k->i1);
   char host[1025], serv[32];
   size_t hl = k->i3 > 0 ? (size_t)k->i3 : sizeof host;
   size_t sl = k->i4 > 0 ? (size_t)k->i4 : sizeof serv;
   int rc, e;
-  if (k->s2) ((struct sockaddr *)&ss)->sa_family = (sa_family_t)atoi(k->s2);
+  if (k->s2)
+    ((struct sockaddr *)&ss)->sa_family = (sa_family_t)atoi(k->s2);
   errno = SENT;
   rc = getnameinfo((struct sockaddr *)&ss, (socklen_t)((int)len + k->i5),
                    k->i3 < 0 ? NULL : host, k->i3 < 0 ? 0 : hl,
@@ -558,7 +592,8 @@ static void c_gni(const struct kase *k) {
 
 /* Reverse lookup of what getaddrinfo(s1, AF_INET) answered.
  * i2 flags, i3 hostlen (0: 1025) */
-static void c_gni_synth(const struct kase *k) {
+static void c_gni_synth(const struct kase *k)
+{
   struct addrinfo h, *res = NULL;
   char host[1025], serv[32];
   int rc, e;
@@ -567,7 +602,8 @@ static void c_gni_synth(const struct kase *k) {
   h.ai_socktype = SOCK_STREAM;
   rc = getaddrinfo(k->s1, "80", &h, &res);
   printf("gai=%s", eai(rc));
-  if (rc != 0) return;
+  if (rc != 0)
+    return;
   printf(" addr=");
   psa(res->ai_addr, res->ai_addrlen);
   printf(" ");
@@ -580,12 +616,14 @@ static void c_gni_synth(const struct kase *k) {
   freeaddrinfo(res);
 }
 
-static void cases_gni(void) {
+static void cases_gni(void)
+{
   static const char *addrs[] = {
-      "192.0.2.2",    "2001:db8::2",  "198.51.100.7", "2001:db8::7",
-      "192.0.2.99",   "2001:db8::99", "127.0.0.1",    "127.0.0.2",
-      "::1",          "::ffff:192.0.2.2", "fe80::1%eth0", "10.170.160.1",
-      "172.21.112.1", "0.0.0.0",      "::"};
+      "192.0.2.2",        "2001:db8::2",  "198.51.100.7",
+      "2001:db8::7",      "192.0.2.99",   "2001:db8::99",
+      "127.0.0.1",        "127.0.0.2",    "::1",
+      "::ffff:192.0.2.2", "fe80::1%eth0", "10.170.160.1",
+      "172.21.112.1",     "0.0.0.0",      "::"};
   static const struct flagname fl[] = {
       {"0", 0},
       {"numhost", NI_NUMERICHOST},
@@ -604,15 +642,13 @@ static void cases_gni(void) {
       k->s1 = addrs[i], k->i1 = 80, k->i2 = fl[j].flags;
     }
   for (i = 0; i < sizeof ports / sizeof *ports; i++) {
-    k = add("getnameinfo", c_gni, "getnameinfo/192.0.2.2/%u/numhost",
-            ports[i]);
+    k = add("getnameinfo", c_gni, "getnameinfo/192.0.2.2/%u/numhost", ports[i]);
     k->s1 = "192.0.2.2", k->i1 = (int)ports[i], k->i2 = NI_NUMERICHOST;
     k = add("getnameinfo", c_gni, "getnameinfo/192.0.2.2/%u/numhost+dgram",
             ports[i]);
     k->s1 = "192.0.2.2", k->i1 = (int)ports[i],
     k->i2 = NI_NUMERICHOST | NI_DGRAM;
-    k = add("getnameinfo", c_gni, "getnameinfo/2001:db8::2/%u/dgram",
-            ports[i]);
+    k = add("getnameinfo", c_gni, "getnameinfo/2001:db8::2/%u/dgram", ports[i]);
     k->s1 = "2001:db8::2", k->i1 = (int)ports[i], k->i2 = NI_DGRAM;
   }
   /* buffers and bad input */
@@ -631,8 +667,7 @@ static void cases_gni(void) {
       }
       k = add("getnameinfo", c_gni, "getnameinfo/%s/servlen=2", ba[i]);
       k->s1 = ba[i], k->i1 = 80, k->i4 = 2;
-      k = add("getnameinfo", c_gni, "getnameinfo/%s/servlen=2/numserv",
-              ba[i]);
+      k = add("getnameinfo", c_gni, "getnameinfo/%s/servlen=2/numserv", ba[i]);
       k->s1 = ba[i], k->i1 = 80, k->i4 = 2, k->i2 = NI_NUMERICSERV;
       k = add("getnameinfo", c_gni, "getnameinfo/%s/nohost", ba[i]);
       k->s1 = ba[i], k->i1 = 80, k->i3 = -1;
@@ -656,19 +691,17 @@ static void cases_gni(void) {
   }
   /* reverse lookups of what AF_INET lookups answered */
   {
-    static const char *sn[] = {"v6.test", "h6.test", "2001:db8::2",
-                               "V6.TEST", "both.test", "h4.test",
-                               "hloop6.test"};
-    static const struct flagname sf[] = {
-        {"0", 0},
-        {"namereqd", NI_NAMEREQD},
-        {"numhost", NI_NUMERICHOST},
-        {"nofqdn", NI_NOFQDN},
-        {"numserv", NI_NUMERICSERV}};
+    static const char *sn[] = {"v6.test",   "h6.test", "2001:db8::2", "V6.TEST",
+                               "both.test", "h4.test", "hloop6.test"};
+    static const struct flagname sf[] = {{"0", 0},
+                                         {"namereqd", NI_NAMEREQD},
+                                         {"numhost", NI_NUMERICHOST},
+                                         {"nofqdn", NI_NOFQDN},
+                                         {"numserv", NI_NUMERICSERV}};
     for (i = 0; i < sizeof sn / sizeof *sn; i++)
       for (j = 0; j < sizeof sf / sizeof *sf; j++) {
-        k = add("getnameinfo", c_gni_synth, "getnameinfo/of-gai/%s/%s",
-                sn[i], sf[j].name);
+        k = add("getnameinfo", c_gni_synth, "getnameinfo/of-gai/%s/%s", sn[i],
+                sf[j].name);
         k->s1 = sn[i], k->i2 = sf[j].flags;
       }
     k = add("getnameinfo", c_gni_synth, "getnameinfo/of-gai/v6.test/hostlen=4");
@@ -684,14 +717,16 @@ static void cases_gni(void) {
 /* ---- gethostbyname* ---------------------------------------------------- */
 
 static const char *hb_names[] = {
-    "localhost", "h4.test", "h4alias", "h6.test", "hboth.test",
-    "hloop.test", "hloop6.test", "v4.test", "v6.test", "both.test",
-    "multi.test", "gone.test", "nodata.test", "fail.test", "V6.TEST",
-    "v6.test.", "v4.test.", "192.0.2.2", "2001:db8::2", "::ffff:192.0.2.2",
-    "10",
-    "1.2.3", "10.170.160.1", "", "not..valid"};
+    "localhost",   "h4.test",    "h4alias",      "h6.test",
+    "hboth.test",  "hloop.test", "hloop6.test",  "v4.test",
+    "v6.test",     "both.test",  "multi.test",   "gone.test",
+    "nodata.test", "fail.test",  "V6.TEST",      "v6.test.",
+    "v4.test.",    "192.0.2.2",  "2001:db8::2",  "::ffff:192.0.2.2",
+    "10",          "1.2.3",      "10.170.160.1", "",
+    "not..valid"};
 
-static void hb_result(struct hostent *h, int e, int herr) {
+static void hb_result(struct hostent *h, int e, int herr)
+{
   if (!h) {
     printf("NULL e=%s h_errno=%s", en(e), hen(herr));
     return;
@@ -701,7 +736,8 @@ static void hb_result(struct hostent *h, int e, int herr) {
 }
 
 /* s1 name */
-static void c_ghbn(const struct kase *k) {
+static void c_ghbn(const struct kase *k)
+{
   struct hostent *h;
   int e;
   errno = SENT;
@@ -712,7 +748,8 @@ static void c_ghbn(const struct kase *k) {
 }
 
 /* s1 name, i1 family */
-static void c_ghbn2(const struct kase *k) {
+static void c_ghbn2(const struct kase *k)
+{
   struct hostent *h;
   int e;
   errno = SENT;
@@ -723,9 +760,12 @@ static void c_ghbn2(const struct kase *k) {
 }
 
 static void r_result(int rc, int e, struct hostent *res, struct hostent *he,
-                     int herr) {
+                     int herr)
+{
   printf("rc=%s e=%s h_errno=%s res=%s", en(rc), en(e), hen(herr),
-         !res ? "NULL" : res == he ? "he" : "other");
+         !res        ? "NULL"
+         : res == he ? "he"
+                     : "other");
   if (res) {
     printf(" ");
     phost(res);
@@ -734,7 +774,8 @@ static void r_result(int rc, int e, struct hostent *res, struct hostent *he,
 
 /* s1 name, i1 family (-1: gethostbyname_r), i2 buflen, i3 1: retry with
  * a doubled buffer while ERANGE (up to 64 KiB) */
-static void c_ghbn_r(const struct kase *k) {
+static void c_ghbn_r(const struct kase *k)
+{
   struct hostent he, *res = (struct hostent *)1;
   size_t len = (size_t)k->i2;
   char *buf = NULL;
@@ -751,15 +792,18 @@ static void c_ghbn_r(const struct kase *k) {
       rc = gethostbyname2_r(k->s1, k->i1, &he, buf, len, &res, &herr);
     e = errno;
     tries++;
-    if (!(k->i3 && rc == ERANGE && len < 65536)) break;
+    if (!(k->i3 && rc == ERANGE && len < 65536))
+      break;
     len *= 2;
   }
   r_result(rc, e, res, &he, herr);
-  if (k->i3) printf(" erange=%s", tries > 1 ? "yes" : "no");
+  if (k->i3)
+    printf(" erange=%s", tries > 1 ? "yes" : "no");
   free(buf);
 }
 
-static void cases_ghbn(void) {
+static void cases_ghbn(void)
+{
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof hb_names / sizeof *hb_names; i++) {
@@ -780,8 +824,8 @@ static void cases_ghbn(void) {
     k->s1 = n, k->i1 = AF_INET6, k->i2 = 1024;
   }
   {
-    static const char *sn[] = {"h4.test", "h6.test",    "v4.test",
-                               "v6.test", "both.test",  "multi.test",
+    static const char *sn[] = {"h4.test",     "h6.test",   "v4.test",
+                               "v6.test",     "both.test", "multi.test",
                                "2001:db8::2", "192.0.2.2", "gone.test"};
     static const int lens[] = {8, 40, 64};
     size_t j;
@@ -816,13 +860,15 @@ static void cases_ghbn(void) {
 
 /* s1 address, i1 family given (0: the address's), i2 length adjustment,
  * i3: 0 gethostbyaddr, >0 gethostbyaddr_r with that buffer length */
-static void c_ghba(const struct kase *k) {
+static void c_ghba(const struct kase *k)
+{
   unsigned char a[16];
   int fam = strchr(k->s1, ':') ? AF_INET6 : AF_INET, e;
   socklen_t len = fam == AF_INET ? 4 : 16;
   struct hostent *h;
   inet_pton(fam, k->s1, a);
-  if (k->i1) fam = k->i1;
+  if (k->i1)
+    fam = k->i1;
   len = (socklen_t)((int)len + k->i2);
   if (k->i3 == 0) {
     errno = SENT;
@@ -844,7 +890,8 @@ static void c_ghba(const struct kase *k) {
 
 /* Reverse lookup (gethostbyaddr or _r) of what gethostbyname(s1) answered;
  * i3 as c_ghba */
-static void c_ghba_synth(const struct kase *k) {
+static void c_ghba_synth(const struct kase *k)
+{
   struct hostent *h = gethostbyname(k->s1);
   unsigned char a[16];
   char t[INET6_ADDRSTRLEN];
@@ -874,11 +921,13 @@ static void c_ghba_synth(const struct kase *k) {
   }
 }
 
-static void cases_ghba(void) {
+static void cases_ghba(void)
+{
   static const char *addrs[] = {
-      "192.0.2.2", "2001:db8::2", "198.51.100.7", "2001:db8::7",
-      "192.0.2.99", "2001:db8::99", "127.0.0.1", "127.0.0.2", "::1",
-      "::ffff:192.0.2.2", "10.170.160.1", "172.21.112.1", "0.0.0.0"};
+      "192.0.2.2",  "2001:db8::2",      "198.51.100.7", "2001:db8::7",
+      "192.0.2.99", "2001:db8::99",     "127.0.0.1",    "127.0.0.2",
+      "::1",        "::ffff:192.0.2.2", "10.170.160.1", "172.21.112.1",
+      "0.0.0.0"};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof addrs / sizeof *addrs; i++) {
@@ -904,11 +953,10 @@ static void cases_ghba(void) {
   k = add("gethostbyaddr_r", c_ghba, "gethostbyaddr_r/192.0.2.2/unix/1024");
   k->s1 = "192.0.2.2", k->i1 = AF_UNIX, k->i3 = 1024;
   {
-    static const char *sn[] = {"v6.test", "h6.test", "2001:db8::2",
+    static const char *sn[] = {"v6.test",   "h6.test", "2001:db8::2",
                                "both.test", "h4.test", "hloop6.test"};
     for (i = 0; i < sizeof sn / sizeof *sn; i++) {
-      k = add("gethostbyaddr", c_ghba_synth, "gethostbyaddr/of-ghbn/%s",
-              sn[i]);
+      k = add("gethostbyaddr", c_ghba_synth, "gethostbyaddr/of-ghbn/%s", sn[i]);
       k->s1 = sn[i];
       k = add("gethostbyaddr_r", c_ghba_synth,
               "gethostbyaddr_r/of-ghbn/%s/1024", sn[i]);
@@ -924,11 +972,13 @@ static void cases_ghba(void) {
 
 /* A TCP listener on ADDR (v4 "0.0.0.0", "127.0.0.1", v6 "::1"...),
  * port 0; returns fd, port in *port. */
-static int listener(int fam, const char *addr, int type, unsigned *port) {
+static int listener(int fam, const char *addr, int type, unsigned *port)
+{
   struct sockaddr_storage ss;
   socklen_t l = mkaddr(&ss, addr, 0);
   int fd = socket(fam, type, 0);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   if (bind(fd, (struct sockaddr *)&ss, l) < 0 ||
       (type == SOCK_STREAM && listen(fd, 8) < 0)) {
     close(fd);
@@ -940,11 +990,13 @@ static int listener(int fam, const char *addr, int type, unsigned *port) {
   return fd;
 }
 
-static int connect_to(int fam, int type, const char *addr, unsigned port) {
+static int connect_to(int fam, int type, const char *addr, unsigned port)
+{
   struct sockaddr_storage ss;
   socklen_t l = mkaddr(&ss, addr, port);
   int fd = socket(fam, type, 0);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   if (connect(fd, (struct sockaddr *)&ss, l) < 0) {
     int e = errno;
     close(fd);
@@ -955,10 +1007,12 @@ static int connect_to(int fam, int type, const char *addr, unsigned port) {
 }
 
 /* A connected loopback pair: *srv (accepted) and the client. */
-static int loop_pair(int *lfd, int *cfd) {
+static int loop_pair(int *lfd, int *cfd)
+{
   unsigned port;
   *lfd = listener(AF_INET, "127.0.0.1", SOCK_STREAM, &port);
-  if (*lfd < 0) return -1;
+  if (*lfd < 0)
+    return -1;
   *cfd = connect_to(AF_INET, SOCK_STREAM, "127.0.0.1", port);
   return *cfd < 0 ? -1 : 0;
 }
@@ -966,7 +1020,8 @@ static int loop_pair(int *lfd, int *cfd) {
 /* ---- accept / accept4 -------------------------------------------------- */
 
 /* i1: 0 accept, 1 accept4; i2 accept4 flags; s1 variant */
-static void c_accept(const struct kase *k) {
+static void c_accept(const struct kase *k)
+{
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss, *lp = &l;
   struct sockaddr *sp = (struct sockaddr *)&ss;
@@ -991,10 +1046,14 @@ static void c_accept(const struct kase *k) {
   } else {
     const char *la = "127.0.0.1", *ca = "127.0.0.1";
     int cfam = AF_INET;
-    if (strstr(v, "widened")) la = "0.0.0.0";
-    if (strstr(v, "lab4")) ca = "192.0.2.1";
-    if (strstr(v, "v6client")) cfam = AF_INET6, ca = "::1";
-    if (strstr(v, "lab6")) cfam = AF_INET6, ca = "2001:db8::1";
+    if (strstr(v, "widened"))
+      la = "0.0.0.0";
+    if (strstr(v, "lab4"))
+      ca = "192.0.2.1";
+    if (strstr(v, "v6client"))
+      cfam = AF_INET6, ca = "::1";
+    if (strstr(v, "lab6"))
+      cfam = AF_INET6, ca = "2001:db8::1";
     fd = listener(AF_INET, la, SOCK_STREAM, &port);
     errno = 0;
     c = connect_to(cfam, SOCK_STREAM, ca, port);
@@ -1003,11 +1062,16 @@ static void c_accept(const struct kase *k) {
       /* nothing to accept: do not block */
       fcntl(fd, F_SETFL, O_NONBLOCK);
     }
-    if (strstr(v, "small")) l = 4;
-    if (strstr(v, "zero")) l = 0;
-    if (strstr(v, "nulladdr")) sp = NULL, lp = NULL;
-    if (strstr(v, "nulllen")) lp = NULL;
-    if (strstr(v, "badlen")) l = (socklen_t)-1;
+    if (strstr(v, "small"))
+      l = 4;
+    if (strstr(v, "zero"))
+      l = 0;
+    if (strstr(v, "nulladdr"))
+      sp = NULL, lp = NULL;
+    if (strstr(v, "nulllen"))
+      lp = NULL;
+    if (strstr(v, "badlen"))
+      l = (socklen_t)-1;
   }
   errno = SENT;
   if (k->i1)
@@ -1019,7 +1083,10 @@ static void c_accept(const struct kase *k) {
   if (r >= 0) {
     printf(" fdnum=%d ", r);
     if (lp)
-      psa_buf(&ss, strstr(v, "small") ? 4 : strstr(v, "zero") ? 0 : sizeof ss,
+      psa_buf(&ss,
+              strstr(v, "small")  ? 4
+              : strstr(v, "zero") ? 0
+                                  : sizeof ss,
               l);
     else
       printf("noaddr");
@@ -1037,14 +1104,28 @@ static void c_accept(const struct kase *k) {
   }
 }
 
-static void cases_accept(void) {
-  static const char *vs[] = {
-      "badfd", "closedfd", "notsock", "notlistening", "udp",
-      "empty-nonblock", "widened-empty-nonblock", "loopback",
-      "loopback-small", "loopback-zero", "loopback-nulladdr",
-      "loopback-nulllen", "loopback-badlen", "widened-loopback",
-      "widened-lab4", "widened-lab4-small", "widened-v6client",
-      "widened-lab6", "widened-v6client-small", "loopback-v6client"};
+static void cases_accept(void)
+{
+  static const char *vs[] = {"badfd",
+                             "closedfd",
+                             "notsock",
+                             "notlistening",
+                             "udp",
+                             "empty-nonblock",
+                             "widened-empty-nonblock",
+                             "loopback",
+                             "loopback-small",
+                             "loopback-zero",
+                             "loopback-nulladdr",
+                             "loopback-nulllen",
+                             "loopback-badlen",
+                             "widened-loopback",
+                             "widened-lab4",
+                             "widened-lab4-small",
+                             "widened-v6client",
+                             "widened-lab6",
+                             "widened-v6client-small",
+                             "loopback-v6client"};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -1065,13 +1146,15 @@ static void cases_accept(void) {
 
 /* ---- bind -------------------------------------------------------------- */
 
-static void c_bind(const struct kase *k) {
+static void c_bind(const struct kase *k)
+{
   const char *v = k->s1;
   struct sockaddr_storage ss;
   socklen_t l;
   int fd, r, e, type = strstr(v, "udp") ? SOCK_DGRAM : SOCK_STREAM;
   unsigned port = 0;
-  if (strstr(v, "fixed")) port = 24000 + (unsigned)k->i1;
+  if (strstr(v, "fixed"))
+    port = 24000 + (unsigned)k->i1;
   l = mkaddr(&ss, k->s2 ? k->s2 : "0.0.0.0", port);
   if (!strcmp(v, "badfd"))
     fd = -1;
@@ -1087,8 +1170,10 @@ static void c_bind(const struct kase *k) {
     int tos = 0x20;
     setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
   }
-  if (strstr(v, "short")) l = 8;
-  if (strstr(v, "long")) l = sizeof ss;
+  if (strstr(v, "short"))
+    l = 8;
+  if (strstr(v, "long"))
+    l = sizeof ss;
   if (strstr(v, "twice")) {
     struct sockaddr_in s;
     sin4(&s, "127.0.0.1", 0);
@@ -1130,36 +1215,36 @@ static void c_bind(const struct kase *k) {
   }
 }
 
-static void cases_bind(void) {
+static void cases_bind(void)
+{
   static const struct {
     const char *v, *a;
-  } vs[] = {
-      {"any", "0.0.0.0"},
-      {"any-udp", "0.0.0.0"},
-      {"any-fixed", "0.0.0.0"},
-      {"any-fixed-udp", "0.0.0.0"},
-      {"any-reuse", "0.0.0.0"},
-      {"any-tos", "0.0.0.0"},
-      {"any-second4", "0.0.0.0"},
-      {"any-second4lo", "0.0.0.0"},
-      {"any-second6", "0.0.0.0"},
-      {"any-udp-second4", "0.0.0.0"},
-      {"any-udp-second6", "0.0.0.0"},
-      {"any-short", "0.0.0.0"},
-      {"any-long", "0.0.0.0"},
-      {"any-twice", "0.0.0.0"},
-      {"any-on-sock6", "0.0.0.0"},
-      {"loopback", "127.0.0.1"},
-      {"loopback-second4", "127.0.0.1"},
-      {"lab4", "192.0.2.1"},
-      {"lab4-udp", "192.0.2.1"},
-      {"nonlocal", "203.0.113.1"},
-      {"pool", "10.170.160.1"},
-      {"srcpool", "172.21.112.1"},
-      {"v6-on-sock4", "::"},
-      {"sock6-any6", "::"},
-      {"badfd", "0.0.0.0"},
-      {"notsock", "0.0.0.0"}};
+  } vs[] = {{"any", "0.0.0.0"},
+            {"any-udp", "0.0.0.0"},
+            {"any-fixed", "0.0.0.0"},
+            {"any-fixed-udp", "0.0.0.0"},
+            {"any-reuse", "0.0.0.0"},
+            {"any-tos", "0.0.0.0"},
+            {"any-second4", "0.0.0.0"},
+            {"any-second4lo", "0.0.0.0"},
+            {"any-second6", "0.0.0.0"},
+            {"any-udp-second4", "0.0.0.0"},
+            {"any-udp-second6", "0.0.0.0"},
+            {"any-short", "0.0.0.0"},
+            {"any-long", "0.0.0.0"},
+            {"any-twice", "0.0.0.0"},
+            {"any-on-sock6", "0.0.0.0"},
+            {"loopback", "127.0.0.1"},
+            {"loopback-second4", "127.0.0.1"},
+            {"lab4", "192.0.2.1"},
+            {"lab4-udp", "192.0.2.1"},
+            {"nonlocal", "203.0.113.1"},
+            {"pool", "10.170.160.1"},
+            {"srcpool", "172.21.112.1"},
+            {"v6-on-sock4", "::"},
+            {"sock6-any6", "::"},
+            {"badfd", "0.0.0.0"},
+            {"notsock", "0.0.0.0"}};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -1170,7 +1255,8 @@ static void cases_bind(void) {
 
 /* ---- connect ----------------------------------------------------------- */
 
-static void talk(int fd) {
+static void talk(int fd)
+{
   char b[64] = {0};
   ssize_t n;
   if (wait_fd(fd, POLLOUT, 3000) <= 0) {
@@ -1191,14 +1277,18 @@ static void talk(int fd) {
 }
 
 /* Where a connect goes: "lab4:7" or a name looked up with AF_INET hints. */
-static socklen_t target(const char *t, int type, struct sockaddr_storage *ss) {
+static socklen_t target(const char *t, int type, struct sockaddr_storage *ss)
+{
   char host[64];
   const char *colon = strrchr(t, ':');
   unsigned port = (unsigned)atoi(colon + 1);
   snprintf(host, sizeof host, "%.*s", (int)(colon - t), t);
-  if (!strcmp(host, "lab4")) return mkaddr(ss, SRV4, port);
-  if (!strcmp(host, "lab6")) return mkaddr(ss, SRV6, port);
-  if (!strcmp(host, "lo")) return mkaddr(ss, "127.0.0.1", port);
+  if (!strcmp(host, "lab4"))
+    return mkaddr(ss, SRV4, port);
+  if (!strcmp(host, "lab6"))
+    return mkaddr(ss, SRV6, port);
+  if (!strcmp(host, "lo"))
+    return mkaddr(ss, "127.0.0.1", port);
   if (strchr(host, '.') && host[0] >= '0' && host[0] <= '9')
     return mkaddr(ss, host, port);
   {
@@ -1209,7 +1299,8 @@ static socklen_t target(const char *t, int type, struct sockaddr_storage *ss) {
     h.ai_family = AF_INET;
     h.ai_socktype = type;
     snprintf(ps, sizeof ps, "%u", port);
-    if (getaddrinfo(host, ps, &h, &res) != 0) return 0;
+    if (getaddrinfo(host, ps, &h, &res) != 0)
+      return 0;
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     l = res->ai_addrlen;
     freeaddrinfo(res);
@@ -1218,7 +1309,8 @@ static socklen_t target(const char *t, int type, struct sockaddr_storage *ss) {
 }
 
 /* s1 target ("lab4:7", "v6.test:7"...), s2 variant, i1 type */
-static void c_connect(const struct kase *k) {
+static void c_connect(const struct kase *k)
+{
   struct sockaddr_storage ss;
   socklen_t l = 0;
   const char *v = k->s2 ? k->s2 : "";
@@ -1238,9 +1330,12 @@ static void c_connect(const struct kase *k) {
   else
     fd = socket(strstr(v, "sock6") ? AF_INET6 : AF_INET,
                 type | (strstr(v, "nonblock") ? SOCK_NONBLOCK : 0), 0);
-  if (strstr(v, "short")) l = 8;
-  if (strstr(v, "unspec")) ((struct sockaddr *)&ss)->sa_family = AF_UNSPEC;
-  if (strstr(v, "fam6")) ((struct sockaddr *)&ss)->sa_family = AF_INET6;
+  if (strstr(v, "short"))
+    l = 8;
+  if (strstr(v, "unspec"))
+    ((struct sockaddr *)&ss)->sa_family = AF_UNSPEC;
+  if (strstr(v, "fam6"))
+    ((struct sockaddr *)&ss)->sa_family = AF_INET6;
   if (strstr(v, "bound")) {
     struct sockaddr_in s;
     sin4(&s, "0.0.0.0", 0);
@@ -1256,8 +1351,8 @@ static void c_connect(const struct kase *k) {
   printf("rc=%d e=%s", r, en(e));
   if (r < 0 && e == EINPROGRESS) {
     int pr = wait_fd(fd, POLLOUT, 5000);
-    printf(" poll=%d so_error=%s", pr, en(sockopt_int(fd, SOL_SOCKET,
-                                                        SO_ERROR)));
+    printf(" poll=%d so_error=%s", pr,
+           en(sockopt_int(fd, SOL_SOCKET, SO_ERROR)));
   } else if (fd >= 0) {
     printf(" so_error=%s", en(sockopt_int(fd, SOL_SOCKET, SO_ERROR)));
   }
@@ -1276,58 +1371,60 @@ static void c_connect(const struct kase *k) {
     pname("name", fd, 0);
     pname("peer", fd, 1);
     printf(" domain=%d", sockopt_int(fd, SOL_SOCKET, SO_DOMAIN));
-    if (strstr(v, "tos")) printf(" tos=%d", sockopt_int(fd, IPPROTO_IP, IP_TOS));
-    if (strstr(v, "talk")) talk(fd);
+    if (strstr(v, "tos"))
+      printf(" tos=%d", sockopt_int(fd, IPPROTO_IP, IP_TOS));
+    if (strstr(v, "talk"))
+      talk(fd);
   }
 }
 
-static void cases_connect(void) {
+static void cases_connect(void)
+{
   static const struct {
     const char *t, *v;
     int type;
-  } vs[] = {
-      {"lab4:7", "talk", 0},
-      {"lab4:7", "nonblock-talk", 0},
-      {"lab4:7", "again", 0},
-      {"lab4:7", "nonblock-again", 0},
-      {"lab4:7", "disconnect", 0},
-      {"lab4:7", "bound-talk", 0},
-      {"lab4:7", "tos-talk", 0},
-      {"lab4:1", "refused", 0},
-      {"lab4:1", "nonblock-refused", 0},
-      {"lab4:1", "again", 0},
-      {"lab4:7", "badfd", 0},
-      {"lab4:7", "notsock", 0},
-      {"lab4:7", "short", 0},
-      {"lab4:7", "fam6", 0},
-      {"lab4:7", "unspec", 0},
-      {"lab4:7", "sock6", 0},
-      {"lab6:7", "sock4", 0},
-      {"203.0.113.1:7", "unreachable", 0},
-      {"10.170.160.1:7", "pool-unmapped", 0},
-      {"172.21.112.1:7", "srcpool-unmapped", 0},
-      {"lab4:9", "udp-talk", SOCK_DGRAM},
-      {"lab4:9", "udp-disconnect", SOCK_DGRAM},
-      {"lab4:9", "udp-again", SOCK_DGRAM},
-      {"lab4:1", "udp-refused-talk", SOCK_DGRAM},
-      {"10.170.160.1:9", "udp-pool-unmapped", SOCK_DGRAM},
-      {"v4.test:7", "talk", 0},
-      {"h4.test:7", "talk", 0},
-      {"v6.test:7", "talk", 0},
-      {"v6.test:7", "nonblock-talk", 0},
-      {"v6.test:7", "again", 0},
-      {"v6.test:7", "tos-talk", 0},
-      {"v6.test:7", "bound-talk", 0},
-      {"v6.test:7", "disconnect", 0},
-      {"v6.test:1", "refused", 0},
-      {"v6.test:1", "nonblock-refused", 0},
-      {"h6.test:7", "talk", 0},
-      {"both.test:7", "talk", 0},
-      {"both.test:1", "refused", 0},
-      {"v6.test:9", "udp-talk", SOCK_DGRAM},
-      {"both.test:9", "udp-talk", SOCK_DGRAM},
-      {"v6.test:7", "short", 0},
-      {"v6.test:7", "unspec", 0}};
+  } vs[] = {{"lab4:7", "talk", 0},
+            {"lab4:7", "nonblock-talk", 0},
+            {"lab4:7", "again", 0},
+            {"lab4:7", "nonblock-again", 0},
+            {"lab4:7", "disconnect", 0},
+            {"lab4:7", "bound-talk", 0},
+            {"lab4:7", "tos-talk", 0},
+            {"lab4:1", "refused", 0},
+            {"lab4:1", "nonblock-refused", 0},
+            {"lab4:1", "again", 0},
+            {"lab4:7", "badfd", 0},
+            {"lab4:7", "notsock", 0},
+            {"lab4:7", "short", 0},
+            {"lab4:7", "fam6", 0},
+            {"lab4:7", "unspec", 0},
+            {"lab4:7", "sock6", 0},
+            {"lab6:7", "sock4", 0},
+            {"203.0.113.1:7", "unreachable", 0},
+            {"10.170.160.1:7", "pool-unmapped", 0},
+            {"172.21.112.1:7", "srcpool-unmapped", 0},
+            {"lab4:9", "udp-talk", SOCK_DGRAM},
+            {"lab4:9", "udp-disconnect", SOCK_DGRAM},
+            {"lab4:9", "udp-again", SOCK_DGRAM},
+            {"lab4:1", "udp-refused-talk", SOCK_DGRAM},
+            {"10.170.160.1:9", "udp-pool-unmapped", SOCK_DGRAM},
+            {"v4.test:7", "talk", 0},
+            {"h4.test:7", "talk", 0},
+            {"v6.test:7", "talk", 0},
+            {"v6.test:7", "nonblock-talk", 0},
+            {"v6.test:7", "again", 0},
+            {"v6.test:7", "tos-talk", 0},
+            {"v6.test:7", "bound-talk", 0},
+            {"v6.test:7", "disconnect", 0},
+            {"v6.test:1", "refused", 0},
+            {"v6.test:1", "nonblock-refused", 0},
+            {"h6.test:7", "talk", 0},
+            {"both.test:7", "talk", 0},
+            {"both.test:1", "refused", 0},
+            {"v6.test:9", "udp-talk", SOCK_DGRAM},
+            {"both.test:9", "udp-talk", SOCK_DGRAM},
+            {"v6.test:7", "short", 0},
+            {"v6.test:7", "unspec", 0}};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -1341,7 +1438,8 @@ static void cases_connect(void) {
 /* ---- getpeername / getsockname ----------------------------------------- */
 
 /* s1 variant, i1 0 getsockname, 1 getpeername */
-static void c_name(const struct kase *k) {
+static void c_name(const struct kase *k)
+{
   const char *v = k->s1;
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss, buflen;
@@ -1376,9 +1474,12 @@ static void c_name(const struct kase *k) {
       return;
     }
   }
-  if (strstr(v, "small")) l = 4;
-  if (strstr(v, "zero")) l = 0;
-  if (strstr(v, "badlen")) l = (socklen_t)-1;
+  if (strstr(v, "small"))
+    l = 4;
+  if (strstr(v, "zero"))
+    l = 0;
+  if (strstr(v, "badlen"))
+    l = (socklen_t)-1;
   buflen = l;
   errno = SENT;
   if (strstr(v, "nulllen"))
@@ -1397,12 +1498,13 @@ static void c_name(const struct kase *k) {
   }
 }
 
-static void cases_name(void) {
+static void cases_name(void)
+{
   static const char *vs[] = {
-      "badfd", "notsock", "unbound", "unbound6", "unbound-small",
-      "widened", "widened-small", "widened-zero", "lab4", "lab4-small",
-      "lab4-zero", "lab4-badlen", "lab4-nulllen", "loop", "loop-small",
-      "v6.test", "v6.test-small", "v6.test-zero"};
+      "badfd",     "notsock",       "unbound",      "unbound6", "unbound-small",
+      "widened",   "widened-small", "widened-zero", "lab4",     "lab4-small",
+      "lab4-zero", "lab4-badlen",   "lab4-nulllen", "loop",     "loop-small",
+      "v6.test",   "v6.test-small", "v6.test-zero"};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -1416,9 +1518,12 @@ static void cases_name(void) {
 /* ---- getsockopt / setsockopt ------------------------------------------- */
 
 /* The socket a sockopt case acts on. */
-static int opt_sock(const char *v) {
-  if (!strncmp(v, "badfd", 5)) return -1;
-  if (!strncmp(v, "notsock", 7)) return nonsock();
+static int opt_sock(const char *v)
+{
+  if (!strncmp(v, "badfd", 5))
+    return -1;
+  if (!strncmp(v, "notsock", 7))
+    return nonsock();
   if (!strncmp(v, "widened", 7)) {
     unsigned port;
     return listener(AF_INET, "0.0.0.0", SOCK_STREAM, &port);
@@ -1433,9 +1538,11 @@ static int opt_sock(const char *v) {
     struct sockaddr_storage t;
     socklen_t tl = target("v6.test:7", SOCK_STREAM, &t);
     int fd;
-    if (!tl) return -2;
+    if (!tl)
+      return -2;
     fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&t, tl) < 0) return -2;
+    if (connect(fd, (struct sockaddr *)&t, tl) < 0)
+      return -2;
     return fd;
   }
   if (!strncmp(v, "refused", 7)) { /* a pending SO_ERROR */
@@ -1450,19 +1557,22 @@ static int opt_sock(const char *v) {
     struct sockaddr_storage t;
     socklen_t tl = target("v6.test:1", SOCK_STREAM, &t);
     int fd;
-    if (!tl) return -2;
+    if (!tl)
+      return -2;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     connect(fd, (struct sockaddr *)&t, tl);
     wait_fd(fd, POLLOUT, 3000);
     return fd;
   }
-  if (!strncmp(v, "udp", 3)) return socket(AF_INET, SOCK_DGRAM, 0);
+  if (!strncmp(v, "udp", 3))
+    return socket(AF_INET, SOCK_DGRAM, 0);
   return socket(AF_INET, SOCK_STREAM, 0);
 }
 
 /* s1 socket, i1 level, i2 option, i3 optlen (0: 4; -1: NULL optlen),
  * s2 label */
-static void c_getsockopt(const struct kase *k) {
+static void c_getsockopt(const struct kase *k)
+{
   int fd = opt_sock(k->s1), r, e;
   unsigned char v[64];
   socklen_t l = k->i3 > 0 ? (socklen_t)k->i3 : 4;
@@ -1483,21 +1593,24 @@ static void c_getsockopt(const struct kase *k) {
       memcpy(&x, v, 4);
       printf("%d", x);
     } else {
-      for (i = 0; i < l && i < sizeof v; i++) printf("%02x", v[i]);
+      for (i = 0; i < l && i < sizeof v; i++)
+        printf("%02x", v[i]);
     }
   }
 }
 
 /* s1 socket, i1 level, i2 option, i3 value, i4 optlen (0: 4; -1: NULL
  * value); reads the option back with getsockopt */
-static void c_setsockopt(const struct kase *k) {
+static void c_setsockopt(const struct kase *k)
+{
   int fd = opt_sock(k->s1), r, e, val = k->i3;
   socklen_t l = k->i4 > 0 ? (socklen_t)k->i4 : 4;
   if (fd == -2) {
     printf("setup failed");
     return;
   }
-  if (k->i4 == -2) l = 0;
+  if (k->i4 == -2)
+    l = 0;
   errno = SENT;
   r = setsockopt(fd, k->i1, k->i2, k->i4 == -1 ? NULL : &val, l);
   e = errno;
@@ -1505,35 +1618,36 @@ static void c_setsockopt(const struct kase *k) {
   if (fd >= 0) {
     int got = sockopt_int(fd, k->i1, k->i2);
     printf(" now=%s", got <= -1000 ? en(-1000 - got) : "");
-    if (got > -1000) printf("%d", got);
+    if (got > -1000)
+      printf("%d", got);
   }
 }
 
-static void cases_sockopt(void) {
-  static const char *socks[] = {"tcp", "udp", "lab4", "widened", "widenudp",
-                                "v6.test"};
+static void cases_sockopt(void)
+{
+  static const char *socks[] = {"tcp",     "udp",      "lab4",
+                                "widened", "widenudp", "v6.test"};
   static const struct {
     const char *name;
     int level, opt;
-  } gets[] = {
-      {"SO_DOMAIN", SOL_SOCKET, SO_DOMAIN},
-      {"SO_TYPE", SOL_SOCKET, SO_TYPE},
-      {"SO_PROTOCOL", SOL_SOCKET, SO_PROTOCOL},
-      {"SO_ERROR", SOL_SOCKET, SO_ERROR},
-      {"SO_ACCEPTCONN", SOL_SOCKET, SO_ACCEPTCONN},
-      {"SO_REUSEADDR", SOL_SOCKET, SO_REUSEADDR},
-      {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE},
-      {"IP_TOS", IPPROTO_IP, IP_TOS},
-      {"IP_TTL", IPPROTO_IP, IP_TTL},
-      {"IP_MULTICAST_TTL", IPPROTO_IP, IP_MULTICAST_TTL},
-      {"IP_MULTICAST_LOOP", IPPROTO_IP, IP_MULTICAST_LOOP},
-      {"IP_RECVTOS", IPPROTO_IP, IP_RECVTOS},
-      {"IP_PKTINFO", IPPROTO_IP, IP_PKTINFO},
-      {"IPV6_V6ONLY", IPPROTO_IPV6, IPV6_V6ONLY},
-      {"IPV6_TCLASS", IPPROTO_IPV6, IPV6_TCLASS},
-      {"TCP_NODELAY", IPPROTO_TCP, TCP_NODELAY},
-      {"badlevel", 12345, 1},
-      {"badopt", SOL_SOCKET, 12345}};
+  } gets[] = {{"SO_DOMAIN", SOL_SOCKET, SO_DOMAIN},
+              {"SO_TYPE", SOL_SOCKET, SO_TYPE},
+              {"SO_PROTOCOL", SOL_SOCKET, SO_PROTOCOL},
+              {"SO_ERROR", SOL_SOCKET, SO_ERROR},
+              {"SO_ACCEPTCONN", SOL_SOCKET, SO_ACCEPTCONN},
+              {"SO_REUSEADDR", SOL_SOCKET, SO_REUSEADDR},
+              {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE},
+              {"IP_TOS", IPPROTO_IP, IP_TOS},
+              {"IP_TTL", IPPROTO_IP, IP_TTL},
+              {"IP_MULTICAST_TTL", IPPROTO_IP, IP_MULTICAST_TTL},
+              {"IP_MULTICAST_LOOP", IPPROTO_IP, IP_MULTICAST_LOOP},
+              {"IP_RECVTOS", IPPROTO_IP, IP_RECVTOS},
+              {"IP_PKTINFO", IPPROTO_IP, IP_PKTINFO},
+              {"IPV6_V6ONLY", IPPROTO_IPV6, IPV6_V6ONLY},
+              {"IPV6_TCLASS", IPPROTO_IPV6, IPV6_TCLASS},
+              {"TCP_NODELAY", IPPROTO_TCP, TCP_NODELAY},
+              {"badlevel", 12345, 1},
+              {"badopt", SOL_SOCKET, 12345}};
   size_t i, j;
   struct kase *k;
   for (i = 0; i < sizeof socks / sizeof *socks; i++)
@@ -1572,30 +1686,30 @@ static void cases_sockopt(void) {
     static const struct {
       const char *name;
       int level, opt, val, len;
-    } sets[] = {
-        {"IP_TOS=32", IPPROTO_IP, IP_TOS, 0x20, 0},
-        {"IP_TOS=32/len1", IPPROTO_IP, IP_TOS, 0x20, 1},
-        {"IP_TOS/len0", IPPROTO_IP, IP_TOS, 0x20, -2},
-        {"IP_TOS/null", IPPROTO_IP, IP_TOS, 0x20, -1},
-        {"IP_TTL=7", IPPROTO_IP, IP_TTL, 7, 0},
-        {"IP_TTL=0", IPPROTO_IP, IP_TTL, 0, 0},
-        {"IP_TTL=300", IPPROTO_IP, IP_TTL, 300, 0},
-        {"IP_TTL=-1", IPPROTO_IP, IP_TTL, -1, 0},
-        {"IP_MULTICAST_TTL=3", IPPROTO_IP, IP_MULTICAST_TTL, 3, 0},
-        {"IP_MULTICAST_LOOP=0", IPPROTO_IP, IP_MULTICAST_LOOP, 0, 0},
-        {"IP_RECVTOS=1", IPPROTO_IP, IP_RECVTOS, 1, 0},
-        {"SO_REUSEADDR=1", SOL_SOCKET, SO_REUSEADDR, 1, 0},
-        {"SO_KEEPALIVE=1", SOL_SOCKET, SO_KEEPALIVE, 1, 0},
-        {"SO_DOMAIN=10", SOL_SOCKET, SO_DOMAIN, 10, 0},
-        {"IPV6_V6ONLY=1", IPPROTO_IPV6, IPV6_V6ONLY, 1, 0},
-        {"TCP_NODELAY=1", IPPROTO_TCP, TCP_NODELAY, 1, 0},
-        {"badlevel", 12345, 1, 1, 0},
-        {"badopt", SOL_SOCKET, 12345, 1, 0}};
-    static const char *ss[] = {"tcp", "udp", "lab4", "widened", "widenudp",
-                               "v6.test", "badfd", "notsock"};
+    } sets[] = {{"IP_TOS=32", IPPROTO_IP, IP_TOS, 0x20, 0},
+                {"IP_TOS=32/len1", IPPROTO_IP, IP_TOS, 0x20, 1},
+                {"IP_TOS/len0", IPPROTO_IP, IP_TOS, 0x20, -2},
+                {"IP_TOS/null", IPPROTO_IP, IP_TOS, 0x20, -1},
+                {"IP_TTL=7", IPPROTO_IP, IP_TTL, 7, 0},
+                {"IP_TTL=0", IPPROTO_IP, IP_TTL, 0, 0},
+                {"IP_TTL=300", IPPROTO_IP, IP_TTL, 300, 0},
+                {"IP_TTL=-1", IPPROTO_IP, IP_TTL, -1, 0},
+                {"IP_MULTICAST_TTL=3", IPPROTO_IP, IP_MULTICAST_TTL, 3, 0},
+                {"IP_MULTICAST_LOOP=0", IPPROTO_IP, IP_MULTICAST_LOOP, 0, 0},
+                {"IP_RECVTOS=1", IPPROTO_IP, IP_RECVTOS, 1, 0},
+                {"SO_REUSEADDR=1", SOL_SOCKET, SO_REUSEADDR, 1, 0},
+                {"SO_KEEPALIVE=1", SOL_SOCKET, SO_KEEPALIVE, 1, 0},
+                {"SO_DOMAIN=10", SOL_SOCKET, SO_DOMAIN, 10, 0},
+                {"IPV6_V6ONLY=1", IPPROTO_IPV6, IPV6_V6ONLY, 1, 0},
+                {"TCP_NODELAY=1", IPPROTO_TCP, TCP_NODELAY, 1, 0},
+                {"badlevel", 12345, 1, 1, 0},
+                {"badopt", SOL_SOCKET, 12345, 1, 0}};
+    static const char *ss[] = {"tcp",      "udp",     "lab4",  "widened",
+                               "widenudp", "v6.test", "badfd", "notsock"};
     for (i = 0; i < sizeof ss / sizeof *ss; i++)
       for (j = 0; j < sizeof sets / sizeof *sets; j++) {
-        if (i >= 6 && j > 0) continue;
+        if (i >= 6 && j > 0)
+          continue;
         k = add("setsockopt", c_setsockopt, "setsockopt/%s/%s", ss[i],
                 sets[j].name);
         k->s1 = ss[i], k->i1 = sets[j].level, k->i2 = sets[j].opt,
@@ -1607,17 +1721,20 @@ static void cases_sockopt(void) {
 /* ---- datagrams: sendto / recvfrom / sendmsg / recvmsg / mmsg ----------- */
 
 /* A UDP socket for an I/O case; *to gets the destination. */
-static int udp_sock(const char *v, struct sockaddr_storage *to,
-                    socklen_t *tol) {
+static int udp_sock(const char *v, struct sockaddr_storage *to, socklen_t *tol)
+{
   *tol = 0;
-  if (!strncmp(v, "badfd", 5)) return -1;
-  if (!strncmp(v, "notsock", 7)) return nonsock();
+  if (!strncmp(v, "badfd", 5))
+    return -1;
+  if (!strncmp(v, "notsock", 7))
+    return nonsock();
   if (!strncmp(v, "v6.test", 7) || !strncmp(v, "both.test", 9) ||
       !strncmp(v, "v4.test", 7)) {
     char t[32];
     snprintf(t, sizeof t, "%.*s:9", (int)strcspn(v, "/"), v);
     *tol = target(t, SOCK_DGRAM, to);
-    if (!*tol) return -2;
+    if (!*tol)
+      return -2;
   } else if (!strncmp(v, "unreach", 7)) {
     *tol = mkaddr(to, "203.0.113.1", UDP_PORT);
   } else if (!strncmp(v, "pool", 4)) {
@@ -1627,7 +1744,8 @@ static int udp_sock(const char *v, struct sockaddr_storage *to,
   } else {
     *tol = mkaddr(to, SRV4, UDP_PORT);
   }
-  if (strstr(v, "tcp")) return connect_to(AF_INET, SOCK_STREAM, SRV4, TCP_PORT);
+  if (strstr(v, "tcp"))
+    return connect_to(AF_INET, SOCK_STREAM, SRV4, TCP_PORT);
   {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (strstr(v, "connected") &&
@@ -1644,12 +1762,14 @@ static int udp_sock(const char *v, struct sockaddr_storage *to,
 }
 
 /* How the reply to a send is read: recvfrom with full buffers. */
-static void read_reply(int fd) {
+static void read_reply(int fd)
+{
   char b[128] = {0};
   struct sockaddr_storage ss;
   socklen_t l = sizeof ss;
   ssize_t n;
-  if (fd < 0) return;
+  if (fd < 0)
+    return;
   if (wait_fd(fd, POLLIN, 3000) <= 0) {
     printf(" reply=none");
     return;
@@ -1664,7 +1784,8 @@ static void read_reply(int fd) {
 }
 
 /* i1: 0 sendto, 1 sendmsg, 2 sendmmsg; s1 variant; i2 flags */
-static void c_send(const struct kase *k) {
+static void c_send(const struct kase *k)
+{
   struct sockaddr_storage to;
   socklen_t tol;
   const char *v = k->s1;
@@ -1675,7 +1796,8 @@ static void c_send(const struct kase *k) {
     printf("lookup failed");
     return;
   }
-  if (strstr(v, "short")) tol = 8;
+  if (strstr(v, "short"))
+    tol = 8;
   errno = SENT;
   if (k->i1 == 0) {
     r = sendto(fd, "hello", 5, k->i2 | MSG_NOSIGNAL,
@@ -1683,7 +1805,8 @@ static void c_send(const struct kase *k) {
   } else {
     struct iovec iov = {.iov_base = "hello", .iov_len = 5};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (usedest) m.msg_name = &to, m.msg_namelen = tol;
+    if (usedest)
+      m.msg_name = &to, m.msg_namelen = tol;
     if (k->i1 == 1) {
       r = sendmsg(fd, &m, k->i2 | MSG_NOSIGNAL);
     } else {
@@ -1696,18 +1819,19 @@ static void c_send(const struct kase *k) {
       mm[0].msg_len = mm[1].msg_len = 12345;
       r = sendmmsg(fd, mm, 2, k->i2 | MSG_NOSIGNAL);
       e = errno;
-      printf("rc=%zd e=%s lens=%u,%u", r, en(e), mm[0].msg_len,
-             mm[1].msg_len);
+      printf("rc=%zd e=%s lens=%u,%u", r, en(e), mm[0].msg_len, mm[1].msg_len);
       if (!strstr(v, "tcp")) { /* TCP may join the two echoes */
         read_reply(fd);
-        if (r == 2) read_reply(fd);
+        if (r == 2)
+          read_reply(fd);
       }
       return;
     }
   }
   e = errno;
   printf("rc=%zd e=%s", r, en(e));
-  if (r >= 0 && !strstr(v, "tcp")) read_reply(fd);
+  if (r >= 0 && !strstr(v, "tcp"))
+    read_reply(fd);
   if (strstr(v, "again")) { /* a second send: the ICMP error shows here */
     usleep(200000);
     errno = SENT;
@@ -1721,12 +1845,26 @@ static void c_send(const struct kase *k) {
   }
 }
 
-static void cases_send(void) {
-  static const char *vs[] = {
-      "lab4", "lab4/connected", "lab4/connected-nodest", "lab4/nodest",
-      "lab4/short", "lab4/widened", "closed/connected-again", "unreach",
-      "pool", "badfd", "notsock", "tcp/nodest", "tcp", "v6.test",
-      "v6.test/connected", "v6.test/short", "both.test", "v4.test"};
+static void cases_send(void)
+{
+  static const char *vs[] = {"lab4",
+                             "lab4/connected",
+                             "lab4/connected-nodest",
+                             "lab4/nodest",
+                             "lab4/short",
+                             "lab4/widened",
+                             "closed/connected-again",
+                             "unreach",
+                             "pool",
+                             "badfd",
+                             "notsock",
+                             "tcp/nodest",
+                             "tcp",
+                             "v6.test",
+                             "v6.test/connected",
+                             "v6.test/short",
+                             "both.test",
+                             "v4.test"};
   static const char *syms[] = {"sendto", "sendmsg", "sendmmsg"};
   size_t i, j;
   struct kase *k;
@@ -1750,7 +1888,8 @@ static void cases_send(void) {
  * i1: 0 recvfrom, 1 __recvfrom_chk, 2 recvmsg, 3 recvmmsg; i2 flags;
  * i3 name buffer length (0: full; -1: NULL); i4 data buffer length (0: 64)
  */
-static void c_recv(const struct kase *k) {
+static void c_recv(const struct kase *k)
+{
   const char *v = k->s1;
   struct sockaddr_storage to, from;
   socklen_t tol, fl = k->i3 > 0 ? (socklen_t)k->i3 : sizeof from, fl0;
@@ -1767,10 +1906,11 @@ static void c_recv(const struct kase *k) {
     peer = socket(AF_INET6, SOCK_DGRAM, 0);
     sin6(&s6, strstr(v, "lab6") ? "2001:db8::1" : "::1", port);
     sendto(peer, "hello6", 6, 0, (struct sockaddr *)&s6, sizeof s6);
-    if (strstr(v, "two")) sendto(peer, "again6", 6, 0, (struct sockaddr *)&s6,
-                                 sizeof s6);
+    if (strstr(v, "two"))
+      sendto(peer, "again6", 6, 0, (struct sockaddr *)&s6, sizeof s6);
     /* Without the shim nothing arrives: do not block for it. */
-    if (wait_fd(fd, POLLIN, 500) <= 0) fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (wait_fd(fd, POLLIN, 500) <= 0)
+      fcntl(fd, F_SETFL, O_NONBLOCK);
   } else if (strstr(v, "v4client")) {
     unsigned port;
     struct sockaddr_in s4;
@@ -1778,9 +1918,10 @@ static void c_recv(const struct kase *k) {
     peer = socket(AF_INET, SOCK_DGRAM, 0);
     sin4(&s4, "127.0.0.1", port);
     sendto(peer, "hello4", 6, 0, (struct sockaddr *)&s4, sizeof s4);
-    if (strstr(v, "two")) sendto(peer, "again4", 6, 0, (struct sockaddr *)&s4,
-                                 sizeof s4);
-    if (wait_fd(fd, POLLIN, 500) <= 0) fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (strstr(v, "two"))
+      sendto(peer, "again4", 6, 0, (struct sockaddr *)&s4, sizeof s4);
+    if (wait_fd(fd, POLLIN, 500) <= 0)
+      fcntl(fd, F_SETFL, O_NONBLOCK);
   } else {
     fd = udp_sock(v, &to, &tol);
     if (fd == -2) {
@@ -1789,12 +1930,13 @@ static void c_recv(const struct kase *k) {
     }
     if (strstr(v, "reply") && fd >= 0) {
       sendto(fd, "hello", 5, 0, (struct sockaddr *)&to, tol);
-      if (strstr(v, "two")) sendto(fd, "again", 5, 0, (struct sockaddr *)&to,
-                                   tol);
+      if (strstr(v, "two"))
+        sendto(fd, "again", 5, 0, (struct sockaddr *)&to, tol);
       wait_fd(fd, POLLIN, 3000);
       usleep(strstr(v, "two") ? 100000 : 0);
     }
-    if (strstr(v, "nonblock")) fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (strstr(v, "nonblock"))
+      fcntl(fd, F_SETFL, O_NONBLOCK);
   }
   fl0 = fl;
   errno = SENT;
@@ -1822,7 +1964,8 @@ static void c_recv(const struct kase *k) {
     } cb;
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
     struct cmsghdr *c;
-    if (k->i3 >= 0) m.msg_name = &from, m.msg_namelen = fl;
+    if (k->i3 >= 0)
+      m.msg_name = &from, m.msg_namelen = fl;
     if (strstr(v, "pktinfo")) {
       int one = 1;
       setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
@@ -1875,9 +2018,8 @@ static void c_recv(const struct kase *k) {
     printf("rc=%zd e=%s", r, en(e));
     for (i = 0; i < r; i++) {
       printf(" [len=%u data=%.*s flags=%#x ", mm[i].msg_len,
-             (int)(mm[i].msg_len < (i ? sizeof b2 : bl)
-                       ? mm[i].msg_len
-                       : (i ? sizeof b2 : bl)),
+             (int)(mm[i].msg_len < (i ? sizeof b2 : bl) ? mm[i].msg_len
+                                                        : (i ? sizeof b2 : bl)),
              i ? b2 : buf, (unsigned)mm[i].msg_hdr.msg_flags);
       if (k->i3 < 0)
         printf("noaddr]");
@@ -1905,37 +2047,37 @@ static void c_recv(const struct kase *k) {
   }
 }
 
-static void cases_recv(void) {
+static void cases_recv(void)
+{
   static const struct {
     const char *v;
     int flags, namelen, buflen;
-  } vs[] = {
-      {"lab4/reply", 0, 0, 0},
-      {"lab4/reply", 0, 4, 0},
-      {"lab4/reply", 0, 0, 3},
-      {"lab4/reply", MSG_TRUNC, 0, 3},
-      {"lab4/reply", MSG_PEEK, 0, 0},
-      {"lab4/reply", 0, -1, 0},
-      {"lab4/reply-two", 0, 0, 0},
-      {"lab4/connected-reply", 0, 0, 0},
-      {"lab4/widened-reply", 0, 0, 0},
-      {"lab4/empty", MSG_DONTWAIT, 0, 0},
-      {"lab4/empty-nonblock", 0, 0, 0},
-      {"closed/connected-reply", MSG_DONTWAIT, 0, 0},
-      {"badfd", 0, 0, 0},
-      {"notsock", MSG_DONTWAIT, 0, 0},
-      {"tcp/empty", MSG_DONTWAIT, 0, 0},
-      {"v6.test/reply", 0, 0, 0},
-      {"v6.test/reply", 0, 4, 0},
-      {"v6.test/connected-reply", 0, 0, 0},
-      {"both.test/reply", 0, 0, 0},
-      {"v6client", 0, 0, 0},
-      {"v6client", 0, 4, 0},
-      {"v6client", MSG_DONTWAIT, 0, 0},
-      {"v6client-two", MSG_DONTWAIT, 0, 0},
-      {"v6client-lab6", MSG_DONTWAIT, 0, 0},
-      {"v4client", MSG_DONTWAIT, 0, 0},
-      {"v4client-two", MSG_DONTWAIT, 0, 0}};
+  } vs[] = {{"lab4/reply", 0, 0, 0},
+            {"lab4/reply", 0, 4, 0},
+            {"lab4/reply", 0, 0, 3},
+            {"lab4/reply", MSG_TRUNC, 0, 3},
+            {"lab4/reply", MSG_PEEK, 0, 0},
+            {"lab4/reply", 0, -1, 0},
+            {"lab4/reply-two", 0, 0, 0},
+            {"lab4/connected-reply", 0, 0, 0},
+            {"lab4/widened-reply", 0, 0, 0},
+            {"lab4/empty", MSG_DONTWAIT, 0, 0},
+            {"lab4/empty-nonblock", 0, 0, 0},
+            {"closed/connected-reply", MSG_DONTWAIT, 0, 0},
+            {"badfd", 0, 0, 0},
+            {"notsock", MSG_DONTWAIT, 0, 0},
+            {"tcp/empty", MSG_DONTWAIT, 0, 0},
+            {"v6.test/reply", 0, 0, 0},
+            {"v6.test/reply", 0, 4, 0},
+            {"v6.test/connected-reply", 0, 0, 0},
+            {"both.test/reply", 0, 0, 0},
+            {"v6client", 0, 0, 0},
+            {"v6client", 0, 4, 0},
+            {"v6client", MSG_DONTWAIT, 0, 0},
+            {"v6client-two", MSG_DONTWAIT, 0, 0},
+            {"v6client-lab6", MSG_DONTWAIT, 0, 0},
+            {"v4client", MSG_DONTWAIT, 0, 0},
+            {"v4client-two", MSG_DONTWAIT, 0, 0}};
   static const char *syms[] = {"recvfrom", "__recvfrom_chk", "recvmsg",
                                "recvmmsg"};
   size_t i, j;
@@ -1945,12 +2087,12 @@ static void cases_recv(void) {
       if (j == 3 && vs[i].flags == 0 && !strstr(vs[i].v, "reply") &&
           strcmp(vs[i].v, "badfd"))
         continue; /* recvmmsg would wait for the second datagram */
-      k = add(syms[j], c_recv, "%s/%s/flags=%#x/namelen=%d/buflen=%d",
-              syms[j], vs[i].v, (unsigned)vs[i].flags, vs[i].namelen,
-              vs[i].buflen);
+      k = add(syms[j], c_recv, "%s/%s/flags=%#x/namelen=%d/buflen=%d", syms[j],
+              vs[i].v, (unsigned)vs[i].flags, vs[i].namelen, vs[i].buflen);
       k->s1 = vs[i].v, k->i1 = (int)j, k->i2 = vs[i].flags,
       k->i3 = vs[i].namelen, k->i4 = vs[i].buflen;
-      if (j == 3 && strstr(vs[i].v, "reply")) k->i2 |= MSG_WAITFORONE;
+      if (j == 3 && strstr(vs[i].v, "reply"))
+        k->i2 |= MSG_WAITFORONE;
     }
   k = add("recvmsg", c_recv, "recvmsg/lab4/reply-pktinfo");
   k->s1 = "lab4/reply-pktinfo", k->i1 = 2;
@@ -1963,7 +2105,8 @@ static void cases_recv(void) {
 /* ---- fd calls: close, close_range, dup*, fcntl*, epoll_ctl ------------- */
 
 /* Prints whether fd is open, and what it is. */
-static void fdstate(const char *what, int fd) {
+static void fdstate(const char *what, int fd)
+{
   int f = fcntl(fd, F_GETFD);
   printf(" %s=", what);
   if (f < 0) {
@@ -1973,14 +2116,17 @@ static void fdstate(const char *what, int fd) {
   printf("open%s", f & FD_CLOEXEC ? "+cloexec" : "");
   {
     int d = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
-    if (d > -1000) printf(",domain=%d", d);
+    if (d > -1000)
+      printf(",domain=%d", d);
   }
 }
 
 /* A socket of the kind a fd case needs: "tcp", "widened", "v6.test"
  * (connected through a synthetic address), "lab4" (connected), "file" */
-static int fd_sock(const char *v) {
-  if (strstr(v, "file")) return nonsock();
+static int fd_sock(const char *v)
+{
+  if (strstr(v, "file"))
+    return nonsock();
   if (strstr(v, "v6.test") || strstr(v, "widened") || strstr(v, "lab4") ||
       strstr(v, "refused") || strstr(v, "udp"))
     return opt_sock(strstr(v, "v6.test")   ? "v6.test"
@@ -1991,7 +2137,8 @@ static int fd_sock(const char *v) {
   return socket(AF_INET, SOCK_STREAM, 0);
 }
 
-static void c_close(const struct kase *k) {
+static void c_close(const struct kase *k)
+{
   const char *v = k->s1;
   int fd = -1, r, e;
   if (!strcmp(v, "badfd"))
@@ -2022,12 +2169,12 @@ static void c_close(const struct kase *k) {
   }
 }
 
-static void cases_close(void) {
-  static const char *vs[] = {"badfd", "closedfd", "tcp", "file",
-                             "tcp-twice", "widened", "widened-reuse",
-                             "lab4", "lab4-reuse", "lab4-twice", "v6.test",
-                             "v6.test-reuse", "v6.test-twice", "refused",
-                             "udp"};
+static void cases_close(void)
+{
+  static const char *vs[] = {
+      "badfd",   "closedfd",      "tcp",           "file",       "tcp-twice",
+      "widened", "widened-reuse", "lab4",          "lab4-reuse", "lab4-twice",
+      "v6.test", "v6.test-reuse", "v6.test-twice", "refused",    "udp"};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -2037,7 +2184,8 @@ static void cases_close(void) {
 }
 
 /* s1 variant: a socket at fd 3.., then close_range(first, last, flags) */
-static void c_close_range(const struct kase *k) {
+static void c_close_range(const struct kase *k)
+{
   const char *v = k->s1;
   int a = fd_sock(v), b = socket(AF_INET, SOCK_DGRAM, 0), r, e;
   unsigned first = (unsigned)k->i1, last = (unsigned)k->i2;
@@ -2059,26 +2207,26 @@ static void c_close_range(const struct kase *k) {
   }
 }
 
-static void cases_close_range(void) {
+static void cases_close_range(void)
+{
   static const struct {
     const char *v;
     int first, last, flags;
-  } vs[] = {
-      {"tcp/all", 3, ~0, 0},
-      {"tcp/first", 3, 3, 0},
-      {"tcp/second", 4, 4, 0},
-      {"tcp/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC},
-      {"tcp/unshare", 3, ~0, CLOSE_RANGE_UNSHARE},
-      {"tcp/inverted", 10, 5, 0},
-      {"tcp/badflags", 3, ~0, 0x1000},
-      {"tcp/none-open", 100, 200, 0},
-      {"v6.test/all-reuse", 3, ~0, 0},
-      {"v6.test/first-reuse", 3, 3, 0},
-      {"v6.test/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC},
-      {"widened/all-reuse", 3, ~0, 0},
-      {"lab4/all-reuse", 3, ~0, 0},
-      {"lab4/first-reuse", 3, 3, 0},
-      {"lab4/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC}};
+  } vs[] = {{"tcp/all", 3, ~0, 0},
+            {"tcp/first", 3, 3, 0},
+            {"tcp/second", 4, 4, 0},
+            {"tcp/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC},
+            {"tcp/unshare", 3, ~0, CLOSE_RANGE_UNSHARE},
+            {"tcp/inverted", 10, 5, 0},
+            {"tcp/badflags", 3, ~0, 0x1000},
+            {"tcp/none-open", 100, 200, 0},
+            {"v6.test/all-reuse", 3, ~0, 0},
+            {"v6.test/first-reuse", 3, 3, 0},
+            {"v6.test/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC},
+            {"widened/all-reuse", 3, ~0, 0},
+            {"lab4/all-reuse", 3, ~0, 0},
+            {"lab4/first-reuse", 3, 3, 0},
+            {"lab4/cloexec", 3, ~0, CLOSE_RANGE_CLOEXEC}};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -2090,24 +2238,39 @@ static void cases_close_range(void) {
 
 /* i1: 0 dup, 1 dup2, 2 dup3, 3 fcntl, 4 fcntl64; s1 socket/variant;
  * i2 newfd or fcntl cmd; i3 flags or fcntl arg; s2: "oldbad" */
-static void c_dup(const struct kase *k) {
+static void c_dup(const struct kase *k)
+{
   const char *v = k->s1;
   int fd = fd_sock(v), r, e, nfd = k->i2;
   if (fd == -2) {
     printf("setup failed");
     return;
   }
-  if (k->s2 && !strcmp(k->s2, "oldbad")) fd = -1;
-  if (k->s2 && !strcmp(k->s2, "oldclosed")) fd = 99;
-  if (k->s2 && !strcmp(k->s2, "same")) nfd = fd;
-  if (k->s2 && !strcmp(k->s2, "occupied")) nfd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (k->s2 && !strcmp(k->s2, "oldbad"))
+    fd = -1;
+  if (k->s2 && !strcmp(k->s2, "oldclosed"))
+    fd = 99;
+  if (k->s2 && !strcmp(k->s2, "same"))
+    nfd = fd;
+  if (k->s2 && !strcmp(k->s2, "occupied"))
+    nfd = socket(AF_INET, SOCK_DGRAM, 0);
   errno = SENT;
   switch (k->i1) {
-  case 0: r = dup(fd); break;
-  case 1: r = dup2(fd, nfd); break;
-  case 2: r = dup3(fd, nfd, k->i3); break;
-  case 3: r = fcntl(fd, k->i2, k->i3); break;
-  default: r = fcntl64(fd, k->i2, k->i3); break;
+  case 0:
+    r = dup(fd);
+    break;
+  case 1:
+    r = dup2(fd, nfd);
+    break;
+  case 2:
+    r = dup3(fd, nfd, k->i3);
+    break;
+  case 3:
+    r = fcntl(fd, k->i2, k->i3);
+    break;
+  default:
+    r = fcntl64(fd, k->i2, k->i3);
+    break;
   }
   e = errno;
   printf("rc=%d e=%s", r, en(e));
@@ -2116,11 +2279,13 @@ static void c_dup(const struct kase *k) {
       fdstate("new", r);
       pname("name", r, 0);
       pname("peer", r, 1);
-      if (strstr(v, "v6.test") || strstr(v, "lab4")) talk(r);
+      if (strstr(v, "v6.test") || strstr(v, "lab4"))
+        talk(r);
       close(fd); /* the copy lives on alone */
       fdstate("after-close-old", r);
       pname("peer", r, 1);
-      if (strstr(v, "v6.test") || strstr(v, "lab4")) talk(r);
+      if (strstr(v, "v6.test") || strstr(v, "lab4"))
+        talk(r);
     }
   } else if (fd >= 0) {
     fdstate("fd", fd);
@@ -2128,7 +2293,8 @@ static void c_dup(const struct kase *k) {
   }
 }
 
-static void cases_dup(void) {
+static void cases_dup(void)
+{
   static const char *socks[] = {"tcp", "file", "lab4", "widened", "v6.test"};
   static const char *syms[] = {"dup", "dup2", "dup3", "fcntl", "fcntl64"};
   size_t i, j;
@@ -2190,7 +2356,8 @@ static void cases_dup(void) {
 }
 
 /* s1 variant; i1 op; i2 events */
-static void c_epoll(const struct kase *k) {
+static void c_epoll(const struct kase *k)
+{
   const char *v = k->s1;
   int ep = epoll_create1(EPOLL_CLOEXEC), fd, r, e;
   struct epoll_event ev = {.events = (unsigned)k->i2, .data.u64 = 42};
@@ -2199,11 +2366,16 @@ static void c_epoll(const struct kase *k) {
     printf("setup failed");
     return;
   }
-  if (strstr(v, "badepfd")) ep = -1;
-  if (strstr(v, "epfd-notepoll")) ep = nonsock();
-  if (strstr(v, "badfd")) fd = -1;
-  if (strstr(v, "self")) fd = ep;
-  if (strstr(v, "pre-added")) epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  if (strstr(v, "badepfd"))
+    ep = -1;
+  if (strstr(v, "epfd-notepoll"))
+    ep = nonsock();
+  if (strstr(v, "badfd"))
+    fd = -1;
+  if (strstr(v, "self"))
+    fd = ep;
+  if (strstr(v, "pre-added"))
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   errno = SENT;
   r = epoll_ctl(ep, k->i1, fd, strstr(v, "nullev") ? NULL : &ev);
   e = errno;
@@ -2218,36 +2390,36 @@ static void c_epoll(const struct kase *k) {
   }
 }
 
-static void cases_epoll(void) {
+static void cases_epoll(void)
+{
   static const struct {
     const char *v;
     int op, ev;
-  } vs[] = {
-      {"tcp", EPOLL_CTL_ADD, EPOLLIN},
-      {"tcp-pre-added", EPOLL_CTL_ADD, EPOLLIN},
-      {"tcp-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
-      {"tcp-pre-added", EPOLL_CTL_DEL, 0},
-      {"tcp", EPOLL_CTL_MOD, EPOLLIN},
-      {"tcp", EPOLL_CTL_DEL, 0},
-      {"tcp", 99, EPOLLIN},
-      {"tcp-nullev", EPOLL_CTL_ADD, 0},
-      {"tcp-nullev", EPOLL_CTL_DEL, 0},
-      {"tcp-badepfd", EPOLL_CTL_ADD, EPOLLIN},
-      {"tcp-epfd-notepoll", EPOLL_CTL_ADD, EPOLLIN},
-      {"tcp-badfd", EPOLL_CTL_ADD, EPOLLIN},
-      {"tcp-self", EPOLL_CTL_ADD, EPOLLIN},
-      {"file", EPOLL_CTL_ADD, EPOLLIN},
-      {"lab4", EPOLL_CTL_ADD, EPOLLOUT},
-      {"udp", EPOLL_CTL_ADD, EPOLLOUT},
-      {"widened", EPOLL_CTL_ADD, EPOLLIN},
-      {"v6.test", EPOLL_CTL_ADD, EPOLLOUT},
-      {"lab4-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
-      {"lab4-pre-added", EPOLL_CTL_DEL, 0},
-      {"v6.test-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
-      {"v6.test-pre-added", EPOLL_CTL_DEL, 0},
-      {"refused", EPOLL_CTL_ADD, EPOLLOUT},
-      {"tcp", EPOLL_CTL_ADD, EPOLLIN | EPOLLEXCLUSIVE},
-      {"tcp-pre-added", EPOLL_CTL_MOD, EPOLLIN | EPOLLEXCLUSIVE}};
+  } vs[] = {{"tcp", EPOLL_CTL_ADD, EPOLLIN},
+            {"tcp-pre-added", EPOLL_CTL_ADD, EPOLLIN},
+            {"tcp-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
+            {"tcp-pre-added", EPOLL_CTL_DEL, 0},
+            {"tcp", EPOLL_CTL_MOD, EPOLLIN},
+            {"tcp", EPOLL_CTL_DEL, 0},
+            {"tcp", 99, EPOLLIN},
+            {"tcp-nullev", EPOLL_CTL_ADD, 0},
+            {"tcp-nullev", EPOLL_CTL_DEL, 0},
+            {"tcp-badepfd", EPOLL_CTL_ADD, EPOLLIN},
+            {"tcp-epfd-notepoll", EPOLL_CTL_ADD, EPOLLIN},
+            {"tcp-badfd", EPOLL_CTL_ADD, EPOLLIN},
+            {"tcp-self", EPOLL_CTL_ADD, EPOLLIN},
+            {"file", EPOLL_CTL_ADD, EPOLLIN},
+            {"lab4", EPOLL_CTL_ADD, EPOLLOUT},
+            {"udp", EPOLL_CTL_ADD, EPOLLOUT},
+            {"widened", EPOLL_CTL_ADD, EPOLLIN},
+            {"v6.test", EPOLL_CTL_ADD, EPOLLOUT},
+            {"lab4-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
+            {"lab4-pre-added", EPOLL_CTL_DEL, 0},
+            {"v6.test-pre-added", EPOLL_CTL_MOD, EPOLLOUT},
+            {"v6.test-pre-added", EPOLL_CTL_DEL, 0},
+            {"refused", EPOLL_CTL_ADD, EPOLLOUT},
+            {"tcp", EPOLL_CTL_ADD, EPOLLIN | EPOLLEXCLUSIVE},
+            {"tcp-pre-added", EPOLL_CTL_MOD, EPOLLIN | EPOLLEXCLUSIVE}};
   size_t i;
   struct kase *k;
   static const char *ops[] = {"?", "add", "del", "mod"};
@@ -2261,7 +2433,8 @@ static void cases_epoll(void) {
 
 /* ---- driver ------------------------------------------------------------ */
 
-static void run_case(const struct kase *k) {
+static void run_case(const struct kase *k)
+{
   int p[2], st;
   pid_t pid;
   char out[16384];
@@ -2279,8 +2452,10 @@ static void run_case(const struct kase *k) {
   }
   if (pid == 0) {
     dup2(p[1], 1);
-    if (p[0] != 1) close(p[0]);
-    if (p[1] != 1) close(p[1]);
+    if (p[0] != 1)
+      close(p[0]);
+    if (p[1] != 1)
+      close(p[1]);
     alarm(20);
     k->fn(k);
     fflush(stdout);
@@ -2290,7 +2465,8 @@ static void run_case(const struct kase *k) {
   while (n < sizeof out - 1 &&
          (r = read(p[0], out + n, sizeof out - 1 - n)) != 0) {
     if (r < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       break;
     }
     n += (size_t)r;
@@ -2299,16 +2475,18 @@ static void run_case(const struct kase *k) {
   out[n] = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  while (n > 0 && out[n - 1] == '\n') out[--n] = 0;
+  while (n > 0 && out[n - 1] == '\n')
+    out[--n] = 0;
   {
     size_t i;
     for (i = 0; i < n; i++)
-      if (out[i] == '\n' || out[i] == '\t') out[i] = ' ';
+      if (out[i] == '\n' || out[i] == '\t')
+        out[i] = ' ';
   }
   printf("%s\t%s\t%s", k->id, k->sym, out);
   if (WIFSIGNALED(st))
-    printf(" CRASH=%s", sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st))
-                                                    : "?");
+    printf(" CRASH=%s",
+           sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?");
   else if (WEXITSTATUS(st) != 0)
     printf(" EXIT=%d", WEXITSTATUS(st));
   printf("\n");
@@ -2316,7 +2494,8 @@ static void run_case(const struct kase *k) {
 
 /* Global symbols of a version script: the names between "global:" and
  * "local:", one per "NAME;". */
-static int read_exports(const char *path, char syms[][64], int max) {
+static int read_exports(const char *path, char syms[][64], int max)
+{
   FILE *f = fopen(path, "r");
   char line[256];
   int n = 0, in = 0;
@@ -2326,7 +2505,8 @@ static int read_exports(const char *path, char syms[][64], int max) {
   }
   while (fgets(line, sizeof line, f)) {
     char *s = line, *end;
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+      s++;
     if (!strncmp(s, "global:", 7)) {
       in = 1;
       continue;
@@ -2335,16 +2515,20 @@ static int read_exports(const char *path, char syms[][64], int max) {
       in = 0;
       continue;
     }
-    if (!in || !(end = strchr(s, ';'))) continue;
+    if (!in || !(end = strchr(s, ';')))
+      continue;
     *end = 0;
-    if (!*s || strchr(s, '*') || strchr(s, ' ')) continue;
-    if (n < max) snprintf(syms[n++], 64, "%.63s", s);
+    if (!*s || strchr(s, '*') || strchr(s, ' '))
+      continue;
+    if (n < max)
+      snprintf(syms[n++], 64, "%.63s", s);
   }
   fclose(f);
   return n;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
   static char syms[256][64];
   const char *only = NULL, *prefix = NULL;
   int nsyms, i, list = 0, missing = 0;
@@ -2394,7 +2578,8 @@ int main(int argc, char **argv) {
       }
   for (i = 0; i < nsyms; i++) {
     for (c = 0; c < ncases; c++)
-      if (!strcmp(cases[c].sym, syms[i])) break;
+      if (!strcmp(cases[c].sym, syms[i]))
+        break;
     if (c == ncases) {
       fprintf(stderr, "missing-case %s\n", syms[i]);
       missing++;
@@ -2409,13 +2594,17 @@ int main(int argc, char **argv) {
       int hit = 0;
       while (*p) {
         size_t w = strcspn(p, ",");
-        if (w == l && !strncmp(p, k->sym, l)) hit = 1;
+        if (w == l && !strncmp(p, k->sym, l))
+          hit = 1;
         p += w;
-        if (*p) p++;
+        if (*p)
+          p++;
       }
-      if (!hit) continue;
+      if (!hit)
+        continue;
     }
-    if (prefix && strncmp(k->id, prefix, strlen(prefix))) continue;
+    if (prefix && strncmp(k->id, prefix, strlen(prefix)))
+      continue;
     if (list)
       printf("%s\t%s\n", k->id, k->sym);
     else
