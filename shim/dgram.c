@@ -459,6 +459,7 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
       return -1;
     if (shim__pool_name(ip, name, sizeof name) != 1) {
       shim__trace_unmapped(sa, len);
+      shim__autobind(fd); /* as the kernel's, before its route lookup */
       errno = ENETUNREACH;
       return -1;
     }

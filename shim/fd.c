@@ -341,6 +341,18 @@ int shim__fd_count_wide(uint16_t port)
   return n;
 }
 
+void shim__autobind(int fd)
+{
+  struct sockaddr_in sin;
+  socklen_t len = sizeof sin;
+  if (ds__sys.getsockname(fd, (struct sockaddr *)&sin, &len) != 0 ||
+      sin.sin_family != AF_INET || sin.sin_port != 0)
+    return;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  ds__sys.bind(fd, (struct sockaddr *)&sin, sizeof sin);
+}
+
 int shim__sock_int(int fd, int opt)
 {
   int v = -1;

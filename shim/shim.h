@@ -364,6 +364,10 @@ in_port_t shim__fd_wide_port_hint(int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
  * -1 (scans the table: for the rare bind that needs it). */
 int shim__fd_find_wide(uint16_t port, int except);
+/* Gives fd, an AF_INET socket without a port, an ephemeral one (bound to
+ * 0.0.0.0), as the kernel does when a connect or send starts; errno may
+ * change. */
+void shim__autobind(int fd);
 /* Returns how many fds hold a widened socket on port (host order). */
 int shim__fd_count_wide(uint16_t port);
 /* Before fd, a widened socket, is closed: its port leaves
