@@ -94,7 +94,9 @@ CORPUS_PKGS := netcat-openbsd socat ncat inetutils-telnet rsync dropbear-bin \
                w3m links redis-server redis-tools memcached finger fingerd \
                nginx-light lighttpd mini-httpd micro-httpd openbsd-inetd \
                ucspi-tcp openssh-client openssl git iproute2 nftables \
-               python3 perl curl wget netcat-traditional busybox-static
+               python3 perl curl wget netcat-traditional busybox-static \
+               lftp aria2 swaks libwww-perl lynx apache2-utils msmtp \
+               mosquitto-clients whois bind9-dnsutils
 
 # Each tools/bench/NAME.c is a benchmark program: $(B)/bench/NAME, linked
 # with the library; NAME_uv and NAME_ev are the libuv and libevent peers.

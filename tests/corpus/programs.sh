@@ -94,6 +94,55 @@ socket.getaddrinfo = lambda h, p, f=0, *a, **k: gai(h, p, socket.AF_INET, *a, **
 print(urllib.request.urlopen("http://%s/urllib" % sys.argv[1], timeout=5).read().decode().strip())' "$1"
 }
 
+c_lynx() { HOME=$WD X lynx -dump -nolist -connect_timeout=5 "http://$1/lynx"; }
+c_lftp() {
+  # dns:order inet: lftp looks up (in a forked resolver process) IPv4 only.
+  HOME=$WD X lftp -c "set dns:order inet; set net:timeout 5; set net:max-retries 1; cat http://$1/lftp"
+}
+c_aria2c() {
+  rm -f "$WD/aria2.out"
+  # --async-dns=false: getaddrinfo, not c-ares (aria2c-cares, a limit).
+  X aria2c --disable-ipv6=true --async-dns=false --connect-timeout=5 -q \
+    --allow-overwrite=true -d "$WD" -o aria2.out "http://$1/aria2c" &&
+    cat "$WD/aria2.out"
+}
+c_ab() { X ab -v 4 -n 1 -s 5 "http://$1/ab" 2>&1 | grep -ao 'corpus-ok[^[:cntrl:]]*'; }
+c_swaks() {
+  X swaks -4 --server "$1" --to b@client.test --from a@client.test \
+    --timeout 5 2>&1 | grep -ao 'corpus-ok[^[:cntrl:]]*' | tail -n 1
+}
+c_msmtp() {
+  printf 'Subject: corpus\n\nmsmtp\n' |
+    X msmtp --debug --host="$1" --port=25 --auth=off --tls=off \
+      --timeout=5 -f a@client.test b@client.test 2>&1 |
+    grep -ao 'corpus-ok[^[:cntrl:]]*' | tail -n 1
+}
+c_py-smtplib() {
+  X "$PY" -I -c '
+import smtplib, socket, sys
+gai = socket.getaddrinfo
+socket.getaddrinfo = lambda h, p, f=0, *a, **k: gai(h, p, socket.AF_INET, *a, **k)
+s = smtplib.SMTP(sys.argv[1], 25, timeout=5)
+print(s.ehlo()[1].decode())
+print(s.sendmail("a@client.test", ["b@client.test"], "Subject: x\r\n\r\npy\r\n") or "sent")
+s.quit()' "$1" | head -n 1
+}
+c_perl-lwp() {
+  X perl -MLWP::UserAgent -MSocket -e '
+    @LWP::Protocol::http::EXTRA_SOCK_OPTS = (Family => AF_INET);
+    my $r = LWP::UserAgent->new(timeout => 5)->get("http://$ARGV[0]/lwp");
+    print $r->is_success ? $r->decoded_content : $r->status_line, "\n";' "$1"
+}
+c_mosquitto_sub() { X mosquitto_sub -h "$1" -p 1883 -t corpus -C 1 -W 5; }
+c_whois() { X whois -h "$1" -p 43 corpus; }
+c_aria2c-cares() {
+  rm -f "$WD/aria2.out"
+  X aria2c --disable-ipv6=true --connect-timeout=5 -q \
+    --allow-overwrite=true -d "$WD" -o aria2.out "http://$1/aria2c" &&
+    cat "$WD/aria2.out"
+}
+c_dig() { X dig -4 +short +tries=1 +time=2 "$1" A; }
+
 # ---------------------------------------------------------------- servers
 REPLY_OK="corpus-ok"
 

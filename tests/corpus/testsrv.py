@@ -7,7 +7,9 @@
 #
 # ports: 7 23 43 79 echo-like (one read, one answer, close), 80 HTTP,
 # 443 HTTPS, 22 SSH banner, 873 rsync daemon greeting, 9418 git protocol,
-# 6379 redis (RESP). Prints "ready" once every port listens.
+# 6379 redis (RESP), 25 SMTP (the greeting and every reply carry the
+# family), 1883 MQTT (a subscriber gets one message, the family). Prints
+# "ready" once every port listens.
 import socket
 import ssl
 import sys
@@ -79,6 +81,67 @@ def redis(c, fam):
         c.sendall(("+corpus-ok %s\r\n" % fam).encode())
 
 
+def smtp(c, fam):
+    c.sendall(("220 corpus-ok %s ESMTP\r\n" % fam).encode())
+    f = c.makefile("rb")
+    data = False
+    for line in f:
+        cmd = line.decode("latin-1").strip()
+        if data:
+            if cmd == ".":
+                data = False
+                c.sendall(("250 corpus-ok %s queued\r\n" % fam).encode())
+            continue
+        verb = cmd.split(" ", 1)[0].upper()
+        if verb in ("EHLO", "HELO"):
+            c.sendall(("250 corpus-ok %s\r\n" % fam).encode())
+        elif verb == "DATA":
+            data = True
+            c.sendall(b"354 go on\r\n")
+        elif verb == "QUIT":
+            c.sendall(b"221 bye\r\n")
+            break
+        else:
+            c.sendall(("250 corpus-ok %s\r\n" % fam).encode())
+
+
+def mqtt_packet(c):
+    head = c.recv(1)
+    if not head:
+        return None, b""
+    n, mult = 0, 1
+    while True:
+        b = c.recv(1)[0]
+        n += (b & 127) * mult
+        mult *= 128
+        if b < 128:
+            break
+    body = b""
+    while len(body) < n:
+        d = c.recv(n - len(body))
+        if not d:
+            break
+        body += d
+    return head[0] >> 4, body
+
+
+def mqtt(c, fam):
+    while True:
+        kind, body = mqtt_packet(c)
+        if kind is None or kind == 14:             # gone, DISCONNECT
+            break
+        if kind == 1:                              # CONNECT
+            c.sendall(b"\x20\x02\x00\x00")
+        elif kind == 8:                            # SUBSCRIBE
+            c.sendall(b"\x90\x03" + body[:2] + b"\x00")
+            topic = body[4:4 + int.from_bytes(body[2:4], "big")]
+            msg = ("corpus-ok %s" % fam).encode()
+            var = len(topic).to_bytes(2, "big") + topic + msg
+            c.sendall(bytes([0x30, len(var)]) + var)
+        elif kind == 12:                           # PINGREQ
+            c.sendall(b"\xd0\x00")
+
+
 def serve(ls, handler, ctx):
     while True:
         c, a = ls.accept()
@@ -104,7 +167,7 @@ def main():
     ports = [(7, echo, None), (23, echo, None), (43, echo, None),
              (79, echo, None), (80, http, None), (443, http, ctx),
              (22, ssh, None), (873, rsyncd, None), (9418, git, None),
-             (6379, redis, None)]
+             (6379, redis, None), (25, smtp, None), (1883, mqtt, None)]
     threads = []
     for port, handler, c in ports:
         s = socket.socket(socket.AF_INET6)
