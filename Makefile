@@ -96,7 +96,8 @@ CORPUS_PKGS := netcat-openbsd socat ncat inetutils-telnet rsync dropbear-bin \
                ucspi-tcp openssh-client openssl git iproute2 nftables \
                python3 perl curl wget netcat-traditional busybox-static \
                lftp aria2 swaks libwww-perl lynx apache2-utils msmtp \
-               mosquitto-clients whois bind9-dnsutils
+               mosquitto-clients whois bind9-dnsutils mosquitto tinyproxy \
+               python3-aiosmtpd dnsmasq-base
 
 # Each tools/bench/NAME.c is a benchmark program: $(B)/bench/NAME, linked
 # with the library; NAME_uv and NAME_ev are the libuv and libevent peers.

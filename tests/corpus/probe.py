@@ -4,6 +4,10 @@
 # lines arrived, or the reply stays idle for IDLE seconds, and prints it.
 #
 #   python3 probe.py [--tls] [--lines N] [--idle S] [--shut] HOST PORT REQUEST
+#   python3 probe.py --udp HOST PORT REQUEST
+#
+# --udp: REQUEST is one datagram; the reply is the datagrams that come back
+# from HOST PORT (until IDLE seconds pass without one); none: TIMEOUT.
 #
 # Exit status 0 with a reply, 1 with none, 2 connect failed (the errno name
 # is printed: ECONNREFUSED, TIMEOUT...).
@@ -18,6 +22,7 @@ tls = False
 lines = 0
 idle = 1.5
 shut = False
+udp = False
 while args and args[0].startswith("--"):
     o = args.pop(0)
     if o == "--tls":
@@ -28,9 +33,31 @@ while args and args[0].startswith("--"):
         idle = float(args.pop(0))
     elif o == "--shut":
         shut = True
+    elif o == "--udp":
+        udp = True
 host, port, req = args[0], int(args[1]), args[2]
 req = req.encode().decode("unicode_escape").encode("latin-1")
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+if udp:
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.connect((host, port))
+    s.send(req)
+    s.settimeout(3)
+    data = b""
+    while True:
+        try:
+            data += s.recv(65536)
+        except ConnectionRefusedError:
+            print("ECONNREFUSED")
+            sys.exit(2)
+        except OSError:
+            break
+        s.settimeout(idle)
+    if not data:
+        print("TIMEOUT")
+        sys.exit(2)
+    sys.stdout.write(data.decode("latin-1").replace("\r", "").replace("\0", "."))
+    sys.exit(0)
 s = socket.socket(fam, socket.SOCK_STREAM)
 s.settimeout(3)
 try:

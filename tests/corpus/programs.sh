@@ -12,6 +12,7 @@
 #           configuration does)
 #   req     what probe.py sends (escapes \r \n \0)
 #   popts   probe.py options (--tls, --lines N, --shut, --idle S)
+#   proto   udp for a datagram server (probe.py --udp; default tcp)
 #   okre    an extended regex the reply must match
 #   view    what the server's own view of the peer must show, looked for in
 #           its log ($SLOG and any files in $slogs) and its reply:
@@ -369,4 +370,43 @@ async def main():
     s = await asyncio.start_server(h, "0.0.0.0", 8003)
     await s.serve_forever()
 asyncio.run(main())' < /dev/null
+}
+
+s_mosquitto() { port=1884 req='\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c' popts='--idle 0.5' okre=$'^ \x02' view=addr; }
+s_mosquitto_start() {
+  printf '%s\n' "listener 1884 0.0.0.0" "allow_anonymous true" \
+    "log_dest stderr" "log_type all" "persistence false" > "$WD/mosquitto.conf"
+  XS mosquitto -c "$WD/mosquitto.conf" < /dev/null
+}
+
+s_tinyproxy() { port=8888 req='GET http://192.0.2.2/tinyproxy HTTP/1.0\r\n\r\n' popts= okre='corpus-ok' view=addr; }
+s_tinyproxy_start() {
+  printf '%s\n' "Port 8888" "Listen 0.0.0.0" "Timeout 10" "LogLevel Connect" \
+    "MaxClients 10" "Allow 192.0.2.0/24" "Allow 172.21.112.0/20" \
+    "DisableViaHeader Yes" > "$WD/tinyproxy.conf"
+  XS tinyproxy -d -c "$WD/tinyproxy.conf" < /dev/null
+}
+
+s_aiosmtpd() { port=8025 req='EHLO probe\r\nQUIT\r\n' popts= okre='^221' view=addr; }
+s_aiosmtpd_start() {
+  XS "$PY" -I -u -m aiosmtpd -n -d -l 0.0.0.0:8025 < /dev/null
+}
+
+# A UDP server: one datagram in, one out.
+s_socat-udp() { port=7006 proto=udp req='hi\n' popts= okre='corpus-ok' view=addr; }
+s_socat-udp_start() {
+  # The service reads the datagram first: exiting with it unread resets
+  # the socketpair, and socat may lose the reply (a race, either family).
+  XS socat -d -d UDP4-RECVFROM:7006,fork \
+    SYSTEM:'read -r x; echo corpus-ok $SOCAT_PEERADDR' < /dev/null
+}
+
+# dnsmasq binds 0.0.0.0 and [::] by itself (as Debian's inetd-dual): a
+# DNS server over UDP; -4 is not an option, --listen-address=0.0.0.0 is
+# IPv4 only.
+s_dnsmasq() { port=5353 proto=udp req='\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x06corpus\x04test\x00\x00\x01\x00\x01' popts= okre='corpus.test' view=addr; }
+s_dnsmasq_start() {
+  XS dnsmasq -k -C /dev/null -p 5353 --listen-address=0.0.0.0 -z -R -h \
+    --address=/corpus.test/192.0.2.9 --log-queries --log-facility=- \
+    -u root < /dev/null
 }

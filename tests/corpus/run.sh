@@ -192,7 +192,7 @@ run_client() {
 # ----------------------------------------------------------- a server
 run_server() {
   local name=$1 shim fam host reply rc view why= f
-  local port req popts okre view_kind slogs=
+  local port req popts okre view_kind slogs= proto=tcp
   local -A R V
   "s_$name"
   view_kind=$view
@@ -203,7 +203,7 @@ run_server() {
       SLOG=$WD/slog.$name.$fam$shim
       : > "$SLOG"
       "s_${name}_start"
-      if ! lab_wait_port b tcp "$port" 5 2> /dev/null; then
+      if ! lab_wait_port b "$proto" "$port" 5 2> /dev/null; then
         R[$fam$shim]="nostart"
         V[$fam$shim]="-"
         stop_servers
@@ -212,7 +212,8 @@ run_server() {
       host=192.0.2.2
       [ "$fam" = 6 ] && host=2001:db8::2
       # shellcheck disable=SC2086
-      reply=$(lab_run a "$PY" -I "$CORPUS_DIR/probe.py" $popts "$host" "$port" "$req" 2>&1)
+      reply=$(lab_run a "$PY" -I "$CORPUS_DIR/probe.py" $popts \
+        $([ "$proto" = udp ] && echo --udp) "$host" "$port" "$req" 2>&1)
       rc=$?
       sleep 0.3 # let the server write its log
       printf '%s\n' "$reply" > "$WD/reply.$name.$fam$shim"
