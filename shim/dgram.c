@@ -89,6 +89,44 @@ static void copy_out(void *sa, socklen_t *len, const void *src, socklen_t n)
   *len = n;
 }
 
+/* On a widened UDP socket (kind SHIM_FD_WIDE), where the shim turned
+ * IPV6_RECVPKTINFO on: notes the local address an IPv6 sender's datagram
+ * (ctl: its control data) came to, so that replies leave from it. */
+static void note_local(int kind, const struct sockaddr_storage *ss,
+                       socklen_t sl, const struct msghdr *ctl)
+{
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+  struct cmsghdr *c;
+  struct in6_pktinfo p6;
+  if (kind != SHIM_FD_WIDE || ss->ss_family != AF_INET6 || sl < sizeof *s6 ||
+      IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) || ctl->msg_control == NULL)
+    return;
+  for (c = CMSG_FIRSTHDR(ctl); c != NULL;
+       c = CMSG_NXTHDR((struct msghdr *)ctl, c))
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof p6)) {
+      memcpy(&p6, CMSG_DATA(c), sizeof p6);
+      /* The sender gets its source-pool address first (show_sender would,
+       * right after): the note goes with it. */
+      if (shim__source_address(&s6->sin6_addr) != 0)
+        shim__source_note_local(&s6->sin6_addr, &p6.ipi6_addr,
+                                p6.ipi6_ifindex);
+      return;
+    }
+}
+
+/* Returns 1 when the IPV6_PKTINFO of a datagram on fd (kind) is the
+ * shim's alone: a widened socket whose application did not ask for
+ * IP_PKTINFO. */
+static int pktinfo_unasked(int fd, int kind)
+{
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (kind != SHIM_FD_WIDE)
+    return 0;
+  return ds__sys.getsockopt(fd, IPPROTO_IP, IP_PKTINFO, &v, &l) != 0 || !v;
+}
+
 /* Writes the address the application sees for the sender ss (sl bytes)
  * of a datagram on fd (whose entry is of kind, or 0) into sa/len.
  * Returns 0, or -1 when an IPv6 sender cannot be shown (no source-pool
@@ -152,7 +190,22 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
     return ds__sys.recvfrom(fd, buf, n, flags, sa, len);
   for (;;) {
     sl = sizeof ss;
-    r = ds__sys.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
+    if (kind == SHIM_FD_WIDE) {
+      /* With the address the datagram came to (note_local). */
+      union {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 256];
+        struct cmsghdr align;
+      } ctl;
+      struct iovec iov = {buf, n};
+      struct msghdr m = {&ss, sl, &iov, 1, ctl.buf, sizeof ctl.buf, 0};
+      r = ds__sys.recvmsg(fd, &m, flags);
+      if (r < 0)
+        return r;
+      sl = m.msg_namelen;
+      note_local(kind, &ss, sl, &m);
+    } else {
+      r = ds__sys.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
+    }
     if (r < 0)
       return r;
     if (sl == 0) { /* no address (a connected stream) */
@@ -215,10 +268,12 @@ static struct in_addr local_v4(const struct in6_addr *a)
 /* Rewrites the control data the kernel gave (from) for the application
  * (to, tolen bytes): IPV6_PKTINFO -> IP_PKTINFO, IPV6_TCLASS -> IP_TOS,
  * IPV6_HOPLIMIT -> IP_TTL, each unless the IPv4 one is there already
- * (IPv4-mapped traffic gets both); the rest as it is. Returns the length
- * used and sets MSG_CTRUNC in *flags when something did not fit. */
+ * (IPv4-mapped traffic gets both); the rest as it is. IPV6_PKTINFO is left
+ * out when drop_pktinfo (the shim asked for it, not the application).
+ * Returns the length used and sets MSG_CTRUNC in *flags when something
+ * did not fit. */
 static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
-                         int *flags)
+                         int *flags, int drop_pktinfo)
 {
   struct cmsghdr *c;
   size_t used = 0;
@@ -232,7 +287,7 @@ static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
     struct in6_pktinfo p6;
     struct cmsghdr *out;
     if (level == IPPROTO_IPV6 && type == IPV6_PKTINFO && dlen >= sizeof p6) {
-      if (has_cmsg(from, IPPROTO_IP, IP_PKTINFO))
+      if (drop_pktinfo || has_cmsg(from, IPPROTO_IP, IP_PKTINFO))
         continue;
       memcpy(&p6, data, sizeof p6);
       memset(&pi, 0, sizeof pi);
@@ -271,6 +326,7 @@ static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
  * plus room for IPv6 cmsgs being larger than their IPv4 twins. */
 #define CTL_MAX 4096
 
+
 /* The body of recvmsg(); returns as recvmsg() does, errno aside (the
  * hook keeps it on success). */
 static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
@@ -304,10 +360,16 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
         msg->msg_controllen + 64 <= sizeof ctl.buf) {
       m.msg_control = ctl.buf;
       m.msg_controllen = msg->msg_controllen + 64;
+    } else if (known == SHIM_FD_WIDE &&
+               (msg->msg_control == NULL || msg->msg_controllen == 0)) {
+      m.msg_control = ctl.buf; /* for note_local */
+      m.msg_controllen = 256;
     }
     r = ds__sys.recvmsg(fd, &m, flags);
     if (r < 0)
       return r;
+    if (m.msg_control == ctl.buf && msg->msg_name != NULL)
+      note_local(known, &ss, m.msg_namelen, &m);
     if (msg->msg_name != NULL && m.msg_namelen > 0 &&
         show_sender(fd, known, &ss, m.msg_namelen, msg->msg_name,
                     &msg->msg_namelen) != 0) {
@@ -319,12 +381,14 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
     if (msg->msg_name != NULL && m.msg_namelen == 0)
       msg->msg_namelen = 0;
     msg->msg_flags = m.msg_flags;
-    if (m.msg_control == ctl.buf)
+    if (m.msg_control == ctl.buf && msg->msg_control == NULL)
+      msg->msg_controllen = 0; /* the shim's own read: nothing for it */
+    else if (m.msg_control == ctl.buf)
       msg->msg_controllen =
           m.msg_controllen == 0
               ? 0
               : cmsg_to_v4(&m, msg->msg_control, msg->msg_controllen,
-                           &msg->msg_flags);
+                           &msg->msg_flags, pktinfo_unasked(fd, known));
     else
       msg->msg_controllen = m.msg_controllen;
     return r;
@@ -379,6 +443,11 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
         vec[i].msg_hdr.msg_controllen + 64 <= sizeof ctl[i].buf) {
       m[i].msg_hdr.msg_control = ctl[i].buf;
       m[i].msg_hdr.msg_controllen = vec[i].msg_hdr.msg_controllen + 64;
+    } else if (known == SHIM_FD_WIDE &&
+               (vec[i].msg_hdr.msg_control == NULL ||
+                vec[i].msg_hdr.msg_controllen == 0)) {
+      m[i].msg_hdr.msg_control = ctl[i].buf; /* for note_local */
+      m[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
     }
   }
   r = ds__sys.recvmmsg(fd, m, n, flags, timeout);
@@ -387,12 +456,19 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     vec[i].msg_len = m[i].msg_len;
     h->msg_flags = m[i].msg_hdr.msg_flags;
     h->msg_controllen = m[i].msg_hdr.msg_controllen;
+    if (m[i].msg_hdr.msg_control == ctl[i].buf && h->msg_name != NULL)
+      note_local(known, &names[i], m[i].msg_hdr.msg_namelen, &m[i].msg_hdr);
     if (h->msg_name != NULL) {
       if (m[i].msg_hdr.msg_namelen == 0)
         h->msg_namelen = 0;
       else if (show_sender(fd, known, &names[i], m[i].msg_hdr.msg_namelen,
                            h->msg_name, &h->msg_namelen) != 0)
         memset(h->msg_name, 0, h->msg_namelen); /* cannot be shown */
+    }
+    if (m[i].msg_hdr.msg_control == ctl[i].buf &&
+        (h->msg_control == NULL || vec[i].msg_hdr.msg_controllen == 0)) {
+      h->msg_controllen = 0; /* the shim's own read: nothing for it */
+      continue;
     }
     /* IPv6 cmsgs become their IPv4 twins in the application's buffer,
      * from the bounce buffer (or, for a buffer too large for one, from a
@@ -413,7 +489,8 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
       } else {
         continue; /* left as the kernel wrote it */
       }
-      h->msg_controllen = cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags);
+      h->msg_controllen = cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags,
+                                     pktinfo_unasked(fd, known));
     }
   }
   return r;
@@ -483,6 +560,45 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
   return 0;
 }
 
+/* A reply on widened UDP socket fd to sa, an IPv6 peer's source-pool
+ * address, leaves from the local address the peer last sent to (on a
+ * host with several IPv6 addresses the kernel would pick its own, which
+ * the peer drops): fills pi and returns 1, or 0 when there is none to
+ * keep to. */
+static int reply_source(int fd, const struct sockaddr *sa,
+                        struct in6_pktinfo *pi)
+{
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+  unsigned ifindex;
+  memset(pi, 0, sizeof *pi);
+  if (v6_view(fd) != SHIM_FD_WIDE ||
+      !shim__source_local(ntohl(sin->sin_addr.s_addr), &pi->ipi6_addr,
+                          &ifindex))
+    return 0;
+  /* The interface only for an address whose scope needs it. */
+  if (IN6_IS_ADDR_LINKLOCAL(&pi->ipi6_addr))
+    pi->ipi6_ifindex = ifindex;
+  return 1;
+}
+
+/* Sends n bytes of buf to s6 from the local address pi names. */
+static ssize_t send_from(int fd, const void *buf, size_t n, int flags,
+                         struct sockaddr_in6 *s6, const struct in6_pktinfo *pi)
+{
+  union {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {(void *)buf, n};
+  struct msghdr m = {s6, sizeof *s6, &iov, 1, ctl.buf, sizeof ctl.buf, 0};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof *pi);
+  memcpy(CMSG_DATA(c), pi, sizeof *pi);
+  return ds__sys.sendmsg(fd, &m, flags);
+}
+
 /* The body of sendto(); returns as sendto() does, errno aside (the
  * hook keeps it on success). */
 static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
@@ -496,8 +612,12 @@ static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
   switch (destination(fd, sa, len, &s6)) {
   case 0:
     return ds__sys.sendto(fd, buf, n, flags, sa, len);
-  case 1:
+  case 1: {
+    struct in6_pktinfo pi;
+    if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) && reply_source(fd, sa, &pi))
+      return send_from(fd, buf, n, flags, &s6, &pi);
     return ds__sys.sendto(fd, buf, n, flags, (struct sockaddr *)&s6, sizeof s6);
+  }
   default:
     return -1;
   }
@@ -588,6 +708,23 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
   m = *msg;
   m.msg_name = &s6;
   m.msg_namelen = sizeof s6;
+  if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) &&
+      (msg->msg_control == NULL || msg->msg_controllen == 0)) {
+    /* No control data of the application's: a reply's source, as for
+     * sendto. */
+    struct in6_pktinfo pi;
+    struct cmsghdr *c;
+    if (reply_source(fd, msg->msg_name, &pi)) {
+      m.msg_control = ctl.buf;
+      m.msg_controllen = CMSG_SPACE(sizeof pi);
+      c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof pi);
+      memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    }
+    return ds__sys.sendmsg(fd, &m, flags);
+  }
   /* IPv4-mapped destinations take IPPROTO_IP cmsgs as they are. */
   if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) && msg->msg_control != NULL &&
       msg->msg_controllen > 0 && msg->msg_controllen * 2 <= sizeof ctl.buf) {

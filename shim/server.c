@@ -315,6 +315,13 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
   e.local.sin_addr.s_addr = htonl(INADDR_ANY);
   shim__fd_set(fd, &e);
   widened_note(type, *port, 1);
+  if (type == SOCK_DGRAM) {
+    /* The address each IPv6 datagram came to, so that replies leave from
+     * it (dgram.c): on a host with several IPv6 addresses the kernel
+     * would pick its own source, and the client drops the reply. */
+    int on = 1;
+    ds__sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+  }
   return 0;
 fail:
   ds__sys.close(nfd);

@@ -430,6 +430,15 @@ void shim__source_hold(uint32_t ip, int delta);
 /* As shim__source_address; *fresh (if not NULL) is set to 1 when the
  * address was handed out to a by this call (first use, or recycled). */
 uint32_t shim__source_get(const struct in6_addr *a, int *fresh);
+
+/* Notes that IPv6 peer (which has a source-pool address) last sent to
+ * local (on interface ifindex) on a widened UDP socket. */
+void shim__source_note_local(const struct in6_addr *peer,
+                             const struct in6_addr *local, unsigned ifindex);
+
+/* Returns 1 and the local address (and interface) the IPv6 peer source-pool
+ * address ip stands for last sent to, or 0 when none is known. */
+int shim__source_local(uint32_t ip, struct in6_addr *local, unsigned *ifindex);
 /* Returns 1 when the source pool is usable (DUALSTACK_SOURCE_POOL is a
  * good CIDR, or unset), 0 when it is not (nothing is widened then). */
 int shim__source_ok(void);

@@ -25,6 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What an entry keeps besides its IPv6 peer (the key): the local address
+ * the peer last sent to on a widened UDP socket (all zero: none seen), so
+ * that replies leave from it. */
+typedef struct src_local {
+  struct in6_addr addr;
+  uint32_t ifindex;
+} src_local;
+
 static struct {
   pthread_once_t once;
   uint32_t base, size; /* entry i stands for base + i (host order) */
@@ -40,7 +48,8 @@ static void src_init(void)
     return;
   src.base = base + 1;
   src.size = size - 2;
-  if (ds__table_new(&src.t, src.size, 0, DS__TABLE_NUMBERED) != 0)
+  if (ds__table_new(&src.t, src.size, sizeof(src_local), DS__TABLE_NUMBERED) !=
+      0)
     src.t = NULL;
 }
 
@@ -81,6 +90,31 @@ int shim__source_lookup(uint32_t ip, struct in6_addr *out)
                         sizeof key, NULL, NULL) != 1)
     return 0;
   memcpy(out, key, sizeof *out);
+  return 1;
+}
+
+void shim__source_note_local(const struct in6_addr *peer,
+                             const struct in6_addr *local, unsigned ifindex)
+{
+  src_local v;
+  if (!shim__source_ok())
+    return;
+  v.addr = *local;
+  v.ifindex = ifindex;
+  ds__table_set(src.t, peer, sizeof *peer, &v, 0, NULL);
+}
+
+int shim__source_local(uint32_t ip, struct in6_addr *local, unsigned *ifindex)
+{
+  unsigned char key[sizeof(struct in6_addr) + 1];
+  src_local v;
+  if (!shim__source_contains(ip) ||
+      ds__table_get_num(src.t, ip - src.base, ds__mono_ms_u64(), key,
+                        sizeof key, NULL, &v) != 1 ||
+      IN6_IS_ADDR_UNSPECIFIED(&v.addr))
+    return 0;
+  *local = v.addr;
+  *ifindex = v.ifindex;
   return 1;
 }
 

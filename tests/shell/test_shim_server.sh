@@ -271,6 +271,45 @@ print("full v6", err(lambda: s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONL
   assertEquals "the same, line for line" "$without" "$with"
 }
 
+# A UDP server on 0.0.0.0 (socat, dnsmasq --listen-address) on a host with
+# two IPv6 addresses: an IPv6 client asks one of them, and the reply must
+# come from it (left to itself the kernel picks one source for every
+# reply), or the client's connected socket drops it. The server sees no
+# control data it did not ask for.
+test_udp_reply_leaves_from_the_address_the_client_asked() {
+  need_lab || return 0
+  lab_pair
+  lab_addr b "$LAB_IF_B" 2001:db8::3/64
+  lab_bg b env LD_PRELOAD=$SHIM $PY -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5300))
+for i in range(4):
+    if i % 2:
+        d, peer = s.recvfrom(512)
+        s.sendto(b"from recvfrom", peer)
+    else:
+        d, anc, fl, peer = s.recvmsg(512, 256)
+        print("ancillary", anc, fl, flush=True)
+        s.sendmsg([b"from recvmsg"], [], 0, peer)' > "$LAB_TMP/udp.out" 2>&1
+  lab_wait_port b udp 5300
+  for i in 1 2; do
+    for dst in 2001:db8::2 2001:db8::3; do
+      out=$(lab_run a $PY -c '
+import socket, sys
+c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c.settimeout(3)
+c.connect((sys.argv[1], 5300)); c.send(b"hi")
+try:
+    print(c.recv(100).decode())
+except socket.timeout:
+    print("TIMEOUT")' "$dst")
+      assertContains "reply to a client of $dst" "$out" "from recv"
+    done
+  done
+  assertContains "no control data unasked" "$(cat "$LAB_TMP/udp.out")" \
+    "ancillary [] 0"
+}
+
 test_program_that_also_binds_ipv6_only_on_the_port() {
   # As nginx with "listen 80; listen [::]:80 ipv6only=on": 0.0.0.0:P, then
   # its own [::]:P with IPV6_V6ONLY. The widened first socket would take
