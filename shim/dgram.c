@@ -115,6 +115,29 @@ static void note_local(int kind, const struct sockaddr_storage *ss,
     }
 }
 
+/* Takes the IPV6_PKTINFO cmsgs out of h's control data in place (the
+ * kernel wrote it into the application's own buffer, too large for the
+ * shim's), when they are the shim's alone. */
+static void strip_pktinfo(struct msghdr *h)
+{
+  struct cmsghdr *c, *next;
+  size_t used = 0, space, len;
+  char *base = h->msg_control;
+  for (c = CMSG_FIRSTHDR(h); c != NULL; c = next) {
+    /* Read before the move, which may overwrite c's header. */
+    next = CMSG_NXTHDR(h, c);
+    len = c->cmsg_len;
+    space = CMSG_SPACE(len - CMSG_LEN(0));
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO)
+      continue;
+    if ((char *)c != base + used)
+      memmove(base + used, c, len);
+    used += space;
+  }
+  if (used < h->msg_controllen)
+    h->msg_controllen = used;
+}
+
 /* Returns 1 when the IPV6_PKTINFO of a datagram on fd (kind) is the
  * shim's alone: a widened socket whose application did not ask for
  * IP_PKTINFO. */
@@ -389,8 +412,15 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
               ? 0
               : cmsg_to_v4(&m, msg->msg_control, msg->msg_controllen,
                            &msg->msg_flags, pktinfo_unasked(fd, known));
-    else
+    else {
       msg->msg_controllen = m.msg_controllen;
+      if (m.msg_control == msg->msg_control && m.msg_controllen > 0) {
+        if (msg->msg_name != NULL)
+          note_local(known, &ss, m.msg_namelen, msg);
+        if (pktinfo_unasked(fd, known))
+          strip_pktinfo(msg);
+      }
+    }
     return r;
   }
 }
@@ -487,7 +517,11 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
         c.msg_control = ctl[i].buf;
         c.msg_controllen = m[i].msg_hdr.msg_controllen;
       } else {
-        continue; /* left as the kernel wrote it */
+        /* Too large to copy: as the kernel wrote it, less the shim's own
+         * IPV6_PKTINFO. */
+        if (pktinfo_unasked(fd, known))
+          strip_pktinfo(h);
+        continue;
       }
       h->msg_controllen = cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags,
                                      pktinfo_unasked(fd, known));
@@ -592,11 +626,17 @@ static ssize_t send_from(int fd, const void *buf, size_t n, int flags,
   struct iovec iov = {(void *)buf, n};
   struct msghdr m = {s6, sizeof *s6, &iov, 1, ctl.buf, sizeof ctl.buf, 0};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  ssize_t r;
   c->cmsg_level = IPPROTO_IPV6;
   c->cmsg_type = IPV6_PKTINFO;
   c->cmsg_len = CMSG_LEN(sizeof *pi);
   memcpy(CMSG_DATA(c), pi, sizeof *pi);
-  return ds__sys.sendmsg(fd, &m, flags);
+  r = ds__sys.sendmsg(fd, &m, flags);
+  /* The address is gone (removed, renumbered): the kernel's choice, as a
+   * plain IPv6 socket would send. */
+  if (r < 0 && (errno == EINVAL || errno == EADDRNOTAVAIL))
+    r = ds__sys.sendto(fd, buf, n, flags, (struct sockaddr *)s6, sizeof *s6);
+  return r;
 }
 
 /* The body of sendto(); returns as sendto() does, errno aside (the
@@ -695,6 +735,7 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
     errno = ENOSYS;
     return -1;
   }
+  ssize_t r;
   if (msg == NULL || msg->msg_name == NULL)
     return ds__sys.sendmsg(fd, msg, flags);
   switch (destination(fd, msg->msg_name, msg->msg_namelen, &s6)) {
@@ -722,6 +763,11 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
       c->cmsg_type = IPV6_PKTINFO;
       c->cmsg_len = CMSG_LEN(sizeof pi);
       memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      r = ds__sys.sendmsg(fd, &m, flags);
+      if (r >= 0 || (errno != EINVAL && errno != EADDRNOTAVAIL))
+        return r;
+      m.msg_control = NULL; /* the address is gone: the kernel's choice */
+      m.msg_controllen = 0;
     }
     return ds__sys.sendmsg(fd, &m, flags);
   }

@@ -523,17 +523,7 @@ static int race(int fd, const char *name, const struct sockaddr_in *sin,
    * as asked, or fails at once, when the helper thread cannot race). */
   if (fl >= 0 && (fl & O_NONBLOCK))
     return shim__async_connect(fd, name, sin, id, &async_started);
-  if (shim__race_connect(fd, name, sin, id) == 0)
-    return 0;
-  /* The kernel gives a socket whose SYN went out an ephemeral port, and
-   * it keeps it when the connect fails: so does the application's socket,
-   * which the race's attempts stood in for. */
-  if (errno == ECONNREFUSED || errno == ETIMEDOUT || errno == EHOSTUNREACH) {
-    int e = errno;
-    shim__autobind(fd);
-    errno = e;
-  }
-  return -1;
+  return shim__race_connect(fd, name, sin, id);
 }
 
 /* connect() of an IPv4 address that is no business of the pool: as

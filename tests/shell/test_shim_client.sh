@@ -521,6 +521,30 @@ test_nat64_for_ipv4_literals_on_an_ipv6_only_host() {
     "DUALSTACK_NAT64=2001:db8:64::/33: the length must be"
 }
 
+# A blocking connect to an IPv6-only name that is refused leaves the
+# socket as the kernel leaves a refused one: the program may still bind it
+# (a version of the shim bound it to an ephemeral port: EINVAL), and
+# connect it again.
+test_refused_raced_connect_leaves_the_socket_bindable() {
+  need_lab || return 0
+  prog='
+import socket, sys
+s = socket.socket()   # blocking: the race runs in the caller
+try:
+    s.connect((socket.gethostbyname(sys.argv[1]), 1))
+except OSError as e:
+    print("connect errno", e.errno)
+try:
+    s.bind(("0.0.0.0", 40001)); print("bind ok", s.getsockname())
+except OSError as e:
+    print("bind errno", e.errno)'
+  without=$(lab_run a $PY -c "$prog" both.test 2>&1)
+  with=$(lab_run a env LD_PRELOAD=$SHIM $PY -c "$prog" v6only.test 2>&1)
+  assertEquals "connect errno 111
+bind ok ('0.0.0.0', 40001)" "$without"
+  assertEquals "the same with the shim, raced" "$without" "$with"
+}
+
 test_client_that_binds_first() {
   need_lab || return 0
   # bind(0.0.0.0:0) widens the socket; the connect after it still works,

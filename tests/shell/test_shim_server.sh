@@ -310,6 +310,37 @@ except socket.timeout:
     "ancillary [] 0"
 }
 
+# The reply source's edges: a control buffer larger than the shim's own
+# still gets no IPV6_PKTINFO the program did not ask for, and a reply
+# after the address the client asked was removed is sent from the
+# kernel's choice (it was EINVAL), as a plain IPv6 socket's would be.
+test_udp_reply_source_with_a_large_control_buffer_and_a_removed_address() {
+  need_lab || return 0
+  lab_pair
+  lab_addr b "$LAB_IF_B" 2001:db8::3/64
+  lab_bg b env LD_PRELOAD=$SHIM $PY -c '
+import socket, subprocess
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5301))
+d, anc, fl, peer = s.recvmsg(512, 5000)
+print("big", [(l, t) for l, t, x in anc], fl, flush=True)
+s.sendto(b"one", peer)
+d, peer = s.recvfrom(512)
+subprocess.run(["ip", "addr", "del", "2001:db8::3/64", "dev", "'"$LAB_IF_B"'"])
+print("sendto", s.sendto(b"two", peer), flush=True)' > "$LAB_TMP/udp2.out" 2>&1
+  lab_wait_port b udp 5301
+  out=$(lab_run a $PY -c '
+import socket
+c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c.settimeout(3)
+c.sendto(b"a", ("2001:db8::3", 5301)); print(c.recvfrom(100)[0])
+c.sendto(b"b", ("2001:db8::3", 5301))')
+  sleep 0.5
+  srv=$(cat "$LAB_TMP/udp2.out")
+  assertContains "$out" "b'one'"
+  assertContains "no control data unasked" "$srv" "big [] 0"
+  assertContains "sent after the address went" "$srv" "sendto 3"
+}
+
 test_program_that_also_binds_ipv6_only_on_the_port() {
   # As nginx with "listen 80; listen [::]:80 ipv6only=on": 0.0.0.0:P, then
   # its own [::]:P with IPV6_V6ONLY. The widened first socket would take
