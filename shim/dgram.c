@@ -73,11 +73,13 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out)
 /* Returns the kind of fd's entry (SHIM_FD_WIDE, ...) when fd holds an
  * IPv6 socket the shim put there (or knows of) whose addresses the
  * application must see as IPv4, else 0. */
-static int v6_view(int fd)
+static int v6_view(int fd, shim_fd *out)
 {
   shim_fd e;
-  return shim__fd_known(fd) && shim__fd_get(fd, &e) && e.family == AF_INET6
-             ? e.kind
+  if (out == NULL)
+    out = &e;
+  return shim__fd_known(fd) && shim__fd_get(fd, out) && out->family == AF_INET6
+             ? out->kind
              : 0;
 }
 
@@ -90,29 +92,22 @@ static void copy_out(void *sa, socklen_t *len, const void *src, socklen_t n)
 }
 
 /* On a widened UDP socket (kind SHIM_FD_WIDE), where the shim turned
- * IPV6_RECVPKTINFO on: notes the local address an IPv6 sender's datagram
- * (ctl: its control data) came to, so that replies leave from it. */
-static void note_local(int kind, const struct sockaddr_storage *ss,
-                       socklen_t sl, const struct msghdr *ctl)
+ * IPV6_RECVPKTINFO on: returns the IPV6_PKTINFO of a datagram's control
+ * data ctl (the local address it came to), or NULL. */
+static const struct in6_pktinfo *arrived_at(int kind, const struct msghdr *ctl,
+                                            struct in6_pktinfo *out)
 {
-  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
   struct cmsghdr *c;
-  struct in6_pktinfo p6;
-  if (kind != SHIM_FD_WIDE || ss->ss_family != AF_INET6 || sl < sizeof *s6 ||
-      IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) || ctl->msg_control == NULL)
-    return;
+  if (kind != SHIM_FD_WIDE || ctl->msg_control == NULL)
+    return NULL;
   for (c = CMSG_FIRSTHDR(ctl); c != NULL;
        c = CMSG_NXTHDR((struct msghdr *)ctl, c))
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-        c->cmsg_len >= CMSG_LEN(sizeof p6)) {
-      memcpy(&p6, CMSG_DATA(c), sizeof p6);
-      /* The sender gets its source-pool address first (show_sender would,
-       * right after): the note goes with it. */
-      if (shim__source_address(&s6->sin6_addr) != 0)
-        shim__source_note_local(&s6->sin6_addr, &p6.ipi6_addr,
-                                p6.ipi6_ifindex);
-      return;
+        c->cmsg_len >= CMSG_LEN(sizeof *out)) {
+      memcpy(out, CMSG_DATA(c), sizeof *out);
+      return out;
     }
+  return NULL;
 }
 
 /* Takes the IPV6_PKTINFO cmsgs out of h's control data in place (the
@@ -138,24 +133,15 @@ static void strip_pktinfo(struct msghdr *h)
     h->msg_controllen = used;
 }
 
-/* Returns 1 when the IPV6_PKTINFO of a datagram on fd (kind) is the
- * shim's alone: a widened socket whose application did not ask for
- * IP_PKTINFO. */
-static int pktinfo_unasked(int fd, int kind)
-{
-  int v = 0;
-  socklen_t l = sizeof v;
-  if (kind != SHIM_FD_WIDE)
-    return 0;
-  return ds__sys.getsockopt(fd, IPPROTO_IP, IP_PKTINFO, &v, &l) != 0 || !v;
-}
-
 /* Writes the address the application sees for the sender ss (sl bytes)
- * of a datagram on fd (whose entry is of kind, or 0) into sa/len.
+ * of a datagram on fd (whose entry is of kind, or 0) into sa/len; an IPv6
+ * sender's source-pool entry notes the local address at (if not NULL) the
+ * datagram came to.
  * Returns 0, or -1 when an IPv6 sender cannot be shown (no source-pool
  * address to be had). */
 static int show_sender(int fd, int kind, const struct sockaddr_storage *ss,
-                       socklen_t sl, void *sa, socklen_t *len)
+                       socklen_t sl, const struct in6_pktinfo *at, void *sa,
+                       socklen_t *len)
 {
   const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
   struct sockaddr_in sin;
@@ -177,7 +163,8 @@ static int show_sender(int fd, int kind, const struct sockaddr_storage *ss,
         (ip = shim__pool_from_v6(&s6->sin6_addr)) != 0) {
       sin.sin_addr.s_addr = htonl(ip);
     } else {
-      ip = shim__source_get(&s6->sin6_addr, &fresh);
+      ip = shim__source_get_at(&s6->sin6_addr, at ? &at->ipi6_addr : NULL,
+                               at ? at->ipi6_ifindex : 0, &fresh);
       if (ip == 0)
         return -1;
       sin.sin_addr.s_addr = htonl(ip);
@@ -208,13 +195,15 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
    * sockaddr_in (an inherited IPv6 socket shows up as such). */
   if (sa == NULL || len == NULL || shim__cfg.disabled)
     return ds__sys.recvfrom(fd, buf, n, flags, sa, len);
-  kind = v6_view(fd);
+  kind = v6_view(fd, NULL);
   if (!kind && !(*len == sizeof(struct sockaddr_in) && !shim__cfg.observe))
     return ds__sys.recvfrom(fd, buf, n, flags, sa, len);
   for (;;) {
+    struct in6_pktinfo pi;
+    const struct in6_pktinfo *at = NULL;
     sl = sizeof ss;
     if (kind == SHIM_FD_WIDE) {
-      /* With the address the datagram came to (note_local). */
+      /* With the address the datagram came to (arrived_at). */
       union {
         char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 256];
         struct cmsghdr align;
@@ -225,7 +214,7 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
       if (r < 0)
         return r;
       sl = m.msg_namelen;
-      note_local(kind, &ss, sl, &m);
+      at = arrived_at(kind, &m, &pi);
     } else {
       r = ds__sys.recvfrom(fd, buf, n, flags, (struct sockaddr *)&ss, &sl);
     }
@@ -235,7 +224,7 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
       *len = 0;
       return r;
     }
-    if (show_sender(fd, kind, &ss, sl, sa, len) == 0)
+    if (show_sender(fd, kind, &ss, sl, at, sa, len) == 0)
       return r;
     /* A sender that cannot be shown: its datagram is dropped (consumed
      * if only peeked) and the next one read, as if it had been lost. */
@@ -349,7 +338,6 @@ static size_t cmsg_to_v4(const struct msghdr *from, void *to, size_t tolen,
  * plus room for IPv6 cmsgs being larger than their IPv4 twins. */
 #define CTL_MAX 4096
 
-
 /* The body of recvmsg(); returns as recvmsg() does, errno aside (the
  * hook keeps it on success). */
 static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
@@ -360,7 +348,10 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
     char buf[CTL_MAX];
     struct cmsghdr align;
   } ctl;
-  int known;
+  shim_fd e;
+  struct in6_pktinfo pi;
+  const struct in6_pktinfo *at;
+  int known, drop;
   ssize_t r;
   if (shim__init() != 0) {
     errno = ENOSYS;
@@ -368,7 +359,9 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
   }
   if (msg == NULL || shim__cfg.disabled)
     return ds__sys.recvmsg(fd, msg, flags);
-  known = v6_view(fd);
+  known = v6_view(fd, &e);
+  /* IPV6_PKTINFO the shim asked for, not the application. */
+  drop = known == SHIM_FD_WIDE && !e.pktinfo;
   if (!known &&
       !(msg->msg_name != NULL &&
         msg->msg_namelen == sizeof(struct sockaddr_in) && !shim__cfg.observe))
@@ -385,16 +378,15 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
       m.msg_controllen = msg->msg_controllen + 64;
     } else if (known == SHIM_FD_WIDE &&
                (msg->msg_control == NULL || msg->msg_controllen == 0)) {
-      m.msg_control = ctl.buf; /* for note_local */
+      m.msg_control = ctl.buf; /* for arrived_at */
       m.msg_controllen = 256;
     }
     r = ds__sys.recvmsg(fd, &m, flags);
     if (r < 0)
       return r;
-    if (m.msg_control == ctl.buf && msg->msg_name != NULL)
-      note_local(known, &ss, m.msg_namelen, &m);
+    at = arrived_at(known, &m, &pi);
     if (msg->msg_name != NULL && m.msg_namelen > 0 &&
-        show_sender(fd, known, &ss, m.msg_namelen, msg->msg_name,
+        show_sender(fd, known, &ss, m.msg_namelen, at, msg->msg_name,
                     &msg->msg_namelen) != 0) {
       if (flags & MSG_PEEK)
         ds__sys.recvfrom(fd, NULL, 0, (flags & ~MSG_PEEK) | MSG_DONTWAIT, NULL,
@@ -411,15 +403,11 @@ static ssize_t recv_msg(int fd, struct msghdr *msg, int flags)
           m.msg_controllen == 0
               ? 0
               : cmsg_to_v4(&m, msg->msg_control, msg->msg_controllen,
-                           &msg->msg_flags, pktinfo_unasked(fd, known));
+                           &msg->msg_flags, drop);
     else {
       msg->msg_controllen = m.msg_controllen;
-      if (m.msg_control == msg->msg_control && m.msg_controllen > 0) {
-        if (msg->msg_name != NULL)
-          note_local(known, &ss, m.msg_namelen, msg);
-        if (pktinfo_unasked(fd, known))
-          strip_pktinfo(msg);
-      }
+      if (drop && m.msg_control == msg->msg_control)
+        strip_pktinfo(msg);
     }
     return r;
   }
@@ -448,15 +436,18 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     char buf[CTL_BOUNCE];
     struct cmsghdr align;
   } ctl[BATCH];
+  shim_fd e;
+  struct in6_pktinfo pi;
   unsigned i, n;
-  int known, r;
+  int known, drop, r;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   if (vec == NULL || vlen == 0 || shim__cfg.disabled)
     return ds__sys.recvmmsg(fd, vec, vlen, flags, timeout);
-  known = v6_view(fd);
+  known = v6_view(fd, &e);
+  drop = known == SHIM_FD_WIDE && !e.pktinfo; /* see recv_msg */
   if (!known && !(vec[0].msg_hdr.msg_name != NULL &&
                   vec[0].msg_hdr.msg_namelen == sizeof(struct sockaddr_in) &&
                   !shim__cfg.observe))
@@ -476,7 +467,7 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     } else if (known == SHIM_FD_WIDE &&
                (vec[i].msg_hdr.msg_control == NULL ||
                 vec[i].msg_hdr.msg_controllen == 0)) {
-      m[i].msg_hdr.msg_control = ctl[i].buf; /* for note_local */
+      m[i].msg_hdr.msg_control = ctl[i].buf; /* for arrived_at */
       m[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
     }
   }
@@ -486,13 +477,12 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     vec[i].msg_len = m[i].msg_len;
     h->msg_flags = m[i].msg_hdr.msg_flags;
     h->msg_controllen = m[i].msg_hdr.msg_controllen;
-    if (m[i].msg_hdr.msg_control == ctl[i].buf && h->msg_name != NULL)
-      note_local(known, &names[i], m[i].msg_hdr.msg_namelen, &m[i].msg_hdr);
     if (h->msg_name != NULL) {
       if (m[i].msg_hdr.msg_namelen == 0)
         h->msg_namelen = 0;
       else if (show_sender(fd, known, &names[i], m[i].msg_hdr.msg_namelen,
-                           h->msg_name, &h->msg_namelen) != 0)
+                           arrived_at(known, &m[i].msg_hdr, &pi), h->msg_name,
+                           &h->msg_namelen) != 0)
         memset(h->msg_name, 0, h->msg_namelen); /* cannot be shown */
     }
     if (m[i].msg_hdr.msg_control == ctl[i].buf &&
@@ -519,12 +509,12 @@ static int recv_mmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
       } else {
         /* Too large to copy: as the kernel wrote it, less the shim's own
          * IPV6_PKTINFO. */
-        if (pktinfo_unasked(fd, known))
+        if (drop)
           strip_pktinfo(h);
         continue;
       }
-      h->msg_controllen = cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags,
-                                     pktinfo_unasked(fd, known));
+      h->msg_controllen =
+          cmsg_to_v4(&c, h->msg_control, room, &h->msg_flags, drop);
     }
   }
   return r;
@@ -574,7 +564,7 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
       errno = ENETUNREACH;
       return -1;
     }
-    if (!v6_view(fd)) {
+    if (!v6_view(fd, NULL)) {
       rc = shim__dgram_move(fd, sin);
       if (rc < 0)
         return -1;
@@ -588,7 +578,7 @@ static int destination(int fd, const struct sockaddr *sa, socklen_t len,
   }
   /* A socket the shim made IPv6, or an inherited IPv6 socket answering a
    * source-pool address it was shown. */
-  if (v6_view(fd) ||
+  if (v6_view(fd, NULL) ||
       (shim__source_contains(ip) && socket_family(fd) == AF_INET6))
     return shim__peer_to_v6(sin, s6) == 0 ? 1 : -1;
   return 0;
@@ -605,7 +595,7 @@ static int reply_source(int fd, const struct sockaddr *sa,
   const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
   unsigned ifindex;
   memset(pi, 0, sizeof *pi);
-  if (v6_view(fd) != SHIM_FD_WIDE ||
+  if (v6_view(fd, NULL) != SHIM_FD_WIDE ||
       !shim__source_local(ntohl(sin->sin_addr.s_addr), &pi->ipi6_addr,
                           &ifindex))
     return 0;
@@ -615,27 +605,31 @@ static int reply_source(int fd, const struct sockaddr *sa,
   return 1;
 }
 
-/* Sends n bytes of buf to s6 from the local address pi names. */
-static ssize_t send_from(int fd, const void *buf, size_t n, int flags,
-                         struct sockaddr_in6 *s6, const struct in6_pktinfo *pi)
+/* Sends m (its name the IPv6 destination, no control data) from the
+ * local address pi names; when that address has gone (removed,
+ * renumbered), from the kernel's choice, as a plain IPv6 socket would. */
+static ssize_t send_from(int fd, struct msghdr *m, int flags,
+                         const struct in6_pktinfo *pi)
 {
   union {
     char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
     struct cmsghdr align;
   } ctl;
-  struct iovec iov = {(void *)buf, n};
-  struct msghdr m = {s6, sizeof *s6, &iov, 1, ctl.buf, sizeof ctl.buf, 0};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  struct cmsghdr *c;
   ssize_t r;
+  m->msg_control = ctl.buf;
+  m->msg_controllen = sizeof ctl.buf;
+  c = CMSG_FIRSTHDR(m);
   c->cmsg_level = IPPROTO_IPV6;
   c->cmsg_type = IPV6_PKTINFO;
   c->cmsg_len = CMSG_LEN(sizeof *pi);
   memcpy(CMSG_DATA(c), pi, sizeof *pi);
-  r = ds__sys.sendmsg(fd, &m, flags);
-  /* The address is gone (removed, renumbered): the kernel's choice, as a
-   * plain IPv6 socket would send. */
-  if (r < 0 && (errno == EINVAL || errno == EADDRNOTAVAIL))
-    r = ds__sys.sendto(fd, buf, n, flags, (struct sockaddr *)s6, sizeof *s6);
+  r = ds__sys.sendmsg(fd, m, flags);
+  if (r < 0 && (errno == EINVAL || errno == EADDRNOTAVAIL)) {
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+    r = ds__sys.sendmsg(fd, m, flags);
+  }
   return r;
 }
 
@@ -654,8 +648,10 @@ static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
     return ds__sys.sendto(fd, buf, n, flags, sa, len);
   case 1: {
     struct in6_pktinfo pi;
+    struct iovec iov = {(void *)buf, n};
+    struct msghdr m = {&s6, sizeof s6, &iov, 1, NULL, 0, 0};
     if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) && reply_source(fd, sa, &pi))
-      return send_from(fd, buf, n, flags, &s6, &pi);
+      return send_from(fd, &m, flags, &pi);
     return ds__sys.sendto(fd, buf, n, flags, (struct sockaddr *)&s6, sizeof s6);
   }
   default:
@@ -735,7 +731,6 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
     errno = ENOSYS;
     return -1;
   }
-  ssize_t r;
   if (msg == NULL || msg->msg_name == NULL)
     return ds__sys.sendmsg(fd, msg, flags);
   switch (destination(fd, msg->msg_name, msg->msg_namelen, &s6)) {
@@ -754,21 +749,8 @@ static ssize_t send_msg(int fd, const struct msghdr *msg, int flags)
     /* No control data of the application's: a reply's source, as for
      * sendto. */
     struct in6_pktinfo pi;
-    struct cmsghdr *c;
-    if (reply_source(fd, msg->msg_name, &pi)) {
-      m.msg_control = ctl.buf;
-      m.msg_controllen = CMSG_SPACE(sizeof pi);
-      c = CMSG_FIRSTHDR(&m);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof pi);
-      memcpy(CMSG_DATA(c), &pi, sizeof pi);
-      r = ds__sys.sendmsg(fd, &m, flags);
-      if (r >= 0 || (errno != EINVAL && errno != EADDRNOTAVAIL))
-        return r;
-      m.msg_control = NULL; /* the address is gone: the kernel's choice */
-      m.msg_controllen = 0;
-    }
+    if (reply_source(fd, msg->msg_name, &pi))
+      return send_from(fd, &m, flags, &pi);
     return ds__sys.sendmsg(fd, &m, flags);
   }
   /* IPv4-mapped destinations take IPPROTO_IP cmsgs as they are. */

@@ -316,29 +316,24 @@ in_port_t shim__fd_wide_port_hint(int fd)
   return port;
 }
 
-int shim__fd_find_wide(uint16_t port, int except)
+int shim__fd_find_wide(uint16_t port, int except, int *count)
 {
   shim_fd e;
-  int fd;
-  for (fd = 0; fd < SHIM_FD_MAX; fd++)
-    if (fd != except &&
-        atomic_load_explicit(&known[fd], memory_order_relaxed) == 1 &&
-        shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE &&
-        ntohs(e.local.sin_port) == port)
-      return fd;
-  return -1;
-}
-
-int shim__fd_count_wide(uint16_t port)
-{
-  shim_fd e;
-  int fd, n = 0;
+  int fd, first = -1, n = 0;
   for (fd = 0; fd < SHIM_FD_MAX; fd++)
     if (atomic_load_explicit(&known[fd], memory_order_relaxed) == 1 &&
         shim__fd_get(fd, &e) && e.kind == SHIM_FD_WIDE &&
-        ntohs(e.local.sin_port) == port)
+        ntohs(e.local.sin_port) == port) {
       n++;
-  return n;
+      if (fd != except && first < 0) {
+        first = fd;
+        if (count == NULL)
+          break;
+      }
+    }
+  if (count != NULL)
+    *count = n;
+  return first;
 }
 
 void shim__autobind(int fd)

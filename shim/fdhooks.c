@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <string.h>
 #include <linux/close_range.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -221,6 +222,16 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
   rc = ds__sys.setsockopt(fd, level, name, val, len);
   if (rc != 0)
     return rc;
+  if (name == IP_PKTINFO && e.kind == SHIM_FD_WIDE) {
+    /* The shim keeps IPV6_RECVPKTINFO on for the replies' source (server.c):
+     * the application's choice only says what it is shown. */
+    int v = 0;
+    memcpy(&v, val, len < sizeof v ? len : sizeof v);
+    e.pktinfo = v != 0;
+    shim__fd_set(fd, &e);
+    errno = entry;
+    return 0;
+  }
   if (shim__opt_twin(name, &name6) && val != NULL) {
     int v;
     const void *v6 = val;

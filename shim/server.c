@@ -137,6 +137,21 @@ static int widened_has(const char *list, const char *proto, unsigned port)
 
 static void preload_keep(void);
 
+/* For widened UDP socket fd: turns IPV6_RECVPKTINFO on, so that the
+ * address each IPv6 datagram came to is known and replies leave from it
+ * (dgram.c; on a host with several IPv6 addresses the kernel would pick
+ * its own source, and the client drops the reply). Returns whether the
+ * application itself asked for IP_PKTINFO. */
+static int recv_pktinfo(int fd)
+{
+  int on = 1, asked = 0;
+  socklen_t len = sizeof asked;
+  ds__sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+  if (ds__sys.getsockopt(fd, IPPROTO_IP, IP_PKTINFO, &asked, &len) != 0)
+    asked = 0;
+  return asked != 0;
+}
+
 /* Notes in DUALSTACK_WIDENED that port (host order) of socket type type
  * is widened (add 1) or no longer (add 0: narrowed back). */
 static void widened_note(int type, unsigned port, int add)
@@ -313,15 +328,10 @@ static int widen(int fd, const struct sockaddr_in *sin, uint16_t *port,
   e.local.sin_family = AF_INET;
   e.local.sin_port = htons(*port);
   e.local.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (type == SOCK_DGRAM)
+    e.pktinfo = recv_pktinfo(fd);
   shim__fd_set(fd, &e);
   widened_note(type, *port, 1);
-  if (type == SOCK_DGRAM) {
-    /* The address each IPv6 datagram came to, so that replies leave from
-     * it (dgram.c): on a host with several IPv6 addresses the kernel
-     * would pick its own source, and the client drops the reply. */
-    int on = 1;
-    ds__sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
-  }
   return 0;
 fail:
   ds__sys.close(nfd);
@@ -413,15 +423,15 @@ static int narrow(int fd, uint16_t port)
 static int bind_other(int fd, const struct sockaddr *sa, socklen_t len)
 {
   const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-  int rc = ds__sys.bind(fd, sa, len), saved = errno, wide;
+  int rc = ds__sys.bind(fd, sa, len), saved = errno, wide, count;
   if (rc == 0 || saved != EADDRINUSE || sa->sa_family != AF_INET6 ||
       len < sizeof *s6 || s6->sin6_port == 0 || shim__cfg.disabled ||
       shim__cfg.observe)
     return rc;
-  wide = shim__fd_find_wide(ntohs(s6->sin6_port), fd);
+  wide = shim__fd_find_wide(ntohs(s6->sin6_port), fd, &count);
   /* A widened socket another fd also holds (a dup) cannot give its port
    * back: narrowing it would leave this fd unbound. */
-  if (wide < 0 || shim__fd_count_wide(ntohs(s6->sin6_port)) > 1 ||
+  if (wide < 0 || count > 1 ||
       narrow(wide, ntohs(s6->sin6_port)) != 0) {
     errno = saved;
     return rc;
@@ -771,6 +781,8 @@ static void adopt_one(int fd, const char *list, ino_t *last)
     e.local.sin_family = AF_INET;
     e.local.sin_port = s6.sin6_port;
     e.local.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (type == SOCK_DGRAM)
+      e.pktinfo = recv_pktinfo(fd);
     shim__fd_set(fd, &e);
     if (st.st_ino != *last)
       trace_adopted(fd, NULL, NULL, port);
@@ -821,10 +833,11 @@ void shim__server_adopt(void)
 void shim__server_closing(int fd)
 {
   shim_fd e;
-  int type;
+  int type, count;
   if (!shim__fd_get(fd, &e) || e.kind != SHIM_FD_WIDE)
     return;
   type = shim__sock_int(fd, SO_TYPE);
-  if (type >= 0 && shim__fd_count_wide(ntohs(e.local.sin_port)) <= 1)
+  shim__fd_find_wide(ntohs(e.local.sin_port), -1, &count);
+  if (type >= 0 && count <= 1)
     widened_note(type, ntohs(e.local.sin_port), 0);
 }

@@ -318,6 +318,9 @@ typedef struct shim_fd {
                                (host order): its peer's, or the last one a
                                UDP socket sent to; released when the fd
                                closes or its entry is replaced; 0 */
+  int pktinfo;              /* WIDE, UDP: the application asked for
+                               IP_PKTINFO (the shim's own IPV6_RECVPKTINFO
+                               is on whatever it asks) */
 } shim_fd;
 
 /* Copies fd's entry into *out and returns non-zero if there is one and it
@@ -362,14 +365,14 @@ int shim__install(int nfd, int fd);
  * describes fd's socket (no system call): a hint, never a decision. */
 in_port_t shim__fd_wide_port_hint(int fd);
 /* Returns an fd other than except that the shim widened to [::]:port, or
- * -1 (scans the table: for the rare bind that needs it). */
-int shim__fd_find_wide(uint16_t port, int except);
+ * -1, and in *count (if not NULL) how many fds, except included, hold a
+ * widened socket on port (scans the table: for the rare bind or close
+ * that needs it). */
+int shim__fd_find_wide(uint16_t port, int except, int *count);
 /* Gives fd, an AF_INET socket without a port, an ephemeral one (bound to
  * 0.0.0.0), as the kernel does when a connect or send starts; errno may
  * change. */
 void shim__autobind(int fd);
-/* Returns how many fds hold a widened socket on port (host order). */
-int shim__fd_count_wide(uint16_t port);
 /* Before fd, a widened socket, is closed: its port leaves
  * DUALSTACK_WIDENED when no other fd holds it, so a later socket of the
  * program's own on that port is never taken for it by exec'd children. */
@@ -431,10 +434,12 @@ void shim__source_hold(uint32_t ip, int delta);
  * address was handed out to a by this call (first use, or recycled). */
 uint32_t shim__source_get(const struct in6_addr *a, int *fresh);
 
-/* Notes that IPv6 peer (which has a source-pool address) last sent to
- * local (on interface ifindex) on a widened UDP socket. */
-void shim__source_note_local(const struct in6_addr *peer,
-                             const struct in6_addr *local, unsigned ifindex);
+/* As shim__source_get, and notes (local not NULL) that the peer's
+ * datagram came to local on interface ifindex (a widened UDP socket's
+ * replies leave from it). */
+uint32_t shim__source_get_at(const struct in6_addr *a,
+                             const struct in6_addr *local, unsigned ifindex,
+                             int *fresh);
 
 /* Returns 1 and the local address (and interface) the IPv6 peer source-pool
  * address ip stands for last sent to, or 0 when none is known. */

@@ -142,20 +142,27 @@ static int set_one(int to, int family, int dual, int level, int name,
                                                                      : -errno;
 }
 
+/* Returns a fresh socket of fd's type and protocol, of family (0: fd's
+ * own), or -1. */
+static int fresh_like(int fd, int family)
+{
+  int type = shim__sock_int(fd, SO_TYPE), proto = shim__sock_int(fd, SO_PROTOCOL);
+  if (family == 0)
+    family = shim__sock_int(fd, SO_DOMAIN);
+  if (family < 0 || type < 0 || proto < 0)
+    return -1;
+  return ds__sys.socket(family, type | SOCK_CLOEXEC, proto);
+}
+
 int shim__opt_replay(int from, int to, int family, int dual)
 {
   unsigned char a[64], b[64];
   socklen_t la, lb;
   size_t i;
-  int ref, type, domain, proto, rc = 0, e;
+  int ref, rc = 0, e;
 
-  domain = shim__sock_int(from, SO_DOMAIN);
-  type = shim__sock_int(from, SO_TYPE);
-  proto = shim__sock_int(from, SO_PROTOCOL);
-  if (domain < 0 || type < 0 || proto < 0)
-    return 0;
   /* A fresh socket of the same kind says what the defaults are. */
-  ref = ds__sys.socket(domain, type | SOCK_CLOEXEC, proto);
+  ref = fresh_like(from, 0);
   if (ref < 0)
     return 0; /* no descriptor to spare: the options are not carried */
   for (i = 0; i < sizeof known_opts / sizeof known_opts[0]; i++) {
@@ -189,10 +196,8 @@ int shim__opt_replay(int from, int to, int family, int dual)
 int shim__opt_as_inet(int fd, int set, int level, int name, void *val,
                       socklen_t *len)
 {
-  int ref, rc, e = errno, type = shim__sock_int(fd, SO_TYPE),
-               proto = shim__sock_int(fd, SO_PROTOCOL);
-  if (type < 0 || proto < 0 ||
-      (ref = ds__sys.socket(AF_INET, type | SOCK_CLOEXEC, proto)) < 0) {
+  int rc, e = errno, ref = fresh_like(fd, AF_INET);
+  if (ref < 0) {
     errno = e; /* no socket to ask (out of fds): the caller decides */
     return -2;
   }

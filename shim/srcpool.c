@@ -65,16 +65,28 @@ int shim__source_contains(uint32_t ip)
   return shim__source_ok() && ip >= src.base && ip - src.base < src.size;
 }
 
-uint32_t shim__source_get(const struct in6_addr *a, int *fresh)
+uint32_t shim__source_get_at(const struct in6_addr *a,
+                             const struct in6_addr *local, unsigned ifindex,
+                             int *fresh)
 {
+  src_local v;
   uint32_t num;
   if (fresh != NULL)
     *fresh = 0;
+  if (local != NULL) {
+    v.addr = *local;
+    v.ifindex = ifindex;
+  }
   if (a == NULL || !shim__source_ok() ||
-      ds__table_put(src.t, a, sizeof *a, NULL, 0, ds__mono_ms_u64(), &num,
-                    fresh) != 0)
+      ds__table_put(src.t, a, sizeof *a, local != NULL ? &v : NULL, 0,
+                    ds__mono_ms_u64(), &num, fresh) != 0)
     return 0; /* -EAGAIN: every address is held by an open socket */
   return src.base + num;
+}
+
+uint32_t shim__source_get(const struct in6_addr *a, int *fresh)
+{
+  return shim__source_get_at(a, NULL, 0, fresh);
 }
 
 uint32_t shim__source_address(const struct in6_addr *a)
@@ -91,17 +103,6 @@ int shim__source_lookup(uint32_t ip, struct in6_addr *out)
     return 0;
   memcpy(out, key, sizeof *out);
   return 1;
-}
-
-void shim__source_note_local(const struct in6_addr *peer,
-                             const struct in6_addr *local, unsigned ifindex)
-{
-  src_local v;
-  if (!shim__source_ok())
-    return;
-  v.addr = *local;
-  v.ifindex = ifindex;
-  ds__table_set(src.t, peer, sizeof *peer, &v, 0, NULL);
 }
 
 int shim__source_local(uint32_t ip, struct in6_addr *local, unsigned *ifindex)
