@@ -1,24 +1,37 @@
-/* Non-blocking connect to a name: connect() returns EINPROGRESS at once
- * and the Happy Eyeballs race runs in a helper thread, started on first
- * use (never in a constructor) and again in a forked child that needs it.
+/* connect() to a name: the Happy Eyeballs race runs in a helper thread,
+ * started on first use (never in a constructor) and again in a forked
+ * child that needs it, for blocking and non-blocking sockets alike.
  *
  * While the race runs, the application's own socket stands in: it is
  * connected to a private loopback listener whose accept queue is kept
  * full, so it sits in SYN_SENT, exactly like a connect in progress (poll
  * and epoll report nothing, SO_ERROR is 0, getpeername says ENOTCONN),
- * and the application's epoll registrations on it stay valid.
+ * and the application's epoll registrations on it stay valid. A
+ * non-blocking connect() returns EINPROGRESS at once. A blocking one
+ * waits in a real connect() on the stand-in (shim__async_wait), so the
+ * kernel itself applies the signal rules of socket(7) and signal(7):
+ * EINTR when a handler without SA_RESTART returns (the race goes on, and
+ * the next connect() waits again), a restart with SA_RESTART, and
+ * SO_SNDTIMEO's EINPROGRESS. Nothing of the race lives on the caller's
+ * stack, so a longjmp or a thread cancellation out of the wait leaves it
+ * to finish in the helper thread, as the kernel's connection would.
  *
  * When the race is won, the winner goes onto the fd under the
  * application: the stand-in is kept alive by a private dup, the fd's epoll
  * registrations (recorded by the epoll_ctl hook) are deleted, the winner is
  * dup3()ed onto the fd with the fd's flags, the registrations are added
  * again (epoll reports the winner writable at once), and the stand-in is
- * disconnected (connect AF_UNSPEC), which wakes poll() and select()
- * callers; they look at the fd again and find the winner. When the race
- * fails, the stand-in is disconnected and SO_ERROR reports the race's
- * error (ECONNREFUSED, ETIMEDOUT, ...) instead of the stand-in's.
+ * disconnected (connect AF_UNSPEC), which wakes poll(), select() and a
+ * waiting connect(); they look at the fd again and find the winner. When
+ * the race fails, the stand-in is disconnected and SO_ERROR (or the
+ * waiting connect) reports the race's error (ECONNREFUSED, ETIMEDOUT,
+ * ...) instead of the stand-in's.
  *
- * A non-blocking socket never takes a blocking path: when the race cannot
+ * Closing the fd while its race runs disconnects the stand-in first: a
+ * copy of it elsewhere (a forked child, a dup) reports ECONNRESET at
+ * once instead of connecting to the listener until the kernel gives up.
+ *
+ * A socket never takes a blocking path of the shim's own: when the race cannot
  * run here (the helper thread or the listener cannot be had, out of fds
  * or memory; an fd beyond SHIM_FD_MAX, which the shim cannot track), a
  * real IPv4 address of a dual-stack name is connected as asked, as the
@@ -48,6 +61,7 @@ typedef struct job {
   shim_race rs;
   ds_happy *h;
   int cancelled;
+  int blocking; /* the application's connect() waits (shim__async_wait) */
   struct job *next;
 } job;
 
@@ -277,7 +291,8 @@ static void trace_end(job *j, int err)
     shim__json_int(&js, "port", ntohs(sin->sin_port));
     shim__json_str(&js, "family", "ipv4");
     shim__json_str(&js, "result", shim__errname(err));
-    shim__json_bool(&js, "nonblocking", 1);
+    if (!j->blocking)
+      shim__json_bool(&js, "nonblocking", 1);
     shim__json_num(&js, "ms", ds__mono_ms() - j->rs.t0);
     shim__json_emit(&js);
   }
@@ -288,28 +303,18 @@ static void on_done(ds_happy *h, int w, int err, void *user)
   job *j = (job *)((char *)user - offsetof(job, rs));
   int e = w >= 0 ? 0 : shim__race_errno(err);
   (void)h;
+  /* j stays on the list until its result is on the fd: a blocking
+   * connect waiting in shim__async_wait() looks there. */
   pthread_mutex_lock(&A.lock);
-  unlink_locked(j);
-  if (j->cancelled || !still_there(j)) {
-    if (w >= 0)
-      ds__sys.close(w);
-    pthread_mutex_unlock(&A.lock);
-    shim__race_trace_rest(&j->rs);
-    free(j);
-    return;
-  }
+  if (j->cancelled || !still_there(j))
+    goto drop;
   /* Traced before the application is woken (it may exit at once), and
    * not under the lock (the trace may be a slow pipe). */
   pthread_mutex_unlock(&A.lock);
   trace_end(j, e);
   pthread_mutex_lock(&A.lock);
-  if (j->cancelled || !still_there(j)) {
-    if (w >= 0)
-      ds__sys.close(w);
-    pthread_mutex_unlock(&A.lock);
-    free(j);
-    return;
-  }
+  if (j->cancelled || !still_there(j))
+    goto drop;
   if (w >= 0 && swap_locked(j, w) != 0) {
     e = errno != 0 ? errno : EIO;
     trace_end(j, e);
@@ -318,7 +323,16 @@ static void on_done(ds_happy *h, int w, int err, void *user)
     ds__sys.close(w);
   if (e != 0)
     fail_locked(j, e);
+  unlink_locked(j);
   pthread_mutex_unlock(&A.lock);
+  free(j);
+  return;
+drop:
+  if (w >= 0)
+    ds__sys.close(w);
+  unlink_locked(j);
+  pthread_mutex_unlock(&A.lock);
+  shim__race_trace_rest(&j->rs);
   free(j);
 }
 
@@ -364,9 +378,27 @@ static void sweep_cancelled(void *arg)
   }
 }
 
+/* Connects the stand-in fd to the listener without waiting, whatever
+ * fd's O_NONBLOCK (a blocking fd has it for the one call). Returns as
+ * connect() does: -1 with EINPROGRESS when the stand-in is in place. */
+static int stand_in(int fd)
+{
+  int fl = ds__sys.fcntl(fd, F_GETFL), rc, err;
+  if (fl < 0)
+    return -1;
+  if (!(fl & O_NONBLOCK) && ds__sys.fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+    return -1;
+  rc = ds__sys.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
+  err = errno;
+  if (!(fl & O_NONBLOCK))
+    ds__sys.fcntl(fd, F_SETFL, fl);
+  errno = err;
+  return rc;
+}
+
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id,
-                        int *started)
+                        int blocking, int *started)
 {
   struct stat st;
   shim_fd e = {0};
@@ -381,11 +413,12 @@ int shim__async_connect(int fd, const char *name,
   j = calloc(1, sizeof *j);
   if (j == NULL)
     return shim__connect_as_asked(fd, asked, -ENOMEM);
-  if (shim__race_setup(&j->rs, fd, 0) != 0) {
+  if (shim__race_setup(&j->rs, fd) != 0) {
     free(j);
     return -1;
   }
   j->fd = fd;
+  j->blocking = blocking;
   j->asked = *asked;
   j->rs.id = id;
   snprintf(j->name, sizeof j->name, "%s", name);
@@ -394,7 +427,7 @@ int shim__async_connect(int fd, const char *name,
     goto no_race;
   /* The stand-in: the application's socket, connecting for as long as
    * the race runs. */
-  rc = ds__sys.connect(fd, (struct sockaddr *)&A.laddr, sizeof A.laddr);
+  rc = stand_in(fd);
   if (rc == 0 || errno != EINPROGRESS) {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
     err = errno;
@@ -437,8 +470,91 @@ no_race:
   return shim__connect_as_asked(fd, asked, -err);
 }
 
+/* Returns 1 while a race runs with its stand-in on fd. */
+static int running(int fd)
+{
+  job *j;
+  int yes = 0;
+  pthread_mutex_lock(&A.lock);
+  for (j = A.jobs; j != NULL && !yes; j = j->next)
+    yes = j->fd == fd && !j->cancelled && still_there(j);
+  pthread_mutex_unlock(&A.lock);
+  return yes;
+}
+
+int shim__async_running(int fd)
+{
+  return fd >= 0 && fd < SHIM_FD_MAX && running(fd);
+}
+
+int shim__async_wait(int fd, int first)
+{
+  /* An address no AF_INET socket takes: on the stand-in, connecting,
+   * the kernel ignores it and waits as for the application's own
+   * blocking connect (signals, SA_RESTART and SO_SNDTIMEO as it applies
+   * them to connect); on a stand-in the race has disconnected it fails
+   * at once (EAFNOSUPPORT) instead of starting a new connection; on a
+   * winner it marks the socket connected. */
+  static const struct sockaddr_in6 nowhere = {.sin6_family = AF_INET6};
+  int tries = 0;
+  shim_fd e;
+  while (running(fd)) {
+    if (ds__sys.connect(fd, (const struct sockaddr *)&nowhere,
+                        sizeof(struct sockaddr_in)) == 0)
+      continue;
+    switch (errno) {
+    case EINTR:
+      return -1; /* the race goes on */
+    case EALREADY:
+      /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS to the connect
+       * that started the connection, EALREADY to a later one. */
+      if (!running(fd))
+        continue;
+      errno = first ? EINPROGRESS : EALREADY;
+      return -1;
+    case EAFNOSUPPORT:
+      /* The stand-in was disconnected while the race runs (the kernel
+       * gave up on it after its SYN retries): connected again. */
+      if (++tries > 3) {
+        usleep(10000);
+        continue;
+      }
+      pthread_mutex_lock(&A.lock);
+      if (running(fd))
+        stand_in(fd);
+      pthread_mutex_unlock(&A.lock);
+      continue;
+    default:
+      continue; /* woken: the race ended, or the fd changed */
+    }
+  }
+  if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_PENDING && e.err != 0) {
+    /* Reported once, as the kernel reports a failed connect. */
+    shim__fd_clear(fd);
+    /* No attempt could have a socket: a real address is connected as
+     * asked on the application's own, which needs no fd. */
+    if (e.err == EMFILE || e.err == ENFILE)
+      return shim__connect_as_asked(fd, &e.peer, -e.err);
+    errno = e.err;
+    return -1;
+  }
+  if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_CLIENT) {
+    /* As after the kernel's blocking connect: the next one says
+     * EISCONN. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (ds__sys.getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+      ds__sys.connect(fd, (struct sockaddr *)&ss, sl);
+    return 0;
+  }
+  /* The fd was closed or replaced meanwhile (another thread). */
+  errno = EBADF;
+  return -1;
+}
+
 void shim__async_cancel(int fd)
 {
+  struct sockaddr sa = {.sa_family = AF_UNSPEC};
   job *j;
   int any = 0;
   pthread_mutex_lock(&A.lock);
@@ -446,6 +562,11 @@ void shim__async_cancel(int fd)
     if (j->fd == fd && !j->cancelled && still_there(j)) {
       j->cancelled = 1;
       any = 1;
+      /* Copies of the stand-in elsewhere (a dup, a forked child's fd)
+       * would otherwise stay connecting to the listener until the
+       * kernel gives up (about 127 s): disconnected, they report
+       * ECONNRESET at once. */
+      ds__sys.connect(fd, &sa, sizeof sa);
     }
   if (any && A.r != NULL && A.pid == getpid())
     ds_reactor_call_threadsafe(A.r, sweep_cancelled, NULL);

@@ -1,21 +1,17 @@
-/* connect() to an address the shim handed out: the Happy Eyeballs race
- * (lib/happy.c) over the name's addresses, its winner installed on the
- * application's fd, and what getpeername/getsockname need to keep showing
- * IPv4 afterwards.
+/* connect() to an address the shim handed out: what a Happy Eyeballs
+ * race (lib/happy.c) over the name's addresses needs on behalf of the
+ * application's fd (its options, its bind, the settings), its trace, and
+ * the errno a failed race gives. The race itself runs in the helper
+ * thread (async.c), for blocking and non-blocking sockets alike. Each
+ * attempt socket gets the options the application set on its fd before
+ * connect, and the application's bind (its port, and its address for
+ * IPv4 attempts).
  *
- * A blocking socket races on a private reactor in the calling thread and
- * waits as connect() would, bounded by SO_SNDTIMEO when set (its expiry
- * shows EINPROGRESS, as the kernel's does). A non-blocking socket gets
- * EINPROGRESS at once and the race runs in the helper thread (async.c).
- * Each attempt socket gets the options the application set on its fd
- * before connect, and the application's bind (its port, and its address
- * for IPv4 attempts).
- *
- * Out of fds (docs/race.md): when the race cannot have its reactor, or
- * fails because no attempt could get a socket (EMFILE, ENFILE), a real
- * IPv4 address of a dual-stack name is connected as asked on the
- * application's own socket, which needs no fd, as the kernel would
- * without the shim; a synthetic address fails with the kernel's errno.
+ * Out of fds (docs/race.md): when the race cannot run, or fails because
+ * no attempt could get a socket (EMFILE, ENFILE), a real IPv4 address of
+ * a dual-stack name is connected as asked on the application's own
+ * socket, which needs no fd, as the kernel would without the shim; a
+ * synthetic address fails with the kernel's errno.
  */
 #include "shim.h"
 
@@ -77,16 +73,6 @@ int shim__race_errno(int err)
   }
 }
 
-/* Returns the socket's SO_SNDTIMEO in ms (0: none). */
-static unsigned send_timeout_ms(int fd)
-{
-  struct timeval tv = {0, 0};
-  socklen_t len = sizeof tv;
-  if (ds__sys.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0)
-    return 0;
-  return (unsigned)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
-}
-
 /* Gives each attempt socket the application's options. */
 static int prepare(int fd, int family, void *user)
 {
@@ -99,7 +85,7 @@ static int prepare(int fd, int family, void *user)
   return shim__opt_replay(rs->app_fd, fd, family, 0);
 }
 
-int shim__race_setup(shim_race *rs, int fd, int blocking)
+int shim__race_setup(shim_race *rs, int fd)
 {
   struct sockaddr_in local;
   socklen_t len = sizeof local;
@@ -112,9 +98,7 @@ int shim__race_setup(shim_race *rs, int fd, int blocking)
   rs->o.resolution_delay_ms = shim__cfg.resolution_delay_ms;
   rs->o.first_family_count = shim__cfg.family_count;
   rs->o.prefer = shim__cfg.prefer;
-  rs->o.timeout_ms = blocking ? send_timeout_ms(fd) : 0;
-  if (rs->o.timeout_ms == 0)
-    rs->o.timeout_ms = shim__cfg.connect_timeout_ms;
+  rs->o.timeout_ms = shim__cfg.connect_timeout_ms;
   rs->o.memory = family_memory();
   rs->o.prepare = prepare;
   rs->o.prepare_user = rs;
@@ -191,97 +175,10 @@ void shim__race_trace_rest(shim_race *rs)
     }
 }
 
-typedef struct race {
-  int done, fd, err;
-} race;
-
 int shim__connect_as_asked(int fd, const struct sockaddr_in *asked, int err)
 {
   if (!shim__pool_contains(ntohl(asked->sin_addr.s_addr)))
     return ds__sys.connect(fd, (const struct sockaddr *)asked, sizeof *asked);
   errno = err != 0 ? shim__race_errno(err) : EIO;
   return -1;
-}
-
-static void on_done(ds_happy *h, int fd, int err, void *user)
-{
-  shim_race *rs = user;
-  race *st = rs->result;
-  (void)h;
-  st->done = 1;
-  st->fd = fd;
-  st->err = err;
-}
-
-int shim__race_connect(int fd, const char *name,
-                       const struct sockaddr_in *asked, unsigned long id)
-{
-  ds_reactor *r;
-  ds_happy *h;
-  shim_race rs;
-  race st = {0, -1, 0};
-  uint16_t port = ntohs(asked->sin_port);
-  shim_fd e = {0};
-  int rc;
-
-  if (shim__race_setup(&rs, fd, 1) != 0)
-    return -1; /* EBADF or ENOTSOCK, as connect would say */
-  rs.id = id;
-  rs.result = &st;
-  rc = ds_reactor_new(&r);
-  if (rc != 0)
-    return shim__connect_as_asked(fd, asked, rc);
-  rc = ds_happy_start(r, name, port, &rs.o, on_done, shim__race_event, &rs, &h,
-                      NULL, 0);
-  if (rc != 0) {
-    /* Out of fds for the race's lookup, or anything else: as without the
-     * shim for a real address. */
-    ds_reactor_free(r);
-    return shim__connect_as_asked(fd, asked, rc);
-  }
-  shim__work()->reactor = r;
-  shim__work()->race = h;
-  while (!st.done)
-    if (ds_reactor_run_once(r, -1) < 0)
-      break;
-  shim__work()->race = NULL;
-  shim__work()->reactor = NULL;
-  if (!st.done)
-    ds_happy_cancel(h);
-  shim__race_trace_rest(&rs);
-  ds_reactor_free(r);
-  if (st.fd < 0 && st.done && (st.err == -EMFILE || st.err == -ENFILE))
-    return shim__connect_as_asked(fd, asked, st.err);
-  if (st.fd < 0) {
-    errno = st.done ? shim__race_errno(st.err) : EIO;
-    /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS then. */
-    if (st.err == -ETIMEDOUT && rs.o.timeout_ms != 0 &&
-        rs.o.timeout_ms == send_timeout_ms(fd))
-      errno = EINPROGRESS;
-    return -1;
-  }
-  /* Install the winner on the application's fd: the fd keeps its number
-   * and close-on-exec flag; O_NONBLOCK belongs to the open file
-   * description, so the application's setting is put back. */
-  e.kind = SHIM_FD_CLIENT;
-  e.family = shim__sock_int(st.fd, SO_DOMAIN);
-  e.peer = *asked;
-  {
-    /* The winner connected without blocking; one more connect() marks it
-     * connected, so the application's next connect() says EISCONN as
-     * after a blocking connect. */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (ds__sys.getpeername(st.fd, (struct sockaddr *)&ss, &sl) == 0)
-      ds__sys.connect(st.fd, (struct sockaddr *)&ss, sl);
-  }
-  if (shim__install(st.fd, fd) != 0) {
-    int err = errno;
-    ds__sys.close(st.fd);
-    errno = err;
-    return -1;
-  }
-  /* getpeername shows the address the application connected to. */
-  shim__fd_set(fd, &e);
-  return 0;
 }

@@ -512,18 +512,22 @@ static _Thread_local int async_started;
 static int race(int fd, const char *name, const struct sockaddr_in *sin,
                 unsigned long id)
 {
-  int fl = ds__sys.fcntl(fd, F_GETFL);
+  int fl = ds__sys.fcntl(fd, F_GETFL), blocking, rc;
   /* A vfork child runs in its parent's memory: no race there (its state,
    * the helper thread's jobs, would be the parent's). A real address is
    * connected as asked; a synthetic one cannot be reached. The check is a
    * system call: here, not on every hook's way in. */
   if (ds__fork_vforked())
     return shim__connect_as_asked(fd, sin, -ENETUNREACH);
-  /* A non-blocking socket never waits here (shim__async_connect connects
-   * as asked, or fails at once, when the helper thread cannot race). */
-  if (fl >= 0 && (fl & O_NONBLOCK))
-    return shim__async_connect(fd, name, sin, id, &async_started);
-  return shim__race_connect(fd, name, sin, id);
+  /* The race runs in the helper thread (shim__async_connect connects as
+   * asked, or fails at once, when it cannot race). A non-blocking socket
+   * gets EINPROGRESS; a blocking one waits as the kernel's connect waits
+   * (shim__async_wait). */
+  blocking = fl >= 0 && !(fl & O_NONBLOCK);
+  rc = shim__async_connect(fd, name, sin, id, blocking, &async_started);
+  if (rc != 0 && errno == EINPROGRESS && async_started && blocking)
+    return shim__async_wait(fd, 1);
+  return rc;
 }
 
 /* connect() of an IPv4 address that is no business of the pool: as
@@ -577,7 +581,15 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
   if (shim__fd_known(fd) && shim__fd_get(fd, &e)) {
     if (e.kind == SHIM_FD_PENDING && e.err == 0) {
-      errno = EALREADY; /* as for a connect in progress */
+      int fl = ds__sys.fcntl(fd, F_GETFL);
+      /* A connect in progress (a blocking one interrupted by a signal, or
+       * a non-blocking one): a blocking socket waits again for the race,
+       * a non-blocking one says EALREADY, as the kernel's. */
+      if (fl >= 0 && !(fl & O_NONBLOCK) && shim__async_running(fd)) {
+        async_started = 1; /* traced by the race */
+        return shim__async_wait(fd, 0);
+      }
+      errno = EALREADY;
       return -1;
     }
     if (e.kind == SHIM_FD_PENDING) {

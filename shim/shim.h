@@ -210,12 +210,6 @@ int shim__eligible(const char *node, int family, int flags);
  * shim__race_errno() takes; 0: EIO). Returns as connect() does. */
 int shim__connect_as_asked(int fd, const struct sockaddr_in *asked, int err);
 
-/* Runs the Happy Eyeballs race for name at asked's port and installs the
- * winner on fd, remembering asked as the peer the application sees; id
- * links its trace events. Returns 0, or -1 with errno set. */
-int shim__race_connect(int fd, const char *name,
-                       const struct sockaddr_in *asked, unsigned long id);
-
 /* A race run on behalf of an application's fd: its options, and the
  * attempts seen so far for the trace. */
 #define SHIM_RACE_ATTEMPTS 32
@@ -236,9 +230,8 @@ typedef struct shim_race {
 } shim_race;
 
 /* Fills rs for a race on behalf of fd (settings, the application's bind
- * and options; blocking: SO_SNDTIMEO bounds it). Returns 0, or -1 with
- * errno (fd is not a socket). */
-int shim__race_setup(shim_race *rs, int fd, int blocking);
+ * and options). Returns 0, or -1 with errno (fd is not a socket). */
+int shim__race_setup(shim_race *rs, int fd);
 /* The race's event callback (user: the shim_race): traces attempts. */
 void shim__race_event(ds_happy *h, const ds_happy_event *ev, void *user);
 /* Traces attempt i of rs as ended at end (ms since the start). */
@@ -475,17 +468,27 @@ int shim__peer_to_v6(const struct sockaddr_in *sin, struct sockaddr_in6 *out);
  * fd is no such socket (nothing done), or -1 with errno. */
 int shim__dgram_move(int fd, const struct sockaddr_in *dst);
 
-/* ---- async.c: non-blocking connect races in the helper thread ---- */
+/* ---- async.c: connect races in the helper thread ---- */
 
-/* Starts the race for non-blocking fd in the helper thread: returns -1
- * with errno EINPROGRESS (started) or another errno; when it cannot run
- * there, connects a real IPv4 address as asked and returns as connect()
- * does (no blocking race for a non-blocking socket).
+/* Starts the race for fd in the helper thread, fd's own socket standing
+ * in (connecting) meanwhile: returns -1 with errno EINPROGRESS (started)
+ * or another errno; when it cannot run there, connects a real IPv4
+ * address as asked and returns as connect() does. blocking: the caller
+ * will wait with shim__async_wait() (and the trace says so).
  * *started is 1 only when the race went on in the helper thread (it then
  * traces its own end). */
 int shim__async_connect(int fd, const char *name,
                         const struct sockaddr_in *asked, unsigned long id,
-                        int *started);
+                        int blocking, int *started);
+/* Waits, as the kernel's blocking connect() does, for the race running
+ * for fd: blocked in a real connect() on the stand-in, so that signals
+ * interrupt it (EINTR, the race going on), SA_RESTART restarts it and
+ * SO_SNDTIMEO bounds it (EINPROGRESS when first, else EALREADY), as the
+ * kernel applies them. Returns 0 (the winner is on fd), or -1 with
+ * errno. first: the wait of the connect() that started the race. */
+int shim__async_wait(int fd, int first);
+/* Returns 1 while a race runs for fd. */
+int shim__async_running(int fd);
 /* Cancels the race running for fd, if any (fd is being closed). */
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */
