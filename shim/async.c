@@ -619,8 +619,14 @@ void shim__epoll_forget(int fd)
 int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg)
 {
   epreg saved;
+  sigset_t all, old;
   int readd[EP_MAX], i, rc, err;
   memset(&saved, 0, sizeof saved);
+  /* No signal handler runs in the middle of the swap: one that closes
+   * or dups fd would land between the dup3 and the registrations. (Rare:
+   * a narrowing, not the pass-through path.) */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_mutex_lock(&A.lock);
   if (fd >= 0 && fd < SHIM_FD_MAX && eps[fd] != NULL)
     saved = *eps[fd];
@@ -645,6 +651,7 @@ int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg)
     shim__fd_mark(fd);
   }
   pthread_mutex_unlock(&A.lock);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   errno = err;
   return rc;
 }

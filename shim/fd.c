@@ -44,6 +44,22 @@ static slot fds[SHIM_FD_MAX];
  * without the lock by the close and dup hooks. */
 static atomic_uchar known[SHIM_FD_MAX];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread holds the lock: a signal handler's hook that
+ * lands meanwhile finds the table busy and passes through (the lock is
+ * not recursive, and the entry may be half-written). */
+static _Thread_local int holding;
+
+static void lock_table(void)
+{
+  pthread_mutex_lock(&lock);
+  holding = 1;
+}
+
+static void unlock_table(void)
+{
+  holding = 0;
+  pthread_mutex_unlock(&lock);
+}
 
 int shim__fd_known(int fd)
 {
@@ -110,11 +126,11 @@ static int get_slot(int fd, slot *out)
   struct stat st = {0};
   slot s;
   int ok = 0, valid;
-  if (!shim__fd_known(fd))
+  if (!shim__fd_known(fd) || holding)
     return 0;
-  pthread_mutex_lock(&lock);
+  lock_table();
   s = fds[fd];
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   if (s.e.kind == SHIM_FD_NONE)
     return 0;
   valid = s.by_peer ? same_peer(fd, &s.e) : fstat(fd, &st) == 0;
@@ -122,14 +138,14 @@ static int get_slot(int fd, slot *out)
     return 0;
   /* Checked against the slot as it is now: another thread may have
    * recorded a new entry for fd meanwhile. */
-  pthread_mutex_lock(&lock);
+  lock_table();
   if (fds[fd].e.kind != SHIM_FD_NONE && fds[fd].by_peer == s.by_peer &&
       (s.by_peer ? memcmp(&fds[fd].e.peer, &s.e.peer, sizeof s.e.peer) == 0
                  : fds[fd].ino == st.st_ino && fds[fd].dev == st.st_dev)) {
     *out = fds[fd];
     ok = valid;
   }
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   return ok;
 }
 
@@ -169,16 +185,16 @@ static void put(int fd, const slot *in)
   uint32_t old, old_dest;
   slot s = *in;
   /* A vfork child shares its parent's memory: it changes nothing. */
-  if (ds__fork_vforked())
+  if (ds__fork_vforked() || holding)
     return;
   s.e.dest = hold_dest(&s.e);
-  pthread_mutex_lock(&lock);
+  lock_table();
   old = fds[fd].e.source;
   old_dest = fds[fd].e.dest;
   fds[fd] = s;
   if (!shim__fd_is_private(fd))
     atomic_store(&known[fd], 1);
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   if (s.e.source != 0)
     shim__source_hold(s.e.source, 1);
   if (old != 0)
@@ -219,14 +235,15 @@ void shim__fd_set_peer(int fd, const shim_fd *e)
 void shim__fd_clear(int fd)
 {
   uint32_t source = 0, dest = 0;
-  if (!shim__fd_known(fd) || shim__fd_is_private(fd) || ds__fork_vforked())
+  if (!shim__fd_known(fd) || shim__fd_is_private(fd) || ds__fork_vforked() ||
+      holding)
     return;
-  pthread_mutex_lock(&lock);
+  lock_table();
   source = fds[fd].e.source;
   dest = fds[fd].e.dest;
   memset(&fds[fd], 0, sizeof fds[fd]);
   atomic_store(&known[fd], 0);
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   shim__epoll_forget(fd);
   shim__async_cancel(fd);
   if (source != 0)
@@ -239,15 +256,15 @@ void shim__fd_send_to(int fd, uint32_t ip)
 {
   uint32_t old = 0;
   int same;
-  if (!shim__fd_known(fd) || ds__fork_vforked())
+  if (!shim__fd_known(fd) || ds__fork_vforked() || holding)
     return;
-  pthread_mutex_lock(&lock);
+  lock_table();
   /* A connected socket keeps its peer's hold. */
   same = fds[fd].e.kind == SHIM_FD_DGRAM &&
          (fds[fd].e.dest == ip ||
           (fds[fd].e.dest != 0 &&
            fds[fd].e.dest == ntohl(fds[fd].e.peer.sin_addr.s_addr)));
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   if (same) {
     shim__pool_renew(ip);
     return;
@@ -256,14 +273,14 @@ void shim__fd_send_to(int fd, uint32_t ip)
    * UDP socket's (a close may have cleared it meanwhile). */
   if (!shim__pool_hold(ip, 1))
     return;
-  pthread_mutex_lock(&lock);
+  lock_table();
   if (fds[fd].e.kind == SHIM_FD_DGRAM) {
     old = fds[fd].e.dest;
     fds[fd].e.dest = ip;
   } else {
     old = ip;
   }
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   if (old != 0)
     shim__pool_hold(old, -1);
 }
@@ -307,12 +324,12 @@ int shim__fd_is_private(int fd)
 in_port_t shim__fd_wide_port_hint(int fd)
 {
   in_port_t port = 0;
-  if (!shim__fd_known(fd))
+  if (!shim__fd_known(fd) || holding)
     return 0;
-  pthread_mutex_lock(&lock);
+  lock_table();
   if (fds[fd].e.kind == SHIM_FD_WIDE)
     port = fds[fd].e.local.sin_port;
-  pthread_mutex_unlock(&lock);
+  unlock_table();
   return port;
 }
 

@@ -33,8 +33,13 @@ DS_HOOK int close(int fd)
   if (shim__fd_known(fd)) {
     if (shim__fd_is_private(fd))
       return 0; /* the shim's own: it stays, as if it were not there */
-    shim__server_closing(fd);
-    shim__fd_clear(fd);
+    /* From a signal handler inside a hook: closed, and the entry left
+     * (entries are checked against the socket before they are used). */
+    if (shim__enter()) {
+      shim__server_closing(fd);
+      shim__fd_clear(fd);
+      shim__leave();
+    }
   }
   rc = ds__sys.close(fd);
   if (rc == 0)
@@ -70,18 +75,23 @@ DS_HOOK int close_range(unsigned first, unsigned last, int flags)
   /* What the kernel refuses (EINVAL) it refuses before closing anything. */
   if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
     return ds__sys.close_range(first, last, flags);
-  own = !ds__fork_vforked();
+  /* Not in a vfork child, nor from a signal handler inside a hook:
+   * there only the fds are closed (the shim's own stay). */
+  own = !ds__fork_vforked() && shim__enter();
+  if (own && !(flags & CLOSE_RANGE_CLOEXEC))
+    /* Forgotten first: a racing fd's stand-in is disconnected before it
+     * closes (async.c). */
+    for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
+      if (shim__fd_known((int)fd) && !shim__fd_is_private((int)fd))
+        shim__fd_clear((int)fd);
   if (own)
     shim__async_lock(); /* no swap in the middle of it */
   rc = close_range_around(first, last, flags);
   e = errno;
-  if (own)
+  if (own) {
     shim__async_unlock();
-  errno = e;
-  if (own && rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
-    for (fd = first; fd <= last && fd < SHIM_FD_MAX; fd++)
-      if (shim__fd_known((int)fd))
-        shim__fd_clear((int)fd);
+    shim__leave();
+  }
   errno = e;
   return rc;
 }
@@ -95,8 +105,10 @@ DS_HOOK int dup(int fd)
   }
   nfd = ds__sys.dup(fd);
   e = errno;
-  if (nfd >= 0 && shim__fd_known(fd))
+  if (nfd >= 0 && shim__fd_known(fd) && shim__enter()) {
     shim__fd_copy(fd, nfd);
+    shim__leave();
+  }
   errno = e;
   return nfd;
 }
@@ -118,14 +130,17 @@ static void duped(int fd, int newfd)
  * for it. */
 static int dup_onto(int fd, int newfd, int flags)
 {
-  int rc, e, known, own = 1;
+  int rc, e, known, own;
   if (shim__init() != 0) {
     errno = ENOSYS;
     return -1;
   }
   known = shim__fd_known(newfd);
+  /* Not in a vfork child, nor from a signal handler inside a hook. */
   if (known || shim__fd_known(fd))
-    own = !ds__fork_vforked();
+    own = !ds__fork_vforked() && shim__enter();
+  else
+    own = 0;
   if (known && own)
     shim__async_lock();
   rc = flags < 0 ? ds__sys.dup2(fd, newfd) : ds__sys.dup3(fd, newfd, flags);
@@ -134,6 +149,8 @@ static int dup_onto(int fd, int newfd, int flags)
     shim__async_unlock();
   if (rc >= 0 && own)
     duped(fd, newfd);
+  if (own)
+    shim__leave();
   errno = e;
   return rc;
 }
@@ -162,8 +179,10 @@ static int fcntl_common(int is64, int fd, int cmd, void *arg)
                                        : ds__sys.fcntl(fd, cmd, arg);
   e = errno;
   if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
-      shim__fd_known(fd))
+      shim__fd_known(fd) && shim__enter()) {
     shim__fd_copy(fd, rc);
+    shim__leave();
+  }
   errno = e;
   return rc;
 }
@@ -188,17 +207,12 @@ DS_HOOK int fcntl64(int fd, int cmd, ...)
   return fcntl_common(1, fd, cmd, arg);
 }
 
-DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
-                       socklen_t len)
+/* setsockopt() on an fd the shim knows. */
+static int set_known(int fd, int level, int name, const void *val,
+                     socklen_t len, int entry)
 {
   shim_fd e;
-  int name6, rc, entry = errno;
-  if (shim__init() != 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (shim__cfg.disabled || !shim__fd_known(fd))
-    return ds__sys.setsockopt(fd, level, name, val, len);
+  int name6, rc;
   if (level != IPPROTO_IP && level != IPPROTO_IPV6) {
     /* Another level fails alike on both families, but for its errno: an
      * unknown level, or TCP's options on UDP, is EOPNOTSUPP for AF_INET
@@ -247,6 +261,21 @@ DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
   return 0;
 }
 
+DS_HOOK int setsockopt(int fd, int level, int name, const void *val,
+                       socklen_t len)
+{
+  int rc, entry = errno;
+  if (shim__init() != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (shim__cfg.disabled || !shim__fd_known(fd) || !shim__enter())
+    return ds__sys.setsockopt(fd, level, name, val, len);
+  rc = set_known(fd, level, name, val, len, entry);
+  shim__leave();
+  return rc;
+}
+
 DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
   int rc, e = errno;
@@ -254,7 +283,9 @@ DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     errno = ENOSYS;
     return -1;
   }
-  if (shim__cfg.disabled || shim__cfg.observe || ds__fork_vforked())
+  /* From a signal handler inside a hook: not recorded. */
+  if (shim__cfg.disabled || shim__cfg.observe || ds__fork_vforked() ||
+      !shim__enter())
     return ds__sys.epoll_ctl(epfd, op, fd, ev);
   shim__async_lock();
   rc = ds__sys.epoll_ctl(epfd, op, fd, ev);
@@ -263,6 +294,7 @@ DS_HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   else
     e = errno;
   shim__async_unlock();
+  shim__leave();
   errno = e;
   return rc;
 }

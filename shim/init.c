@@ -24,12 +24,17 @@ shim_config shim__cfg = {.disabled = 1, .trace_fd = -1};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
-/* The guard: where the hook holding it sits on the stack. A deeper call
- * is the shim's own and passes through; a call at or above it means the
- * holder was left by longjmp (alarm + longjmp out of connect, as nc -w and
- * wget -T do), so the guard and that hook's abandoned work are taken
- * back. */
-static _Thread_local uintptr_t guard_frame;
+/* The guard: set while a hook of this thread runs the shim's code. A
+ * hook reached meanwhile (from a signal handler, or from libc called by
+ * the shim) passes through. It is a flag, not a stack position: a
+ * handler on a sigaltstack, or code on a swapcontext() stack, is nested
+ * whatever its address. A hook left by longjmp (alarm + longjmp out of a
+ * lookup, as nc -w and wget -T do) is seen by the longjmp hooks
+ * (unwind.c), which drop the guard and leave the abandoned work for the
+ * thread's next hook to reclaim; a thread cancelled inside a hook takes
+ * its flag with it. */
+static _Thread_local int guard;
+static _Thread_local int unwound;
 static _Thread_local shim_work abandoned;
 static atomic_ulong next_id;
 
@@ -233,6 +238,7 @@ static void init_once(void)
   ds__sys.send = next_sym("send");
   ds__sys.shutdown = next_sym("shutdown");
   ds__sys.fd_floor = fd_floor();
+  shim__unwind_init();
   init_rc = 0;
   watch_forks();
 
@@ -264,7 +270,8 @@ int shim__init(void)
   return init_rc;
 }
 
-/* Cancels what a hook left behind when it was unwound by longjmp. */
+/* Cancels what a hook left behind when it was unwound by longjmp: the
+ * lookup or NAT64 discovery it was waiting for (names.c, nat64.c). */
 static void reclaim(void)
 {
   shim_work w = abandoned;
@@ -283,25 +290,32 @@ static void reclaim(void)
 
 int shim__enter(void)
 {
-  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-  if (guard_frame != 0) {
-    if (here < guard_frame)
-      return 0;
+  if (guard)
+    return 0;
+  if (unwound) {
+    unwound = 0;
     reclaim();
   }
-  guard_frame = here;
+  guard = 1;
   return 1;
 }
 
 int shim__nested(void)
 {
-  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-  return guard_frame != 0 && here < guard_frame;
+  return guard;
 }
 
 void shim__leave(void)
 {
-  guard_frame = 0;
+  guard = 0;
+}
+
+void shim__unwinding(void)
+{
+  if (guard) {
+    guard = 0;
+    unwound = 1;
+  }
 }
 
 shim_work *shim__work(void)

@@ -45,6 +45,12 @@ void shim__leave(void);
  * (a hook reached from a signal handler, or from libc inside the shim),
  * without taking it. */
 int shim__nested(void);
+/* Called by the longjmp hooks before they jump: a guard held now belongs
+ * to a hook the jump leaves (a handler's longjmp out of it), so it is
+ * dropped, and the hook's work is reclaimed by the next shim__enter(). */
+void shim__unwinding(void);
+/* Looks up libc's longjmp family for the hooks (unwind.c), at init. */
+void shim__unwind_init(void);
 
 /* Evaluates call (a hook's body) and gives its result; a success (a
  * result of 0 or more) leaves errno as the application had it, whatever
