@@ -43,6 +43,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -550,6 +551,45 @@ int shim__async_wait(int fd, int first)
   /* The fd was closed or replaced meanwhile (another thread). */
   errno = EBADF;
   return -1;
+}
+
+/* Returns an fd whose race runs and which an exec would pass on (no
+ * FD_CLOEXEC), or -1. */
+static int inherited_race(void)
+{
+  job *j;
+  int fd = -1, fl;
+  pthread_mutex_lock(&A.lock);
+  for (j = A.pid == getpid() ? A.jobs : NULL; j != NULL && fd < 0;
+       j = j->next)
+    if (!j->cancelled && still_there(j) &&
+        (fl = ds__sys.fcntl(j->fd, F_GETFD)) >= 0 && !(fl & FD_CLOEXEC))
+      fd = j->fd;
+  pthread_mutex_unlock(&A.lock);
+  return fd;
+}
+
+void shim__async_settle(unsigned ms, int cancel)
+{
+  uint64_t end = ds__mono_ms_u64() + ms, now;
+  struct pollfd p;
+  int fd;
+  if (A.jobs == NULL || !shim__enter())
+    return; /* no race (read unlocked: a hint), or inside a hook */
+  while ((fd = inherited_race()) >= 0) {
+    now = ds__mono_ms_u64();
+    if (now >= end) {
+      if (!cancel)
+        break;
+      shim__fd_clear(fd); /* cancels the race, disconnects the stand-in */
+      continue;
+    }
+    /* The stand-in wakes when the race puts its result on the fd. */
+    p.fd = fd;
+    p.events = POLLOUT;
+    poll(&p, 1, end - now < 50 ? (int)(end - now) : 50);
+  }
+  shim__leave();
 }
 
 void shim__async_cancel(int fd)

@@ -24,6 +24,7 @@ shim_config shim__cfg = {.disabled = 1, .trace_fd = -1};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_rc = -1;
+static atomic_int init_done; /* init_once() has run */
 /* The guard: set while a hook of this thread runs the shim's code. A
  * hook reached meanwhile (from a signal handler, or from libc called by
  * the shim) passes through. It is a flag, not a stack position: a
@@ -259,9 +260,15 @@ static void init_once(void)
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));
   grow_fd_table();
   shim__cfg.disabled = 0;
+  atomic_store(&init_done, 1);
   /* Sockets inherited from a program whose listener the shim widened:
    * now, while the only sockets open are inherited ones. */
   shim__server_adopt();
+}
+
+int shim__initialised(void)
+{
+  return atomic_load(&init_done);
 }
 
 int shim__init(void)

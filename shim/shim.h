@@ -35,6 +35,9 @@ extern shim_config shim__cfg;
  * real functions are known; the shim then passes everything through when
  * shim__cfg.disabled is set. */
 int shim__init(void);
+/* Returns 1 once the shim is initialised and enabled (no initialisation
+ * here). */
+int shim__initialised(void);
 
 /* Per-thread guard: the shim's own calls never re-enter its hooks. Returns
  * 1 if the caller may act (and takes the guard), 0 if it must pass the
@@ -495,6 +498,11 @@ int shim__async_connect(int fd, const char *name,
 int shim__async_wait(int fd, int first);
 /* Returns 1 while a race runs for fd. */
 int shim__async_running(int fd);
+/* Before an exec or a spawn: waits up to ms for the races on fds without
+ * FD_CLOEXEC to put their result on the fd; cancel: those still running
+ * then are cancelled (their stand-ins disconnected: ECONNRESET), as
+ * before an exec, whose new image could not have their result. */
+void shim__async_settle(unsigned ms, int cancel);
 /* Cancels the race running for fd, if any (fd is being closed). */
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */

@@ -36,7 +36,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,8 @@
 #include <unistd.h>
 
 /* Not declared without _FORTIFY_SOURCE; exported by glibc and the shim. */
+extern void __longjmp_chk(sigjmp_buf env, int val)
+    __attribute__((noreturn));
 extern ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
                               int flags, struct sockaddr *from,
                               socklen_t *fromlen);
@@ -2433,6 +2437,291 @@ static void cases_epoll(void)
 
 /* ---- driver ------------------------------------------------------------ */
 
+
+/* ---- longjmp, _longjmp, siglongjmp, __longjmp_chk ---- */
+
+static sigjmp_buf jump_env;
+static int jump_sym; /* 0 longjmp, 1 _longjmp, 2 siglongjmp, 3 chk */
+static int jump_val;
+
+/* Jumps to jump_env with jump_val by jump_sym. */
+static void jump_now(void)
+{
+  switch (jump_sym) {
+  case 0:
+    longjmp(jump_env, jump_val);
+  case 1:
+    _longjmp(jump_env, jump_val);
+  case 2:
+    siglongjmp(jump_env, jump_val);
+  default:
+    __longjmp_chk(jump_env, jump_val);
+  }
+}
+
+static void jump_handler(int sig)
+{
+  (void)sig;
+  jump_now();
+}
+
+/* i1: the symbol (jump_sym); i2: the value; s1: "plain" (a jump from a
+ * nested call), "alarm" (from a SIGALRM handler out of a blocking recv),
+ * "alarm-mask" (siglongjmp's saved mask: SIGUSR1 blocked at setjmp is
+ * blocked again after). After the jump, a connect to s2 (a lab name),
+ * and its echo. */
+static void c_jump(const struct kase *k)
+{
+  volatile int got;
+  sigset_t m;
+  int fd;
+  jump_sym = k->i1;
+  jump_val = k->i2;
+  sigemptyset(&m);
+  sigaddset(&m, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &m, NULL);
+  if ((got = sigsetjmp(jump_env, strstr(k->s1, "mask") != NULL)) == 0) {
+    sigprocmask(SIG_UNBLOCK, &m, NULL);
+    if (!strcmp(k->s1, "plain")) {
+      jump_now();
+    } else {
+      struct sigaction sa;
+      char b[8];
+      int u = socket(AF_INET, SOCK_DGRAM, 0);
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = jump_handler;
+      sigaction(SIGALRM, &sa, NULL);
+      alarm(1);
+      recv(u, b, sizeof b, 0);
+    }
+    printf("not jumped");
+    return;
+  }
+  sigprocmask(SIG_SETMASK, NULL, &m);
+  printf("val=%d usr1=%s", got,
+         sigismember(&m, SIGUSR1) ? "blocked" : "unblocked");
+  {
+    struct sockaddr_storage t;
+    char to[64];
+    socklen_t tl;
+    snprintf(to, sizeof to, "%s:7", k->s2);
+    tl = target(to, SOCK_STREAM, &t);
+    if (!tl) {
+      printf(" target=none");
+      return;
+    }
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    errno = SENT;
+    printf(" connect=%d e=%s", connect(fd, (struct sockaddr *)&t, tl),
+           en(errno));
+    talk(fd);
+  }
+}
+
+static void cases_jump(void)
+{
+  static const char *syms[] = {"longjmp", "_longjmp", "siglongjmp",
+                               "__longjmp_chk"};
+  static const char *how[] = {"plain", "alarm", "alarm-mask"};
+  static const char *to[] = {"v4.test", "v6.test"};
+  static const int vals[] = {0, 1, 42};
+  size_t i, j, v, t;
+  struct kase *k;
+  for (i = 0; i < 4; i++)
+    for (j = 0; j < 3; j++)
+      for (v = 0; v < 3; v++)
+        for (t = 0; t < 2; t++) {
+          if (v != 1 && (j != 0 || t != 0))
+            continue; /* values only with the plain jump */
+          k = add(syms[i], c_jump, "%s/%s/%d/%s", syms[i], how[j], vals[v],
+                  to[t]);
+          k->i1 = (int)i, k->i2 = vals[v], k->s1 = how[j], k->s2 = to[t];
+        }
+}
+
+/* ---- the exec family, posix_spawn, system, popen ---- */
+
+/* The shell the exec'd image runs: it says its arguments, whether fd N
+ * is open, and, with a socket, what the echo on it answers to "x". A
+ * non-blocking socket may still be connecting, and the answer on its way
+ * (EAGAIN): each step is tried again for up to 2 s. */
+#define EXEC_SH                                                                \
+  "n=$1; if [ -e /proc/self/fd/$n ]; then o=open; else o=closed; fi; r=; "    \
+  "if [ $o = open ] && [ \"$2\" = talk ]; then i=0; "                         \
+  "until printf x 2>/dev/null >&$n || [ $i -ge 20 ]; do "                     \
+  "i=$((i+1)); sleep 0.1; done; i=0; "                                        \
+  "while [ -z \"$r\" ] && [ $i -lt 20 ]; do "                                 \
+  "r=$(timeout 5 head -c 6 2>/dev/null <&$n); [ -n \"$r\" ] || sleep 0.1; "    \
+  "i=$((i+1)); done; else r=-; fi; "                                          \
+  "echo \"args=$0,$1,$2 fd=$o reply=${r:-none}\"; exit 7"
+
+extern char **environ;
+
+/* Returns a socket for exec case variant v (-1: none, -2: setup failed):
+ * "lab4" connected, "lab4-nb"/"v4.test-nb"/"v6.test-nb" non-blocking and
+ * still connecting, "-cloexec" with FD_CLOEXEC. */
+static int exec_sock(const char *v)
+{
+  struct sockaddr_storage t;
+  socklen_t tl;
+  int fd, nb = strstr(v, "-nb") != NULL;
+  if (!strncmp(v, "none", 4))
+    return -1;
+  if (!strncmp(v, "lab4", 4)) {
+    struct sockaddr_in s;
+    sin4(&s, SRV4, TCP_PORT);
+    t = *(struct sockaddr_storage *)memcpy(&t, &s, sizeof s);
+    tl = sizeof s;
+  } else {
+    char to[64];
+    snprintf(to, sizeof to, "%.*s:7", (int)(strchr(v, '-') - v), v);
+    if (!(tl = target(to, SOCK_STREAM, &t)))
+      return -2;
+  }
+  fd = socket(AF_INET, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0) |
+                           (strstr(v, "cloexec") ? SOCK_CLOEXEC : 0),
+              0);
+  if (connect(fd, (struct sockaddr *)&t, tl) < 0 && errno != EINPROGRESS)
+    return -2;
+  return fd;
+}
+
+/* i1: which call; s1: the socket variant; s2: "ok" (runs EXEC_SH) or
+ * "enoent" (a path that does not exist). An exec replaces the case's
+ * process: the new image's output (and EXIT=7) is the case's; the
+ * spawning calls print their child's status and output. */
+static void c_exec(const struct kase *k)
+{
+  const char *path = strcmp(k->s2, "ok") ? "/nonexistent/sh" : "/bin/sh";
+  const char *file = strcmp(k->s2, "ok") ? "nonexistent-sh" : "sh";
+  int fd = exec_sock(k->s1), p[2], st, r, e;
+  char nbuf[16], out[512] = "", *argv[7];
+  ssize_t n;
+  pid_t pid;
+  if (fd == -2) {
+    printf("setup failed");
+    return;
+  }
+  snprintf(nbuf, sizeof nbuf, "%d", fd);
+  argv[0] = (char *)"sh", argv[1] = (char *)"-c", argv[2] = (char *)EXEC_SH;
+  argv[3] = (char *)"conform", argv[4] = nbuf;
+  argv[5] = (char *)(fd >= 0 ? "talk" : "-"), argv[6] = NULL;
+  fflush(stdout);
+  if (pipe(p) < 0)
+    return;
+  if (k->i1 >= 9) { /* posix_spawn, posix_spawnp, system, popen */
+    posix_spawn_file_actions_t fa;
+    char cmd[1024];
+    FILE *f;
+    errno = SENT;
+    switch (k->i1) {
+    case 9:
+    case 10:
+      posix_spawn_file_actions_init(&fa);
+      posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+      r = k->i1 == 9 ? posix_spawn(&pid, path, &fa, NULL, argv, environ)
+                     : posix_spawnp(&pid, file, &fa, NULL, argv, environ);
+      e = errno;
+      posix_spawn_file_actions_destroy(&fa);
+      close(p[1]);
+      printf("rc=%s", r ? en(r) : "0");
+      if (r == 0) {
+        n = read(p[0], out, sizeof out - 1);
+        out[n > 0 ? n : 0] = 0;
+        waitpid(pid, &st, 0);
+        printf(" status=%d out=%s", WEXITSTATUS(st), out);
+      }
+      (void)e;
+      return;
+    case 11:
+      close(p[1]);
+      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH,
+               nbuf, fd >= 0 ? "talk" : "-");
+      r = system(cmd);
+      printf("status=%d", WIFEXITED(r) ? WEXITSTATUS(r) : -1);
+      return;
+    default:
+      close(p[1]);
+      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH,
+               nbuf, fd >= 0 ? "talk" : "-");
+      f = popen(cmd, "r");
+      if (f == NULL) {
+        printf("popen=NULL e=%s", en(errno));
+        return;
+      }
+      n = (ssize_t)fread(out, 1, sizeof out - 1, f);
+      out[n > 0 ? n : 0] = 0;
+      st = pclose(f);
+      printf("status=%d out=%s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+      return;
+    }
+  }
+  /* The case's own process execs (the race, if any, is its own); what
+   * the new image prints is the case's output. */
+  close(p[0]);
+  close(p[1]);
+  {
+    int dfd;
+    errno = SENT;
+    switch (k->i1) {
+    case 0:
+      r = execve(path, argv, environ);
+      break;
+    case 1:
+      r = execv(path, argv);
+      break;
+    case 2:
+      r = execvp(file, argv);
+      break;
+    case 3:
+      r = execvpe(file, argv, environ);
+      break;
+    case 4:
+      r = execl(path, argv[0], argv[1], argv[2], argv[3], argv[4], argv[5],
+                (char *)NULL);
+      break;
+    case 5:
+      r = execle(path, argv[0], argv[1], argv[2], argv[3], argv[4], argv[5],
+                 (char *)NULL, environ);
+      break;
+    case 6:
+      r = execlp(file, argv[0], argv[1], argv[2], argv[3], argv[4], argv[5],
+                 (char *)NULL);
+      break;
+    case 7:
+      dfd = open(path, O_RDONLY | O_CLOEXEC);
+      errno = SENT;
+      r = dfd < 0 ? (errno = ENOENT, -1) : fexecve(dfd, argv, environ);
+      break;
+    default:
+      r = execveat(AT_FDCWD, path, argv, environ, 0);
+      break;
+    }
+    printf("rc=%d e=%s", r, en(errno));
+  }
+}
+
+static void cases_exec(void)
+{
+  static const char *syms[] = {"execve",  "execv",       "execvp",
+                               "execvpe", "execl",       "execle",
+                               "execlp",  "fexecve",     "execveat",
+                               "posix_spawn", "posix_spawnp", "system",
+                               "popen"};
+  static const char *socks[] = {"none",       "lab4",       "lab4-cloexec",
+                                "lab4-nb",    "v4.test-nb", "v6.test-nb"};
+  size_t i, j;
+  struct kase *k;
+  for (i = 0; i < sizeof syms / sizeof *syms; i++) {
+    k = add(syms[i], c_exec, "%s/none/enoent", syms[i]);
+    k->i1 = (int)i, k->s1 = "none", k->s2 = "enoent";
+    for (j = 0; j < sizeof socks / sizeof *socks; j++) {
+      k = add(syms[i], c_exec, "%s/%s/ok", syms[i], socks[j]);
+      k->i1 = (int)i, k->s1 = socks[j], k->s2 = "ok";
+    }
+  }
+}
+
 static void run_case(const struct kase *k)
 {
   int p[2], st;
@@ -2570,6 +2859,8 @@ int main(int argc, char **argv)
   cases_close_range();
   cases_dup();
   cases_epoll();
+  cases_jump();
+  cases_exec();
   for (c = 0; c < ncases; c++)
     for (d = c + 1; d < ncases; d++)
       if (!strcmp(cases[c].id, cases[d].id)) {

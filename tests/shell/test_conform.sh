@@ -275,4 +275,13 @@ test_fd_calls() {
   compare fd close,close_range,dup,dup2,dup3,fcntl,fcntl64,epoll_ctl
 }
 
+# longjmp and its kin (out of a handler too), the exec family, posix_spawn,
+# system and popen, with and without a connection or a race in flight.
+test_process_calls() {
+  need_lab || return 0
+  compare process longjmp,_longjmp,siglongjmp,__longjmp_chk,execve,execv,\
+execvp,execvpe,execl,execle,execlp,fexecve,execveat,posix_spawn,\
+posix_spawnp,system,popen
+}
+
 ds_run_shunit

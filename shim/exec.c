@@ -1,0 +1,181 @@
+/* The exec family, posix_spawn, system and popen: races still running on
+ * fds the new program inherits are settled first.
+ *
+ * Without the shim, a program that execs (or spawns a child) while a
+ * non-blocking connect is in progress hands the connecting socket over,
+ * and the new image finds it connected. With the shim the fd holds the
+ * stand-in, whose listener is close-on-exec: the new image would get
+ * ECONNREFUSED a second later. So each of these waits until the races on
+ * fds without FD_CLOEXEC have put their winner (or their error) on the fd,
+ * at most SETTLE_MS. Before an exec, a race still running then is
+ * cancelled and its stand-in disconnected, so the new image sees
+ * ECONNRESET at once (README, Limits); a spawning process keeps its race,
+ * and its child the stand-in, which reports ECONNRESET when the race
+ * ends.
+ *
+ * glibc's execvp, execl and the others call its internal __execve, which
+ * no preloaded object can interpose: each entry point a program can call
+ * is hooked here. A vfork child (Python's subprocess) settles nothing:
+ * its fd table is its own copy, which the helper thread's swap would not
+ * reach; it passes straight through.
+ */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* How long an exec waits for races on the fds it passes on. */
+#define SETTLE_MS 2000
+
+extern char **environ;
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execv_fn)(const char *, char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[],
+                           int);
+typedef int (*spawn_fn)(pid_t *, const char *,
+                        const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[],
+                        char *const[]);
+typedef int (*system_fn)(const char *);
+typedef FILE *(*popen_fn)(const char *, const char *);
+
+/* Returns libc's function of that name. */
+static void *next(const char *name)
+{
+  return dlsym(RTLD_NEXT, name);
+}
+
+/* Settles the races on fds the next program would inherit. A process
+ * the shim never initialised has none (and a vfork child must not
+ * initialise it in its parent's memory). */
+static void settle(int cancel)
+{
+  if (!shim__initialised() || shim__cfg.disabled || ds__fork_vforked())
+    return;
+  shim__async_settle(SETTLE_MS, cancel);
+}
+
+DS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
+{
+  execve_fn f = (execve_fn)next("execve");
+  settle(1);
+  return f(path, argv, envp);
+}
+
+DS_HOOK int execv(const char *path, char *const argv[])
+{
+  execv_fn f = (execv_fn)next("execv");
+  settle(1);
+  return f(path, argv);
+}
+
+DS_HOOK int execvp(const char *file, char *const argv[])
+{
+  execv_fn f = (execv_fn)next("execvp");
+  settle(1);
+  return f(file, argv);
+}
+
+DS_HOOK int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+  execve_fn f = (execve_fn)next("execvpe");
+  settle(1);
+  return f(file, argv, envp);
+}
+
+DS_HOOK int fexecve(int fd, char *const argv[], char *const envp[])
+{
+  fexecve_fn f = (fexecve_fn)next("fexecve");
+  settle(1);
+  return f(fd, argv, envp);
+}
+
+DS_HOOK int execveat(int dirfd, const char *path, char *const argv[],
+                     char *const envp[], int flags)
+{
+  execveat_fn f = (execveat_fn)next("execveat");
+  settle(1);
+  return f(dirfd, path, argv, envp, flags);
+}
+
+/* execl, execlp and execle: the list made an array, as glibc does, then
+ * libc's execve or execvp. envp (execle) comes after the NULL. */
+#define LIST_EXEC(call)                                                        \
+  do {                                                                         \
+    va_list ap;                                                                \
+    size_t n = 1, i;                                                           \
+    va_start(ap, arg);                                                         \
+    while (va_arg(ap, const char *) != NULL)                                   \
+      n++;                                                                     \
+    va_end(ap);                                                                \
+    {                                                                          \
+      const char *argv[n + 1];                                                 \
+      char *const *envp = environ;                                             \
+      va_start(ap, arg);                                                       \
+      argv[0] = arg;                                                           \
+      for (i = 1; i <= n; i++)                                                 \
+        argv[i] = va_arg(ap, const char *);                                    \
+      envp = with_env ? va_arg(ap, char *const *) : environ;                   \
+      va_end(ap);                                                              \
+      (void)envp;                                                              \
+      return call;                                                             \
+    }                                                                          \
+  } while (0)
+
+DS_HOOK int execl(const char *path, const char *arg, ...)
+{
+  const int with_env = 0;
+  LIST_EXEC(execve(path, (char *const *)argv, envp));
+}
+
+DS_HOOK int execle(const char *path, const char *arg, ...)
+{
+  const int with_env = 1;
+  LIST_EXEC(execve(path, (char *const *)argv, envp));
+}
+
+DS_HOOK int execlp(const char *file, const char *arg, ...)
+{
+  const int with_env = 0;
+  LIST_EXEC(execvp(file, (char *const *)argv));
+}
+
+DS_HOOK int posix_spawn(pid_t *pid, const char *path,
+                        const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[],
+                        char *const envp[])
+{
+  spawn_fn f = (spawn_fn)next("posix_spawn");
+  settle(0);
+  return f(pid, path, fa, attr, argv, envp);
+}
+
+DS_HOOK int posix_spawnp(pid_t *pid, const char *file,
+                         const posix_spawn_file_actions_t *fa,
+                         const posix_spawnattr_t *attr, char *const argv[],
+                         char *const envp[])
+{
+  spawn_fn f = (spawn_fn)next("posix_spawnp");
+  settle(0);
+  return f(pid, file, fa, attr, argv, envp);
+}
+
+DS_HOOK int system(const char *command)
+{
+  system_fn f = (system_fn)next("system");
+  settle(0);
+  return f(command);
+}
+
+DS_HOOK FILE *popen(const char *command, const char *type)
+{
+  popen_fn f = (popen_fn)next("popen");
+  settle(0);
+  return f(command, type);
+}
