@@ -368,7 +368,10 @@ static int attempt_socket(ds_happy *h, int family)
   for (tries = 0;; tries++) {
     fd = ds__sys.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         IPPROTO_TCP);
-    if (fd >= 0 && !in_reserve(fd))
+    /* Out of the program's way (at ds__sys.fd_floor, in the shim): an
+     * attempt still running when the caller is gone (a longjmp, a
+     * cancelled thread) holds no number the program counts on. */
+    if (fd >= 0 && !in_reserve(fd) && !in_reserve(fd = ds__move_high(fd)))
       return fd;
     err = fd >= 0 ? EMFILE : errno;
     if (fd >= 0)

@@ -13,6 +13,10 @@
  * and its child the stand-in, which reports ECONNRESET when the race
  * ends.
  *
+ * The exec variants and posix_spawn also hand the new image the IPv4
+ * peers of the translated connections it inherits (handover.c), in the
+ * environment they pass on.
+ *
  * glibc's execvp, execl and the others call its internal __execve, which
  * no preloaded object can interpose: each entry point a program can call
  * is hooked here. A vfork child (Python's subprocess) settles nothing:
@@ -34,7 +38,6 @@
 extern char **environ;
 
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
-typedef int (*execv_fn)(const char *, char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[],
                            int);
@@ -51,57 +54,70 @@ static void *next(const char *name)
   return dlsym(RTLD_NEXT, name);
 }
 
-/* Settles the races on fds the next program would inherit. A process
- * the shim never initialised has none (and a vfork child must not
- * initialise it in its parent's memory). */
-static void settle(int cancel)
+/* Settles the races on fds the next program would inherit, and returns
+ * whether the shim acts here (not in a vfork child, nor in a process it
+ * never initialised: a vfork child must not initialise it in its
+ * parent's memory, and a process without its state has nothing to hand
+ * over). */
+static int settle(int cancel)
 {
   if (!shim__initialised() || shim__cfg.disabled || ds__fork_vforked())
-    return;
+    return 0;
   shim__async_settle(SETTLE_MS, cancel);
+  return 1;
 }
+
+/* Runs call with env: envp, or envp with the hand-over of the translated
+ * connections the new image inherits (handover.c), after the races on
+ * them are settled. */
+#define WITH_ENV(envp, cancel, call)                                           \
+  do {                                                                         \
+    char *const *env = (envp);                                                 \
+    if (settle(cancel)) {                                                      \
+      char buf[2048];                                                          \
+      size_t n = shim__handover_slots(env);                                    \
+      char *slots[n];                                                          \
+      env = shim__handover_env(env, buf, sizeof buf, slots, n);                \
+      return call;                                                             \
+    }                                                                          \
+    return call;                                                               \
+  } while (0)
 
 DS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 {
   execve_fn f = (execve_fn)next("execve");
-  settle(1);
-  return f(path, argv, envp);
+  WITH_ENV(envp, 1, f(path, argv, env));
 }
 
 DS_HOOK int execv(const char *path, char *const argv[])
 {
-  execv_fn f = (execv_fn)next("execv");
-  settle(1);
-  return f(path, argv);
+  execve_fn f = (execve_fn)next("execve");
+  WITH_ENV(environ, 1, f(path, argv, env));
 }
 
 DS_HOOK int execvp(const char *file, char *const argv[])
 {
-  execv_fn f = (execv_fn)next("execvp");
-  settle(1);
-  return f(file, argv);
+  execve_fn f = (execve_fn)next("execvpe");
+  WITH_ENV(environ, 1, f(file, argv, env));
 }
 
 DS_HOOK int execvpe(const char *file, char *const argv[], char *const envp[])
 {
   execve_fn f = (execve_fn)next("execvpe");
-  settle(1);
-  return f(file, argv, envp);
+  WITH_ENV(envp, 1, f(file, argv, env));
 }
 
 DS_HOOK int fexecve(int fd, char *const argv[], char *const envp[])
 {
   fexecve_fn f = (fexecve_fn)next("fexecve");
-  settle(1);
-  return f(fd, argv, envp);
+  WITH_ENV(envp, 1, f(fd, argv, env));
 }
 
 DS_HOOK int execveat(int dirfd, const char *path, char *const argv[],
                      char *const envp[], int flags)
 {
   execveat_fn f = (execveat_fn)next("execveat");
-  settle(1);
-  return f(dirfd, path, argv, envp, flags);
+  WITH_ENV(envp, 1, f(dirfd, path, argv, env, flags));
 }
 
 /* execl, execlp and execle: the list made an array, as glibc does, then
@@ -152,8 +168,7 @@ DS_HOOK int posix_spawn(pid_t *pid, const char *path,
                         char *const envp[])
 {
   spawn_fn f = (spawn_fn)next("posix_spawn");
-  settle(0);
-  return f(pid, path, fa, attr, argv, envp);
+  WITH_ENV(envp, 0, f(pid, path, fa, attr, argv, env));
 }
 
 DS_HOOK int posix_spawnp(pid_t *pid, const char *file,
@@ -162,20 +177,19 @@ DS_HOOK int posix_spawnp(pid_t *pid, const char *file,
                          char *const envp[])
 {
   spawn_fn f = (spawn_fn)next("posix_spawnp");
-  settle(0);
-  return f(pid, file, fa, attr, argv, envp);
+  WITH_ENV(envp, 0, f(pid, file, fa, attr, argv, env));
 }
 
 DS_HOOK int system(const char *command)
 {
   system_fn f = (system_fn)next("system");
-  settle(0);
+  (void)settle(0);
   return f(command);
 }
 
 DS_HOOK FILE *popen(const char *command, const char *type)
 {
   popen_fn f = (popen_fn)next("popen");
-  settle(0);
+  (void)settle(0);
   return f(command, type);
 }

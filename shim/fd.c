@@ -285,6 +285,15 @@ void shim__fd_send_to(int fd, uint32_t ip)
     shim__pool_hold(old, -1);
 }
 
+int shim__fd_next_known(int after)
+{
+  int fd;
+  for (fd = after < 0 ? 0 : after + 1; fd < SHIM_FD_MAX; fd++)
+    if (atomic_load_explicit(&known[fd], memory_order_relaxed) == 1)
+      return fd;
+  return -1;
+}
+
 /* Marks fd as possibly holding state (recorded options). */
 void shim__fd_mark(int fd)
 {

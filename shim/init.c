@@ -264,6 +264,8 @@ static void init_once(void)
   /* Sockets inherited from a program whose listener the shim widened:
    * now, while the only sockets open are inherited ones. */
   shim__server_adopt();
+  /* Connections the program that exec'd this one had translated. */
+  shim__handover_take();
 }
 
 int shim__initialised(void)

@@ -371,6 +371,22 @@ in_port_t shim__fd_wide_port_hint(int fd);
  * widened socket on port (scans the table: for the rare bind or close
  * that needs it). */
 int shim__fd_find_wide(uint16_t port, int except, int *count);
+/* Returns the first fd above after (-1: from 0) the table may know
+ * (not the shim's own), or -1. */
+int shim__fd_next_known(int after);
+
+/* ---- handover.c: translated connections across exec ---- */
+
+/* Returns the environment an exec passes on: envp, or a copy in slots
+ * (nslots entries, shim__handover_slots(envp)) with DUALSTACK_PEERS (in
+ * buf, len bytes) naming the translated connections the new image
+ * inherits. */
+char *const *shim__handover_env(char *const *envp, char *buf, size_t len,
+                                char **slots, size_t nslots);
+size_t shim__handover_slots(char *const *envp);
+/* At init: takes DUALSTACK_PEERS' records for the inherited sockets
+ * still connected to their peer. */
+void shim__handover_take(void);
 /* Gives fd, an AF_INET socket without a port, an ephemeral one (bound to
  * 0.0.0.0), as the kernel does when a connect or send starts; errno may
  * change. */
