@@ -76,7 +76,7 @@ static int settle(int cancel)
     if (settle(cancel)) {                                                      \
       char buf[2048];                                                          \
       size_t n = shim__handover_slots(env);                                    \
-      char *slots[n];                                                          \
+      char *slots[n > 0 ? n : 1];                                              \
       env = shim__handover_env(env, buf, sizeof buf, slots, n);                \
       return call;                                                             \
     }                                                                          \

@@ -29,6 +29,7 @@
 
 #define PEERS_VAR "DUALSTACK_PEERS"
 #define PEERS_MAX 16 /* records handed over, at most */
+#define SLOTS_MAX 8192 /* environment entries an exec may copy */
 
 /* Appends fd's record to out (len bytes, NUL-terminated) if fd is a
  * translated connection an exec passes on. Returns 1 if it did. */
@@ -73,7 +74,7 @@ char *const *shim__handover_env(char *const *envp, char *buf, size_t len,
 {
   size_t i, n = 0, pre = sizeof PEERS_VAR;
   if (!shim__initialised() || shim__cfg.disabled || shim__cfg.observe ||
-      envp == NULL || len <= pre)
+      envp == NULL || len <= pre || nslots < 2)
     return envp;
   snprintf(buf, len, "%s=", PEERS_VAR);
   records(buf + pre, len - pre);
@@ -94,7 +95,8 @@ size_t shim__handover_slots(char *const *envp)
 {
   size_t n = 0;
   while (envp != NULL && envp[n] != NULL)
-    n++;
+    if (++n > SLOTS_MAX)
+      return 0; /* too large a copy for the stack: no hand-over */
   return n + 2;
 }
 
