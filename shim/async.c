@@ -63,6 +63,7 @@ typedef struct job {
   ds_happy *h;
   int cancelled;
   int blocking; /* the application's connect() waits (shim__async_wait) */
+  int hold;     /* blocking: a private dup of the stand-in, or -1 */
   struct job *next;
 } job;
 
@@ -80,23 +81,60 @@ static struct {
   pthread_mutex_t lock;
   pid_t pid;     /* the process the thread runs in (0: none) */
   ds_reactor *r; /* the helper thread's */
+  ino_t rino;    /* its epoll fd's inode (closefrom() may take it) */
   job *jobs;     /* races running */
   int lfd;       /* the loopback listener with a full queue, or -1 */
   int filler;    /* the connection that fills its queue */
   int hold;      /* holds the stand-in during a swap; else lfd's twin */
   struct sockaddr_in laddr;
-} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, NULL, -1, -1, -1, {0}};
+  ino_t lino; /* lfd's inode */
+} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, 0, NULL, -1, -1, -1,
+     {0}, 0};
+
+/* How the last races whose fd no longer held their stand-in ended, by
+ * the stand-in's identity: for a blocking connect() waiting on it. */
+#define ENDED_MAX 16
+static struct {
+  dev_t dev;
+  ino_t ino;
+  int err; /* 0: won */
+} ended[ENDED_MAX];
+static unsigned ended_next;
 
 /* Epoll registrations by fd, under A.lock (apart from A: zero pages). */
 static epreg *eps[SHIM_FD_MAX];
 
-/* Sets up the stand-in listener (once per process). Returns 0 or -1. */
+static int still_there(const struct job *j);
+
+/* Returns the inode of the socket under fd (0: none). */
+static ino_t ino_of(int fd)
+{
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Forgets private fd (closed behind the shim's back, or by it). */
+static void lost(int *fd)
+{
+  if (*fd >= 0)
+    shim__fd_public(*fd);
+  *fd = -1;
+}
+
+/* Sets up the stand-in listener (once per process, and again when a
+ * close the shim never saw took it: glibc's closefrom() makes the
+ * close_range system call itself). Returns 0 or -1. */
 static int listener_locked(void)
 {
   socklen_t len = sizeof A.laddr;
   int err;
-  if (A.lfd >= 0)
+  if (A.lfd >= 0 && ino_of(A.lfd) == A.lino && A.lino != 0)
     return 0;
+  if (A.lfd >= 0) {
+    lost(&A.lfd);
+    lost(&A.filler);
+    lost(&A.hold);
+  }
   A.lfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (A.lfd < 0)
     return -1; /* errno: EMFILE, ENFILE, ... */
@@ -125,6 +163,7 @@ static int listener_locked(void)
   shim__fd_private(A.lfd);
   shim__fd_private(A.filler);
   shim__fd_private(A.hold);
+  A.lino = ino_of(A.lfd);
   return 0;
 fail:
   err = errno;
@@ -136,14 +175,47 @@ fail:
   return -1;
 }
 
-/* The helper thread: runs its reactor for good. */
+/* The helper thread: runs its reactor for good, or until its epoll fd
+ * is closed behind the shim's back (a closefrom() system call), when the
+ * next race starts another. */
 static void *helper(void *arg)
 {
   ds_reactor *r = arg;
+  int rc;
   for (;;)
-    if (ds_reactor_run_once(r, -1) < 0)
+    if ((rc = ds_reactor_run_once(r, -1)) < 0) {
+      if (rc == -EBADF || rc == -EINVAL)
+        return NULL;
       usleep(1000);
+    }
   return NULL;
+}
+
+/* The helper thread's fds were closed behind the shim's back: its races
+ * end with ECONNABORTED on their fds, and the next race starts a new
+ * thread. What the old one owned is left (it may still be running). */
+static void helper_lost_locked(void)
+{
+  struct sockaddr sa = {.sa_family = AF_UNSPEC};
+  shim_fd e = {0};
+  job *j;
+  int epfd, wakefd;
+  for (j = A.jobs; j != NULL; j = j->next)
+    if (!j->cancelled && still_there(j)) {
+      j->cancelled = 1;
+      e.kind = SHIM_FD_PENDING;
+      e.family = AF_INET;
+      e.peer = j->asked;
+      e.err = ECONNABORTED;
+      shim__fd_set(j->fd, &e);
+      ds__sys.connect(j->fd, &sa, sizeof sa);
+    }
+  A.jobs = NULL;
+  ds__reactor_fds(A.r, &epfd, &wakefd);
+  lost(&epfd);
+  lost(&wakefd);
+  A.r = NULL;
+  A.pid = 0;
 }
 
 /* In a forked child the thread is gone: the next race starts another.
@@ -169,8 +241,13 @@ static int thread_locked(void)
   sigset_t all, old;
   ds_reactor *r;
   int rc;
-  if (A.pid == getpid() && A.r != NULL)
-    return 0;
+  if (A.pid == getpid() && A.r != NULL) {
+    int epfd, wakefd;
+    ds__reactor_fds(A.r, &epfd, &wakefd);
+    if (ino_of(epfd) == A.rino)
+      return 0;
+    helper_lost_locked();
+  }
   if ((rc = ds_reactor_new(&r)) != 0) {
     errno = -rc;
     return -1;
@@ -196,6 +273,7 @@ static int thread_locked(void)
     ds__reactor_fds(r, &epfd, &wakefd);
     shim__fd_private(epfd);
     shim__fd_private(wakefd);
+    A.rino = ino_of(epfd);
   }
   return 0;
 }
@@ -212,7 +290,7 @@ static void unlink_locked(job *j)
 }
 
 /* Returns 1 if fd still holds the stand-in j was started with. */
-static int still_there(const job *j)
+static int still_there(const struct job *j)
 {
   struct stat st;
   return fstat(j->fd, &st) == 0 && st.st_ino == j->ino && st.st_dev == j->dev;
@@ -299,6 +377,31 @@ static void trace_end(job *j, int err)
   }
 }
 
+/* Frees j, with its private dup of the stand-in. */
+static void job_free(job *j)
+{
+  if (j->hold >= 0) {
+    shim__fd_public(j->hold);
+    ds__sys.close(j->hold);
+  }
+  free(j);
+}
+
+/* A race whose fd no longer holds its stand-in (a dup2 over it, a close
+ * the shim never saw) ended with err (0: won): noted for a connect()
+ * still waiting on the stand-in, which is disconnected to wake it. */
+static void ended_locked(job *j, int err)
+{
+  struct sockaddr sa = {.sa_family = AF_UNSPEC};
+  if (j->hold < 0)
+    return;
+  ended[ended_next % ENDED_MAX].dev = j->dev;
+  ended[ended_next % ENDED_MAX].ino = j->ino;
+  ended[ended_next % ENDED_MAX].err = err;
+  ended_next++;
+  ds__sys.connect(j->hold, &sa, sizeof sa);
+}
+
 static void on_done(ds_happy *h, int w, int err, void *user)
 {
   job *j = (job *)((char *)user - offsetof(job, rs));
@@ -326,15 +429,17 @@ static void on_done(ds_happy *h, int w, int err, void *user)
     fail_locked(j, e);
   unlink_locked(j);
   pthread_mutex_unlock(&A.lock);
-  free(j);
+  job_free(j);
   return;
 drop:
   if (w >= 0)
     ds__sys.close(w);
+  if (!j->cancelled)
+    ended_locked(j, e);
   unlink_locked(j);
   pthread_mutex_unlock(&A.lock);
   shim__race_trace_rest(&j->rs);
-  free(j);
+  job_free(j);
 }
 
 /* On the helper thread: starts j's race. */
@@ -346,7 +451,7 @@ static void start_job(void *arg)
   if (j->cancelled) {
     unlink_locked(j);
     pthread_mutex_unlock(&A.lock);
-    free(j);
+    job_free(j);
     return;
   }
   pthread_mutex_unlock(&A.lock);
@@ -375,7 +480,7 @@ static void sweep_cancelled(void *arg)
     next = j->next;
     ds_happy_cancel(j->h);
     shim__race_trace_rest(&j->rs);
-    free(j);
+    job_free(j);
   }
 }
 
@@ -414,6 +519,7 @@ int shim__async_connect(int fd, const char *name,
   j = calloc(1, sizeof *j);
   if (j == NULL)
     return shim__connect_as_asked(fd, asked, -ENOMEM);
+  j->hold = -1;
   if (shim__race_setup(&j->rs, fd) != 0) {
     free(j);
     return -1;
@@ -446,6 +552,11 @@ int shim__async_connect(int fd, const char *name,
   }
   j->dev = st.st_dev;
   j->ino = st.st_ino;
+  /* A blocking connect waits on the stand-in: if the fd stops holding
+   * it (a dup2 over it), the race still has it to wake the waiter. */
+  j->hold = blocking ? ds__dup_high(fd) : -1;
+  if (j->hold >= 0)
+    shim__fd_private(j->hold);
   e.kind = SHIM_FD_PENDING;
   e.family = AF_INET;
   e.peer = *asked;
@@ -467,7 +578,7 @@ int shim__async_connect(int fd, const char *name,
 no_race:
   err = errno;
   pthread_mutex_unlock(&A.lock);
-  free(j);
+  job_free(j);
   return shim__connect_as_asked(fd, asked, -err);
 }
 
@@ -488,6 +599,39 @@ int shim__async_running(int fd)
   return fd >= 0 && fd < SHIM_FD_MAX && running(fd);
 }
 
+/* Returns the fd a connect() waiting for the race of the stand-in
+ * (dev, ino) waits on: fd while it holds the stand-in, else the race's
+ * own dup of it; -1 when no race of that stand-in runs. */
+static int wait_on(dev_t dev, ino_t ino, int fd)
+{
+  job *j;
+  int w = -1;
+  pthread_mutex_lock(&A.lock);
+  for (j = A.jobs; j != NULL; j = j->next)
+    if (j->dev == dev && j->ino == ino && !j->cancelled) {
+      w = still_there(j) ? fd : j->hold;
+      break;
+    }
+  pthread_mutex_unlock(&A.lock);
+  return w;
+}
+
+/* Returns 1 and sets *err if the race of stand-in (dev, ino) ended
+ * after its fd stopped holding it. */
+static int ended_as(dev_t dev, ino_t ino, int *err)
+{
+  unsigned i;
+  int found = 0;
+  pthread_mutex_lock(&A.lock);
+  for (i = 0; i < ENDED_MAX && !found; i++)
+    if (ended[i].ino == ino && ended[i].dev == dev && ino != 0) {
+      *err = ended[i].err;
+      found = 1;
+    }
+  pthread_mutex_unlock(&A.lock);
+  return found;
+}
+
 int shim__async_wait(int fd, int first)
 {
   /* An address no AF_INET socket takes: on the stand-in, connecting,
@@ -497,10 +641,13 @@ int shim__async_wait(int fd, int first)
    * at once (EAFNOSUPPORT) instead of starting a new connection; on a
    * winner it marks the socket connected. */
   static const struct sockaddr_in6 nowhere = {.sin6_family = AF_INET6};
-  int tries = 0;
+  struct stat st;
+  int rearmed = 0, w, err;
   shim_fd e;
-  while (running(fd)) {
-    if (ds__sys.connect(fd, (const struct sockaddr *)&nowhere,
+  if (fstat(fd, &st) != 0)
+    return -1; /* EBADF */
+  while ((w = wait_on(st.st_dev, st.st_ino, fd)) >= 0) {
+    if (ds__sys.connect(w, (const struct sockaddr *)&nowhere,
                         sizeof(struct sockaddr_in)) == 0)
       continue;
     switch (errno) {
@@ -509,20 +656,23 @@ int shim__async_wait(int fd, int first)
     case EALREADY:
       /* SO_SNDTIMEO ran out: the kernel says EINPROGRESS to the connect
        * that started the connection, EALREADY to a later one. */
-      if (!running(fd))
+      if (wait_on(st.st_dev, st.st_ino, fd) < 0)
         continue;
       errno = first ? EINPROGRESS : EALREADY;
       return -1;
     case EAFNOSUPPORT:
-      /* The stand-in was disconnected while the race runs (the kernel
-       * gave up on it after its SYN retries): connected again. */
-      if (++tries > 3) {
-        usleep(10000);
-        continue;
+      /* The stand-in was disconnected while the race runs: the kernel
+       * gave up on it after its SYN retries (connected again), or its
+       * listener is gone (closed behind the shim's back: the race is
+       * given up). */
+      if (++rearmed > 3) {
+        shim__fd_clear(fd);
+        errno = ECONNABORTED;
+        return -1;
       }
       pthread_mutex_lock(&A.lock);
-      if (running(fd))
-        stand_in(fd);
+      if (wait_on(st.st_dev, st.st_ino, fd) == w)
+        stand_in(w);
       pthread_mutex_unlock(&A.lock);
       continue;
     default:
@@ -530,7 +680,12 @@ int shim__async_wait(int fd, int first)
     }
   }
   if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_PENDING && e.err != 0) {
-    /* Reported once, as the kernel reports a failed connect. */
+    /* Reported once, as the kernel reports a failed connect; the
+     * stand-in's own error (ECONNRESET from its disconnection) is taken,
+     * so SO_ERROR and poll() say what the kernel's would. */
+    int ignored;
+    socklen_t l = sizeof ignored;
+    ds__sys.getsockopt(fd, SOL_SOCKET, SO_ERROR, &ignored, &l);
     shim__fd_clear(fd);
     /* No attempt could have a socket: a real address is connected as
      * asked on the application's own, which needs no fd. */
@@ -548,8 +703,19 @@ int shim__async_wait(int fd, int first)
       ds__sys.connect(fd, (struct sockaddr *)&ss, sl);
     return 0;
   }
-  /* The fd was closed or replaced meanwhile (another thread). */
-  errno = EBADF;
+  /* The fd no longer holds the stand-in: closed (EBADF, as the kernel
+   * says to a connect on it), or replaced by another socket (a dup2 over
+   * it): the race's result, as the kernel's connect on the socket it
+   * started with would give, when the race ended. */
+  if (ds__sys.fcntl(fd, F_GETFD) < 0)
+    return -1;
+  if (ended_as(st.st_dev, st.st_ino, &err)) {
+    if (err == 0)
+      return 0;
+    errno = err;
+    return -1;
+  }
+  errno = ECONNABORTED;
   return -1;
 }
 

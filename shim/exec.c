@@ -69,15 +69,17 @@ static int settle(int cancel)
 
 /* Runs call with env: envp, or envp with the hand-over of the translated
  * connections the new image inherits (handover.c), after the races on
- * them are settled. */
+ * them are settled. The copy is on the stack (no malloc: an exec may
+ * follow a fork of a threaded process), and only made when there is
+ * something to hand over. */
 #define WITH_ENV(envp, cancel, call)                                           \
   do {                                                                         \
     char *const *env = (envp);                                                 \
-    if (settle(cancel)) {                                                      \
-      char buf[2048];                                                          \
+    char buf[5120];                                                            \
+    if (settle(cancel) && shim__handover_records(buf, sizeof buf)) {           \
       size_t n = shim__handover_slots(env);                                    \
       char *slots[n > 0 ? n : 1];                                              \
-      env = shim__handover_env(env, buf, sizeof buf, slots, n);                \
+      env = shim__handover_env(env, buf, slots, n);                            \
       return call;                                                             \
     }                                                                          \
     return call;                                                               \

@@ -324,6 +324,12 @@ void shim__fd_private(int fd)
     atomic_store(&known[fd], 2);
 }
 
+void shim__fd_public(int fd)
+{
+  if (fd >= 0 && fd < SHIM_FD_MAX)
+    atomic_store(&known[fd], 0);
+}
+
 int shim__fd_is_private(int fd)
 {
   return fd >= 0 && fd < SHIM_FD_MAX &&

@@ -15,6 +15,7 @@
  */
 #include "shim.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -94,6 +95,24 @@ DS_HOOK int close_range(unsigned first, unsigned last, int flags)
   }
   errno = e;
   return rc;
+}
+
+/* closefrom() (glibc 2.34): as close_range(lowfd, ~0U, 0) through the
+ * hook above, so the shim's own fds stay and its table stays true;
+ * glibc's own makes the system call itself. Where close_range() is
+ * missing (a kernel before 5.9), glibc's, which closes fd by fd. */
+DS_HOOK void closefrom(int lowfd)
+{
+  static void (*next)(int);
+  if (lowfd < 0)
+    lowfd = 0;
+  if (shim__init() == 0 && ds__sys.close_range != NULL &&
+      close_range((unsigned)lowfd, ~0U, 0) == 0)
+    return;
+  if (next == NULL)
+    next = (void (*)(int))dlsym(RTLD_NEXT, "closefrom");
+  if (next != NULL)
+    next(lowfd);
 }
 
 DS_HOOK int dup(int fd)

@@ -28,8 +28,8 @@
 #include <string.h>
 
 #define PEERS_VAR "DUALSTACK_PEERS"
-#define PEERS_MAX 16 /* records handed over, at most */
-#define SLOTS_MAX 8192 /* environment entries an exec may copy */
+#define PEERS_MAX 64  /* records handed over, at most (README) */
+#define SLOTS_MAX 1024 /* environment entries an exec copies, at most */
 
 /* Appends fd's record to out (len bytes, NUL-terminated) if fd is a
  * translated connection an exec passes on. Returns 1 if it did. */
@@ -69,26 +69,15 @@ static void records(char *out, size_t len)
     n += record(fd, out, len);
 }
 
-char *const *shim__handover_env(char *const *envp, char *buf, size_t len,
-                                char **slots, size_t nslots)
+int shim__handover_records(char *buf, size_t len)
 {
-  size_t i, n = 0, pre = sizeof PEERS_VAR;
+  size_t pre = sizeof PEERS_VAR;
   if (!shim__initialised() || shim__cfg.disabled || shim__cfg.observe ||
-      envp == NULL || len <= pre || nslots < 2)
-    return envp;
+      len <= pre)
+    return 0;
   snprintf(buf, len, "%s=", PEERS_VAR);
   records(buf + pre, len - pre);
-  if (buf[pre] == '\0')
-    return envp; /* nothing to hand over: the environment as it was */
-  for (i = 0; envp[i] != NULL; i++)
-    if (strncmp(envp[i], PEERS_VAR "=", pre) != 0) {
-      if (n + 2 > nslots)
-        return envp; /* too many variables for the copy: as it was */
-      slots[n++] = envp[i];
-    }
-  slots[n++] = buf;
-  slots[n] = NULL;
-  return slots;
+  return buf[pre] != '\0';
 }
 
 size_t shim__handover_slots(char *const *envp)
@@ -98,6 +87,24 @@ size_t shim__handover_slots(char *const *envp)
     if (++n > SLOTS_MAX)
       return 0; /* too large a copy for the stack: no hand-over */
   return n + 2;
+}
+
+char *const *shim__handover_env(char *const *envp, char *buf, char **slots,
+                                size_t nslots)
+{
+  size_t i, n = 0, pre = sizeof PEERS_VAR;
+  if (nslots < 2)
+    return envp;
+  /* A NULL envp is an empty environment to the kernel. */
+  for (i = 0; envp != NULL && envp[i] != NULL; i++)
+    if (strncmp(envp[i], PEERS_VAR "=", pre) != 0) {
+      if (n + 2 > nslots)
+        return envp;
+      slots[n++] = envp[i];
+    }
+  slots[n++] = buf;
+  slots[n] = NULL;
+  return slots;
 }
 
 /* Takes the record for fd ("FD,V4:PORT,[V6]:PORT"), if the socket under

@@ -585,11 +585,19 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       /* A connect in progress (a blocking one interrupted by a signal, or
        * a non-blocking one): a blocking socket waits again for the race,
        * a non-blocking one says EALREADY, as the kernel's. */
-      if (fl >= 0 && !(fl & O_NONBLOCK) && shim__async_running(fd)) {
-        async_started = 1; /* traced by the race */
-        return shim__async_wait(fd, 0);
+      if (shim__async_running(fd)) {
+        if (fl >= 0 && !(fl & O_NONBLOCK)) {
+          async_started = 1; /* traced by the race */
+          return shim__async_wait(fd, 0);
+        }
+        errno = EALREADY;
+        return -1;
       }
-      errno = EALREADY;
+      /* No race of this process for it: a forked child's copy of its
+       * parent's stand-in, whose winner goes onto the parent's fd only.
+       * A clear error, once (README); the next connect starts afresh. */
+      shim__fd_clear(fd);
+      errno = ECONNRESET;
       return -1;
     }
     if (e.kind == SHIM_FD_PENDING) {

@@ -31,10 +31,11 @@ static atomic_int init_done; /* init_once() has run */
  * handler on a sigaltstack, or code on a swapcontext() stack, is nested
  * whatever its address. A hook left by longjmp (alarm + longjmp out of a
  * lookup, as nc -w and wget -T do) is seen by the longjmp hooks
- * (unwind.c), which drop the guard and leave the abandoned work for the
- * thread's next hook to reclaim; a thread cancelled inside a hook takes
- * its flag with it. */
+ * (unwind.c), which drop the guard when the jump's target lies above the
+ * holder's frame and leave the abandoned work for the thread's next hook
+ * to reclaim; a thread cancelled inside a hook takes its flag with it. */
 static _Thread_local int guard;
+static _Thread_local uintptr_t guard_sp; /* a stack address of the holder */
 static _Thread_local int unwound;
 static _Thread_local shim_work abandoned;
 static atomic_ulong next_id;
@@ -306,6 +307,7 @@ int shim__enter(void)
     reclaim();
   }
   guard = 1;
+  guard_sp = (uintptr_t)__builtin_frame_address(0);
   return 1;
 }
 
@@ -319,9 +321,11 @@ void shim__leave(void)
   guard = 0;
 }
 
-void shim__unwinding(void)
+void shim__unwinding(uintptr_t target_sp)
 {
-  if (guard) {
+  /* A jump to a frame below the guard's holder stays inside it (a
+   * handler's own setjmp and longjmp): the guard stays. */
+  if (guard && (target_sp == 0 || target_sp > guard_sp)) {
     guard = 0;
     unwound = 1;
   }

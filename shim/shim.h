@@ -48,10 +48,12 @@ void shim__leave(void);
  * (a hook reached from a signal handler, or from libc inside the shim),
  * without taking it. */
 int shim__nested(void);
-/* Called by the longjmp hooks before they jump: a guard held now belongs
- * to a hook the jump leaves (a handler's longjmp out of it), so it is
- * dropped, and the hook's work is reclaimed by the next shim__enter(). */
-void shim__unwinding(void);
+/* Called by the longjmp hooks before they jump to a frame whose stack
+ * pointer is target_sp (0: not known): a guard held now, by a hook whose
+ * frame lies below target_sp, belongs to a hook the jump leaves (a
+ * handler's longjmp out of it), so it is dropped, and the hook's work is
+ * reclaimed by the next shim__enter(). */
+void shim__unwinding(uintptr_t target_sp);
 /* Looks up libc's longjmp family for the hooks (unwind.c), at init. */
 void shim__unwind_init(void);
 
@@ -377,13 +379,17 @@ int shim__fd_next_known(int after);
 
 /* ---- handover.c: translated connections across exec ---- */
 
-/* Returns the environment an exec passes on: envp, or a copy in slots
- * (nslots entries, shim__handover_slots(envp)) with DUALSTACK_PEERS (in
- * buf, len bytes) naming the translated connections the new image
- * inherits. */
-char *const *shim__handover_env(char *const *envp, char *buf, size_t len,
-                                char **slots, size_t nslots);
+/* Writes "DUALSTACK_PEERS=..." into buf (len bytes) for the translated
+ * connections an exec passes on; returns 0 when there are none (or the
+ * shim does not act). */
+int shim__handover_records(char *buf, size_t len);
+/* Returns how many entries a copy of envp with one more variable takes
+ * (0: too many to copy). */
 size_t shim__handover_slots(char *const *envp);
+/* Returns envp copied into slots (nslots entries) without its own
+ * DUALSTACK_PEERS and with buf's, or envp when the copy does not fit. */
+char *const *shim__handover_env(char *const *envp, char *buf, char **slots,
+                                size_t nslots);
 /* At init: takes DUALSTACK_PEERS' records for the inherited sockets
  * still connected to their peer. */
 void shim__handover_take(void);
@@ -399,6 +405,8 @@ void shim__server_closing(int fd);
  * the application's close() and close_range() leave it open, as if it
  * were not there (daemons close every fd they did not open). */
 void shim__fd_private(int fd);
+/* Forgets that fd is the shim's own (it was closed). */
+void shim__fd_public(int fd);
 /* Returns 1 if fd is one of the shim's own. */
 int shim__fd_is_private(int fd);
 /* Marks fd as possibly holding state (options recorded for it). */

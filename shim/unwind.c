@@ -2,7 +2,9 @@
  * _FORTIFY_SOURCE builds call): a signal handler that jumps out of a hook
  * (alarm + longjmp, as nc -w, wget -T and Perl's alarm/die do) leaves the
  * hook without its shim__leave(). The jump tells the guard first
- * (shim__unwinding), then goes on as libc's.
+ * (shim__unwinding, with the stack pointer it returns to: a jump that
+ * stays inside the handler leaves the guard alone), then goes on as
+ * libc's.
  *
  * setjmp.h is not included: with _FORTIFY_SOURCE it renames longjmp to
  * __longjmp_chk, and these definitions must keep their own names.
@@ -11,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 typedef void (*jump_fn)(void *env, int val);
 
@@ -38,13 +41,30 @@ void shim__unwind_init(void)
   next_of(&next_longjmp_chk, "__longjmp_chk");
 }
 
+/* Returns the stack pointer env's jump goes back to (0: not known).
+ * glibc keeps it mangled (PTR_MANGLE: xor with the thread's pointer
+ * guard, then a rotation); x86_64 is read, other targets say 0, and the
+ * guard is then dropped by any jump made while it is held. */
+static uintptr_t target_sp(const void *env)
+{
+#if defined(__x86_64__) && defined(__GLIBC__)
+  uintptr_t v = ((const uintptr_t *)env)[6], g; /* JB_RSP */
+  __asm__("mov %%fs:0x30, %0" : "=r"(g)); /* tcbhead_t.pointer_guard */
+  v = (v >> 0x11) | (v << (64 - 0x11));
+  return v ^ g;
+#else
+  (void)env;
+  return 0;
+#endif
+}
+
 /* The shared body: the guard is told, then libc jumps. */
 #define JUMP_HOOK(name, slot)                                                  \
   __attribute__((noreturn)) void name(void *env, int val);                     \
   DS_HOOK __attribute__((noreturn)) void name(void *env, int val)             \
   {                                                                            \
     jump_fn f = next_of(&slot, #name);                                         \
-    shim__unwinding();                                                         \
+    shim__unwinding(target_sp(env));                                           \
     f(env, val);                                                               \
     __builtin_unreachable();                                                   \
   }
