@@ -176,8 +176,11 @@ static int map_status(int status)
  * the new socket or -1 with errno set. */
 static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
 {
+  int fd = ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   (void)u;
-  return ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  /* Inside the shim, at its fd floor: a lookup in its helper thread takes
+   * no number in the program's range. */
+  return fd >= 0 ? ds__move_high(fd) : fd;
 }
 
 /* Returns close()'s result. */
@@ -1463,6 +1466,7 @@ static int own_open(own_server *s)
                       SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
+  fd = ds__move_high(fd); /* as sock_open() */
   if (ds__sys.connect(fd, (struct sockaddr *)&s->sa, s->salen) != 0 &&
       errno != EINPROGRESS) {
     ds__sys.close(fd);
