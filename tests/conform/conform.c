@@ -2211,6 +2211,54 @@ static void c_close_range(const struct kase *k)
   }
 }
 
+/* closefrom(i1) after a socket of variant s1 (fd 3) and a UDP socket
+ * (fd 4); then, for a translated one, a connect by name on a new socket
+ * (the shim's own fds survived). */
+static void c_closefrom(const struct kase *k)
+{
+  const char *v = k->s1;
+  int a = fd_sock(v), b = socket(AF_INET, SOCK_DGRAM, 0);
+  if (a == -2) {
+    printf("setup failed");
+    return;
+  }
+  printf("fds=%d,%d", a, b);
+  errno = SENT;
+  closefrom(k->i1);
+  printf(" e=%s", en(errno));
+  fdstate("a", a);
+  fdstate("b", b);
+  if (strstr(v, "reuse")) {
+    int n = socket(AF_INET, SOCK_STREAM, 0);
+    printf(" newfd=%d", n);
+    pname("peer", n, 1);
+    if (strstr(v, "v6.test") || strstr(v, "lab4")) {
+      int c = opt_sock(strstr(v, "lab4") ? "lab4" : "v6.test");
+      printf(" again=%s", c >= 0 ? "ok" : "failed");
+      if (c >= 0)
+        talk(c);
+    }
+  }
+}
+
+static void cases_closefrom(void)
+{
+  static const struct {
+    const char *v;
+    int low;
+  } vs[] = {{"tcp/3", 3},           {"tcp/4", 4},
+            {"tcp/none-open", 100}, {"tcp/negative", -1},
+            {"v6.test/3-reuse", 3}, {"v6.test/4-reuse", 4},
+            {"widened/3-reuse", 3}, {"lab4/3-reuse", 3},
+            {"lab4/4-reuse", 4}};
+  size_t i;
+  struct kase *k;
+  for (i = 0; i < sizeof vs / sizeof *vs; i++) {
+    k = add("closefrom", c_closefrom, "closefrom/%s", vs[i].v);
+    k->s1 = vs[i].v, k->i1 = vs[i].low;
+  }
+}
+
 static void cases_close_range(void)
 {
   static const struct {
@@ -2857,6 +2905,7 @@ int main(int argc, char **argv)
   cases_recv();
   cases_close();
   cases_close_range();
+  cases_closefrom();
   cases_dup();
   cases_epoll();
   cases_jump();

@@ -272,7 +272,7 @@ test_socket_datagrams() {
 
 test_fd_calls() {
   need_lab || return 0
-  compare fd close,close_range,dup,dup2,dup3,fcntl,fcntl64,epoll_ctl
+  compare fd close,close_range,closefrom,dup,dup2,dup3,fcntl,fcntl64,epoll_ctl
 }
 
 # longjmp and its kin (out of a handler too), the exec family, posix_spawn,
