@@ -570,6 +570,20 @@ static int pool_socket(int fd)
   return 0;
 }
 
+/* Puts a fresh TCP socket, with fd's recorded options and flags, under
+ * fd, which holds a stand-in this process has no race for, and forgets
+ * fd's entry. */
+static void orphaned(int fd)
+{
+  int nfd = ds__sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (nfd >= 0) {
+    shim__opt_replay(fd, nfd, AF_INET, 0);
+    if (shim__install(nfd, fd) != 0)
+      ds__sys.close(nfd);
+  }
+  shim__fd_clear(fd);
+}
+
 /* The body of connect() once the shim has decided to look: fd is the
  * application's, sa an AF_INET or AF_INET6 address. */
 static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
@@ -595,8 +609,11 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       }
       /* No race of this process for it: a forked child's copy of its
        * parent's stand-in, whose winner goes onto the parent's fd only.
-       * A clear error, once (README); the next connect starts afresh. */
-      shim__fd_clear(fd);
+       * A clear error, once (README). The child gets a fresh socket of
+       * its own under the fd (the application's options and flags kept),
+       * so its next connect starts afresh without touching the stand-in
+       * its parent may still be waiting on. */
+      orphaned(fd);
       errno = ECONNRESET;
       return -1;
     }
