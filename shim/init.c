@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +257,13 @@ static void init_once(void)
   shim__cfg.trace_fd = open_trace(secure_getenv("DUALSTACK_TRACE"));
   if (shim__cfg.trace_fd > STDERR_FILENO)
     shim__fd_private(shim__cfg.trace_fd);
+  if (shim__cfg.trace_fd >= 0) {
+    struct stat st;
+    if (fstat(shim__cfg.trace_fd, &st) == 0) {
+      shim__cfg.trace_dev = st.st_dev;
+      shim__cfg.trace_ino = st.st_ino;
+    }
+  }
   read_race_config();
   shim__exclude_init(secure_getenv("DUALSTACK_EXCLUDE"));
   shim__nat64_init(secure_getenv("DUALSTACK_NAT64"));

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define DS_HOOK __attribute__((visibility("default")))
 
@@ -19,6 +20,8 @@ typedef struct shim_config {
   int disabled; /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
   int observe;  /* DUALSTACK_OBSERVE=1: trace only, change nothing */
   int trace_fd; /* -1: no trace */
+  dev_t trace_dev; /* what trace_fd was opened on: a close the shim */
+  ino_t trace_ino; /* never saw (closefrom) may give the number away */
   /* The race's settings (0: the library's default). */
   unsigned attempt_delay_ms;    /* DUALSTACK_ATTEMPT_DELAY_MS */
   unsigned resolution_delay_ms; /* DUALSTACK_RESOLUTION_DELAY_MS */

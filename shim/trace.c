@@ -3,6 +3,8 @@
  * (opened O_APPEND) never interleave. */
 #include "shim.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -215,9 +217,18 @@ void shim__json_array_end(shim_json *j)
 void shim__json_emit(shim_json *j)
 {
   int saved = errno;
+  struct stat st;
   ssize_t n;
   if (shim__cfg.trace_fd < 0)
     return;
+  /* The trace's fd closed behind the shim's back (glibc's closefrom
+   * makes the system call itself) and its number the program's now: no
+   * line goes into the program's file. */
+  if (fstat(shim__cfg.trace_fd, &st) != 0 ||
+      st.st_ino != shim__cfg.trace_ino || st.st_dev != shim__cfg.trace_dev) {
+    errno = saved;
+    return;
+  }
   /* put() always left room for these three bytes. */
   if (j->in_array)
     j->buf[j->len++] = ']';

@@ -33,6 +33,11 @@
  * reply read (3 s), close(), then closefrom(3) (glibc, which makes the
  * close_range system call itself) or syscall(SYS_close_range, 3, ~0U, 0)
  * (raw). Lines: asked, connectN, connectN_ms, replyN (N = 1, 2), done.
+ * With EDGES_TRAP=FILE, FILE is opened first (fd 3; the closes then
+ * start above it) and, after each close, dup2()ed onto fds 600-639
+ * (where the shim's own fds were): trap_bytes is its size at the end
+ * (the shim must write nothing into a program's fd that took its
+ * trace's number).
  *
  * bigenv: a blocking connect to HOST, then execve("/bin/true") with an
  * environment of COUNT entries "a=". Lines: asked, connect, execve (the
@@ -64,6 +69,7 @@
  * from 3 to 1023 that has a peer, peers (count), peers_match (how many are ADDR). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -74,6 +80,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -250,8 +257,15 @@ static int do_alarm(char **argv)
 
 static int do_closefrom(char **argv)
 {
-  int raw = strcmp(argv[0], "raw") == 0, i, rc, e;
+  int raw = strcmp(argv[0], "raw") == 0, i, rc, e, n, trap = -1;
+  const char *trapfile = getenv("EDGES_TRAP");
+  int lo = 3;
   resolve(argv[1], argv[2]);
+  if (trapfile != NULL) {
+    /* The lowest free fd (3): the closes leave it, and only it. */
+    trap = open(trapfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    lo = trap >= 0 ? trap + 1 : 3;
+  }
   for (i = 1; i <= 2; i++) {
     char key[32];
     double t0 = now_ms();
@@ -265,9 +279,19 @@ static int do_closefrom(char **argv)
       talk(s, key);
     close(s);
     if (raw)
-      syscall(SYS_close_range, 3U, ~0U, 0U);
+      syscall(SYS_close_range, (unsigned)lo, ~0U, 0U);
     else
-      closefrom(3);
+      closefrom(lo);
+    if (trap >= 0)
+      /* The numbers the shim's own fds had (its trace's among them) are
+       * the program's now, all on one file of its own. */
+      for (n = 600; n < 640; n++)
+        dup2(trap, n);
+  }
+  if (trap >= 0) {
+    struct stat st;
+    printf("trap_bytes %lld\n",
+           fstat(trap, &st) == 0 ? (long long)st.st_size : -1LL);
   }
   printf("done 1\n");
   return 0;

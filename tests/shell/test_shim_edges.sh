@@ -168,6 +168,12 @@ test_closefrom_between_two_connects() {
       "$(val connect2_ms "$out")" 0 3000
     assertEquals "shim $how: second data" "ipv6 hello" "$(val reply2 "$out")"
   done
+  # The numbers of the shim's own fds (the trace's among them) taken by
+  # the program after a raw close_range: no trace line goes there.
+  out=$(run shim EDGES_TRAP="$LAB_TMP/trap" -- closefrom raw good.test 7)
+  assertEquals "shim trap: second connect: $out" 0 "$(val connect2 "$out")"
+  assertEquals "shim trap: nothing written into the program's fds" 0 \
+    "$(val trap_bytes "$out")"
 }
 
 # 4. execve() with an environment of 3,000,000 entries "a=" once a
