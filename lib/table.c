@@ -522,6 +522,90 @@ int ds__table_put_leased(ds__table *t, const void *key, size_t klen,
   return rc;
 }
 
+/* Makes num the next number take_number() gives: it must be free (never
+ * handed out: those below it are handed out as freed ones; or freed).
+ * Returns 0, -EBUSY or -ENOMEM. Under t's lock. */
+static int free_number_on_top(ds__table *t, uint32_t num, uint64_t now)
+{
+  size_t i, want;
+  void *p;
+  if (num < t->nnum) {
+    entry *o = t->bynum[num];
+    if (o != NULL && expired(o, now) && !in_use(o, now))
+      drop(t, o, 0);
+    else if (o != NULL)
+      return -EBUSY;
+    for (i = 0; i < t->nfreed && t->freed[i] != num; i++) {
+    }
+    if (i == t->nfreed)
+      return -EBUSY;
+    t->freed[i] = t->freed[t->nfreed - 1];
+    t->freed[t->nfreed - 1] = num;
+    return 0;
+  }
+  if (num >= t->capnum) {
+    want = t->capnum ? t->capnum * 2 : 16;
+    if (want <= num)
+      want = (size_t)num + 1;
+    if (want > t->cap)
+      want = t->cap;
+    p = realloc(t->bynum, want * sizeof *t->bynum);
+    if (p == NULL)
+      return -ENOMEM;
+    t->bytes += (want - t->capnum) * sizeof *t->bynum;
+    t->bynum = p;
+    t->capnum = want;
+  }
+  if (t->capfreed < t->capnum) {
+    p = realloc(t->freed, t->capnum * sizeof *t->freed);
+    if (p == NULL)
+      return -ENOMEM;
+    t->bytes += (t->capnum - t->capfreed) * sizeof *t->freed;
+    t->freed = p;
+    t->capfreed = t->capnum;
+  }
+  /* The numbers skipped are free, num on top. */
+  while (t->nnum <= num) {
+    t->bynum[t->nnum] = NULL;
+    t->freed[t->nfreed++] = (uint32_t)t->nnum++;
+  }
+  return 0;
+}
+
+int ds__table_put_leased_at(ds__table *t, const void *key, size_t klen,
+                            uint32_t num, uint64_t until, uint64_t now)
+{
+  entry *e;
+  uint32_t got;
+  int rc;
+  if (!(t->flags & DS__TABLE_NUMBERED) || num >= t->cap)
+    return -EINVAL;
+  pthread_mutex_lock(&t->lock);
+  e = find(t, key, klen, hash_key(t, key, klen));
+  if (e != NULL && expired(e, now) && !in_use(e, now)) {
+    drop(t, e, 0);
+    e = NULL;
+  }
+  if (e != NULL) {
+    rc = e->num == num ? 0 : -EEXIST;
+  } else if (t->n >= t->cap) {
+    rc = -EAGAIN; /* a victim's number would not be num */
+  } else if ((rc = free_number_on_top(t, num, now)) == 0) {
+    rc = put_locked(t, key, klen, NULL, 0, now, &got, NULL, &e);
+    if (rc == 0 && got != num) { /* cannot happen: num was on top */
+      drop(t, e, 0);
+      rc = -EBUSY;
+    }
+  }
+  if (rc == 0 && until > e->lease) {
+    e->lease = until;
+    if (e->holds == 0)
+      heap_push(t, BY_LEASE, e);
+  }
+  pthread_mutex_unlock(&t->lock);
+  return rc;
+}
+
 int ds__table_set(ds__table *t, const void *key, size_t klen, const void *value,
                   uint64_t expires, uint32_t *num)
 {

@@ -75,6 +75,15 @@ int ds__table_put(ds__table *t, const void *key, size_t klen, const void *value,
 int ds__table_put_leased(ds__table *t, const void *key, size_t klen,
                          uint64_t until, uint64_t now, uint32_t *num);
 
+/* As ds__table_put_leased() for a numbered table, with the number asked:
+ * num, which must be free (never handed out, or freed). Returns 0 (also
+ * when key has num already), -EEXIST when key has another number, -EBUSY
+ * when num is another key's, -EAGAIN when the table is full, -EINVAL for
+ * a num beyond the capacity, or -ENOMEM. (A process that inherits a
+ * connection to a number another process gave out takes it so.) */
+int ds__table_put_leased_at(ds__table *t, const void *key, size_t klen,
+                            uint32_t num, uint64_t until, uint64_t now);
+
 /* Replaces the value of key's entry, if there is one, with value (and its
  * expiry with expires), without making one. Returns 1 with *num (if not
  * NULL) its number, or 0 when key has no entry. */

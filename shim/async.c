@@ -582,12 +582,25 @@ no_race:
   return shim__connect_as_asked(fd, asked, -err);
 }
 
+/* Notices a helper thread whose fds were closed behind the shim's back
+ * (helper_lost_locked): its races will never end. */
+static void helper_check_locked(void)
+{
+  int epfd, wakefd;
+  if (A.r == NULL || A.pid != getpid())
+    return;
+  ds__reactor_fds(A.r, &epfd, &wakefd);
+  if (ino_of(epfd) != A.rino)
+    helper_lost_locked();
+}
+
 /* Returns 1 while a race runs with its stand-in on fd. */
 static int running(int fd)
 {
   job *j;
   int yes = 0;
   pthread_mutex_lock(&A.lock);
+  helper_check_locked();
   for (j = A.jobs; j != NULL && !yes; j = j->next)
     yes = j->fd == fd && !j->cancelled && still_there(j);
   pthread_mutex_unlock(&A.lock);
@@ -599,6 +612,7 @@ int shim__async_running(int fd)
   return fd >= 0 && fd < SHIM_FD_MAX && running(fd);
 }
 
+
 /* Returns the fd a connect() waiting for the race of the stand-in
  * (dev, ino) waits on: fd while it holds the stand-in, else the race's
  * own dup of it; -1 when no race of that stand-in runs. */
@@ -607,6 +621,7 @@ static int wait_on(dev_t dev, ino_t ino, int fd)
   job *j;
   int w = -1;
   pthread_mutex_lock(&A.lock);
+  helper_check_locked();
   for (j = A.jobs; j != NULL; j = j->next)
     if (j->dev == dev && j->ino == ino && !j->cancelled) {
       w = still_there(j) ? fd : j->hold;
@@ -614,6 +629,13 @@ static int wait_on(dev_t dev, ino_t ino, int fd)
     }
   pthread_mutex_unlock(&A.lock);
   return w;
+}
+
+int shim__async_copy_running(int fd)
+{
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 &&
+         wait_on(st.st_dev, st.st_ino, fd) >= 0;
 }
 
 /* Returns 1 and sets *err if the race of stand-in (dev, ino) ended
@@ -709,6 +731,17 @@ int shim__async_wait(int fd, int first)
    * started with would give, when the race ended. */
   if (ds__sys.fcntl(fd, F_GETFD) < 0)
     return -1;
+  {
+    /* Or a copy of the stand-in (a dup) whose race put its winner on the
+     * fd it was started for: the stand-in was disconnected. */
+    struct stat now;
+    if (fstat(fd, &now) == 0 && now.st_ino == st.st_ino &&
+        now.st_dev == st.st_dev) {
+      shim__fd_clear(fd);
+      errno = ECONNRESET;
+      return -1;
+    }
+  }
   if (ended_as(st.st_dev, st.st_ino, &err)) {
     if (err == 0)
       return 0;
@@ -735,21 +768,14 @@ static int inherited_race(void)
   return fd;
 }
 
-void shim__async_settle(unsigned ms, int cancel)
+void shim__async_settle(unsigned ms)
 {
   uint64_t end = ds__mono_ms_u64() + ms, now;
   struct pollfd p;
   int fd;
   if (A.jobs == NULL || !shim__enter())
     return; /* no race (read unlocked: a hint), or inside a hook */
-  while ((fd = inherited_race()) >= 0) {
-    now = ds__mono_ms_u64();
-    if (now >= end) {
-      if (!cancel)
-        break;
-      shim__fd_clear(fd); /* cancels the race, disconnects the stand-in */
-      continue;
-    }
+  while ((fd = inherited_race()) >= 0 && (now = ds__mono_ms_u64()) < end) {
     /* The stand-in wakes when the race puts its result on the fd. */
     p.fd = fd;
     p.events = POLLOUT;

@@ -7,11 +7,11 @@
  * stand-in, whose listener is close-on-exec: the new image would get
  * ECONNREFUSED a second later. So each of these waits until the races on
  * fds without FD_CLOEXEC have put their winner (or their error) on the fd,
- * at most SETTLE_MS. Before an exec, a race still running then is
- * cancelled and its stand-in disconnected, so the new image sees
- * ECONNRESET at once (README, Limits); a spawning process keeps its race,
- * and its child the stand-in, which reports ECONNRESET when the race
- * ends.
+ * at most SETTLE_MS. A race still running then is left alone: an exec may
+ * fail, and the program goes on with its race. A new image that inherits
+ * such a stand-in sees it refused (ECONNREFUSED) about a second later, as
+ * the listener closes with the exec; a spawned child sees ECONNRESET when
+ * its parent's race ends (README, Limits).
  *
  * The exec variants and posix_spawn also hand the new image the IPv4
  * peers of the translated connections it inherits (handover.c), in the
@@ -59,11 +59,11 @@ static void *next(const char *name)
  * never initialised: a vfork child must not initialise it in its
  * parent's memory, and a process without its state has nothing to hand
  * over). */
-static int settle(int cancel)
+static int settle(void)
 {
   if (!shim__initialised() || shim__cfg.disabled || ds__fork_vforked())
     return 0;
-  shim__async_settle(SETTLE_MS, cancel);
+  shim__async_settle(SETTLE_MS);
   return 1;
 }
 
@@ -72,11 +72,11 @@ static int settle(int cancel)
  * them are settled. The copy is on the stack (no malloc: an exec may
  * follow a fork of a threaded process), and only made when there is
  * something to hand over. */
-#define WITH_ENV(envp, cancel, call)                                           \
+#define WITH_ENV(envp, call)                                           \
   do {                                                                         \
     char *const *env = (envp);                                                 \
     char buf[5120];                                                            \
-    if (settle(cancel) && shim__handover_records(buf, sizeof buf)) {           \
+    if (settle() && shim__handover_records(buf, sizeof buf)) {           \
       size_t n = shim__handover_slots(env);                                    \
       char *slots[n > 0 ? n : 1];                                              \
       env = shim__handover_env(env, buf, slots, n);                            \
@@ -88,38 +88,38 @@ static int settle(int cancel)
 DS_HOOK int execve(const char *path, char *const argv[], char *const envp[])
 {
   execve_fn f = (execve_fn)next("execve");
-  WITH_ENV(envp, 1, f(path, argv, env));
+  WITH_ENV(envp, f(path, argv, env));
 }
 
 DS_HOOK int execv(const char *path, char *const argv[])
 {
   execve_fn f = (execve_fn)next("execve");
-  WITH_ENV(environ, 1, f(path, argv, env));
+  WITH_ENV(environ, f(path, argv, env));
 }
 
 DS_HOOK int execvp(const char *file, char *const argv[])
 {
   execve_fn f = (execve_fn)next("execvpe");
-  WITH_ENV(environ, 1, f(file, argv, env));
+  WITH_ENV(environ, f(file, argv, env));
 }
 
 DS_HOOK int execvpe(const char *file, char *const argv[], char *const envp[])
 {
   execve_fn f = (execve_fn)next("execvpe");
-  WITH_ENV(envp, 1, f(file, argv, env));
+  WITH_ENV(envp, f(file, argv, env));
 }
 
 DS_HOOK int fexecve(int fd, char *const argv[], char *const envp[])
 {
   fexecve_fn f = (fexecve_fn)next("fexecve");
-  WITH_ENV(envp, 1, f(fd, argv, env));
+  WITH_ENV(envp, f(fd, argv, env));
 }
 
 DS_HOOK int execveat(int dirfd, const char *path, char *const argv[],
                      char *const envp[], int flags)
 {
   execveat_fn f = (execveat_fn)next("execveat");
-  WITH_ENV(envp, 1, f(dirfd, path, argv, env, flags));
+  WITH_ENV(envp, f(dirfd, path, argv, env, flags));
 }
 
 /* execl, execlp and execle: the list made an array, as glibc does, then
@@ -170,7 +170,7 @@ DS_HOOK int posix_spawn(pid_t *pid, const char *path,
                         char *const envp[])
 {
   spawn_fn f = (spawn_fn)next("posix_spawn");
-  WITH_ENV(envp, 0, f(pid, path, fa, attr, argv, env));
+  WITH_ENV(envp, f(pid, path, fa, attr, argv, env));
 }
 
 DS_HOOK int posix_spawnp(pid_t *pid, const char *file,
@@ -179,19 +179,19 @@ DS_HOOK int posix_spawnp(pid_t *pid, const char *file,
                          char *const envp[])
 {
   spawn_fn f = (spawn_fn)next("posix_spawnp");
-  WITH_ENV(envp, 0, f(pid, file, fa, attr, argv, env));
+  WITH_ENV(envp, f(pid, file, fa, attr, argv, env));
 }
 
 DS_HOOK int system(const char *command)
 {
   system_fn f = (system_fn)next("system");
-  (void)settle(0);
+  (void)settle();
   return f(command);
 }
 
 DS_HOOK FILE *popen(const char *command, const char *type)
 {
   popen_fn f = (popen_fn)next("popen");
-  (void)settle(0);
+  (void)settle();
   return f(command, type);
 }

@@ -318,10 +318,18 @@ void shim__fd_fork(int phase)
   ds__fork_mutex(&lock, phase, 0);
 }
 
+/* The inode of each of the shim's own fds: a close the shim never saw
+ * (glibc's closefrom, a raw close_range) gives the number away, and the
+ * program's socket or file then under it is not the shim's. */
+static ino_t private_ino[SHIM_FD_MAX];
+
 void shim__fd_private(int fd)
 {
-  if (fd >= 0 && fd < SHIM_FD_MAX)
-    atomic_store(&known[fd], 2);
+  struct stat st;
+  if (fd < 0 || fd >= SHIM_FD_MAX)
+    return;
+  private_ino[fd] = fstat(fd, &st) == 0 ? st.st_ino : 0;
+  atomic_store(&known[fd], 2);
 }
 
 void shim__fd_public(int fd)
@@ -332,8 +340,20 @@ void shim__fd_public(int fd)
 
 int shim__fd_is_private(int fd)
 {
-  return fd >= 0 && fd < SHIM_FD_MAX &&
-         atomic_load_explicit(&known[fd], memory_order_relaxed) == 2;
+  struct stat st;
+  int saved;
+  if (fd < 0 || fd >= SHIM_FD_MAX ||
+      atomic_load_explicit(&known[fd], memory_order_relaxed) != 2)
+    return 0;
+  saved = errno;
+  if (fstat(fd, &st) == 0 && st.st_ino == private_ino[fd]) {
+    errno = saved;
+    return 1;
+  }
+  /* Closed behind the shim's back: the number is the program's. */
+  atomic_store(&known[fd], 0);
+  errno = saved;
+  return 0;
 }
 
 in_port_t shim__fd_wide_port_hint(int fd)

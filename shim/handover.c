@@ -9,11 +9,16 @@
  * DUALSTACK_PEERS of the new image's environment, one record per such
  * socket it passes on (no FD_CLOEXEC):
  *
- *   FD,IPV4:PORT,[IPV6]:PORT;...
+ *   FD,IPV4:PORT,[IPV6]:PORT,NAME;...
  *
  * and the new image's shim, at its start, takes a record for its fd only
  * when the socket under it is still connected to that IPv6 peer (so a
- * stale variable, or one made up, changes nothing). The variable is left
+ * stale variable, or one made up, changes nothing), and only when it can
+ * take the address for NAME too: a synthetic address in its own pool
+ * (never then given to another name, so a connect to it goes where the
+ * program's first did), a real IPv4 address of a dual-stack name among
+ * those it races. A record it cannot take leaves the socket as any
+ * inherited IPv6 socket (its peer shown through the source pool). The variable is left
  * in the environment (the shim does not rewrite environ at a time the
  * program cannot expect); an exec of the new image writes its own.
  * system() and popen() run a shell with the program's environ, which the
@@ -37,8 +42,8 @@ static int record(int fd, char *out, size_t len)
 {
   struct sockaddr_in6 s6;
   socklen_t sl = sizeof s6;
-  char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
-  size_t used = strlen(out);
+  char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN], name[256];
+  size_t used = strlen(out), i;
   shim_fd e;
   int fl, n;
   if (!shim__fd_get(fd, &e) || e.kind != SHIM_FD_CLIENT ||
@@ -47,10 +52,15 @@ static int record(int fd, char *out, size_t len)
       ds__sys.getpeername(fd, (struct sockaddr *)&s6, &sl) != 0 ||
       s6.sin6_family != AF_INET6 ||
       inet_ntop(AF_INET, &e.peer.sin_addr, v4, sizeof v4) == NULL ||
-      inet_ntop(AF_INET6, &s6.sin6_addr, v6, sizeof v6) == NULL)
+      inet_ntop(AF_INET6, &s6.sin6_addr, v6, sizeof v6) == NULL ||
+      shim__pool_name(ntohl(e.peer.sin_addr.s_addr), name, sizeof name) == 0)
     return 0;
-  n = snprintf(out + used, len - used, "%d,%s:%u,[%s]:%u;", fd, v4,
-               ntohs(e.peer.sin_port), v6, ntohs(s6.sin6_port));
+  /* Names that could not be read back whole are not handed over. */
+  for (i = 0; name[i] != '\0'; i++)
+    if (name[i] == ',' || name[i] == ';' || name[i] <= ' ' || name[i] > '~')
+      return 0;
+  n = snprintf(out + used, len - used, "%d,%s:%u,[%s]:%u,%s;", fd, v4,
+               ntohs(e.peer.sin_port), v6, ntohs(s6.sin6_port), name);
   if (n < 0 || (size_t)n >= len - used) {
     out[used] = '\0';
     return 0;
@@ -111,14 +121,15 @@ char *const *shim__handover_env(char *const *envp, char *buf, char **slots,
  * fd is connected to that IPv6 peer. */
 static void take(const char *rec)
 {
-  char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
+  char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN], name[256];
   unsigned p4, p6;
+  uint32_t ip;
   int fd;
   struct sockaddr_in6 s6, want;
   socklen_t sl = sizeof s6;
   shim_fd e = {0};
-  if (sscanf(rec, "%d,%15[0-9.]:%u,[%45[0-9a-fA-F:.]]:%u", &fd, v4, &p4, v6,
-             &p6) != 5 ||
+  if (sscanf(rec, "%d,%15[0-9.]:%u,[%45[0-9a-fA-F:.]]:%u,%255[^,;]", &fd, v4,
+             &p4, v6, &p6, name) != 6 ||
       fd < 0 || fd >= SHIM_FD_MAX || p4 > 65535 || p6 > 65535)
     return;
   memset(&want, 0, sizeof want);
@@ -132,6 +143,14 @@ static void take(const char *rec)
       s6.sin6_family != AF_INET6 || ntohs(s6.sin6_port) != p6 ||
       memcmp(&s6.sin6_addr, &want.sin6_addr, sizeof want.sin6_addr) != 0)
     return;
+  /* The address is the name's here too, or the record is not taken. */
+  ip = ntohl(e.peer.sin_addr.s_addr);
+  if (shim__pool_contains(ip)) {
+    if (shim__pool_claim(ip, name) != 0)
+      return;
+  } else {
+    shim__pool_dual(ip, name);
+  }
   e.kind = SHIM_FD_CLIENT;
   e.family = AF_INET6;
   e.peer.sin_family = AF_INET;

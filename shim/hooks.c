@@ -599,7 +599,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       /* A connect in progress (a blocking one interrupted by a signal, or
        * a non-blocking one): a blocking socket waits again for the race,
        * a non-blocking one says EALREADY, as the kernel's. */
-      if (shim__async_running(fd)) {
+      if (shim__async_running(fd) || shim__async_copy_running(fd)) {
+        /* The race of fd, or of the fd this one is a copy of. */
         if (fl >= 0 && !(fl & O_NONBLOCK)) {
           async_started = 1; /* traced by the race */
           return shim__async_wait(fd, 0);
@@ -607,8 +608,8 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
         errno = EALREADY;
         return -1;
       }
-      /* No race of this process for it: a forked child's copy of its
-       * parent's stand-in, whose winner goes onto the parent's fd only.
+      /* No race of this process for its socket: a forked child's copy of
+       * its parent's stand-in, whose winner goes onto the parent's fd only.
        * A clear error, once (README). The child gets a fresh socket of
        * its own under the fd (the application's options and flags kept),
        * so its next connect starts afresh without touching the stand-in

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +33,8 @@ static atomic_int init_done; /* init_once() has run */
  * handler on a sigaltstack, or code on a swapcontext() stack, is nested
  * whatever its address. A hook left by longjmp (alarm + longjmp out of a
  * lookup, as nc -w and wget -T do) is seen by the longjmp hooks
- * (unwind.c), which drop the guard when the jump's target lies above the
- * holder's frame and leave the abandoned work for the thread's next hook
+ * (unwind.c), which drop the guard when the jump's target is outside the
+ * code that interrupted the holder (stays_inside) and leave the abandoned work for the thread's next hook
  * to reclaim; a thread cancelled inside a hook takes its flag with it. */
 static _Thread_local int guard;
 static _Thread_local uintptr_t guard_sp; /* a stack address of the holder */
@@ -329,11 +330,30 @@ void shim__leave(void)
   guard = 0;
 }
 
+/* Returns 1 if a jump from a frame at here to target_sp stays inside
+ * the code that interrupted the guard's holder (a signal handler's own
+ * setjmp and longjmp): the target lies on the signal stack the thread
+ * runs on, or between here and the holder's frame on the holder's stack.
+ * A target above the holder, or on another stack (a coroutine's), is a
+ * jump out of the hook. */
+static int stays_inside(uintptr_t here, uintptr_t target_sp)
+{
+  stack_t ss;
+  if (target_sp == 0)
+    return 0;
+  if (here <= target_sp && target_sp < guard_sp)
+    return 1;
+  if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
+      target_sp >= (uintptr_t)ss.ss_sp &&
+      target_sp - (uintptr_t)ss.ss_sp < ss.ss_size)
+    return 1;
+  return 0;
+}
+
 void shim__unwinding(uintptr_t target_sp)
 {
-  /* A jump to a frame below the guard's holder stays inside it (a
-   * handler's own setjmp and longjmp): the guard stays. */
-  if (guard && (target_sp == 0 || target_sp > guard_sp)) {
+  if (guard &&
+      !stays_inside((uintptr_t)__builtin_frame_address(0), target_sp)) {
     guard = 0;
     unwound = 1;
   }

@@ -52,10 +52,11 @@ void shim__leave(void);
  * without taking it. */
 int shim__nested(void);
 /* Called by the longjmp hooks before they jump to a frame whose stack
- * pointer is target_sp (0: not known): a guard held now, by a hook whose
- * frame lies below target_sp, belongs to a hook the jump leaves (a
- * handler's longjmp out of it), so it is dropped, and the hook's work is
- * reclaimed by the next shim__enter(). */
+ * pointer is target_sp (0: not known): a guard held now belongs to a hook
+ * the jump leaves (a handler's longjmp out of it) unless the target lies
+ * inside the handler (its signal stack, or between the jump and the
+ * holder's frame); then it is dropped, and the hook's work is reclaimed
+ * by the next shim__enter(). */
 void shim__unwinding(uintptr_t target_sp);
 /* Looks up libc's longjmp family for the hooks (unwind.c), at init. */
 void shim__unwind_init(void);
@@ -157,6 +158,12 @@ int shim__parse_cidr(const char *s, uint32_t *base, uint32_t *size);
 const char *shim__errname(int err);
 
 /* ---- pool.c: synthetic addresses (host byte order IPv4) ---- */
+
+/* Takes ip for name (an address another process of this program gave
+ * out: a connection inherited across exec). Returns 0, or a negative
+ * errno when ip is no pool address or is another name's (-EBUSY), or
+ * name has another (-EEXIST). */
+int shim__pool_claim(uint32_t ip, const char *name);
 
 /* Sets up the destination pool from a CIDR (NULL: 10.170.160.0/20).
  * Returns 0 or -1 (bad CIDR or no memory: no synthesis then). */
@@ -525,11 +532,13 @@ int shim__async_connect(int fd, const char *name,
 int shim__async_wait(int fd, int first);
 /* Returns 1 while a race runs for fd. */
 int shim__async_running(int fd);
+/* Returns 1 while a race runs whose stand-in is the socket under fd
+ * (fd itself, or a copy of it: a dup). */
+int shim__async_copy_running(int fd);
 /* Before an exec or a spawn: waits up to ms for the races on fds without
- * FD_CLOEXEC to put their result on the fd; cancel: those still running
- * then are cancelled (their stand-ins disconnected: ECONNRESET), as
- * before an exec, whose new image could not have their result. */
-void shim__async_settle(unsigned ms, int cancel);
+ * FD_CLOEXEC to put their result on the fd. A race still running then is
+ * left alone (the exec may fail, and the program goes on with it). */
+void shim__async_settle(unsigned ms);
 /* Cancels the race running for fd, if any (fd is being closed). */
 void shim__async_cancel(int fd);
 /* Records an epoll_ctl() the application made (op succeeded). */

@@ -66,7 +66,8 @@
  * the new image can have the shim without LD_PRELOAD. Lines: asked,
  * connected (count), exec (errno, when it returns); then the new image's
  * show_env (DUALSTACK_PEERS set|unset), peer_FD ADDR:PORT for every fd
- * from 3 to 1023 that has a peer, peers (count), peers_match (how many are ADDR). */
+ * from 3 to 1023 that has a peer, peers (count), peers_match (how many are ADDR),
+ * and with EDGES_OTHER=NAME, other_addr (NAME looked up with AF_INET). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -498,6 +499,20 @@ static int do_show(char **argv)
   }
   printf("peers %d\n", count);
   printf("peers_match %d\n", match);
+  if (getenv("EDGES_OTHER") != NULL) {
+    /* Another name, looked up in the new image: its address must not be
+     * the one the inherited connections stand on (a connect to that one
+     * would reach this name's host). */
+    struct addrinfo h = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
+                    *r;
+    char b[INET_ADDRSTRLEN] = "none";
+    if (getaddrinfo(getenv("EDGES_OTHER"), "7", &h, &r) == 0) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, b,
+                sizeof b);
+      freeaddrinfo(r);
+    }
+    printf("other_addr %s\n", b);
+  }
   return 0;
 }
 

@@ -35,6 +35,8 @@ good.test      AAAA 2001:db8::2
 good.test      A    NODATA
 slowgood.test  AAAA 2001:db8::2   delay=800
 slowgood.test  A    NODATA
+other.test     AAAA 2001:db8::5
+other.test     A    NODATA
 silent.test    *    DROP
 EOF
   lab_dns b 192.0.2.2 "$LAB_TMP/dns.conf" "$LAB_TMP/dns.log" a
@@ -288,13 +290,21 @@ test_exec_hands_over_every_translated_connection() {
   assertEquals "kernel: each the address asked" 20 \
     "$(val peers_match "$out")"
 
-  out=$(run shim -- peers 20 good.test 7 execv)
+  out=$(run shim EDGES_OTHER=other.test -- peers 20 good.test 7 execv)
   check_synthetic "shim execv" "$out"
   assertEquals "shim execv: exit status: $out" 0 "$(val status "$out")"
   assertEquals "shim execv: connected" 20 "$(val connected "$out")"
   assertEquals "shim execv: peers after exec" 20 "$(val peers "$out")"
   assertEquals "shim execv: each the synthetic address: $out" 20 \
     "$(val peers_match "$out")"
+  # The new image took the address for good.test: another name gets
+  # another (was: the same, so a connect to it reached other.test's host).
+  case $(val other_addr "$out") in
+    10.170.16[0-9].* | 10.170.17[0-5].*) ;;
+    *) fail "shim execv: other.test: '$(val other_addr "$out")'" ;;
+  esac
+  assertNotEquals "shim execv: other.test's address is its own" \
+    "$(val asked "$out")" "$(val other_addr "$out")"
 
   if [ -z "$ldso" ] || [ ! -x "$ldso" ]; then
     fail "no dynamic loader found for $PROG"

@@ -71,6 +71,45 @@ TEST(table_finds_by_key_and_by_number)
   ds__table_free(t);
 }
 
+/* A number asked for (a process taking the synthetic address of a
+ * connection it inherited across exec): free ones only, and the numbers
+ * skipped stay free for others. */
+TEST(table_put_at_a_number_asked_for)
+{
+  ds__table *t;
+  uint32_t num = 99;
+  char key[64];
+  int v = 0;
+  size_t klen = 0;
+
+  CHECK_EQ(ds__table_new(&t, 16, sizeof v, DS__TABLE_NUMBERED), 0);
+  CHECK_EQ(ds__table_put_leased_at(t, "five", 4, 5, 100, 1), 0);
+  CHECK_EQ(ds__table_get_num(t, 5, 1, key, sizeof key, &klen, NULL), 1);
+  CHECK_STR(key, "five");
+  /* The same again: 0. The key elsewhere, or the number another's: no. */
+  CHECK_EQ(ds__table_put_leased_at(t, "five", 4, 5, 100, 1), 0);
+  CHECK_EQ(ds__table_put_leased_at(t, "five", 4, 6, 100, 1), -EEXIST);
+  CHECK_EQ(ds__table_put_leased_at(t, "other", 5, 5, 100, 1), -EBUSY);
+  CHECK_EQ(ds__table_put_leased_at(t, "far", 3, 16, 100, 1), -EINVAL);
+  /* The numbers skipped are handed out to the next keys, never 5. */
+  CHECK_EQ(ds__table_put_leased(t, "a", 1, 100, 1, &num), 0);
+  CHECK(num < 5);
+  CHECK_EQ(ds__table_get_num(t, num, 1, key, sizeof key, &klen, NULL), 1);
+  CHECK_STR(key, "a");
+  /* A freed number in the middle of the free ones. */
+  CHECK_EQ(ds__table_put_leased_at(t, "two", 3, 2, 100, 1), num == 2 ? -EBUSY
+                                                                     : 0);
+  CHECK_EQ(ds__table_put(t, "b", 1, NULL, 0, 1, &num, NULL), 0);
+  CHECK(num != 5 && num != 2);
+  CHECK_EQ(ds__table_count(t), 4);
+  /* Above every number given so far, and the next number after it. */
+  CHECK_EQ(ds__table_put_leased_at(t, "twelve", 6, 12, 100, 1), 0);
+  CHECK_EQ(ds__table_get_num(t, 12, 1, key, sizeof key, &klen, NULL), 1);
+  CHECK_STR(key, "twelve");
+  CHECK_EQ(ds__table_get_num(t, 11, 1, key, sizeof key, &klen, NULL), 0);
+  ds__table_free(t);
+}
+
 TEST(table_nocase_folds_ascii_letters_only)
 {
   ds__table *t;
