@@ -91,6 +91,12 @@ static struct {
 } A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, 0, NULL, -1, -1, -1,
      {0}, 0};
 
+/* Helper threads' reactors whose fds went behind the shim's back. */
+#define LOST_MAX 4
+static ds_reactor *lost_reactors[LOST_MAX];
+static unsigned lost_n;
+static struct job *lost_jobs;
+
 /* How the last races whose fd no longer held their stand-in ended, by
  * the stand-in's identity: for a blocking connect() waiting on it. */
 #define ENDED_MAX 16
@@ -210,10 +216,21 @@ static void helper_lost_locked(void)
       shim__fd_set(j->fd, &e);
       ds__sys.connect(j->fd, &sa, sizeof sa);
     }
+  /* The races stay with the old thread's reactor (not freed: it may
+   * still be on its way out), listed so a leak checker knows them. */
+  if (A.jobs != NULL) {
+    for (j = A.jobs; j->next != NULL; j = j->next) {
+    }
+    j->next = lost_jobs;
+    lost_jobs = A.jobs;
+  }
   A.jobs = NULL;
   ds__reactor_fds(A.r, &epfd, &wakefd);
   lost(&epfd);
   lost(&wakefd);
+  /* Kept (the old thread may still be on its way out), and known, so a
+   * leak checker does not take it for a leak. */
+  lost_reactors[lost_n++ % LOST_MAX] = A.r;
   A.r = NULL;
   A.pid = 0;
 }

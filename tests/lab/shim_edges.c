@@ -316,6 +316,7 @@ static int do_bigenv(char **argv)
   printf("connect %s\n", ename(rc, errno));
   execve(av[0], av, env);
   printf("execve %s\n", ename(-1, errno));
+  free(env);
   return 0;
 }
 
