@@ -159,6 +159,10 @@ $(PCFILE): Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(call write_pc,$@)
 
+# The _FORTIFY_SOURCE builds of a lab program include it whole.
+$(B)/lab/shim_unwind_fortify: tests/lab/shim_unwind.c
+$(B)/lab/shim_edges2_fortify: tests/lab/shim_edges2.c
+
 $(B)/lab/%: tests/lab/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")

@@ -608,6 +608,13 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
         errno = EALREADY;
         return -1;
       }
+      /* The race's helper thread found lost meanwhile (its fds closed
+       * behind the shim's back): its error, once. */
+      if (shim__fd_get(fd, &e) && e.kind == SHIM_FD_PENDING && e.err != 0) {
+        shim__fd_clear(fd);
+        errno = e.err;
+        return -1;
+      }
       /* No race of this process for its socket: a forked child's copy of
        * its parent's stand-in, whose winner goes onto the parent's fd only.
        * A clear error, once (README). The child gets a fresh socket of
