@@ -276,7 +276,7 @@ static void drop(ds__table *t, entry *e, int keep_num)
   if (t->flags & DS__TABLE_NUMBERED) {
     t->bynum[e->num] = NULL;
     if (!keep_num)
-      t->freed[t->nfreed++] = e->num; /* room: see grow_numbers() */
+      t->freed[t->nfreed++] = e->num; /* room: see room_for_numbers() */
   }
   t->bytes -= entry_size(t, e->klen);
   free(e);
@@ -329,14 +329,18 @@ static int reserve_heaps(ds__table *t)
   return 0;
 }
 
-/* Makes sure a new number can be handed out and a freed one kept:
- * returns 0 or -ENOMEM. */
-static int grow_numbers(ds__table *t)
+/* Makes room for numbers below above (0: one more than now; at least
+ * double, at most the capacity), and for every one of them to be freed
+ * at once: returns 0 or -ENOMEM. */
+static int room_for_numbers(ds__table *t, size_t above)
 {
   size_t want;
   void *p;
-  if (t->nfreed == 0 && t->nnum == t->capnum) {
+  if (above == 0 ? t->nfreed == 0 && t->nnum == t->capnum
+                 : above > t->capnum) {
     want = t->capnum ? t->capnum * 2 : 16;
+    if (want < above)
+      want = above;
     if (want > t->cap)
       want = t->cap;
     p = realloc(t->bynum, want * sizeof *t->bynum);
@@ -359,7 +363,8 @@ static int grow_numbers(ds__table *t)
 }
 
 /* Returns the number for a new entry: a freed one, else the next one
- * never handed out. Call after grow_numbers() and only below capacity. */
+ * never handed out. Call after room_for_numbers() and only below
+ * capacity. */
 static uint32_t take_number(ds__table *t)
 {
   if (t->nfreed > 0)
@@ -452,7 +457,7 @@ static int put_locked(ds__table *t, const void *key, size_t klen,
       goto done;
     }
   } else if ((rc = grow_index(t)) != 0 || (rc = reserve_heaps(t)) != 0 ||
-             ((t->flags & DS__TABLE_NUMBERED) && (rc = grow_numbers(t)) != 0)) {
+             ((t->flags & DS__TABLE_NUMBERED) && (rc = room_for_numbers(t, 0)) != 0)) {
     goto done;
   }
   e = malloc(entry_size(t, klen));
@@ -527,8 +532,7 @@ int ds__table_put_leased(ds__table *t, const void *key, size_t klen,
  * Returns 0, -EBUSY or -ENOMEM. Under t's lock. */
 static int free_number_on_top(ds__table *t, uint32_t num, uint64_t now)
 {
-  size_t i, want;
-  void *p;
+  size_t i;
   if (num < t->nnum) {
     entry *o = t->bynum[num];
     if (o != NULL && expired(o, now) && !in_use(o, now))
@@ -543,27 +547,8 @@ static int free_number_on_top(ds__table *t, uint32_t num, uint64_t now)
     t->freed[t->nfreed - 1] = num;
     return 0;
   }
-  if (num >= t->capnum) {
-    want = t->capnum ? t->capnum * 2 : 16;
-    if (want <= num)
-      want = (size_t)num + 1;
-    if (want > t->cap)
-      want = t->cap;
-    p = realloc(t->bynum, want * sizeof *t->bynum);
-    if (p == NULL)
-      return -ENOMEM;
-    t->bytes += (want - t->capnum) * sizeof *t->bynum;
-    t->bynum = p;
-    t->capnum = want;
-  }
-  if (t->capfreed < t->capnum) {
-    p = realloc(t->freed, t->capnum * sizeof *t->freed);
-    if (p == NULL)
-      return -ENOMEM;
-    t->bytes += (t->capnum - t->capfreed) * sizeof *t->freed;
-    t->freed = p;
-    t->capfreed = t->capnum;
-  }
+  if (room_for_numbers(t, (size_t)num + 1) != 0)
+    return -ENOMEM;
   /* The numbers skipped are free, num on top. */
   while (t->nnum <= num) {
     t->bynum[t->nnum] = NULL;
