@@ -176,7 +176,8 @@ static int map_status(int status)
  * the new socket or -1 with errno set. */
 static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
 {
-  int fd = ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  int fd =
+      ds__sys.socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   (void)u;
   /* Inside the shim, at its fd floor: a lookup in its helper thread takes
    * no number in the program's range. */

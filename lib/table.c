@@ -336,8 +336,7 @@ static int room_for_numbers(ds__table *t, size_t above)
 {
   size_t want;
   void *p;
-  if (above == 0 ? t->nfreed == 0 && t->nnum == t->capnum
-                 : above > t->capnum) {
+  if (above == 0 ? t->nfreed == 0 && t->nnum == t->capnum : above > t->capnum) {
     want = t->capnum ? t->capnum * 2 : 16;
     if (want < above)
       want = above;
@@ -457,7 +456,8 @@ static int put_locked(ds__table *t, const void *key, size_t klen,
       goto done;
     }
   } else if ((rc = grow_index(t)) != 0 || (rc = reserve_heaps(t)) != 0 ||
-             ((t->flags & DS__TABLE_NUMBERED) && (rc = room_for_numbers(t, 0)) != 0)) {
+             ((t->flags & DS__TABLE_NUMBERED) &&
+              (rc = room_for_numbers(t, 0)) != 0)) {
     goto done;
   }
   e = malloc(entry_size(t, klen));

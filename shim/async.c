@@ -88,8 +88,16 @@ static struct {
   int hold;      /* holds the stand-in during a swap; else lfd's twin */
   struct sockaddr_in laddr;
   ino_t lino; /* lfd's inode */
-} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, NULL, 0, NULL, -1, -1, -1,
-     {0}, 0};
+} A = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+       0,
+       NULL,
+       0,
+       NULL,
+       -1,
+       -1,
+       -1,
+       {0},
+       0};
 
 /* Helper threads' reactors whose fds went behind the shim's back. */
 #define LOST_MAX 4
@@ -629,7 +637,6 @@ int shim__async_running(int fd)
   return fd >= 0 && fd < SHIM_FD_MAX && running(fd);
 }
 
-
 /* Returns the fd a connect() waiting for the race of the stand-in
  * (dev, ino) waits on: fd while it holds the stand-in, else the race's
  * own dup of it; -1 when no race of that stand-in runs. */
@@ -776,8 +783,7 @@ static int inherited_race(void)
   job *j;
   int fd = -1, fl;
   pthread_mutex_lock(&A.lock);
-  for (j = A.pid == getpid() ? A.jobs : NULL; j != NULL && fd < 0;
-       j = j->next)
+  for (j = A.pid == getpid() ? A.jobs : NULL; j != NULL && fd < 0; j = j->next)
     if (!j->cancelled && still_there(j) &&
         (fl = ds__sys.fcntl(j->fd, F_GETFD)) >= 0 && !(fl & FD_CLOEXEC))
       fd = j->fd;
@@ -884,8 +890,7 @@ int shim__epoll_carry(int fd, int (*swap)(int fd, void *arg), void *arg)
    * then report for a socket the fd no longer holds. A registration the
    * record has but epoll does not fails to delete: it is not added. */
   for (i = 0; i < saved.n; i++)
-    readd[i] =
-        ds__sys.epoll_ctl(saved.r[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0;
+    readd[i] = ds__sys.epoll_ctl(saved.r[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0;
   rc = swap(fd, arg);
   err = errno;
   /* Added back whether the swap worked or not: on failure the old socket

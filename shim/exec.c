@@ -72,11 +72,11 @@ static int settle(void)
  * them are settled. The copy is on the stack (no malloc: an exec may
  * follow a fork of a threaded process), and only made when there is
  * something to hand over. */
-#define WITH_ENV(envp, call)                                           \
+#define WITH_ENV(envp, call)                                                   \
   do {                                                                         \
     char *const *env = (envp);                                                 \
     char buf[5120];                                                            \
-    if (settle() && shim__handover_records(buf, sizeof buf)) {           \
+    if (settle() && shim__handover_records(buf, sizeof buf)) {                 \
       size_t n = shim__handover_slots(env);                                    \
       char *slots[n > 0 ? n : 1];                                              \
       env = shim__handover_env(env, buf, slots, n);                            \

@@ -18,8 +18,8 @@
  * (never then given to another name, so a connect to it goes where the
  * program's first did), a real IPv4 address of a dual-stack name among
  * those it races. A record it cannot take leaves the socket as any
- * inherited IPv6 socket (its peer shown through the source pool). The variable is left
- * in the environment (the shim does not rewrite environ at a time the
+ * inherited IPv6 socket (its peer shown through the source pool). The variable
+ * is left in the environment (the shim does not rewrite environ at a time the
  * program cannot expect); an exec of the new image writes its own.
  * system() and popen() run a shell with the program's environ, which the
  * shim does not change: their children see the IPv6 peer (README).
@@ -33,7 +33,7 @@
 #include <string.h>
 
 #define PEERS_VAR "DUALSTACK_PEERS"
-#define PEERS_MAX 64  /* records handed over, at most (README) */
+#define PEERS_MAX 64   /* records handed over, at most (README) */
 #define SLOTS_MAX 1024 /* environment entries an exec copies, at most */
 
 /* Appends fd's record to out (len bytes, NUL-terminated) if fd is a

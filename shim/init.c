@@ -34,8 +34,9 @@ static atomic_int init_done; /* init_once() has run */
  * whatever its address. A hook left by longjmp (alarm + longjmp out of a
  * lookup, as nc -w and wget -T do) is seen by the longjmp hooks
  * (unwind.c), which drop the guard when the jump's target is outside the
- * code that interrupted the holder (stays_inside) and leave the abandoned work for the thread's next hook
- * to reclaim; a thread cancelled inside a hook takes its flag with it. */
+ * code that interrupted the holder (stays_inside) and leave the abandoned work
+ * for the thread's next hook to reclaim; a thread cancelled inside a hook takes
+ * its flag with it. */
 static _Thread_local int guard;
 static _Thread_local uintptr_t guard_sp; /* a stack address of the holder */
 static _Thread_local int unwound;
@@ -142,9 +143,9 @@ static int flag(const char *name)
  * so it goes last; so is the lock around DUALSTACK_WIDENED (server.c),
  * held only to rewrite the variable. */
 static const ds__fork_fn fork_handlers[] = {
-    shim__async_fork, shim__fd_fork,    shim__source_fork,  shim__pool_fork,
-    shim__names_fork, shim__nat64_fork, shim__connect_fork, shim__server_fork,
-    shim__cache_fork,
+    shim__async_fork,   shim__fd_fork,     shim__source_fork,
+    shim__pool_fork,    shim__names_fork,  shim__nat64_fork,
+    shim__connect_fork, shim__server_fork, shim__cache_fork,
 };
 
 /* Puts the shim's handlers on the fork chain, after the reactor's fork

@@ -122,8 +122,8 @@ int shim__pool_claim(uint32_t ip, const char *name)
   uint64_t now = ds__mono_ms_u64();
   if (pool.names == NULL || ip < pool.base || ip - pool.base >= pool.size)
     return -EINVAL;
-  return ds__table_put_leased_at(pool.names, name, strlen(name),
-                                 ip - pool.base, lease_end(now, 0), now);
+  return ds__table_put_leased_at(pool.names, name, strlen(name), ip - pool.base,
+                                 lease_end(now, 0), now);
 }
 
 int shim__pool_hold(uint32_t ip, int delta)

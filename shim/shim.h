@@ -17,9 +17,9 @@
 
 /* Configuration read once from the environment (secure_getenv). */
 typedef struct shim_config {
-  int disabled; /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
-  int observe;  /* DUALSTACK_OBSERVE=1: trace only, change nothing */
-  int trace_fd; /* -1: no trace */
+  int disabled;    /* DUALSTACK_DISABLE=1, a setuid process, or init failed */
+  int observe;     /* DUALSTACK_OBSERVE=1: trace only, change nothing */
+  int trace_fd;    /* -1: no trace */
   dev_t trace_dev; /* what trace_fd was opened on: a close the shim */
   ino_t trace_ino; /* never saw (closefrom) may give the number away */
   /* The race's settings (0: the library's default). */

@@ -224,8 +224,8 @@ void shim__json_emit(shim_json *j)
   /* The trace's fd closed behind the shim's back (glibc's closefrom
    * makes the system call itself) and its number the program's now: no
    * line goes into the program's file. */
-  if (fstat(shim__cfg.trace_fd, &st) != 0 ||
-      st.st_ino != shim__cfg.trace_ino || st.st_dev != shim__cfg.trace_dev) {
+  if (fstat(shim__cfg.trace_fd, &st) != 0 || st.st_ino != shim__cfg.trace_ino ||
+      st.st_dev != shim__cfg.trace_dev) {
     errno = saved;
     return;
   }

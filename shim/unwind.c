@@ -49,7 +49,7 @@ static uintptr_t target_sp(const void *env)
 {
 #if defined(__x86_64__) && defined(__GLIBC__)
   uintptr_t v = ((const uintptr_t *)env)[6], g; /* JB_RSP */
-  __asm__("mov %%fs:0x30, %0" : "=r"(g)); /* tcbhead_t.pointer_guard */
+  __asm__("mov %%fs:0x30, %0" : "=r"(g));       /* tcbhead_t.pointer_guard */
   v = (v >> 0x11) | (v << (64 - 0x11));
   return v ^ g;
 #else
@@ -61,7 +61,7 @@ static uintptr_t target_sp(const void *env)
 /* The shared body: the guard is told, then libc jumps. */
 #define JUMP_HOOK(name, slot)                                                  \
   __attribute__((noreturn)) void name(void *env, int val);                     \
-  DS_HOOK __attribute__((noreturn)) void name(void *env, int val)             \
+  DS_HOOK __attribute__((noreturn)) void name(void *env, int val)              \
   {                                                                            \
     jump_fn f = next_of(&slot, #name);                                         \
     shim__unwinding(target_sp(env));                                           \

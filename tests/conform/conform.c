@@ -50,8 +50,7 @@
 #include <unistd.h>
 
 /* Not declared without _FORTIFY_SOURCE; exported by glibc and the shim. */
-extern void __longjmp_chk(sigjmp_buf env, int val)
-    __attribute__((noreturn));
+extern void __longjmp_chk(sigjmp_buf env, int val) __attribute__((noreturn));
 extern ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
                               int flags, struct sockaddr *from,
                               socklen_t *fromlen);
@@ -2246,11 +2245,10 @@ static void cases_closefrom(void)
   static const struct {
     const char *v;
     int low;
-  } vs[] = {{"tcp/3", 3},           {"tcp/4", 4},
-            {"tcp/none-open", 100}, {"tcp/negative", -1},
-            {"v6.test/3-reuse", 3}, {"v6.test/4-reuse", 4},
-            {"widened/3-reuse", 3}, {"lab4/3-reuse", 3},
-            {"lab4/4-reuse", 4}};
+  } vs[] = {
+      {"tcp/3", 3},           {"tcp/4", 4},           {"tcp/none-open", 100},
+      {"tcp/negative", -1},   {"v6.test/3-reuse", 3}, {"v6.test/4-reuse", 4},
+      {"widened/3-reuse", 3}, {"lab4/3-reuse", 3},    {"lab4/4-reuse", 4}};
   size_t i;
   struct kase *k;
   for (i = 0; i < sizeof vs / sizeof *vs; i++) {
@@ -2485,7 +2483,6 @@ static void cases_epoll(void)
 
 /* ---- driver ------------------------------------------------------------ */
 
-
 /* ---- longjmp, _longjmp, siglongjmp, __longjmp_chk ---- */
 
 static sigjmp_buf jump_env;
@@ -2594,13 +2591,13 @@ static void cases_jump(void)
  * non-blocking socket may still be connecting, and the answer on its way
  * (EAGAIN): each step is tried again for up to 2 s. */
 #define EXEC_SH                                                                \
-  "n=$1; if [ -e /proc/self/fd/$n ]; then o=open; else o=closed; fi; r=; "    \
-  "if [ $o = open ] && [ \"$2\" = talk ]; then i=0; "                         \
-  "until printf x 2>/dev/null >&$n || [ $i -ge 20 ]; do "                     \
-  "i=$((i+1)); sleep 0.1; done; i=0; "                                        \
-  "while [ -z \"$r\" ] && [ $i -lt 20 ]; do "                                 \
+  "n=$1; if [ -e /proc/self/fd/$n ]; then o=open; else o=closed; fi; r=; "     \
+  "if [ $o = open ] && [ \"$2\" = talk ]; then i=0; "                          \
+  "until printf x 2>/dev/null >&$n || [ $i -ge 20 ]; do "                      \
+  "i=$((i+1)); sleep 0.1; done; i=0; "                                         \
+  "while [ -z \"$r\" ] && [ $i -lt 20 ]; do "                                  \
   "r=$(timeout 5 head -c 6 2>/dev/null <&$n); [ -n \"$r\" ] || sleep 0.1; "    \
-  "i=$((i+1)); done; else r=-; fi; "                                          \
+  "i=$((i+1)); done; else r=-; fi; "                                           \
   "echo \"args=$0,$1,$2 fd=$o reply=${r:-none}\"; exit 7"
 
 extern char **environ;
@@ -2626,8 +2623,9 @@ static int exec_sock(const char *v)
     if (!(tl = target(to, SOCK_STREAM, &t)))
       return -2;
   }
-  fd = socket(AF_INET, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0) |
-                           (strstr(v, "cloexec") ? SOCK_CLOEXEC : 0),
+  fd = socket(AF_INET,
+              SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0) |
+                  (strstr(v, "cloexec") ? SOCK_CLOEXEC : 0),
               0);
   if (connect(fd, (struct sockaddr *)&t, tl) < 0 && errno != EINPROGRESS)
     return -2;
@@ -2683,15 +2681,15 @@ static void c_exec(const struct kase *k)
       return;
     case 11:
       close(p[1]);
-      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH,
-               nbuf, fd >= 0 ? "talk" : "-");
+      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH, nbuf,
+               fd >= 0 ? "talk" : "-");
       r = system(cmd);
       printf("status=%d", WIFEXITED(r) ? WEXITSTATUS(r) : -1);
       return;
     default:
       close(p[1]);
-      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH,
-               nbuf, fd >= 0 ? "talk" : "-");
+      snprintf(cmd, sizeof cmd, "%s -c '%s' conform %s %s", path, EXEC_SH, nbuf,
+               fd >= 0 ? "talk" : "-");
       f = popen(cmd, "r");
       if (f == NULL) {
         printf("popen=NULL e=%s", en(errno));
@@ -2751,13 +2749,12 @@ static void c_exec(const struct kase *k)
 
 static void cases_exec(void)
 {
-  static const char *syms[] = {"execve",  "execv",       "execvp",
-                               "execvpe", "execl",       "execle",
-                               "execlp",  "fexecve",     "execveat",
-                               "posix_spawn", "posix_spawnp", "system",
-                               "popen"};
-  static const char *socks[] = {"none",       "lab4",       "lab4-cloexec",
-                                "lab4-nb",    "v4.test-nb", "v6.test-nb"};
+  static const char *syms[] = {
+      "execve",       "execv",  "execvp",  "execvpe",  "execl",
+      "execle",       "execlp", "fexecve", "execveat", "posix_spawn",
+      "posix_spawnp", "system", "popen"};
+  static const char *socks[] = {"none",    "lab4",       "lab4-cloexec",
+                                "lab4-nb", "v4.test-nb", "v6.test-nb"};
   size_t i, j;
   struct kase *k;
   for (i = 0; i < sizeof syms / sizeof *syms; i++) {

@@ -66,8 +66,9 @@
  * the new image can have the shim without LD_PRELOAD. Lines: asked,
  * connected (count), exec (errno, when it returns); then the new image's
  * show_env (DUALSTACK_PEERS set|unset), peer_FD ADDR:PORT for every fd
- * from 3 to 1023 that has a peer, peers (count), peers_match (how many are ADDR),
- * and with EDGES_OTHER=NAME, other_addr (NAME looked up with AF_INET). */
+ * from 3 to 1023 that has a peer, peers (count), peers_match (how many are
+ * ADDR), and with EDGES_OTHER=NAME, other_addr (NAME looked up with AF_INET).
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -107,14 +108,22 @@ static const char *ename(int rc, int e)
 static const char *gainame(int rc)
 {
   switch (rc) {
-  case 0: return "0";
-  case EAI_AGAIN: return "EAI_AGAIN";
-  case EAI_FAIL: return "EAI_FAIL";
-  case EAI_NONAME: return "EAI_NONAME";
-  case EAI_NODATA: return "EAI_NODATA";
-  case EAI_SYSTEM: return "EAI_SYSTEM";
-  case EAI_MEMORY: return "EAI_MEMORY";
-  default: return "EAI_other";
+  case 0:
+    return "0";
+  case EAI_AGAIN:
+    return "EAI_AGAIN";
+  case EAI_FAIL:
+    return "EAI_FAIL";
+  case EAI_NONAME:
+    return "EAI_NONAME";
+  case EAI_NODATA:
+    return "EAI_NODATA";
+  case EAI_SYSTEM:
+    return "EAI_SYSTEM";
+  case EAI_MEMORY:
+    return "EAI_MEMORY";
+  default:
+    return "EAI_other";
   }
 }
 
@@ -407,7 +416,8 @@ static void *fork_thread(void *arg)
   printf("forked_ms %.0f\n", now_ms() - t_connect);
   then();
   if (pid > 0 && waitpid(pid, &st, 0) == pid)
-    printf("child_status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    printf("child_status %d\n",
+           WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
   return NULL;
 }
 
@@ -504,8 +514,7 @@ static int do_show(char **argv)
     /* Another name, looked up in the new image: its address must not be
      * the one the inherited connections stand on (a connect to that one
      * would reach this name's host). */
-    struct addrinfo h = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
-                    *r;
+    struct addrinfo h = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *r;
     char b[INET_ADDRSTRLEN] = "none";
     if (getaddrinfo(getenv("EDGES_OTHER"), "7", &h, &r) == 0) {
       inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, b,

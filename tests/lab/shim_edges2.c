@@ -49,9 +49,9 @@
  * poll_ms, so_error; reply (a "hello\n" exchange).
  *
  * dupconnect: a non-blocking connect to HOST, then d = dup(fd) and
- * connect(d), twice: connect (the first), dup_connect, dup_connect2; then poll(POLLOUT, 8 s)
- * on fd, so_error, reply, and after 300 ms established (TCP connections
- * to PORT established in B, counted there with ss; needs LAB_SH and
+ * connect(d), twice: connect (the first), dup_connect, dup_connect2; then
+ * poll(POLLOUT, 8 s) on fd, so_error, reply, and after 300 ms established (TCP
+ * connections to PORT established in B, counted there with ss; needs LAB_SH and
  * LAB_NS_B).
  *
  * killhelper: a non-blocking connect to HOST; at 200 ms
@@ -108,14 +108,22 @@ static const char *ename(int rc, int e)
 static const char *gainame(int rc)
 {
   switch (rc) {
-  case 0: return "0";
-  case EAI_AGAIN: return "EAI_AGAIN";
-  case EAI_FAIL: return "EAI_FAIL";
-  case EAI_NONAME: return "EAI_NONAME";
-  case EAI_NODATA: return "EAI_NODATA";
-  case EAI_SYSTEM: return "EAI_SYSTEM";
-  case EAI_MEMORY: return "EAI_MEMORY";
-  default: return "EAI_other";
+  case 0:
+    return "0";
+  case EAI_AGAIN:
+    return "EAI_AGAIN";
+  case EAI_FAIL:
+    return "EAI_FAIL";
+  case EAI_NONAME:
+    return "EAI_NONAME";
+  case EAI_NODATA:
+    return "EAI_NODATA";
+  case EAI_SYSTEM:
+    return "EAI_SYSTEM";
+  case EAI_MEMORY:
+    return "EAI_MEMORY";
+  default:
+    return "EAI_other";
   }
 }
 
@@ -126,8 +134,7 @@ static int lookup(const char *name, char *buf, size_t len)
   int rc = getaddrinfo(name, "7", &h, &r);
   snprintf(buf, len, "none");
   if (rc == 0) {
-    inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, buf,
-              len);
+    inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, buf, len);
     freeaddrinfo(r);
   }
   return rc;
@@ -377,8 +384,8 @@ static int do_fdreuse(char **argv)
         read(pp[0], &c, 1) == 0)
       eof++;
     else
-      snprintf(nolist + strlen(nolist), sizeof nolist - strlen(nolist),
-               "%s%d", *nolist ? "," : "", targets[i]);
+      snprintf(nolist + strlen(nolist), sizeof nolist - strlen(nolist), "%s%d",
+               *nolist ? "," : "", targets[i]);
     close(pp[0]);
   }
   printf("close_failed %d\n", close_failed);

@@ -256,16 +256,15 @@ static void warm_up(const char *good, int port)
   }
 }
 
-static int __attribute__((noinline)) connect_to(int fd,
-                                                const struct sockaddr_in *sin)
+static int __attribute__((noinline))
+connect_to(int fd, const struct sockaddr_in *sin)
 {
   int rc = connect(fd, (const struct sockaddr *)sin, sizeof *sin);
   return rc == 0 ? 0 : -errno;
 }
 
 /* jump: alarm + longjmp or siglongjmp out of connect to black. */
-static int jump(const char *kind, const char *black, const char *good,
-                int port)
+static int jump(const char *kind, const char *black, const char *good, int port)
 {
   struct sockaddr_in bsin;
   later l;
@@ -344,16 +343,16 @@ static void on_alarm_stack(int sig)
   e = errno;
   handler_onstack = sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_ONSTACK);
   fd = socket(AF_INET, SOCK_STREAM, 0);
-  handler_err = connect(fd, (struct sockaddr *)&handler_sin,
-                        sizeof handler_sin) == 0
-                    ? 0
-                    : errno;
+  handler_err =
+      connect(fd, (struct sockaddr *)&handler_sin, sizeof handler_sin) == 0
+          ? 0
+          : errno;
   close(fd);
   errno = e;
 }
 
-static int __attribute__((noinline)) main_connect(int fd,
-                                                  const struct sockaddr_in *sin)
+static int __attribute__((noinline))
+main_connect(int fd, const struct sockaddr_in *sin)
 {
   int rc;
   connect_frame = (uintptr_t)__builtin_frame_address(0);
@@ -450,8 +449,8 @@ static void coroutine(void)
   swapcontext(&co_ctx, &main_ctx);
 }
 
-static int __attribute__((noinline)) jumped_connect(int fd,
-                                                    const struct sockaddr_in *s)
+static int __attribute__((noinline))
+jumped_connect(int fd, const struct sockaddr_in *s)
 {
   connect_frame = (uintptr_t)__builtin_frame_address(0);
   return connect(fd, (const struct sockaddr *)s, sizeof *s) == 0 ? 0 : errno;
@@ -586,8 +585,8 @@ int main(int argc, char **argv)
   if (argc == 6 && strcmp(argv[1], "lookup") == 0)
     return lookup(argv[2], argv[3], argv[4], atoi(argv[5]));
   if (argc == 6 && strcmp(argv[1], "altstack") == 0)
-    return altstack(argv[2], frame_stack, sizeof frame_stack, argv[3],
-                    argv[4], atoi(argv[5]));
+    return altstack(argv[2], frame_stack, sizeof frame_stack, argv[3], argv[4],
+                    atoi(argv[5]));
   if (argc == 5 && strcmp(argv[1], "swapctx") == 0)
     return swapctx(argv[2], argv[3], atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "cancel") == 0)

@@ -97,8 +97,8 @@ TEST(table_put_at_a_number_asked_for)
   CHECK_EQ(ds__table_get_num(t, num, 1, key, sizeof key, &klen, NULL), 1);
   CHECK_STR(key, "a");
   /* A freed number in the middle of the free ones. */
-  CHECK_EQ(ds__table_put_leased_at(t, "two", 3, 2, 100, 1), num == 2 ? -EBUSY
-                                                                     : 0);
+  CHECK_EQ(ds__table_put_leased_at(t, "two", 3, 2, 100, 1),
+           num == 2 ? -EBUSY : 0);
   CHECK_EQ(ds__table_put(t, "b", 1, NULL, 0, 1, &num, NULL), 0);
   CHECK(num != 5 && num != 2);
   CHECK_EQ(ds__table_count(t), 4);
