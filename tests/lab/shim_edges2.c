@@ -277,6 +277,12 @@ static int do_altstack(char **argv)
   rc = lookup(argv[3], b, sizeof b);
   printf("after %s\n", gainame(rc));
   printf("after_addr %s\n", b);
+  if (strcmp(argv[0], "above") != 0) {
+    /* Off the alternate stack first, then its memory goes. */
+    stack_t none = {.ss_flags = SS_DISABLE};
+    sigaltstack(&none, NULL);
+    free(alt);
+  }
   return 0;
 }
 
@@ -453,8 +459,8 @@ static int do_dupconnect(char **argv)
   usleep(300000);
   if (sh != NULL && nsb != NULL) {
     snprintf(cmd, sizeof cmd,
-             "\"%s\" exec \"%s\" ss -Htn state established '( sport = :%s )'"
-             " | wc -l",
+             "env -u LD_PRELOAD \"%s\" exec \"%s\" ss -Htn state established"
+             " '( sport = :%s )' | wc -l",
              sh, nsb, argv[1]);
     fflush(stdout);
     f = popen(cmd, "r");
