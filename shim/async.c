@@ -619,24 +619,6 @@ static void helper_check_locked(void)
     helper_lost_locked();
 }
 
-/* Returns 1 while a race runs with its stand-in on fd. */
-static int running(int fd)
-{
-  job *j;
-  int yes = 0;
-  pthread_mutex_lock(&A.lock);
-  helper_check_locked();
-  for (j = A.jobs; j != NULL && !yes; j = j->next)
-    yes = j->fd == fd && !j->cancelled && still_there(j);
-  pthread_mutex_unlock(&A.lock);
-  return yes;
-}
-
-int shim__async_running(int fd)
-{
-  return fd >= 0 && fd < SHIM_FD_MAX && running(fd);
-}
-
 /* Returns the fd a connect() waiting for the race of the stand-in
  * (dev, ino) waits on: fd while it holds the stand-in, else the race's
  * own dup of it; -1 when no race of that stand-in runs. */
@@ -655,7 +637,7 @@ static int wait_on(dev_t dev, ino_t ino, int fd)
   return w;
 }
 
-int shim__async_copy_running(int fd)
+int shim__async_running(int fd)
 {
   struct stat st;
   return fd >= 0 && fstat(fd, &st) == 0 &&

@@ -599,7 +599,7 @@ static int do_connect(int fd, const struct sockaddr *sa, socklen_t len)
       /* A connect in progress (a blocking one interrupted by a signal, or
        * a non-blocking one): a blocking socket waits again for the race,
        * a non-blocking one says EALREADY, as the kernel's. */
-      if (shim__async_running(fd) || shim__async_copy_running(fd)) {
+      if (shim__async_running(fd)) {
         /* The race of fd, or of the fd this one is a copy of. */
         if (fl >= 0 && !(fl & O_NONBLOCK)) {
           async_started = 1; /* traced by the race */

@@ -298,8 +298,6 @@ static void reclaim(void)
   memset(&abandoned, 0, sizeof abandoned);
   if (w.reactor != NULL)
     ds__reactor_unwound(w.reactor);
-  if (w.race != NULL)
-    ds_happy_cancel(w.race);
   if (w.lookup != NULL)
     ds_lookup_cancel(w.lookup);
   /* A reactor that still counts handles is leaked, never freed under

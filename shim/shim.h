@@ -82,7 +82,6 @@ int shim__active(void);
  * that a hook left by longjmp can be cleaned up by the next one. */
 typedef struct shim_work {
   ds_reactor *reactor;
-  ds_happy *race;
   ds_lookup *lookup;
 } shim_work;
 
@@ -530,11 +529,9 @@ int shim__async_connect(int fd, const char *name,
  * kernel applies them. Returns 0 (the winner is on fd), or -1 with
  * errno. first: the wait of the connect() that started the race. */
 int shim__async_wait(int fd, int first);
-/* Returns 1 while a race runs for fd. */
-int shim__async_running(int fd);
 /* Returns 1 while a race runs whose stand-in is the socket under fd
  * (fd itself, or a copy of it: a dup). */
-int shim__async_copy_running(int fd);
+int shim__async_running(int fd);
 /* Before an exec or a spawn: waits up to ms for the races on fds without
  * FD_CLOEXEC to put their result on the fd. A race still running then is
  * left alone (the exec may fail, and the program goes on with it). */
